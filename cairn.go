@@ -1,0 +1,139 @@
+// Package cairn holds the vocabulary shared by every other package: sites,
+// environments, snapshots, selectors, the interfaces between layers and the
+// errors a user can act on. It imports nothing heavy; the technologies live
+// in their own packages (repo, config, files, …) and the wiring in cmd/cairn.
+package cairn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"time"
+)
+
+// Version is cairn's version, stamped into every snapshot.
+var Version = "0.1.0-dev"
+
+// Errors a user can act on. Each layer wraps them with context; the CLI maps
+// them to exit codes in one place.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrRepoNotFound    = errors.New("repository not found")
+	ErrWrongPassword   = errors.New("wrong repository password")
+	ErrNoPassword      = errors.New("no repository password given")
+	ErrLocked          = errors.New("locked by another cairn process")
+	ErrProtected       = errors.New("environment is protected")
+	ErrAmbiguous       = errors.New("ambiguous snapshot selector")
+	ErrIncomplete      = errors.New("snapshot incomplete")
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// Snapshot is one environment at one moment, as recorded in the repository.
+// Only complete snapshots exist as values of this type: a snapshot that did
+// not finish is never listed.
+type Snapshot struct {
+	ID          string        // repository-wide unique ID (hex)
+	Time        time.Time     // when the snapshot started
+	Site        string        // site name ("blog")
+	Environment string        // environment name ("production")
+	URL         string        // the environment's URL, if known
+	Host        string        // the machine that took the snapshot
+	Source      string        // where the files came from (path or ssh URL)
+	Version     string        // cairn version that wrote it
+	Files       int64         // regular files in the tree
+	Dirs        int64         // directories in the tree
+	Bytes       int64         // bytes in regular files
+	Duration    time.Duration // wall time taken
+	Warnings    []string      // non-fatal problems (files that changed while read)
+}
+
+// ShortID is the abbreviated ID shown to people.
+func (s *Snapshot) ShortID() string {
+	if len(s.ID) > 8 {
+		return s.ID[:8]
+	}
+	return s.ID
+}
+
+// Name is SITE/ENV.
+func (s *Snapshot) Name() string { return s.Site + "/" + s.Environment }
+
+// Node is one entry of a snapshot's file tree: a directory, a regular file or
+// a symbolic link. Nodes are read-only views into the repository.
+type Node interface {
+	Name() string
+	// Mode holds the type bits (fs.ModeDir, fs.ModeSymlink) and permissions.
+	Mode() fs.FileMode
+	Size() int64
+	ModTime() time.Time
+	// Children lists a directory's entries sorted by name. It fails for
+	// anything that is not a directory.
+	Children(ctx context.Context) ([]Node, error)
+	// Open streams a regular file's content.
+	Open(ctx context.Context) (io.ReadCloser, error)
+	// Readlink returns a symbolic link's target.
+	Readlink(ctx context.Context) (string, error)
+}
+
+// SnapshotRequest describes one snapshot to take.
+type SnapshotRequest struct {
+	Site, Environment string
+	URL               string
+	Path              string   // local directory holding the files
+	Exclude           []string // gitignore-style patterns, relative to Path
+}
+
+// Repository is where snapshots live. Implementations are safe for one
+// process at a time per call; many processes may write to one repository
+// concurrently (the engine is lock-free).
+type Repository interface {
+	// Snapshot stores the tree at req.Path and returns the recorded
+	// snapshot. On any error nothing is listed: no partial snapshot is
+	// ever visible through Snapshots.
+	Snapshot(ctx context.Context, req SnapshotRequest, p Progress) (*Snapshot, error)
+	// Snapshots lists complete snapshots, oldest first.
+	Snapshots(ctx context.Context) ([]*Snapshot, error)
+	// Root opens a snapshot's file tree.
+	Root(ctx context.Context, s *Snapshot) (Node, error)
+	// Close releases the repository.
+	Close(ctx context.Context) error
+}
+
+// Progress receives counts as work proceeds. Implementations must be safe
+// for concurrent use. A nil Progress is never passed: use NoProgress.
+type Progress interface {
+	// Total announces the estimated amount of work (may be called again
+	// with a better estimate).
+	Total(files, bytes int64)
+	// Done reports finished work.
+	Done(files, bytes int64)
+}
+
+// NoProgress discards progress reports.
+type NoProgress struct{}
+
+func (NoProgress) Total(int64, int64) {}
+func (NoProgress) Done(int64, int64)  {}
+
+// Secret is a string that never prints: logs, errors and JSON show
+// **redacted** instead of its value. Use Reveal to get the value.
+type Secret string
+
+func (s Secret) String() string { return redact(s) }
+
+// GoString keeps %#v from leaking the value.
+func (s Secret) GoString() string { return redact(s) }
+
+// MarshalJSON keeps JSON output from leaking the value.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redact(s) + `"`), nil }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+func redact(s Secret) string {
+	if s == "" {
+		return ""
+	}
+	return "**redacted**"
+}

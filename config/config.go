@@ -1,0 +1,351 @@
+// Package config reads cairn.yaml: the repository, the sites and their
+// environments. Values may refer to environment variables as ${NAME} so that
+// secrets stay out of the file. Every error names the file, the line and the
+// key at fault.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// Config is one parsed cairn.yaml.
+type Config struct {
+	// File is the path the configuration was read from ("" when none).
+	File       string           `yaml:"-"`
+	Repository Repository       `yaml:"repository"`
+	Sites      map[string]*Site `yaml:"sites"`
+
+	// missing maps key paths to the environment variables they referred
+	// to that were not set. A key is only an error when it is used.
+	missing map[string]missingVar
+}
+
+type missingVar struct {
+	name string
+	line int
+}
+
+// Repository says where snapshots live.
+type Repository struct {
+	// URL is s3://bucket/prefix?endpoint=…&region=… or file:///path.
+	URL string `yaml:"url"`
+	// Path is a local directory (the same as url: file:///path).
+	Path         string        `yaml:"path"`
+	Password     cairn.Secret  `yaml:"password"`
+	PasswordFile string        `yaml:"password_file"`
+	S3           S3Credentials `yaml:"s3"`
+	// Compression overrides the default compressor ("zstd-fastest").
+	Compression string `yaml:"compression"`
+}
+
+// S3Credentials are S3 keys given in the config rather than through the
+// usual AWS_* environment variables.
+type S3Credentials struct {
+	AccessKeyID     string       `yaml:"access_key_id"`
+	SecretAccessKey cairn.Secret `yaml:"secret_access_key"`
+	SessionToken    cairn.Secret `yaml:"session_token"`
+	Region          string       `yaml:"region"`
+}
+
+// Site is a named application with its environments.
+type Site struct {
+	Environments map[string]*Environment `yaml:"environments"`
+	Schedule     map[string]string       `yaml:"schedule"`
+	Retention    map[string]int          `yaml:"retention"`
+	Replace      map[string]string       `yaml:"replace"`
+}
+
+// Environment is one running copy of a site.
+type Environment struct {
+	Name         string   `yaml:"-"` // SITE/ENV, filled in by Load
+	URL          string   `yaml:"url"`
+	Files        string   `yaml:"files"`
+	Databases    []string `yaml:"databases"`
+	Exclude      []string `yaml:"exclude"`
+	Preserve     []string `yaml:"preserve"`
+	AfterRestore []string `yaml:"after_restore"`
+	Protected    bool     `yaml:"protected"`
+}
+
+// Find returns the configuration file to use: flag, then $CAIRN_CONFIG, then
+// ./cairn.yaml if it exists. It returns "" when there is none.
+func Find(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("CAIRN_CONFIG"); env != "" {
+		return env
+	}
+	if _, err := os.Stat("cairn.yaml"); err == nil {
+		return "cairn.yaml"
+	}
+	return ""
+}
+
+// Load reads and checks a configuration file. An empty path yields an empty
+// configuration (the default local repository, no sites).
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return &Config{Sites: map[string]*Site{}}, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config %s does not exist. Try: create it (see README, Configuration) or pass --config", path)
+		}
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse parses configuration text; name is used in error messages and
+// lookup resolves ${VAR} references.
+func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %v. Try: check the YAML syntax (indentation, quotes) at that line", name, trimYAML(err))
+	}
+	cfg := &Config{File: name, missing: map[string]missingVar{}}
+	if len(root.Content) == 0 {
+		cfg.Sites = map[string]*Site{}
+		return cfg, nil
+	}
+	doc := root.Content[0]
+	if err := checkKeys(name, doc, reflect.TypeOf(Config{}), ""); err != nil {
+		return nil, err
+	}
+	if err := expand(name, doc, "", lookup, cfg.missing); err != nil {
+		return nil, err
+	}
+	if err := doc.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, trimYAML(err))
+	}
+	if cfg.Sites == nil {
+		cfg.Sites = map[string]*Site{}
+	}
+	if err := cfg.validate(doc); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func trimYAML(err error) string {
+	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n  ")
+}
+
+var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} in every scalar, remembering unset variables.
+func expand(file string, n *yaml.Node, path string, lookup func(string) (string, bool), missing map[string]missingVar) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		n.Value = varRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := varRE.FindStringSubmatch(m)[1]
+			v, ok := lookup(name)
+			if !ok {
+				missing[path] = missingVar{name: name, line: n.Line}
+			}
+			return v
+		})
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := expand(file, n.Content[i+1], join(path, n.Content[i].Value), lookup, missing); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := expand(file, c, fmt.Sprintf("%s[%d]", path, i), lookup, missing); err != nil {
+				return err
+			}
+		}
+	case yaml.AliasNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := expand(file, c, path, lookup, missing); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// checkKeys reports keys that the configuration does not know, with the
+// keys that would have been accepted there.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		known := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag != "" && tag != "-" {
+				known[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := known[k.Value]
+			if !ok {
+				return fmt.Errorf("%s:%d: %s: unknown key. Try one of: %s", file, k.Line, join(path, k.Value), strings.Join(sortedKeys(known), ", "))
+			}
+			if err := checkKeys(file, n.Content[i+1], ft, join(path, k.Value)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkKeys(file, n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Struct || t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+			return fmt.Errorf("%s:%d: %s: expected a mapping of keys to values", file, n.Line, path)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.ScalarNode && n.Tag != "!!null":
+		return fmt.Errorf("%s:%d: %s: expected a list, e.g. [%s]", file, n.Line, path, n.Value)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (c *Config) validate(doc *yaml.Node) error {
+	for siteName, site := range c.Sites {
+		at := c.File + ":" + fmt.Sprint(lineOf(doc, "sites", siteName))
+		if !cairn.ValidName(siteName) {
+			return fmt.Errorf("%s: sites.%s: a site name may hold letters, digits, '.', '_' and '-' only", at, siteName)
+		}
+		if site == nil || len(site.Environments) == 0 {
+			return fmt.Errorf("%s: sites.%s: no environments. Try: add environments: {production: {files: /var/www/html}}", at, siteName)
+		}
+		for envName, env := range site.Environments {
+			key := "sites." + siteName + ".environments." + envName
+			at := c.File + ":" + fmt.Sprint(lineOf(doc, "sites", siteName, "environments", envName))
+			if !cairn.ValidName(envName) {
+				return fmt.Errorf("%s: %s: an environment name may hold letters, digits, '.', '_' and '-' only", at, key)
+			}
+			if env == nil {
+				env = &Environment{}
+				site.Environments[envName] = env
+			}
+			env.Name = siteName + "/" + envName
+		}
+	}
+	return nil
+}
+
+// lineOf finds the line of a nested key, or 0.
+func lineOf(n *yaml.Node, keys ...string) int {
+	line := 0
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				line, next = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		n = next
+	}
+	return line
+}
+
+// Env returns SITE/ENV's settings, checking that every ${VAR} it uses is set.
+func (c *Config) Env(site, env string) (*Environment, error) {
+	s, ok := c.Sites[site]
+	if !ok {
+		where := "no configuration file"
+		if c.File != "" {
+			where = c.File
+		}
+		return nil, fmt.Errorf("site %q is not in %s: %w. Try: add it under sites:, or name a directory instead", site, where, cairn.ErrNotFound)
+	}
+	e, ok := s.Environments[env]
+	if !ok {
+		return nil, fmt.Errorf("site %q has no environment %q in %s (it has: %s): %w", site, env, c.File, strings.Join(sortedKeys(s.Environments), ", "), cairn.ErrNotFound)
+	}
+	if err := c.checkMissing("sites." + site + ".environments." + env); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// CheckRepository reports a repository setting whose ${VAR} is unset.
+func (c *Config) CheckRepository() error { return c.checkMissing("repository") }
+
+func (c *Config) checkMissing(prefix string) error {
+	for _, key := range sortedKeys(c.missing) {
+		if key == prefix || strings.HasPrefix(key, prefix+".") || strings.HasPrefix(key, prefix+"[") {
+			m := c.missing[key]
+			return fmt.Errorf("%s:%d: %s uses ${%s}, which is not set. Try: export %s=… before running cairn", c.File, m.line, key, m.name, m.name)
+		}
+	}
+	return nil
+}
+
+// FindByPath returns the environment whose files are the local directory dir.
+func (c *Config) FindByPath(dir string) (site, env string, ok bool) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", "", false
+	}
+	for _, sn := range sortedKeys(c.Sites) {
+		for _, en := range sortedKeys(c.Sites[sn].Environments) {
+			files := c.Sites[sn].Environments[en].Files
+			if files == "" || strings.Contains(files, "://") {
+				continue
+			}
+			if fa, err := filepath.Abs(c.resolve(files)); err == nil && fa == abs {
+				return sn, en, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// resolve makes a relative path relative to the config file's directory.
+func (c *Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.File == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.File), p)
+}
+
+// FilesPath returns the environment's local files directory, resolved
+// against the configuration file's directory.
+func (c *Config) FilesPath(e *Environment) string { return c.resolve(e.Files) }
+
+// RepositoryPath returns repository.path resolved like FilesPath.
+func (c *Config) RepositoryPath() string { return c.resolve(c.Repository.Path) }

@@ -1,0 +1,257 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/fs/localfs"
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/compression"
+	"github.com/kopia/kopia/snapshot"
+	"github.com/kopia/kopia/snapshot/policy"
+	"github.com/kopia/kopia/snapshot/upload"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/pattern"
+)
+
+// Labels cairn puts on kopia snapshot manifests. A manifest without
+// labelVersion is not a complete cairn snapshot (kopia's own checkpoints
+// carry none) and is never listed.
+const (
+	labelSite     = "cairn:site"
+	labelEnv      = "cairn:env"
+	labelURL      = "cairn:url"
+	labelHost     = "cairn:host"
+	labelVersion  = "cairn:version"
+	labelTime     = "cairn:time"
+	labelFiles    = "cairn:files"
+	labelDirs     = "cairn:dirs"
+	labelBytes    = "cairn:bytes"
+	labelDuration = "cairn:duration"
+	labelSource   = "cairn:source"
+	labelWarnings = "cairn:warnings"
+)
+
+// incompressible lists extensions stored as they are: compressing them
+// costs CPU and saves nothing.
+var incompressible = func() []string {
+	exts := []string{".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".heic", ".mp4", ".m4v", ".mov",
+		".webm", ".mp3", ".m4a", ".ogg", ".opus", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".7z",
+		".rar", ".woff", ".woff2", ".pdf", ".docx", ".xlsx", ".pptx", ".jar", ".br"}
+	var all []string
+	for _, e := range exts {
+		all = append(all, e, strings.ToUpper(e))
+	}
+	sort.Strings(all)
+	return all
+}()
+
+// Snapshot stores the directory req.Path. See cairn.Repository.
+func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error) {
+	start := time.Now()
+	abs, err := filepath.Abs(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("snapshot %s: not a directory", req.Path)
+	}
+	excl, err := pattern.Compile(req.Exclude...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: exclude: %v", cairn.ErrInvalidArgument, err)
+	}
+	dir, err := localfs.Directory(abs)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
+	}
+	src := &source{exclude: excl}
+	si := snapshot.SourceInfo{Host: req.Site, UserName: req.Environment, Path: abs}
+
+	var snap *cairn.Snapshot
+	err = repo.WriteSession(ctx, r.kr, repo.WriteSessionOptions{Purpose: "cairn:snapshot"}, func(ctx context.Context, w repo.RepositoryWriter) error {
+		man, err := r.upload(ctx, w, src.wrapDir(dir, ""), si, p)
+		if err != nil {
+			return err
+		}
+		snap = &cairn.Snapshot{
+			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
+			URL: req.URL, Host: r.host, Source: abs, Version: cairn.Version,
+			Warnings: changedWarnings(src.changedFiles()),
+		}
+		if s := man.RootEntry.DirSummary; s != nil {
+			snap.Files, snap.Dirs, snap.Bytes = s.TotalFileCount, s.TotalDirCount, s.TotalFileSize
+		}
+		snap.Duration = time.Since(start)
+		man.Tags = labelsOf(snap)
+		id, err := snapshot.SaveSnapshot(ctx, w, man)
+		if err != nil {
+			return fmt.Errorf("save snapshot: %w", err)
+		}
+		snap.ID = string(id)
+		return r.dropCheckpoints(ctx, w, si)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Directory, si snapshot.SourceInfo, p cairn.Progress) (*snapshot.Manifest, error) {
+	u := upload.NewUploader(w)
+	prog := &uploadProgress{p: p}
+	u.Progress = prog
+	u.CheckpointInterval = 15 * time.Minute
+
+	pol := *policy.DefaultPolicy
+	comp := r.opts.Compression
+	if comp == "" {
+		comp = DefaultCompression
+	}
+	pol.CompressionPolicy = policy.CompressionPolicy{CompressorName: compression.Name(comp), NeverCompress: incompressible}
+	pol.MetadataCompressionPolicy = policy.MetadataCompressionPolicy{CompressorName: "zstd-fastest"}
+	pol.FilesPolicy = policy.FilesPolicy{}
+	f := policy.OptionalBool(false)
+	pol.ErrorHandlingPolicy = policy.ErrorHandlingPolicy{IgnoreFileErrors: &f, IgnoreDirectoryErrors: &f, IgnoreUnknownTypes: newTrue()}
+	tree := policy.BuildTree(map[string]*policy.Policy{".": &pol}, policy.DefaultPolicy)
+
+	previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
+	if err != nil {
+		return nil, fmt.Errorf("find previous snapshots: %w", err)
+	}
+	stop := context.AfterFunc(ctx, u.Cancel)
+	defer stop()
+	man, err := u.Upload(ctx, root, tree, si, previous...)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, ctxErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", si.Path, err)
+	}
+	if failed := prog.failures(); len(failed) > 0 {
+		return nil, unreadableError(failed)
+	}
+	if man.IncompleteReason != "" {
+		return nil, fmt.Errorf("%w: %s", cairn.ErrIncomplete, man.IncompleteReason)
+	}
+	return man, nil
+}
+
+func newTrue() *policy.OptionalBool { t := policy.OptionalBool(true); return &t }
+
+func unreadableError(failed []string) error {
+	n := len(failed)
+	if n > 10 {
+		failed = append(failed[:10], fmt.Sprintf("… and %d more", n-10))
+	}
+	return fmt.Errorf("%d file(s) could not be read, so no snapshot was recorded:\n  %s\nTry: run cairn as a user who can read them, or leave them out with --exclude PATTERN (or exclude: in cairn.yaml)",
+		n, strings.Join(failed, "\n  "))
+}
+
+func changedWarnings(changed []string) []string {
+	var out []string
+	for _, c := range changed {
+		out = append(out, c+": changed while being read; the snapshot holds the data as it was read")
+	}
+	return out
+}
+
+// dropCheckpoints deletes kopia's checkpoint manifests for the source once a
+// complete snapshot exists.
+func (r *Repo) dropCheckpoints(ctx context.Context, w repo.RepositoryWriter, si snapshot.SourceInfo) error {
+	mans, err := snapshot.ListSnapshots(ctx, w, si)
+	if err != nil {
+		return fmt.Errorf("list checkpoints: %w", err)
+	}
+	for _, m := range mans {
+		if m.IncompleteReason != "" {
+			if err := w.DeleteManifest(ctx, m.ID); err != nil {
+				return fmt.Errorf("delete checkpoint: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func labelsOf(s *cairn.Snapshot) map[string]string {
+	m := map[string]string{
+		labelSite: s.Site, labelEnv: s.Environment, labelHost: s.Host, labelVersion: s.Version,
+		labelTime:     s.Time.UTC().Format(time.RFC3339Nano),
+		labelFiles:    strconv.FormatInt(s.Files, 10),
+		labelDirs:     strconv.FormatInt(s.Dirs, 10),
+		labelBytes:    strconv.FormatInt(s.Bytes, 10),
+		labelDuration: s.Duration.String(),
+		labelSource:   s.Source,
+	}
+	if s.URL != "" {
+		m[labelURL] = s.URL
+	}
+	if len(s.Warnings) > 0 {
+		m[labelWarnings] = strings.Join(s.Warnings, "\n")
+	}
+	return m
+}
+
+func snapshotFromLabels(id string, l map[string]string) (*cairn.Snapshot, bool) {
+	if l[labelVersion] == "" {
+		return nil, false
+	}
+	s := &cairn.Snapshot{ID: id, Site: l[labelSite], Environment: l[labelEnv], URL: l[labelURL],
+		Host: l[labelHost], Version: l[labelVersion], Source: l[labelSource]}
+	s.Time, _ = time.Parse(time.RFC3339Nano, l[labelTime])
+	s.Files, _ = strconv.ParseInt(l[labelFiles], 10, 64)
+	s.Dirs, _ = strconv.ParseInt(l[labelDirs], 10, 64)
+	s.Bytes, _ = strconv.ParseInt(l[labelBytes], 10, 64)
+	s.Duration, _ = time.ParseDuration(l[labelDuration])
+	if w := l[labelWarnings]; w != "" {
+		s.Warnings = strings.Split(w, "\n")
+	}
+	return s, true
+}
+
+// uploadProgress adapts kopia's upload callbacks to cairn.Progress and
+// collects read errors.
+type uploadProgress struct {
+	upload.NullUploadProgress
+	p cairn.Progress
+
+	mu     sync.Mutex
+	failed []string
+}
+
+func (u *uploadProgress) Enabled() bool                    { return true }
+func (u *uploadProgress) EstimatedDataSize(files, b int64) { u.p.Total(files, b) }
+func (u *uploadProgress) HashedBytes(n int64)              { u.p.Done(0, n) }
+func (u *uploadProgress) CachedFile(_ string, size int64)  { u.p.Done(0, size) }
+func (u *uploadProgress) FinishedFile(string, error)       { u.p.Done(1, 0) }
+func (u *uploadProgress) Error(p string, err error, ignored bool) {
+	if ignored {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	msg := err.Error()
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		msg = pe.Err.Error()
+	}
+	u.failed = append(u.failed, p+": "+msg)
+}
+
+func (u *uploadProgress) failures() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	sort.Strings(u.failed)
+	return u.failed
+}

@@ -1,0 +1,133 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"sync"
+
+	"github.com/kopia/kopia/fs"
+
+	"github.com/cairn-backup/cairn/pattern"
+)
+
+// source wraps a local kopia directory so that the snapshot sees exactly
+// the tree cairn means: excluded paths are left out (with the same matcher
+// that restore uses to keep them), and files that change while being read
+// are noted.
+type source struct {
+	exclude pattern.Set
+
+	mu      sync.Mutex
+	changed []string
+}
+
+func (s *source) wrapDir(d fs.Directory, rel string) fs.Directory {
+	return &sourceDir{Directory: d, rel: rel, src: s}
+}
+
+func (s *source) noteChanged(rel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changed = append(s.changed, rel)
+}
+
+func (s *source) changedFiles() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]string(nil), s.changed...)
+	sort.Strings(out)
+	return out
+}
+
+// wrap applies the exclude rules to one entry; it returns nil when the
+// entry is excluded.
+func (s *source) wrap(e fs.Entry, rel string) fs.Entry {
+	if s.exclude.Match(rel, e.IsDir()) {
+		return nil
+	}
+	switch e := e.(type) {
+	case fs.Directory:
+		return s.wrapDir(e, rel)
+	case fs.File:
+		return &sourceFile{File: e, rel: rel, src: s}
+	}
+	return e
+}
+
+type sourceDir struct {
+	fs.Directory
+	rel string
+	src *source
+}
+
+func (d *sourceDir) Child(ctx context.Context, name string) (fs.Entry, error) {
+	e, err := d.Directory.Child(ctx, name)
+	if err != nil {
+		return nil, err //nolint:wrapcheck
+	}
+	w := d.src.wrap(e, path.Join(d.rel, name))
+	if w == nil {
+		return nil, fs.ErrEntryNotFound
+	}
+	return w, nil
+}
+
+func (d *sourceDir) Iterate(ctx context.Context) (fs.DirectoryIterator, error) {
+	it, err := d.Directory.Iterate(ctx)
+	if err != nil {
+		return nil, err //nolint:wrapcheck
+	}
+	return &sourceIter{DirectoryIterator: it, dir: d}, nil
+}
+
+type sourceIter struct {
+	fs.DirectoryIterator
+	dir *sourceDir
+}
+
+func (it *sourceIter) Next(ctx context.Context) (fs.Entry, error) {
+	for {
+		e, err := it.DirectoryIterator.Next(ctx)
+		if e == nil || err != nil {
+			return e, err //nolint:wrapcheck
+		}
+		if w := it.dir.src.wrap(e, path.Join(it.dir.rel, e.Name())); w != nil {
+			return w, nil
+		}
+	}
+}
+
+// sourceFile notes a file whose size or modification time changed between
+// the directory listing and the end of reading it.
+type sourceFile struct {
+	fs.File
+	rel string
+	src *source
+}
+
+func (f *sourceFile) Open(ctx context.Context) (fs.Reader, error) {
+	r, err := f.File.Open(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", f.rel, err)
+	}
+	return &sourceReader{Reader: r, f: f}, nil
+}
+
+type sourceReader struct {
+	fs.Reader
+	f *sourceFile
+}
+
+func (r *sourceReader) Close() error {
+	err := r.Reader.Close()
+	if p := r.f.LocalFilesystemPath(); p != "" {
+		st, serr := os.Lstat(p)
+		if serr != nil || st.Size() != r.f.Size() || !st.ModTime().Equal(r.f.ModTime()) {
+			r.f.src.noteChanged(r.f.rel)
+		}
+	}
+	return err //nolint:wrapcheck
+}
