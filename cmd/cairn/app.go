@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// app holds what every command shares: the streams and the global flags.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	configFlag string
+	repoFlag   string
+	verbose    int
+	noProgress bool
+
+	cfg *config.Config
+	log *slog.Logger
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cairn",
+		Short: "Snapshot, restore and clone whole web sites",
+		Long: `cairn keeps web sites safe and reproducible: it snapshots a site's files
+(and, in later versions, its databases) into a deduplicated, encrypted
+repository on local disk or S3-compatible storage, and restores any snapshot
+whole or in part.
+
+Configuration is read from --config, else $CAIRN_CONFIG, else ./cairn.yaml.
+Without one, cairn uses a local repository in your data directory and a
+generated key in your config directory.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           cairn.Version,
+		PersistentPreRunE: a.setup,
+	}
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodesHelp + "\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configFlag, "config", "", "configuration file (default $CAIRN_CONFIG, else ./cairn.yaml)")
+	pf.StringVarP(&a.repoFlag, "repo", "r", "", "repository: a path or s3://bucket/prefix?endpoint=… (default $CAIRN_REPOSITORY, else the config, else the local default)")
+	pf.CountVarP(&a.verbose, "verbose", "v", "log more to stderr (-vv for debug)")
+	pf.BoolVar(&a.noProgress, "no-progress", false, "never draw progress bars")
+	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.showCommand(),
+		a.lsCommand(), a.restoreCommand())
+	return root
+}
+
+func (a *app) setup(cmd *cobra.Command, _ []string) error {
+	level := slog.LevelWarn
+	switch {
+	case a.verbose >= 2:
+		level = slog.LevelDebug
+	case a.verbose == 1:
+		level = slog.LevelInfo
+	}
+	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := config.Load(config.Find(a.configFlag))
+	if err != nil {
+		return err
+	}
+	a.cfg = cfg
+	return nil
+}
+
+// repoSettings works out the repository's location and password sources.
+type repoSettings struct {
+	opts      repo.Options
+	isDefault bool // the per-user default local repository
+}
+
+func (a *app) repoSettings() (repoSettings, error) {
+	var s repoSettings
+	if err := a.cfg.CheckRepository(); err != nil {
+		return s, err
+	}
+	rc := a.cfg.Repository
+	raw := a.repoFlag
+	if raw == "" {
+		raw = os.Getenv("CAIRN_REPOSITORY")
+	}
+	if raw == "" {
+		switch {
+		case rc.URL != "" && rc.Path != "":
+			return s, fmt.Errorf("%s: repository: set url or path, not both", a.cfg.File)
+		case rc.URL != "":
+			raw = rc.URL
+		case rc.Path != "":
+			raw = a.cfg.RepositoryPath()
+		}
+	}
+	if raw == "" {
+		dir, err := dataDir()
+		if err != nil {
+			return s, err
+		}
+		raw, s.isDefault = filepath.Join(dir, "repository"), true
+	}
+	loc, err := repo.ParseLocation(raw)
+	if err != nil {
+		return s, err
+	}
+	if loc.S3 != nil {
+		loc.S3.AccessKeyID = rc.S3.AccessKeyID
+		loc.S3.SecretAccessKey = rc.S3.SecretAccessKey
+		loc.S3.SessionToken = rc.S3.SessionToken
+		if loc.S3.Region == "" {
+			loc.S3.Region = rc.S3.Region
+		}
+	}
+	password, err := a.password()
+	if err != nil {
+		return s, err
+	}
+	cfgDir, err := configDir()
+	if err != nil {
+		return s, err
+	}
+	state, err := stateDir()
+	if err != nil {
+		return s, err
+	}
+	s.opts = repo.Options{
+		Location:    loc,
+		Password:    password,
+		KeyFile:     filepath.Join(cfgDir, "keys", loc.ID()+".key"),
+		StateDir:    filepath.Join(state, "repos", loc.ID()),
+		Compression: rc.Compression,
+		Logger:      a.log,
+	}
+	return s, nil
+}
+
+// password returns the password from $CAIRN_PASSWORD, $CAIRN_PASSWORD_FILE,
+// or the config; "" means: use the key file.
+func (a *app) password() (cairn.Secret, error) {
+	if p := os.Getenv("CAIRN_PASSWORD"); p != "" {
+		return cairn.Secret(p), nil
+	}
+	file := os.Getenv("CAIRN_PASSWORD_FILE")
+	if file == "" {
+		if a.cfg.Repository.Password != "" {
+			return a.cfg.Repository.Password, nil
+		}
+		file = a.cfg.Repository.PasswordFile
+	}
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w. Try: fix repository.password_file or $CAIRN_PASSWORD_FILE", err)
+	}
+	p := strings.TrimRight(string(b), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("password file %s is empty", file)
+	}
+	return cairn.Secret(p), nil
+}
+
+// openRepo opens the repository; create makes the default local one on
+// first use.
+func (a *app) openRepo(ctx context.Context, create bool) (*repo.Repo, error) {
+	s, err := a.repoSettings()
+	if err != nil {
+		return nil, err
+	}
+	if create && s.isDefault {
+		exists, err := repo.Exists(ctx, s.opts.Location)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			if err := a.initRepo(ctx, s.opts); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return repo.Open(ctx, s.opts)
+}
+
+func (a *app) initRepo(ctx context.Context, opts repo.Options) error {
+	res, err := repo.Init(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "created repository at %s\n", opts.Location)
+	if res.GeneratedKey != "" {
+		fmt.Fprintf(a.stderr, "generated its password into %s\n"+
+			"KEEP THIS FILE SAFE and copy it somewhere other than this machine: without it the backups cannot be read.\n", res.GeneratedKey)
+	}
+	return nil
+}
+
+func (a *app) bar(label string) *progress.Bar {
+	f, ok := a.stderr.(*os.File)
+	return progress.New(a.stderr, label, ok && !a.noProgress && progress.IsTerminal(f))
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func xdgDir(env, fallback string) (string, error) {
+	if d := os.Getenv(env); d != "" {
+		return filepath.Join(d, "cairn"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find home directory: %w. Try: set HOME or %s", err, env)
+	}
+	return filepath.Join(home, fallback, "cairn"), nil
+}
+
+func dataDir() (string, error)   { return xdgDir("XDG_DATA_HOME", ".local/share") }
+func stateDir() (string, error)  { return xdgDir("XDG_STATE_HOME", ".local/state") }
+func configDir() (string, error) { return xdgDir("XDG_CONFIG_HOME", ".config") }

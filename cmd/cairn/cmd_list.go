@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+func (a *app) snapshotsCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshots [SITE[/ENV]]",
+		Short: "List snapshots, oldest first",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter := ""
+			if len(args) == 1 {
+				filter = args[0]
+			}
+			return a.runSnapshots(cmd.Context(), filter, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func (a *app) runSnapshots(ctx context.Context, filter string, asJSON bool) error {
+	site, env, _ := strings.Cut(filter, "/")
+	r, err := a.openRepo(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	all, err := r.Snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	var list []*cairn.Snapshot
+	for _, s := range all {
+		if (site == "" || s.Site == site) && (env == "" || s.Environment == env) {
+			list = append(list, s)
+		}
+	}
+	if asJSON {
+		out := make([]snapshotJSON, 0, len(list))
+		for _, s := range list {
+			out = append(out, toJSON(s))
+		}
+		return a.printJSON(out)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(a.stderr, "no snapshots yet. Try: cairn snapshot SITE/ENV")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tSITE/ENV\tHOST\tFILES\tSIZE")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"),
+			s.Name(), s.Host, s.Files, progress.Bytes(s.Bytes))
+	}
+	return tw.Flush()
+}
+
+// pick opens the repository and resolves a selector to one snapshot.
+func (a *app) pick(ctx context.Context, arg string) (*repo.Repo, *cairn.Snapshot, error) {
+	sel, err := cairn.ParseSelector(arg, time.Local)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := a.openRepo(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := r.Snapshots(ctx)
+	if err != nil {
+		r.Close(ctx)
+		return nil, nil, err
+	}
+	snap, err := sel.Pick(all)
+	if err != nil {
+		r.Close(ctx)
+		return nil, nil, err
+	}
+	return r, snap, nil
+}
+
+func (a *app) showCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show SNAP",
+		Short: "Show one snapshot: what, when, where from, how big",
+		Long:  "SNAP is SITE/ENV@SEL (SEL = latest, an ID prefix or a time) or a bare snapshot ID.",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, s, err := a.pick(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer r.Close(ctx)
+			if asJSON {
+				return a.printJSON(toJSON(s))
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			rows := [][2]string{
+				{"id", s.ID}, {"time", s.Time.Local().Format(time.RFC3339)}, {"site", s.Site},
+				{"environment", s.Environment}, {"url", s.URL}, {"host", s.Host}, {"source", s.Source},
+				{"files", fmt.Sprintf("%d in %d directories", s.Files, s.Dirs)},
+				{"size", fmt.Sprintf("%s (%d bytes)", progress.Bytes(s.Bytes), s.Bytes)},
+				{"took", s.Duration.Round(time.Millisecond).String()}, {"cairn", s.Version},
+			}
+			for _, row := range rows {
+				if row[1] != "" {
+					fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+				}
+			}
+			for _, w := range s.Warnings {
+				fmt.Fprintf(tw, "warning:\t%s\n", w)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+type lsOptions struct {
+	long, recursive, json bool
+}
+
+func (a *app) lsCommand() *cobra.Command {
+	var o lsOptions
+	cmd := &cobra.Command{
+		Use:   "ls SNAP [PATH]",
+		Short: "List the files in a snapshot",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := ""
+			if len(args) == 2 {
+				p = args[1]
+			}
+			return a.runLs(cmd.Context(), args[0], p, o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.long, "long", "l", false, "show mode, size and time")
+	cmd.Flags().BoolVarP(&o.recursive, "recursive", "R", false, "list subdirectories too")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object per line")
+	return cmd
+}
+
+func (a *app) runLs(ctx context.Context, sel, p string, o lsOptions) error {
+	r, s, err := a.pick(ctx, sel)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	root, err := r.Root(ctx, s)
+	if err != nil {
+		return err
+	}
+	n, rel, err := lookup(ctx, root, p)
+	if err != nil {
+		return fmt.Errorf("%s in snapshot %s: %w", p, s.ShortID(), err)
+	}
+	if !n.Mode().IsDir() {
+		return a.lsPrint(ctx, n, rel, o)
+	}
+	return a.lsDir(ctx, n, rel, o)
+}
+
+func (a *app) lsDir(ctx context.Context, dir cairn.Node, rel string, o lsOptions) error {
+	kids, err := dir.Children(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range kids {
+		kp := path.Join(rel, k.Name())
+		if err := a.lsPrint(ctx, k, kp, o); err != nil {
+			return err
+		}
+		if o.recursive && k.Mode().IsDir() {
+			if err := a.lsDir(ctx, k, kp, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (a *app) lsPrint(ctx context.Context, n cairn.Node, rel string, o lsOptions) error {
+	target := ""
+	if n.Mode()&fs.ModeSymlink != 0 {
+		target, _ = n.Readlink(ctx)
+	}
+	if o.json {
+		typ := "other"
+		switch m := n.Mode(); {
+		case m.IsDir():
+			typ = "dir"
+		case m.IsRegular():
+			typ = "file"
+		case m&fs.ModeSymlink != 0:
+			typ = "symlink"
+		}
+		enc := entryJSON{Path: rel, Type: typ, Mode: fmt.Sprintf("%#o", n.Mode().Perm()), Size: n.Size(),
+			ModTime: n.ModTime().Format(time.RFC3339Nano), Target: target}
+		return jsonLine(a.stdout, enc)
+	}
+	name := rel
+	if n.Mode().IsDir() {
+		name += "/"
+	}
+	if target != "" {
+		name += " -> " + target
+	}
+	if o.long {
+		fmt.Fprintf(a.stdout, "%s %12d %s %s\n", n.Mode(), n.Size(), n.ModTime().Local().Format("2006-01-02 15:04:05"), name)
+		return nil
+	}
+	fmt.Fprintln(a.stdout, name)
+	return nil
+}
+
+// lookup walks from root to the relative path p.
+func lookup(ctx context.Context, root cairn.Node, p string) (cairn.Node, string, error) {
+	p = strings.Trim(path.Clean("/"+p), "/")
+	if p == "" {
+		return root, "", nil
+	}
+	n := root
+	for _, part := range strings.Split(p, "/") {
+		if !n.Mode().IsDir() {
+			return nil, "", cairn.ErrNotFound
+		}
+		kids, err := n.Children(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		var next cairn.Node
+		for _, k := range kids {
+			if k.Name() == part {
+				next = k
+				break
+			}
+		}
+		if next == nil {
+			return nil, "", fmt.Errorf("no such path: %w. Try: cairn ls SNAP to see what the snapshot holds", cairn.ErrNotFound)
+		}
+		n = next
+	}
+	return n, p, nil
+}

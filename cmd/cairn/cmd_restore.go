@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/pattern"
+	"github.com/cairn-backup/cairn/progress"
+)
+
+type restoreOptions struct {
+	to, path, only, confirm string
+	exclude, preserve       []string
+	dryRun, json, force     bool
+	workers                 int
+}
+
+func (a *app) restoreCommand() *cobra.Command {
+	var o restoreOptions
+	cmd := &cobra.Command{
+		Use:   "restore SITE/ENV@SEL | ID",
+		Short: "Restore a snapshot onto its environment, another one, or a directory",
+		Long: `Restore a snapshot. SEL is latest, a snapshot ID (or unique prefix), or a
+time (2026-11-01, 2026-11-01T14:30) meaning the newest snapshot at or before it.
+
+Without --to, the snapshot goes back onto its own environment (a rollback).
+--to names another environment from the config or a directory. Only files
+that differ are written, each atomically; files the snapshot lacks are
+removed, except paths the target's exclude: and preserve: lists (and
+--exclude/--preserve) name. An interrupted restore is finished by running
+the same command again. --dry-run prints the plan and changes nothing.`,
+		Example: "  cairn restore blog/production@latest --to /tmp/blog\n  cairn restore blog/production@2026-11-01 --path wp-content/themes --dry-run\n  cairn restore 3f2a9c1b --to ./copy",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runRestore(cmd.Context(), args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.to, "to", "", "target: SITE/ENV from the config, or a directory")
+	f.StringVar(&o.path, "path", "", "restore only this file or directory of the snapshot")
+	f.StringVar(&o.only, "only", "", "restore only files (db comes with database support)")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "never write nor delete paths matching `PATTERN`")
+	f.StringArrayVar(&o.preserve, "preserve", nil, "keep the target's own paths matching `PATTERN`")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print what would change, change nothing")
+	f.BoolVar(&o.json, "json", false, "print changes (with --dry-run) and a summary as JSON lines")
+	f.BoolVar(&o.force, "force", false, "allow restoring onto a protected environment (asks to confirm)")
+	f.StringVar(&o.confirm, "confirm", "", "confirm a protected target without a prompt, by its `SITE/ENV` name")
+	f.IntVar(&o.workers, "parallel", 8, "files written at once")
+	return cmd
+}
+
+// restoreTarget is where a restore writes.
+type restoreTarget struct {
+	dir  string
+	env  *config.Environment // nil for a plain directory
+	keep []string
+}
+
+func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget, error) {
+	var t restoreTarget
+	name := o.to
+	if name == "" {
+		if _, err := a.cfg.Env(s.Site, s.Environment); err != nil {
+			return t, usagef("snapshot %s is of %s, which is not in the config: say where to restore it with --to DIR", s.ShortID(), s.Name())
+		}
+		name = s.Name()
+	}
+	if site, env, ok := strings.Cut(name, "/"); ok && a.cfg.Sites[site] != nil && a.cfg.Sites[site].Environments[env] != nil {
+		e, err := a.cfg.Env(site, env)
+		if err != nil {
+			return t, err
+		}
+		if e.Files == "" || strings.Contains(e.Files, "://") {
+			return t, fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", e.Name, e.Files)
+		}
+		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...)}
+	} else {
+		t.dir = name
+		// What the source never captured must not be deleted either.
+		if e, err := a.cfg.Env(s.Site, s.Environment); err == nil {
+			t.keep = append(t.keep, e.Exclude...)
+		}
+	}
+	t.keep = append(append(t.keep, o.exclude...), o.preserve...)
+	return t, nil
+}
+
+func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) error {
+	switch o.only {
+	case "", "files":
+	case "db":
+		return fmt.Errorf("%w: --only db: this version of cairn snapshots files only", cairn.ErrInvalidArgument)
+	default:
+		return usagef("--only takes files or db, not %q", o.only)
+	}
+	r, s, err := a.pick(ctx, sel)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	t, err := a.restoreTarget(s, o)
+	if err != nil {
+		return err
+	}
+	if t.env != nil && t.env.Protected && !o.dryRun {
+		if err := a.confirmProtected(t.env.Name, o); err != nil {
+			return err
+		}
+	}
+	keep, err := pattern.Compile(t.keep...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
+	}
+	root, err := r.Root(ctx, s)
+	if err != nil {
+		return err
+	}
+	src, rel, err := lookup(ctx, root, o.path)
+	if err != nil {
+		return fmt.Errorf("--path %s in snapshot %s: %w", o.path, s.ShortID(), err)
+	}
+	unlock, err := lockTarget(t.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if !o.dryRun {
+		parent := t.dir
+		if rel != "" {
+			parent = filepath.Join(t.dir, filepath.Dir(filepath.FromSlash(rel)))
+		}
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", parent, err)
+		}
+	}
+	start := time.Now()
+	bar := a.bar("restore " + s.ShortID())
+	if rel == "" {
+		bar.Total(s.Files, s.Bytes)
+	}
+	opts := files.Options{Keep: keep, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
+	if o.dryRun {
+		opts.OnChange = a.printChange(o.json)
+	}
+	st, err := files.Restore(ctx, src, files.Local{Root: t.dir}, rel, opts)
+	bar.Finish()
+	if err != nil {
+		return fmt.Errorf("restore %s to %s: %w", s.ShortID(), t.dir, err)
+	}
+	return a.restoreSummary(s, t.dir, st, o, time.Since(start))
+}
+
+func (a *app) printChange(asJSON bool) func(files.Change) {
+	marks := map[files.Op]string{files.OpAdd: "+", files.OpUpdate: "~", files.OpMeta: "*", files.OpDelete: "-"}
+	return func(c files.Change) {
+		if asJSON {
+			jsonLine(a.stdout, changeJSON{MessageType: "change", Op: string(c.Op), Path: c.Path, Size: c.Size, Dir: c.Dir}) //nolint:errcheck
+			return
+		}
+		name := c.Path
+		if c.Dir {
+			name += "/"
+		}
+		if c.Size > 0 {
+			fmt.Fprintf(a.stdout, "%s %s (%s)\n", marks[c.Op], name, progress.Bytes(c.Size))
+		} else {
+			fmt.Fprintf(a.stdout, "%s %s\n", marks[c.Op], name)
+		}
+	}
+}
+
+func (a *app) restoreSummary(s *cairn.Snapshot, dir string, st files.Stats, o restoreOptions, took time.Duration) error {
+	if o.json {
+		return jsonLine(a.stdout, restoreSummaryJSON{MessageType: "summary", Snapshot: s.ID, Target: dir, DryRun: o.dryRun,
+			Added: st.Added, Updated: st.Updated, Meta: st.Meta, Deleted: st.Deleted, Unchanged: st.Unchanged,
+			BytesWritten: st.BytesWritten, DurationSec: took.Seconds()})
+	}
+	verb := "restored"
+	if o.dryRun {
+		verb = "would restore"
+	}
+	fmt.Fprintf(a.stdout, "%s snapshot %s (%s, %s) to %s: %d added, %d updated, %d attributes fixed, %d deleted, %d unchanged; %s written in %s\n",
+		verb, s.ShortID(), s.Name(), s.Time.Local().Format("2006-01-02 15:04"), dir, st.Added, st.Updated, st.Meta,
+		st.Deleted, st.Unchanged, progress.Bytes(st.BytesWritten), took.Round(time.Millisecond))
+	return nil
+}
+
+// confirmProtected asks for --force and the environment's name typed back.
+func (a *app) confirmProtected(name string, o restoreOptions) error {
+	if !o.force {
+		return fmt.Errorf("%s: %w. Try: --dry-run to see the plan; to really overwrite it add --force and confirm", name, cairn.ErrProtected)
+	}
+	if o.confirm != "" {
+		if o.confirm != name {
+			return fmt.Errorf("%s: %w: --confirm %q does not match. Try: --confirm %s", name, cairn.ErrProtected, o.confirm, name)
+		}
+		return nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !progress.IsTerminal(f) {
+		return fmt.Errorf("%s: %w and there is no terminal to confirm on. Try: --force --confirm %s", name, cairn.ErrProtected, name)
+	}
+	fmt.Fprintf(a.stderr, "%s is protected. Type its name to overwrite it: ", name)
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if strings.TrimSpace(line) != name {
+		return fmt.Errorf("%s: %w: confirmation did not match; nothing was changed", name, cairn.ErrProtected)
+	}
+	return nil
+}
+
+// lockTarget keeps two cairn processes from restoring onto one directory.
+func lockTarget(dir string) (func(), error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	state, err := stateDir()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	lockDir := filepath.Join(state, "locks")
+	if err := os.MkdirAll(lockDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(lockDir, hex.EncodeToString(sum[:8])+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("restore to %s: %w. Try: wait for the other restore to finish", abs, cairn.ErrLocked)
+	}
+	return func() { f.Close() }, nil
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/progress"
+)
+
+type snapshotOptions struct {
+	exclude []string
+	json    bool
+}
+
+func (a *app) snapshotCommand() *cobra.Command {
+	var o snapshotOptions
+	cmd := &cobra.Command{
+		Use:   "snapshot SITE/ENV | PATH",
+		Short: "Snapshot an environment from the config, or a directory",
+		Long: `Snapshot an environment defined in the config (SITE/ENV), or any directory
+(PATH). A directory that is an environment's files in the config is recorded
+as that environment; any other is recorded as site = the directory's name,
+environment = this host's name.
+
+The first snapshot into the default local repository creates it.`,
+		Example: "  cairn snapshot blog/production\n  cairn snapshot /var/www/html --exclude 'wp-content/cache/'",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runSnapshot(cmd.Context(), args[0], o)
+		},
+	}
+	cmd.Flags().StringArrayVar(&o.exclude, "exclude", nil, "leave out paths matching this gitignore-style `PATTERN` (repeatable)")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the snapshot as JSON")
+	return cmd
+}
+
+func (a *app) snapshotRequest(arg string, extra []string) (cairn.SnapshotRequest, error) {
+	var req cairn.SnapshotRequest
+	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && !pathExists(arg) {
+		e, err := a.cfg.Env(site, env)
+		if err != nil {
+			return req, err
+		}
+		if e.Files == "" {
+			return req, fmt.Errorf("%s has no files: in %s. Try: add files: /path/to/site", e.Name, a.cfg.File)
+		}
+		if strings.Contains(e.Files, "://") {
+			return req, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name, e.Files)
+		}
+		req = cairn.SnapshotRequest{Site: site, Environment: env, URL: e.URL, Path: a.cfg.FilesPath(e), Exclude: e.Exclude}
+	} else {
+		st, err := os.Stat(arg)
+		if err != nil {
+			return req, fmt.Errorf("%s is neither SITE/ENV from the config nor a directory: %w", arg, cairn.ErrNotFound)
+		}
+		if !st.IsDir() {
+			return req, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
+		}
+		req.Path = arg
+		if site, env, ok := a.cfg.FindByPath(arg); ok {
+			e, _ := a.cfg.Env(site, env)
+			req.Site, req.Environment, req.URL, req.Exclude = site, env, e.URL, e.Exclude
+		} else {
+			abs, _ := filepath.Abs(arg)
+			req.Site, req.Environment = safeName(filepath.Base(abs)), safeName(shortHost())
+		}
+	}
+	req.Exclude = append(append([]string(nil), req.Exclude...), extra...)
+	return req, nil
+}
+
+func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) error {
+	req, err := a.snapshotRequest(arg, o.exclude)
+	if err != nil {
+		return err
+	}
+	r, err := a.openRepo(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	bar := a.bar("snapshot " + req.Site + "/" + req.Environment)
+	snap, err := r.Snapshot(ctx, req, bar)
+	bar.Finish()
+	if err != nil {
+		return fmt.Errorf("snapshot %s/%s: %w", req.Site, req.Environment, err)
+	}
+	for _, w := range snap.Warnings {
+		fmt.Fprintln(a.stderr, "warning:", w)
+	}
+	if o.json {
+		return a.printJSON(toJSON(snap))
+	}
+	fmt.Fprintf(a.stdout, "snapshot %s of %s saved: %d files, %s, in %s\n", snap.ShortID(), snap.Name(),
+		snap.Files, progress.Bytes(snap.Bytes), snap.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func pathExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func shortHost() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// safeName makes s usable as a site or environment name.
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('-')
+		}
+	}
+	out := strings.TrimLeft(b.String(), ".-_")
+	if out == "" {
+		return "site"
+	}
+	return out
+}

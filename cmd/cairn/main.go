@@ -1,0 +1,32 @@
+// Command cairn snapshots whole web sites (files, databases, configuration)
+// into a deduplicated, encrypted repository and restores them.
+//
+// This package is wiring only: each command is a plain function taking a
+// context and options; exit codes are mapped in exit.go.
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Main runs cairn with args and returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	cmd := app.rootCommand()
+	cmd.SetArgs(args)
+	cmd.SetIn(stdin)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	err := cmd.ExecuteContext(ctx)
+	return app.exit(ctx, err)
+}

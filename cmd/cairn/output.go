@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// snapshotJSON is a snapshot as --json shows it. Fields are added, never
+// renamed.
+type snapshotJSON struct {
+	ID          string   `json:"id"`
+	ShortID     string   `json:"short_id"`
+	Time        string   `json:"time"`
+	Site        string   `json:"site"`
+	Environment string   `json:"environment"`
+	URL         string   `json:"url,omitempty"`
+	Host        string   `json:"host"`
+	Source      string   `json:"source"`
+	Version     string   `json:"cairn_version"`
+	Files       int64    `json:"files"`
+	Dirs        int64    `json:"dirs"`
+	Bytes       int64    `json:"bytes"`
+	DurationSec float64  `json:"duration_seconds"`
+	Warnings    []string `json:"warnings,omitempty"`
+}
+
+func toJSON(s *cairn.Snapshot) snapshotJSON {
+	return snapshotJSON{
+		ID: s.ID, ShortID: s.ShortID(), Time: s.Time.Format(time.RFC3339), Site: s.Site,
+		Environment: s.Environment, URL: s.URL, Host: s.Host, Source: s.Source, Version: s.Version,
+		Files: s.Files, Dirs: s.Dirs, Bytes: s.Bytes, DurationSec: s.Duration.Seconds(), Warnings: s.Warnings,
+	}
+}
+
+// entryJSON is one tree entry as `cairn ls --json` shows it.
+type entryJSON struct {
+	Path    string `json:"path"`
+	Type    string `json:"type"` // file, dir, symlink, other
+	Mode    string `json:"mode"`
+	Size    int64  `json:"size"`
+	ModTime string `json:"mtime"`
+	Target  string `json:"target,omitempty"`
+}
+
+// changeJSON is one planned or made restore change.
+type changeJSON struct {
+	MessageType string `json:"message_type"` // "change"
+	Op          string `json:"op"`
+	Path        string `json:"path"`
+	Size        int64  `json:"size,omitempty"`
+	Dir         bool   `json:"dir,omitempty"`
+}
+
+// restoreSummaryJSON ends `cairn restore --json`.
+type restoreSummaryJSON struct {
+	MessageType  string  `json:"message_type"` // "summary"
+	Snapshot     string  `json:"snapshot"`
+	Target       string  `json:"target"`
+	DryRun       bool    `json:"dry_run"`
+	Added        int64   `json:"added"`
+	Updated      int64   `json:"updated"`
+	Meta         int64   `json:"attributes_fixed"`
+	Deleted      int64   `json:"deleted"`
+	Unchanged    int64   `json:"unchanged"`
+	BytesWritten int64   `json:"bytes_written"`
+	DurationSec  float64 `json:"duration_seconds"`
+}
+
+func jsonLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,455 @@
+package files
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/pattern"
+)
+
+// Op is one kind of change restore makes.
+type Op string
+
+const (
+	OpAdd    Op = "add"    // the target lacks the entry
+	OpUpdate Op = "update" // the target's content differs
+	OpMeta   Op = "meta"   // same content; mode or time differ
+	OpDelete Op = "delete" // the snapshot lacks the entry
+)
+
+// Change is one planned or made change.
+type Change struct {
+	Op   Op
+	Path string
+	Size int64 // bytes written (add, update) or removed (delete)
+	Dir  bool
+}
+
+// Options control a restore.
+type Options struct {
+	// Keep lists paths restore never writes nor deletes: the environment's
+	// excludes and preserves.
+	Keep pattern.Set
+	// DryRun reports the changes without making them.
+	DryRun bool
+	// Workers is how many files are copied at once (default 8).
+	Workers int
+	// Progress counts files and bytes of the snapshot as they are done.
+	Progress cairn.Progress
+	// OnChange is told of every change (may be nil). Calls are serialised.
+	OnChange func(Change)
+}
+
+// Stats sums up a restore.
+type Stats struct {
+	Added, Updated, Meta, Deleted, Unchanged int64
+	BytesWritten, BytesDeleted               int64
+}
+
+// Restore makes the target path at (relative, "" = root) hold exactly the
+// snapshot entry src: only differing files are written, each atomically;
+// entries the snapshot lacks are removed unless opts.Keep matches them.
+func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Options) (Stats, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.Progress == nil {
+		opts.Progress = cairn.NoProgress{}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx}
+	for i := 0; i < opts.Workers; i++ {
+		g.Go(r.worker)
+	}
+	g.Go(func() error {
+		defer close(r.jobs)
+		if src.Mode().IsDir() {
+			return r.dir(src, at)
+		}
+		return r.entry(src, at, r.existing(at))
+	})
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return r.stats, ctx.Err()
+		}
+		return r.stats, err
+	}
+	// Directory times last: writing files inside changes them.
+	if !opts.DryRun {
+		for i := len(r.dirs) - 1; i >= 0; i-- {
+			d := r.dirs[i]
+			if err := dst.SetAttrs(d.rel, d.mode, d.mtime); err != nil {
+				return r.stats, fmt.Errorf("set attributes of %s: %w", d.rel, err)
+			}
+		}
+	}
+	return r.stats, nil
+}
+
+type restorer struct {
+	opts Options
+	dst  Target
+	jobs chan job
+	ctx  context.Context
+
+	mu    sync.Mutex
+	stats Stats
+	dirs  []dirAttr
+}
+
+type dirAttr struct {
+	rel   string
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+// job copies or compares one regular file in a worker.
+type job struct {
+	node    cairn.Node
+	rel     string
+	compare bool // same size, other time: compare content first
+	exists  bool
+}
+
+func (r *restorer) report(c Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch c.Op {
+	case OpAdd:
+		r.stats.Added++
+		r.stats.BytesWritten += c.Size
+	case OpUpdate:
+		r.stats.Updated++
+		r.stats.BytesWritten += c.Size
+	case OpMeta:
+		r.stats.Meta++
+	case OpDelete:
+		r.stats.Deleted++
+		r.stats.BytesDeleted += c.Size
+	}
+	if r.opts.OnChange != nil {
+		r.opts.OnChange(c)
+	}
+}
+
+func (r *restorer) existing(rel string) *Info {
+	fi, err := r.dst.Lstat(rel)
+	if err != nil {
+		return nil
+	}
+	return &fi
+}
+
+func (r *restorer) dir(n cairn.Node, rel string) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	cur := r.existing(rel)
+	if cur != nil && !cur.Mode.IsDir() {
+		if err := r.remove(rel, *cur); err != nil {
+			return err
+		}
+		cur = nil
+	}
+	present := map[string]Info{}
+	if cur == nil {
+		if rel != "" {
+			r.report(Change{Op: OpAdd, Path: rel, Dir: true})
+		}
+		if !r.opts.DryRun {
+			if err := r.mkdirAll(rel, n.Mode()); err != nil {
+				return err
+			}
+		}
+	} else {
+		list, err := r.dst.ReadDir(rel)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", r.where(rel), err)
+		}
+		for _, fi := range list {
+			present[fi.Name] = fi
+		}
+	}
+	kids, err := n.Children(r.ctx)
+	if err != nil {
+		return err
+	}
+	inSnap := make(map[string]bool, len(kids))
+	for _, k := range kids {
+		inSnap[k.Name()] = true
+		p := path.Join(rel, k.Name())
+		if r.opts.Keep.Match(p, k.Mode().IsDir()) {
+			continue
+		}
+		var curK *Info
+		if fi, ok := present[k.Name()]; ok {
+			curK = &fi
+		}
+		if err := r.entry(k, p, curK); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(present))
+	for name := range present {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fi := present[name]
+		p := path.Join(rel, name)
+		if inSnap[name] {
+			continue
+		}
+		if isTemp(name) && !r.opts.DryRun {
+			if err := r.dst.RemoveAll(p); err != nil {
+				return fmt.Errorf("remove leftover %s: %w", r.where(p), err)
+			}
+			continue
+		}
+		if r.opts.Keep.Match(p, fi.Mode.IsDir()) {
+			continue
+		}
+		if err := r.remove(p, fi); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.dirs = append(r.dirs, dirAttr{rel: rel, mode: n.Mode(), mtime: n.ModTime()})
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
+	if rel == "" || r.existing(rel) != nil {
+		return nil
+	}
+	if parent := path.Dir(rel); parent != "." {
+		if err := r.mkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := r.dst.Mkdir(rel, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory %s: %w", r.where(rel), hint(err))
+	}
+	return nil
+}
+
+// entry restores one non-directory entry (or descends into a directory).
+func (r *restorer) entry(n cairn.Node, rel string, cur *Info) error {
+	switch mode := n.Mode(); {
+	case mode.IsDir():
+		return r.dir(n, rel)
+	case mode&fs.ModeSymlink != 0:
+		return r.symlink(n, rel, cur)
+	case mode.IsRegular():
+		if cur != nil && !cur.Mode.IsRegular() {
+			if err := r.remove(rel, *cur); err != nil {
+				return err
+			}
+			cur = nil
+		}
+		j := job{node: n, rel: rel, exists: cur != nil}
+		if cur != nil && cur.Size == n.Size() {
+			if cur.ModTime.Equal(n.ModTime()) {
+				if cur.Mode.Perm() != mode.Perm() {
+					r.report(Change{Op: OpMeta, Path: rel})
+					if !r.opts.DryRun {
+						if err := r.dst.SetAttrs(rel, mode, n.ModTime()); err != nil {
+							return fmt.Errorf("set attributes of %s: %w", r.where(rel), err)
+						}
+					}
+				} else {
+					r.mu.Lock()
+					r.stats.Unchanged++
+					r.mu.Unlock()
+				}
+				r.opts.Progress.Done(1, n.Size())
+				return nil
+			}
+			j.compare = true
+		}
+		select {
+		case r.jobs <- j:
+			return nil
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+	return nil // devices, sockets and pipes are not restored
+}
+
+func (r *restorer) symlink(n cairn.Node, rel string, cur *Info) error {
+	target, err := n.Readlink(r.ctx)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Mode&fs.ModeSymlink != 0 {
+		if old, err := r.dst.Readlink(rel); err == nil && old == target {
+			r.mu.Lock()
+			r.stats.Unchanged++
+			r.mu.Unlock()
+			return nil
+		}
+	}
+	if cur != nil && cur.Mode.IsDir() {
+		if err := r.remove(rel, *cur); err != nil {
+			return err
+		}
+		cur = nil
+	}
+	op := OpAdd
+	if cur != nil {
+		op = OpUpdate
+	}
+	r.report(Change{Op: op, Path: rel})
+	if r.opts.DryRun {
+		return nil
+	}
+	if err := r.dst.Symlink(target, rel); err != nil {
+		return fmt.Errorf("create link %s: %w", r.where(rel), hint(err))
+	}
+	return nil
+}
+
+func (r *restorer) remove(rel string, fi Info) error {
+	r.report(Change{Op: OpDelete, Path: rel, Size: fi.Size, Dir: fi.Mode.IsDir()})
+	if r.opts.DryRun {
+		return nil
+	}
+	if err := r.dst.RemoveAll(rel); err != nil {
+		return fmt.Errorf("remove %s: %w", r.where(rel), err)
+	}
+	return nil
+}
+
+func (r *restorer) worker() error {
+	for j := range r.jobs {
+		if err := r.copy(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *restorer) copy(j job) error {
+	n := j.node
+	if j.compare {
+		same, err := r.sameContent(j)
+		if err != nil {
+			return err
+		}
+		if same {
+			r.report(Change{Op: OpMeta, Path: j.rel})
+			if !r.opts.DryRun {
+				if err := r.dst.SetAttrs(j.rel, n.Mode(), n.ModTime()); err != nil {
+					return fmt.Errorf("set attributes of %s: %w", r.where(j.rel), err)
+				}
+			}
+			r.opts.Progress.Done(1, n.Size())
+			return nil
+		}
+	}
+	op := OpAdd
+	if j.exists {
+		op = OpUpdate
+	}
+	r.report(Change{Op: op, Path: j.rel, Size: n.Size()})
+	if r.opts.DryRun {
+		r.opts.Progress.Done(1, n.Size())
+		return nil
+	}
+	rc, err := n.Open(r.ctx)
+	if err != nil {
+		return fmt.Errorf("read %s from the repository: %w", j.rel, err)
+	}
+	defer rc.Close()
+	pr := &progressReader{r: rc, p: r.opts.Progress}
+	if err := r.dst.WriteFile(r.ctx, j.rel, pr, n.Mode(), n.ModTime()); err != nil {
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
+		return fmt.Errorf("write %s: %w", r.where(j.rel), hint(err))
+	}
+	r.opts.Progress.Done(1, 0)
+	return nil
+}
+
+// sameContent compares the snapshot's file with the target's, byte by byte.
+func (r *restorer) sameContent(j job) (bool, error) {
+	a, err := j.node.Open(r.ctx)
+	if err != nil {
+		return false, fmt.Errorf("read %s from the repository: %w", j.rel, err)
+	}
+	defer a.Close()
+	b, err := r.dst.Open(j.rel)
+	if err != nil {
+		return false, nil // unreadable: rewrite it
+	}
+	defer b.Close()
+	return equalReaders(a, b)
+}
+
+func equalReaders(a, b io.Reader) (bool, error) {
+	ba, bb := bufio.NewReaderSize(a, 128<<10), bufio.NewReaderSize(b, 128<<10)
+	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(ba, bufA)
+		nb, eb := io.ReadFull(bb, bufB)
+		if !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false, nil
+		}
+		aDone := ea == io.EOF || ea == io.ErrUnexpectedEOF
+		bDone := eb == io.EOF || eb == io.ErrUnexpectedEOF
+		if ea != nil && !aDone {
+			return false, ea
+		}
+		if eb != nil && !bDone {
+			return false, nil
+		}
+		if aDone || bDone {
+			return aDone && bDone, nil
+		}
+	}
+}
+
+func (r *restorer) where(rel string) string {
+	if rel == "" {
+		return r.dst.String()
+	}
+	return r.dst.String() + "/" + rel
+}
+
+// hint adds advice to errors a user can fix.
+func hint(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w. Try: free space on the target and run the same command again; restored files are kept and the rest is resumed", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w. Try: run cairn as a user who can write the target", err)
+	}
+	return err
+}
+
+type progressReader struct {
+	r io.Reader
+	p cairn.Progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.p.Done(0, int64(n))
+	return n, err
+}
