@@ -73,6 +73,9 @@ func parseTime(s string, loc *time.Location) (time.Time, bool) {
 				t = t.Add(24*time.Hour - time.Nanosecond)
 			} else if layout == "2006-01-02T15:04" || layout == "2006-01-02 15:04" {
 				t = t.Add(time.Minute - time.Nanosecond)
+			} else if !strings.Contains(s, ".") {
+				// Listings show whole seconds: include all of that second.
+				t = t.Add(time.Second - time.Nanosecond)
 			}
 			return t, true
 		}

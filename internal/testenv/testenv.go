@@ -96,6 +96,16 @@ func MinIOBinary() (string, error) {
 	return "", fmt.Errorf("minio binary not found (set CAIRN_MINIO or put minio on PATH)")
 }
 
+// StartMinIO starts a MinIO server for the rest of the process's life
+// (it is killed when the process exits).
+func StartMinIO() (S3, error) {
+	minioOnce.Do(func() { minioSrv, minioErr = startMinIO() })
+	if minioErr != nil {
+		return S3{}, minioErr
+	}
+	return *minioSrv, nil
+}
+
 func startMinIO() (*S3, error) {
 	bin, err := MinIOBinary()
 	if err != nil {
