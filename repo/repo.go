@@ -52,6 +52,8 @@ type Options struct {
 	Compression string
 	// Hostname is recorded in snapshots ("" = os.Hostname).
 	Hostname string
+	// LimitUpload caps writes to storage, in bytes per second (0 = none).
+	LimitUpload float64
 	// Logger receives debug logs (nil = discard).
 	Logger *slog.Logger
 }
@@ -312,14 +314,18 @@ func writeConnection(ctx context.Context, opts Options) (string, error) {
 	}
 	c.Caching = &content.CachingOptions{}
 	if opts.Location.S3 != nil {
-		c.Storage = &blob.ConnectionInfo{Type: "s3", Config: s3Options(opts.Location.S3)}
+		so := s3Options(opts.Location.S3)
+		so.Limits.UploadBytesPerSecond = opts.LimitUpload
+		c.Storage = &blob.ConnectionInfo{Type: "s3", Config: so}
 		c.Caching = &content.CachingOptions{
 			CacheDirectory:         filepath.Join(opts.StateDir, "cache"),
 			ContentCacheSizeBytes:  256 << 20,
 			MetadataCacheSizeBytes: 1 << 30,
 		}
 	} else {
-		c.Storage = &blob.ConnectionInfo{Type: "filesystem", Config: &filesystem.Options{Path: opts.Location.Path}}
+		fo := &filesystem.Options{Path: opts.Location.Path}
+		fo.Limits.UploadBytesPerSecond = opts.LimitUpload
+		c.Storage = &blob.ConnectionInfo{Type: "filesystem", Config: fo}
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

@@ -27,6 +27,7 @@ type app struct {
 	repoFlag   string
 	verbose    int
 	noProgress bool
+	limitUp    int
 
 	cfg *config.Config
 	log *slog.Logger
@@ -56,6 +57,7 @@ generated key in your config directory.`,
 	pf.StringVarP(&a.repoFlag, "repo", "r", "", "repository: a path or s3://bucket/prefix?endpoint=… (default $CAIRN_REPOSITORY, else the config, else the local default)")
 	pf.CountVarP(&a.verbose, "verbose", "v", "log more to stderr (-vv for debug)")
 	pf.BoolVar(&a.noProgress, "no-progress", false, "never draw progress bars")
+	pf.IntVar(&a.limitUp, "limit-upload", 0, "limit writes to the repository to `KiB/s` (0 = unlimited)")
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.showCommand(),
 		a.lsCommand(), a.restoreCommand())
 	return root
@@ -141,6 +143,7 @@ func (a *app) repoSettings() (repoSettings, error) {
 		KeyFile:     filepath.Join(cfgDir, "keys", loc.ID()+".key"),
 		StateDir:    filepath.Join(state, "repos", loc.ID()),
 		Compression: rc.Compression,
+		LimitUpload: float64(a.limitUp) * 1024,
 		Logger:      a.log,
 	}
 	return s, nil

@@ -54,6 +54,7 @@ func TestScripts(t *testing.T) {
 			"touch":     cmdTouch,
 			"treeeq":    cmdTreeEq,
 			"jsonenv":   cmdJSONEnv,
+			"sleep":     cmdSleep,
 		},
 	})
 }
@@ -93,15 +94,22 @@ func cmdS3Bucket(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("AWS_SECRET_ACCESS_KEY", s3Srv.SecretKey)
 }
 
-// waitpacks DIR: wait until a data pack blob appears under DIR (so that a
-// snapshot is known to be half-way).
+// sleep DURATION
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
+}
+
+// waitpacks REPO: wait until a data pack blob appears in a local
+// repository (so that a snapshot is known to be half-way).
 func cmdWaitPacks(ts *testscript.TestScript, neg bool, args []string) {
 	dir := ts.MkAbs(args[0])
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		found := false
-		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && !fi.IsDir() && strings.HasPrefix(fi.Name(), "p") && strings.HasSuffix(fi.Name(), ".f") {
+		filepath.Walk(filepath.Join(dir, "p"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() && strings.HasSuffix(fi.Name(), ".f") {
 				found = true
 			}
 			return nil
