@@ -112,6 +112,10 @@ func Load(path string) (*Config, error) {
 // Parse parses configuration text; name is used in error messages and
 // lookup resolves ${VAR} references.
 func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	// ${VAR} is swapped for a placeholder that is plain text in any YAML
+	// context (a '{' inside [a, b] would be a syntax error), then expanded
+	// in each value once parsed.
+	data = varRE.ReplaceAll(data, []byte(placeholder+"${1}"+placeholder))
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %v. Try: check the YAML syntax (indentation, quotes) at that line", name, trimYAML(err))
@@ -144,14 +148,20 @@ func trimYAML(err error) string {
 	return strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "unmarshal errors:\n  ")
 }
 
-var varRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var (
+	varRE         = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+	placeholderRE = regexp.MustCompile(placeholder + `([A-Za-z_][A-Za-z0-9_]*)` + placeholder)
+)
+
+const placeholder = "__cairn_var__"
+
 
 // expand replaces ${VAR} in every scalar, remembering unset variables.
 func expand(file string, n *yaml.Node, path string, lookup func(string) (string, bool), missing map[string]missingVar) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		n.Value = varRE.ReplaceAllStringFunc(n.Value, func(m string) string {
-			name := varRE.FindStringSubmatch(m)[1]
+		n.Value = placeholderRE.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := placeholderRE.FindStringSubmatch(m)[1]
 			v, ok := lookup(name)
 			if !ok {
 				missing[path] = missingVar{name: name, line: n.Line}
