@@ -155,7 +155,6 @@ var (
 
 const placeholder = "__cairn_var__"
 
-
 // expand replaces ${VAR} in every scalar, remembering unset variables.
 func expand(file string, n *yaml.Node, path string, lookup func(string) (string, bool), missing map[string]missingVar) error {
 	switch n.Kind {
