@@ -113,6 +113,9 @@ type Progress interface {
 // NoProgress discards progress reports.
 type NoProgress struct{}
 
+// Visible tells producers that nobody watches, so no estimate is needed.
+func (NoProgress) Visible() bool { return false }
+
 func (NoProgress) Total(int64, int64) {}
 func (NoProgress) Done(int64, int64)  {}
 

@@ -41,6 +41,9 @@ func New(w io.Writer, label string, enabled bool) *Bar {
 	return b
 }
 
+// Visible reports whether the bar is drawn.
+func (b *Bar) Visible() bool { return b.enabled }
+
 // Total sets the expected amount of work.
 func (b *Bar) Total(files, bytes int64) {
 	b.totalFiles.Store(files)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -22,6 +23,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	if stopProfiling := startProfiling(); stopProfiling != nil {
+		defer stopProfiling()
+	}
 	cmd := app.rootCommand()
 	cmd.SetArgs(args)
 	cmd.SetIn(stdin)
@@ -29,4 +33,32 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
 	return app.exit(ctx, err)
+}
+
+// startProfiling writes CPU and heap profiles when $CAIRN_CPUPROFILE or
+// $CAIRN_MEMPROFILE name files: a debugging aid for benchmarks.
+func startProfiling() func() {
+	cpu, mem := os.Getenv("CAIRN_CPUPROFILE"), os.Getenv("CAIRN_MEMPROFILE")
+	if cpu == "" && mem == "" {
+		return nil
+	}
+	var cpuFile *os.File
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			cpuFile = f
+		}
+	}
+	return func() {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			cpuFile.Close()
+		}
+		if mem != "" {
+			if f, err := os.Create(mem); err == nil {
+				pprof.WriteHeapProfile(f) //nolint:errcheck
+				f.Close()
+			}
+		}
+	}
 }
