@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -123,8 +124,10 @@ func (l Local) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.F
 			os.Remove(tmp.Name())
 		}
 	}()
-	buf := make([]byte, 256<<10)
-	if _, err := io.CopyBuffer(tmp, ctxReader{ctx, r}, buf); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	// writerOnly hides *os.File's ReadFrom so that the pooled buffer is used.
+	if _, err := io.CopyBuffer(writerOnly{tmp}, ctxReader{ctx, r}, *buf); err != nil {
 		return err
 	}
 	if err := tmp.Chmod(mode.Perm()); err != nil {
@@ -175,6 +178,10 @@ func (l Local) SetAttrs(rel string, mode fs.FileMode, mtime time.Time) error {
 	}
 	return nil
 }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+type writerOnly struct{ io.Writer }
 
 // ctxReader stops a long copy when the context is cancelled.
 type ctxReader struct {

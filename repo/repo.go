@@ -314,9 +314,9 @@ func writeConnection(ctx context.Context, opts Options) (string, error) {
 	}
 	c.Caching = &content.CachingOptions{}
 	if opts.Location.S3 != nil {
-		so := s3Options(opts.Location.S3)
+		so := cachedS3Options{Options: *s3Options(opts.Location.S3), PackCacheDir: filepath.Join(opts.StateDir, "packs")}
 		so.Limits.UploadBytesPerSecond = opts.LimitUpload
-		c.Storage = &blob.ConnectionInfo{Type: "s3", Config: so}
+		c.Storage = &blob.ConnectionInfo{Type: cachedS3Type, Config: &so}
 		c.Caching = &content.CachingOptions{
 			CacheDirectory:         filepath.Join(opts.StateDir, "cache"),
 			ContentCacheSizeBytes:  256 << 20,

@@ -1,0 +1,231 @@
+package repo
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/blob/s3"
+)
+
+// Restoring from S3 through kopia costs one ranged GET per file, which
+// makes a restore of many small files slow however fast the link. The pack
+// cache wraps the S3 storage: on the second ranged read of the same data
+// pack it downloads the whole pack once into a local temporary file and
+// serves later ranges from there. kopia still verifies every content it
+// reads, so a damaged cache file is caught, and any cache failure falls back
+// to a plain ranged read.
+
+// cachedS3Type is the storage type cairn writes into kopia's connection file
+// for S3 repositories.
+const cachedS3Type = "cairn-s3"
+
+// cachedS3Options are kopia's S3 options plus the pack cache's place.
+type cachedS3Options struct {
+	s3.Options
+	PackCacheDir   string `json:"cairnPackCacheDir"`
+	PackCacheBytes int64  `json:"cairnPackCacheBytes"`
+}
+
+func init() {
+	blob.AddSupportedStorage(cachedS3Type, cachedS3Options{}, func(ctx context.Context, o *cachedS3Options, create bool) (blob.Storage, error) {
+		st, err := s3.New(ctx, &o.Options, create)
+		if err != nil {
+			return nil, err //nolint:wrapcheck
+		}
+		if o.PackCacheDir == "" {
+			return st, nil
+		}
+		return newPackCache(st, o.PackCacheDir, o.PackCacheBytes)
+	})
+}
+
+type packCache struct {
+	blob.Storage
+	dir   string
+	limit int64
+
+	mu       sync.Mutex
+	touched  map[blob.ID]int
+	entries  map[blob.ID]*list.Element // of *packEntry, most recent first
+	lru      *list.List
+	size     int64
+	inflight map[blob.ID]*fetch
+	seq      int
+}
+
+type packEntry struct {
+	id   blob.ID
+	path string
+	size int64
+}
+
+type fetch struct {
+	done chan struct{}
+	path string
+	err  error
+}
+
+func newPackCache(st blob.Storage, parent string, limit int64) (*packCache, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, fmt.Errorf("create pack cache: %w", err)
+	}
+	dir, err := os.MkdirTemp(parent, "packs-")
+	if err != nil {
+		return nil, fmt.Errorf("create pack cache: %w", err)
+	}
+	if limit <= 0 {
+		limit = 512 << 20
+	}
+	return &packCache{Storage: st, dir: dir, limit: limit, touched: map[blob.ID]int{},
+		entries: map[blob.ID]*list.Element{}, lru: list.New(), inflight: map[blob.ID]*fetch{}}, nil
+}
+
+// GetBlob serves ranges of data packs from the cache once a pack has been
+// read twice; everything else goes straight to storage.
+func (c *packCache) GetBlob(ctx context.Context, id blob.ID, offset, length int64, out blob.OutputBuffer) error {
+	if length < 0 || !strings.HasPrefix(string(id), "p") {
+		return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
+	}
+	path, ok := c.lookup(id)
+	if !ok {
+		c.mu.Lock()
+		c.touched[id]++
+		second := c.touched[id] >= 2
+		c.mu.Unlock()
+		if !second {
+			return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
+		}
+		var err error
+		if path, err = c.fetchWhole(ctx, id); err != nil {
+			return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
+		}
+	}
+	if err := readRange(path, offset, length, out); err != nil {
+		out.Reset()
+		return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
+	}
+	return nil
+}
+
+func (c *packCache) lookup(id blob.ID) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[id]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*packEntry).path, true
+	}
+	return "", false
+}
+
+// fetchWhole downloads a pack once, however many readers want it.
+func (c *packCache) fetchWhole(ctx context.Context, id blob.ID) (string, error) {
+	c.mu.Lock()
+	if f, ok := c.inflight[id]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.path, f.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	f := &fetch{done: make(chan struct{})}
+	c.inflight[id] = f
+	c.seq++
+	path := filepath.Join(c.dir, fmt.Sprintf("%d.pack", c.seq))
+	c.mu.Unlock()
+
+	size, err := c.download(ctx, id, path)
+	c.mu.Lock()
+	delete(c.inflight, id)
+	if err == nil {
+		c.entries[id] = c.lru.PushFront(&packEntry{id: id, path: path, size: size})
+		c.size += size
+		c.evictLocked()
+	}
+	c.mu.Unlock()
+	f.path, f.err = path, err
+	close(f.done)
+	return path, err
+}
+
+func (c *packCache) download(ctx context.Context, id blob.ID, path string) (int64, error) {
+	fo, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	out := &fileOutput{f: fo}
+	err = c.Storage.GetBlob(ctx, id, 0, -1, out)
+	if cerr := fo.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, err //nolint:wrapcheck
+	}
+	return int64(out.n), nil
+}
+
+// evictLocked drops the least recently used packs above the limit. A
+// reader that still has a dropped file open keeps reading it; one that
+// arrives later falls back to storage.
+func (c *packCache) evictLocked() {
+	for c.size > c.limit && c.lru.Len() > 1 {
+		el := c.lru.Back()
+		e := el.Value.(*packEntry)
+		c.lru.Remove(el)
+		delete(c.entries, e.id)
+		c.size -= e.size
+		os.Remove(e.path)
+	}
+}
+
+func (c *packCache) Close(ctx context.Context) error {
+	err := c.Storage.Close(ctx)
+	os.RemoveAll(c.dir)
+	return err //nolint:wrapcheck
+}
+
+func readRange(path string, offset, length int64, out blob.OutputBuffer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(out, io.NewSectionReader(f, offset, length))
+	if err != nil {
+		return err
+	}
+	if n != length {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}
+
+// fileOutput is a blob.OutputBuffer that writes to a file, so a whole pack
+// never sits in memory.
+type fileOutput struct {
+	f *os.File
+	n int
+}
+
+func (o *fileOutput) Write(p []byte) (int, error) {
+	n, err := o.f.Write(p)
+	o.n += n
+	return n, err //nolint:wrapcheck
+}
+
+func (o *fileOutput) Reset() {
+	o.f.Truncate(0)           //nolint:errcheck
+	o.f.Seek(0, io.SeekStart) //nolint:errcheck
+	o.n = 0
+}
+
+func (o *fileOutput) Length() int { return o.n }
