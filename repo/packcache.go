@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/blob/s3"
@@ -76,6 +77,7 @@ func newPackCache(st blob.Storage, parent string, limit int64) (*packCache, erro
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("create pack cache: %w", err)
 	}
+	removeStale(parent)
 	dir, err := os.MkdirTemp(parent, "packs-")
 	if err != nil {
 		return nil, fmt.Errorf("create pack cache: %w", err)
@@ -184,6 +186,17 @@ func (c *packCache) evictLocked() {
 		delete(c.entries, e.id)
 		c.size -= e.size
 		os.Remove(e.path)
+	}
+}
+
+// removeStale deletes caches left by processes that were killed: a live
+// one touches its directory whenever it adds a pack.
+func removeStale(parent string) {
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), "packs-") && time.Since(fi.ModTime()) > 24*time.Hour {
+			os.RemoveAll(filepath.Join(parent, e.Name()))
+		}
 	}
 }
 

@@ -24,6 +24,8 @@ import (
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
+var compression string
+
 type result struct {
 	wall time.Duration
 	rss  int64 // KiB
@@ -40,6 +42,7 @@ func main() {
 	useS3 := flag.Bool("s3", false, "use a MinIO server on loopback instead of a local directory")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	toolList := flag.String("tools", "cairn,restic", "tools to measure, in this order")
+	flag.StringVar(&compression, "compression", "", "cairn's compressor (default: cairn's default)")
 	flag.Parse()
 	if err := run(*sizeMB, *useS3, *keep, strings.Split(*toolList, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "filebench:", err)
@@ -98,6 +101,11 @@ func measure(name, cairnBin, work, tree string, s3 *testenv.S3) (tool, error) {
 	env := append(os.Environ(), "CAIRN_PASSWORD=bench", "RESTIC_PASSWORD=bench", "HOME="+filepath.Join(work, name+"-home"),
 		"CAIRN_CONFIG=")
 	repoURL := repoDir
+	if name == "cairn" && compression != "" {
+		cfg := filepath.Join(work, "cairn.yaml")
+		os.WriteFile(cfg, []byte("repository: {compression: "+compression+"}\n"), 0o644)
+		env = append(env, "CAIRN_CONFIG="+cfg)
+	}
 	var bucket string
 	if s3 != nil {
 		bucket = "bench-" + name + fmt.Sprint(time.Now().Unix())
