@@ -76,6 +76,14 @@ type Node interface {
 	Readlink(ctx context.Context) (string, error)
 }
 
+// Prefetcher is implemented by directory nodes whose file contents are
+// cheaper to fetch in bulk ahead of reading (remote repositories). Restore
+// calls it with the files of a directory it is about to copy. It only hints:
+// it never fails, and reading works the same without it.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, files []Node)
+}
+
 // SnapshotRequest describes one snapshot to take.
 type SnapshotRequest struct {
 	Site, Environment string

@@ -70,7 +70,9 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		opts.Progress = cairn.NoProgress{}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx}
+	// A long queue lets the tree walk run ahead of the copies, so that
+	// prefetching (see cairn.Prefetcher) has time to work.
+	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, 2048), ctx: gctx}
 	for i := 0; i < opts.Workers; i++ {
 		g.Go(r.worker)
 	}
@@ -79,7 +81,11 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		if src.Mode().IsDir() {
 			return r.dir(src, at)
 		}
-		return r.entry(src, at, r.existing(at))
+		j, err := r.entry(src, at, r.existing(at))
+		if err != nil || j == nil {
+			return err
+		}
+		return r.queue(nil, []job{*j})
 	})
 	if err := g.Wait(); err != nil {
 		if ctx.Err() != nil {
@@ -188,6 +194,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		return err
 	}
 	inSnap := make(map[string]bool, len(kids))
+	var pending []job // this directory's files to copy, queued after the prefetch hint
 	for _, k := range kids {
 		inSnap[k.Name()] = true
 		p := path.Join(rel, k.Name())
@@ -198,9 +205,16 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		if fi, ok := present[k.Name()]; ok {
 			curK = &fi
 		}
-		if err := r.entry(k, p, curK); err != nil {
+		j, err := r.entry(k, p, curK)
+		if err != nil {
 			return err
 		}
+		if j != nil {
+			pending = append(pending, *j)
+		}
+	}
+	if err := r.queue(n, pending); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(present))
 	for name := range present {
@@ -247,17 +261,43 @@ func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
 	return nil
 }
 
-// entry restores one non-directory entry (or descends into a directory).
-func (r *restorer) entry(n cairn.Node, rel string, cur *Info) error {
+// queue hands a directory's files to the workers, first telling the
+// repository (when it can use it) which files are about to be read.
+func (r *restorer) queue(dir cairn.Node, jobs []job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	if p, ok := dir.(cairn.Prefetcher); ok && !r.opts.DryRun {
+		files := make([]cairn.Node, 0, len(jobs))
+		for _, j := range jobs {
+			if !j.compare {
+				files = append(files, j.node)
+			}
+		}
+		p.Prefetch(r.ctx, files)
+	}
+	for _, j := range jobs {
+		select {
+		case r.jobs <- j:
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// entry restores one entry: it descends into a directory, makes a link,
+// or returns the copy job a regular file needs (nil when it is unchanged).
+func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 	switch mode := n.Mode(); {
 	case mode.IsDir():
-		return r.dir(n, rel)
+		return nil, r.dir(n, rel)
 	case mode&fs.ModeSymlink != 0:
-		return r.symlink(n, rel, cur)
+		return nil, r.symlink(n, rel, cur)
 	case mode.IsRegular():
 		if cur != nil && !cur.Mode.IsRegular() {
 			if err := r.remove(rel, *cur); err != nil {
-				return err
+				return nil, err
 			}
 			cur = nil
 		}
@@ -268,7 +308,7 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) error {
 					r.report(Change{Op: OpMeta, Path: rel})
 					if !r.opts.DryRun {
 						if err := r.dst.SetAttrs(rel, mode, n.ModTime()); err != nil {
-							return fmt.Errorf("set attributes of %s: %w", r.where(rel), err)
+							return nil, fmt.Errorf("set attributes of %s: %w", r.where(rel), err)
 						}
 					}
 				} else {
@@ -277,18 +317,13 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) error {
 					r.mu.Unlock()
 				}
 				r.opts.Progress.Done(1, n.Size())
-				return nil
+				return nil, nil
 			}
 			j.compare = true
 		}
-		select {
-		case r.jobs <- j:
-			return nil
-		case <-r.ctx.Done():
-			return r.ctx.Err()
-		}
+		return &j, nil
 	}
-	return nil // devices, sockets and pipes are not restored
+	return nil, nil // devices, sockets and pipes are not restored
 }
 
 func (r *restorer) symlink(n cairn.Node, rel string, cur *Info) error {

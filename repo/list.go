@@ -9,7 +9,10 @@ import (
 	"time"
 
 	kfs "github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/manifest"
+	"github.com/kopia/kopia/repo/object"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/snapshotfs"
 
@@ -48,11 +51,52 @@ func (r *Repo) Root(ctx context.Context, s *cairn.Snapshot) (cairn.Node, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot %s: %w", s.ShortID(), err)
 	}
-	return node{root}, nil
+	return node{root, r}, nil
 }
 
 // node adapts a kopia filesystem entry to cairn.Node.
-type node struct{ e kfs.Entry }
+type node struct {
+	e kfs.Entry
+	r *Repo
+}
+
+var _ cairn.Prefetcher = node{}
+
+// Prefetch asks the pack cache (S3 only) for the packs that hold two or
+// more of these files: one download then serves them all.
+func (n node) Prefetch(ctx context.Context, files []cairn.Node) {
+	if n.r == nil || n.r.packs == nil {
+		return
+	}
+	dr, ok := n.r.kr.(repo.DirectRepository)
+	if !ok {
+		return
+	}
+	count := map[blob.ID]int{}
+	var order []blob.ID
+	for _, f := range files {
+		fn, ok := f.(node)
+		if !ok {
+			continue
+		}
+		h, ok := fn.e.(object.HasObjectID)
+		if !ok {
+			continue
+		}
+		cid, _, ok := h.ObjectID().ContentID()
+		if !ok {
+			continue // a large file of several chunks: read by ranges
+		}
+		info, err := dr.ContentInfo(ctx, cid)
+		if err != nil {
+			continue
+		}
+		if count[info.PackBlobID]++; count[info.PackBlobID] == 2 {
+			order = append(order, info.PackBlobID)
+		}
+	}
+	n.r.packs.Want(order)
+}
 
 func (n node) Name() string       { return n.e.Name() }
 func (n node) Mode() fs.FileMode  { return n.e.Mode() }
@@ -71,7 +115,7 @@ func (n node) Children(ctx context.Context) ([]cairn.Node, error) {
 	kfs.Sort(entries)
 	out := make([]cairn.Node, len(entries))
 	for i, e := range entries {
-		out[i] = node{e}
+		out[i] = node{e, n.r}
 	}
 	return out, nil
 }

@@ -32,7 +32,13 @@ type cachedS3Options struct {
 	s3.Options
 	PackCacheDir   string `json:"cairnPackCacheDir"`
 	PackCacheBytes int64  `json:"cairnPackCacheBytes"`
+	// PackCacheToken names the cache in packCaches, so that the Repo that
+	// opened the storage can find it and ask for prefetches.
+	PackCacheToken string `json:"cairnPackCacheToken"`
 }
+
+// packCaches maps tokens to live pack caches.
+var packCaches sync.Map
 
 func init() {
 	blob.AddSupportedStorage(cachedS3Type, cachedS3Options{}, func(ctx context.Context, o *cachedS3Options, create bool) (blob.Storage, error) {
@@ -43,7 +49,15 @@ func init() {
 		if o.PackCacheDir == "" {
 			return st, nil
 		}
-		return newPackCache(st, o.PackCacheDir, o.PackCacheBytes)
+		c, err := newPackCache(st, o.PackCacheDir, o.PackCacheBytes)
+		if err != nil {
+			return nil, err
+		}
+		if o.PackCacheToken != "" {
+			c.token = o.PackCacheToken
+			packCaches.Store(c.token, c)
+		}
+		return c, nil
 	})
 }
 
@@ -59,7 +73,16 @@ type packCache struct {
 	size     int64
 	inflight map[blob.ID]*fetch
 	seq      int
+
+	token     string
+	wanted    chan blob.ID
+	startOnce sync.Once
+	bg        context.Context
+	stopBg    context.CancelFunc
 }
+
+// prefetchers is how many packs are downloaded ahead at once.
+const prefetchers = 4
 
 type packEntry struct {
 	id   blob.ID
@@ -85,14 +108,50 @@ func newPackCache(st blob.Storage, parent string, limit int64) (*packCache, erro
 	if limit <= 0 {
 		limit = 512 << 20
 	}
+	bg, stop := context.WithCancel(context.Background())
 	return &packCache{Storage: st, dir: dir, limit: limit, touched: map[blob.ID]int{},
-		entries: map[blob.ID]*list.Element{}, lru: list.New(), inflight: map[blob.ID]*fetch{}}, nil
+		entries: map[blob.ID]*list.Element{}, lru: list.New(), inflight: map[blob.ID]*fetch{},
+		wanted: make(chan blob.ID, 256), bg: bg, stopBg: stop}, nil
 }
 
-// GetBlob serves ranges of data packs from the cache once a pack has been
-// read twice; everything else goes straight to storage.
+// Want asks for packs to be downloaded in the background, ahead of reads.
+// Packs already cached, on their way or over the queue's room are skipped.
+func (c *packCache) Want(ids []blob.ID) {
+	c.startOnce.Do(func() {
+		for range prefetchers {
+			go func() {
+				for {
+					select {
+					case <-c.bg.Done():
+						return
+					case id := <-c.wanted:
+						c.fetchWhole(c.bg, id) //nolint:errcheck // a failed prefetch falls back to ranged reads
+					}
+				}
+			}()
+		}
+	})
+	for _, id := range ids {
+		c.mu.Lock()
+		_, cached := c.entries[id]
+		_, busy := c.inflight[id]
+		seen := c.touched[id] >= 2
+		c.touched[id] = 2
+		c.mu.Unlock()
+		if cached || busy || seen {
+			continue
+		}
+		select {
+		case c.wanted <- id:
+		default:
+		}
+	}
+}
+
+// GetBlob serves ranges of packs (data "p", metadata "q") from the cache
+// once a pack has been read twice; everything else goes straight to storage.
 func (c *packCache) GetBlob(ctx context.Context, id blob.ID, offset, length int64, out blob.OutputBuffer) error {
-	if length < 0 || !strings.HasPrefix(string(id), "p") {
+	if length < 0 || !(strings.HasPrefix(string(id), "p") || strings.HasPrefix(string(id), "q")) {
 		return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
 	}
 	path, ok := c.lookup(id)
@@ -201,6 +260,10 @@ func removeStale(parent string) {
 }
 
 func (c *packCache) Close(ctx context.Context) error {
+	c.stopBg()
+	if c.token != "" {
+		packCaches.Delete(c.token)
+	}
 	err := c.Storage.Close(ctx)
 	os.RemoveAll(c.dir)
 	return err //nolint:wrapcheck

@@ -52,6 +52,9 @@ type Options struct {
 	Compression string
 	// Hostname is recorded in snapshots ("" = os.Hostname).
 	Hostname string
+	// Restore opens the repository for reading much data once (see
+	// writeConnection).
+	Restore bool
 	// LimitUpload caps writes to storage, in bytes per second (0 = none).
 	LimitUpload float64
 	// Logger receives debug logs (nil = discard).
@@ -64,6 +67,8 @@ type Repo struct {
 	kr   repo.Repository
 	log  *slog.Logger
 	host string
+	// packs is the S3 pack cache (nil on local repositories).
+	packs *packCache
 }
 
 var _ cairn.Repository = (*Repo)(nil)
@@ -153,7 +158,8 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if !exists {
 		return nil, fmt.Errorf("no repository at %s: %w. Try: cairn init", opts.Location, cairn.ErrRepoNotFound)
 	}
-	cfgFile, err := writeConnection(ctx, opts)
+	token := randomToken()
+	cfgFile, err := writeConnection(ctx, opts, token)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +185,17 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	return &Repo{opts: opts, kr: kr, log: log, host: host}, nil
+	r := &Repo{opts: opts, kr: kr, log: log, host: host}
+	if c, ok := packCaches.Load(token); ok {
+		r.packs = c.(*packCache)
+	}
+	return r, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 12)
+	rand.Read(b) //nolint:errcheck
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // Close releases the repository.
@@ -301,9 +317,8 @@ type connection struct {
 }
 
 // writeConnection writes kopia's connection file under the state directory.
-// On S3 the metadata cache is what makes incremental snapshots fast; on a
-// local repository caches only slow restores down, so none is kept.
-func writeConnection(ctx context.Context, opts Options) (string, error) {
+// A local repository keeps no cache: reading its own disk is as fast.
+func writeConnection(ctx context.Context, opts Options, token string) (string, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return "", fmt.Errorf("create state directory: %w", err)
 	}
@@ -314,13 +329,23 @@ func writeConnection(ctx context.Context, opts Options) (string, error) {
 	}
 	c.Caching = &content.CachingOptions{}
 	if opts.Location.S3 != nil {
-		so := cachedS3Options{Options: *s3Options(opts.Location.S3), PackCacheDir: filepath.Join(opts.StateDir, "packs")}
+		so := cachedS3Options{Options: *s3Options(opts.Location.S3), PackCacheDir: filepath.Join(opts.StateDir, "packs"),
+			PackCacheToken: token}
 		so.Limits.UploadBytesPerSecond = opts.LimitUpload
 		c.Storage = &blob.ConnectionInfo{Type: cachedS3Type, Config: &so}
-		c.Caching = &content.CachingOptions{
-			CacheDirectory:         filepath.Join(opts.StateDir, "cache"),
-			ContentCacheSizeBytes:  256 << 20,
-			MetadataCacheSizeBytes: 1 << 30,
+		// For snapshots kopia's metadata cache (directory listings,
+		// indexes) is what makes incremental snapshots fast; its data
+		// cache must then exist too (kopia fails without one) but stays
+		// small, as snapshots seldom read data. A restore reads each
+		// content once: kopia's caches would only write a second copy of
+		// everything to disk, so it runs without them and the pack cache
+		// serves its reads.
+		if !opts.Restore {
+			c.Caching = &content.CachingOptions{
+				CacheDirectory:         filepath.Join(opts.StateDir, "cache"),
+				ContentCacheSizeBytes:  32 << 20,
+				MetadataCacheSizeBytes: 1 << 30,
+			}
 		}
 	} else {
 		fo := &filesystem.Options{Path: opts.Location.Path}

@@ -179,10 +179,16 @@ func (a *app) password() (cairn.Secret, error) {
 // openRepo opens the repository; create makes the default local one on
 // first use.
 func (a *app) openRepo(ctx context.Context, create bool) (*repo.Repo, error) {
+	return a.openRepoFor(ctx, create, false)
+}
+
+// openRepoFor opens the repository, tuned for a restore when restore is set.
+func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo, error) {
 	s, err := a.repoSettings()
 	if err != nil {
 		return nil, err
 	}
+	s.opts.Restore = restore
 	if create && s.isDefault {
 		exists, err := repo.Exists(ctx, s.opts.Location)
 		if err != nil {

@@ -73,11 +73,16 @@ func (a *app) runSnapshots(ctx context.Context, filter string, asJSON bool) erro
 
 // pick opens the repository and resolves a selector to one snapshot.
 func (a *app) pick(ctx context.Context, arg string) (*repo.Repo, *cairn.Snapshot, error) {
+	return a.pickFor(ctx, arg, false)
+}
+
+// pickFor is pick, tuned for a restore when restore is set.
+func (a *app) pickFor(ctx context.Context, arg string, restore bool) (*repo.Repo, *cairn.Snapshot, error) {
 	sel, err := cairn.ParseSelector(arg, time.Local)
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := a.openRepo(ctx, false)
+	r, err := a.openRepoFor(ctx, false, restore)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -106,7 +106,7 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	default:
 		return usagef("--only takes files or db, not %q", o.only)
 	}
-	r, s, err := a.pick(ctx, sel)
+	r, s, err := a.pickFor(ctx, sel, true)
 	if err != nil {
 		return err
 	}
