@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,6 +114,9 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	prog := &uploadProgress{p: p}
 	u.Progress = prog
 	u.CheckpointInterval = 15 * time.Minute
+	// Scanning a tree is mostly waiting for the disk (cold inodes), so
+	// more readers than cores keep it busy.
+	u.ParallelUploads = max(8, runtime.NumCPU())
 
 	pol := *policy.DefaultPolicy
 	comp := r.opts.Compression
