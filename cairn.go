@@ -76,12 +76,14 @@ type Node interface {
 	Readlink(ctx context.Context) (string, error)
 }
 
-// Prefetcher is implemented by directory nodes whose file contents are
-// cheaper to fetch in bulk ahead of reading (remote repositories). Restore
-// calls it with the files of a directory it is about to copy. It only hints:
-// it never fails, and reading works the same without it.
-type Prefetcher interface {
-	Prefetch(ctx context.Context, files []Node)
+// ReadPlanner is implemented by snapshot trees whose files are much faster
+// to read in storage order than in tree order (files stored in packs, far
+// away). Restore hands it batches of files it is about to read and reads
+// them in the order returned: a permutation of the indexes of files. The
+// planner may start fetching them. It never fails: reading works the same
+// in any order.
+type ReadPlanner interface {
+	PlanReads(ctx context.Context, files []Node) []int
 }
 
 // SnapshotRequest describes one snapshot to take.

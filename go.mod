@@ -1,6 +1,6 @@
 module github.com/cairn-backup/cairn
 
-go 1.26.8
+go 1.25.8
 
 require (
 	github.com/kopia/kopia v0.23.1

@@ -70,22 +70,24 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		opts.Progress = cairn.NoProgress{}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	// A long queue lets the tree walk run ahead of the copies, so that
-	// prefetching (see cairn.Prefetcher) has time to work.
-	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, 2048), ctx: gctx}
+	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx}
+	r.planner, _ = src.(cairn.ReadPlanner)
 	for i := 0; i < opts.Workers; i++ {
 		g.Go(r.worker)
 	}
 	g.Go(func() error {
 		defer close(r.jobs)
 		if src.Mode().IsDir() {
-			return r.dir(src, at)
+			if err := r.dir(src, at); err != nil {
+				return err
+			}
+			return r.flush()
 		}
 		j, err := r.entry(src, at, r.existing(at))
 		if err != nil || j == nil {
 			return err
 		}
-		return r.queue(nil, []job{*j})
+		return r.queue([]job{*j})
 	})
 	if err := g.Wait(); err != nil {
 		if ctx.Err() != nil {
@@ -111,10 +113,17 @@ type restorer struct {
 	jobs chan job
 	ctx  context.Context
 
+	planner cairn.ReadPlanner
+	batch   []job // copies waiting to be ordered by the planner
+
 	mu    sync.Mutex
 	stats Stats
 	dirs  []dirAttr
 }
+
+// batchSize bounds the copies held back for ordering: enough for a site's
+// tree to be read pack by pack, a few MB of memory.
+const batchSize = 16384
 
 type dirAttr struct {
 	rel   string
@@ -213,7 +222,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 			pending = append(pending, *j)
 		}
 	}
-	if err := r.queue(n, pending); err != nil {
+	if err := r.queue(pending); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(present))
@@ -261,21 +270,54 @@ func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
 	return nil
 }
 
-// queue hands a directory's files to the workers, first telling the
-// repository (when it can use it) which files are about to be read.
-func (r *restorer) queue(dir cairn.Node, jobs []job) error {
-	if len(jobs) == 0 {
+// queue hands copies to the workers. With a planner they are first
+// gathered into a batch and read in the order the planner prefers.
+func (r *restorer) queue(jobs []job) error {
+	if r.planner == nil || r.opts.DryRun {
+		return r.send(jobs)
+	}
+	r.batch = append(r.batch, jobs...)
+	if len(r.batch) >= batchSize {
+		return r.flush()
+	}
+	return nil
+}
+
+// flush sends the batch in the planner's order.
+func (r *restorer) flush() error {
+	if len(r.batch) == 0 {
 		return nil
 	}
-	if p, ok := dir.(cairn.Prefetcher); ok && !r.opts.DryRun {
-		files := make([]cairn.Node, 0, len(jobs))
-		for _, j := range jobs {
-			if !j.compare {
-				files = append(files, j.node)
-			}
-		}
-		p.Prefetch(r.ctx, files)
+	nodes := make([]cairn.Node, len(r.batch))
+	for i, j := range r.batch {
+		nodes[i] = j.node
 	}
+	ordered := r.batch
+	if order := r.planner.PlanReads(r.ctx, nodes); isPermutation(order, len(nodes)) {
+		ordered = make([]job, len(order))
+		for k, i := range order {
+			ordered[k] = r.batch[i]
+		}
+	}
+	r.batch = nil
+	return r.send(ordered)
+}
+
+func isPermutation(order []int, n int) bool {
+	if len(order) != n {
+		return false
+	}
+	seen := make([]bool, n)
+	for _, i := range order {
+		if i < 0 || i >= n || seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
+}
+
+func (r *restorer) send(jobs []job) error {
 	for _, j := range jobs {
 		select {
 		case r.jobs <- j:

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,6 +263,54 @@ func TestEqualReaders(t *testing.T) {
 		got, err := equalReaders(bytes.NewReader(tt.a), bytes.NewReader(tt.b))
 		if err != nil || got != tt.want {
 			t.Errorf("case %d: equalReaders = %v, %v; want %v", i, got, err, tt.want)
+		}
+	}
+}
+
+// plannedRoot is a tree whose planner reverses (or breaks) the read order.
+type plannedRoot struct {
+	*memNode
+	broken bool
+	mu     sync.Mutex
+	asked  int
+}
+
+func (p *plannedRoot) PlanReads(_ context.Context, files []cairn.Node) []int {
+	p.mu.Lock()
+	p.asked += len(files)
+	p.mu.Unlock()
+	order := make([]int, len(files))
+	for i := range order {
+		order[i] = len(files) - 1 - i
+	}
+	if p.broken && len(order) > 1 {
+		order[0] = order[1] // not a permutation
+	}
+	return order
+}
+
+func TestRestoreWithPlanner(t *testing.T) {
+	files := map[string]string{"a/1.txt": "1", "a/2.txt": "22", "b/3.txt": "333", "4.txt": "4444"}
+	for _, broken := range []bool{false, true} {
+		root := &plannedRoot{memNode: tree(files), broken: broken}
+		dst := t.TempDir()
+		var order []string
+		st, err := Restore(context.Background(), root, Local{dst}, "", Options{Workers: 1, OnChange: func(c Change) {
+			if !c.Dir {
+				order = append(order, c.Path)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readTree(t, dst); !equalMaps(got, files) {
+			t.Fatalf("broken=%v: restored %v", broken, got)
+		}
+		if root.asked != 4 || st.Added != 6 {
+			t.Errorf("broken=%v: planner asked about %d files, added %d", broken, root.asked, st.Added)
+		}
+		if !broken && strings.Join(order, ",") != "4.txt,b/3.txt,a/2.txt,a/1.txt" {
+			t.Errorf("copies in order %v, want the planner's (reverse of the walk)", order)
 		}
 	}
 }

@@ -60,23 +60,26 @@ type node struct {
 	r *Repo
 }
 
-var _ cairn.Prefetcher = node{}
+var _ cairn.ReadPlanner = node{}
 
-// Prefetch asks the pack cache (S3 only) for the packs that hold two or
-// more of these files: one download then serves them all.
-func (n node) Prefetch(ctx context.Context, files []cairn.Node) {
-	if n.r == nil || n.r.packs == nil {
-		return
+// PlanReads orders files by where their data lies (pack, then offset), so
+// that a restore reads each pack once, front to back; files of several
+// chunks come last, in their given order. On S3, packs still in the pack
+// cache go first (a batch starts where the last one ended), and the cache
+// is told which packs come next so that it can fetch ahead.
+func (n node) PlanReads(ctx context.Context, files []cairn.Node) []int {
+	type key struct {
+		pack   blob.ID
+		offset uint32
+		small  bool
 	}
-	dr, ok := n.r.kr.(repo.DirectRepository)
-	if !ok {
-		return
-	}
-	count := map[blob.ID]int{}
-	var order []blob.ID
-	for _, f := range files {
+	keys := make([]key, len(files))
+	order := make([]int, len(files))
+	dr, _ := n.r.kr.(repo.DirectRepository)
+	for i, f := range files {
+		order[i] = i
 		fn, ok := f.(node)
-		if !ok {
+		if !ok || dr == nil {
 			continue
 		}
 		h, ok := fn.e.(object.HasObjectID)
@@ -85,17 +88,47 @@ func (n node) Prefetch(ctx context.Context, files []cairn.Node) {
 		}
 		cid, _, ok := h.ObjectID().ContentID()
 		if !ok {
-			continue // a large file of several chunks: read by ranges
+			continue // several chunks: read by ranges, last
 		}
-		info, err := dr.ContentInfo(ctx, cid)
-		if err != nil {
-			continue
-		}
-		if count[info.PackBlobID]++; count[info.PackBlobID] == 2 {
-			order = append(order, info.PackBlobID)
+		if info, err := dr.ContentInfo(ctx, cid); err == nil {
+			keys[i] = key{info.PackBlobID, info.PackOffset, int64(info.PackedLength) < bigRead}
 		}
 	}
-	n.r.packs.Want(order)
+	var recent map[blob.ID]int
+	if n.r.packs != nil {
+		recent = n.r.packs.recency()
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ka, kb := keys[order[a]], keys[order[b]]
+		if (ka.pack == "") != (kb.pack == "") {
+			return kb.pack == ""
+		}
+		ra, aCached := recent[ka.pack]
+		rb, bCached := recent[kb.pack]
+		if aCached != bCached {
+			return aCached
+		}
+		if aCached && ra != rb {
+			return ra < rb
+		}
+		if ka.pack != kb.pack {
+			return ka.pack < kb.pack
+		}
+		return ka.offset < kb.offset
+	})
+	if n.r.packs != nil {
+		var plan []blob.ID
+		count := map[blob.ID]int{}
+		for _, i := range order {
+			if k := keys[i]; k.small {
+				if count[k.pack]++; count[k.pack] == 2 {
+					plan = append(plan, k.pack)
+				}
+			}
+		}
+		n.r.packs.Plan(plan)
+	}
+	return order
 }
 
 func (n node) Name() string       { return n.e.Name() }

@@ -74,6 +74,14 @@ type packCache struct {
 	inflight map[blob.ID]*fetch
 	seq      int
 
+	// counters, for -v logs
+	downloads, ranged int
+	distinct          map[blob.ID]bool
+
+	plan    map[blob.ID]int // pack → position in planned
+	planned []blob.ID
+	queued  map[blob.ID]bool
+
 	token     string
 	wanted    chan blob.ID
 	startOnce sync.Once
@@ -81,8 +89,13 @@ type packCache struct {
 	stopBg    context.CancelFunc
 }
 
-// prefetchers is how many packs are downloaded ahead at once.
-const prefetchers = 4
+const (
+	// prefetchers is how many packs are downloaded ahead at once.
+	prefetchers = 4
+	// bigRead is the size from which a ranged read is efficient by itself:
+	// such reads (chunks of large files) never pull a whole pack in.
+	bigRead = 1 << 20
+)
 
 type packEntry struct {
 	id   blob.ID
@@ -110,13 +123,16 @@ func newPackCache(st blob.Storage, parent string, limit int64) (*packCache, erro
 	}
 	bg, stop := context.WithCancel(context.Background())
 	return &packCache{Storage: st, dir: dir, limit: limit, touched: map[blob.ID]int{},
-		entries: map[blob.ID]*list.Element{}, lru: list.New(), inflight: map[blob.ID]*fetch{},
+		entries: map[blob.ID]*list.Element{}, lru: list.New(), inflight: map[blob.ID]*fetch{}, distinct: map[blob.ID]bool{},
+		queued: map[blob.ID]bool{},
 		wanted: make(chan blob.ID, 256), bg: bg, stopBg: stop}, nil
 }
 
-// Want asks for packs to be downloaded in the background, ahead of reads.
-// Packs already cached, on their way or over the queue's room are skipped.
-func (c *packCache) Want(ids []blob.ID) {
+// Plan tells the cache which packs the coming reads need, in order: each
+// is downloaded whole on its first read, and reading one starts the
+// download of the next few, so the copies rarely wait. A new plan replaces
+// the old one.
+func (c *packCache) Plan(ids []blob.ID) {
 	c.startOnce.Do(func() {
 		for range prefetchers {
 			go func() {
@@ -131,19 +147,51 @@ func (c *packCache) Want(ids []blob.ID) {
 			}()
 		}
 	})
-	for _, id := range ids {
-		c.mu.Lock()
+	c.mu.Lock()
+	c.plan = map[blob.ID]int{}
+	c.planned = ids
+	for i, id := range ids {
+		c.plan[id] = i
+		c.touched[id] = 2 // planned for several reads: fetch whole at once
+	}
+	c.mu.Unlock()
+	c.want(0, prefetchers)
+}
+
+// recency ranks the cached packs, most recently used first.
+func (c *packCache) recency() map[blob.ID]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rank := make(map[blob.ID]int, c.lru.Len())
+	i := 0
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		rank[el.Value.(*packEntry).id] = i
+		i++
+	}
+	return rank
+}
+
+// want queues planned packs from..from+n for download.
+func (c *packCache) want(from, n int) {
+	c.mu.Lock()
+	var ids []blob.ID
+	for i := from; i < len(c.planned) && i < from+n; i++ {
+		id := c.planned[i]
 		_, cached := c.entries[id]
 		_, busy := c.inflight[id]
-		seen := c.touched[id] >= 2
-		c.touched[id] = 2
-		c.mu.Unlock()
-		if cached || busy || seen {
-			continue
+		if !cached && !busy && !c.queued[id] {
+			c.queued[id] = true
+			ids = append(ids, id)
 		}
+	}
+	c.mu.Unlock()
+	for _, id := range ids {
 		select {
 		case c.wanted <- id:
 		default:
+			c.mu.Lock()
+			delete(c.queued, id)
+			c.mu.Unlock()
 		}
 	}
 }
@@ -151,14 +199,23 @@ func (c *packCache) Want(ids []blob.ID) {
 // GetBlob serves ranges of packs (data "p", metadata "q") from the cache
 // once a pack has been read twice; everything else goes straight to storage.
 func (c *packCache) GetBlob(ctx context.Context, id blob.ID, offset, length int64, out blob.OutputBuffer) error {
-	if length < 0 || !(strings.HasPrefix(string(id), "p") || strings.HasPrefix(string(id), "q")) {
+	if length < 0 || length >= bigRead || !(strings.HasPrefix(string(id), "p") || strings.HasPrefix(string(id), "q")) {
 		return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
+	}
+	c.mu.Lock()
+	pos, planned := c.plan[id]
+	c.mu.Unlock()
+	if planned {
+		c.want(pos+1, prefetchers)
 	}
 	path, ok := c.lookup(id)
 	if !ok {
 		c.mu.Lock()
 		c.touched[id]++
 		second := c.touched[id] >= 2
+		if !second {
+			c.ranged++
+		}
 		c.mu.Unlock()
 		if !second {
 			return c.Storage.GetBlob(ctx, id, offset, length, out) //nolint:wrapcheck
@@ -205,6 +262,8 @@ func (c *packCache) fetchWhole(ctx context.Context, id blob.ID) (string, error) 
 
 	size, err := c.download(ctx, id, path)
 	c.mu.Lock()
+	c.downloads++
+	c.distinct[id] = true
 	delete(c.inflight, id)
 	if err == nil {
 		c.entries[id] = c.lru.PushFront(&packEntry{id: id, path: path, size: size})
@@ -246,6 +305,14 @@ func (c *packCache) evictLocked() {
 		c.size -= e.size
 		os.Remove(e.path)
 	}
+}
+
+// stats reports whole-pack downloads, distinct packs downloaded and
+// ranged reads passed through.
+func (c *packCache) stats() (downloads, distinct, ranged int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.downloads, len(c.distinct), c.ranged
 }
 
 // removeStale deletes caches left by processes that were killed: a live

@@ -72,8 +72,8 @@ func TestPackCache(t *testing.T) {
 		t.Fatal("a non-pack blob was cached")
 	}
 
-	// Prefetch brings packs down before they are read.
-	c.Want([]blob.ID{"pb", "qa"})
+	// A plan brings its first packs down before they are read.
+	c.Plan([]blob.ID{"pb", "qa"})
 	deadline := time.Now().Add(10 * time.Second)
 	for !(cached("pb") && cached("qa")) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

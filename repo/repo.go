@@ -199,7 +199,13 @@ func randomToken() string {
 }
 
 // Close releases the repository.
-func (r *Repo) Close(ctx context.Context) error { return r.kr.Close(ctx) }
+func (r *Repo) Close(ctx context.Context) error {
+	if r.packs != nil {
+		d, n, g := r.packs.stats()
+		r.log.Info("pack cache", "downloads", d, "distinct_packs", n, "ranged_reads", g)
+	}
+	return r.kr.Close(ctx) //nolint:wrapcheck
+}
 
 // Location returns where the repository lives.
 func (r *Repo) Location() Location { return r.opts.Location }

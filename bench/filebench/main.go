@@ -72,6 +72,7 @@ func run(sizeMB int, useS3, keep bool, names []string) error {
 		if err != nil {
 			return err
 		}
+		defer testenv.StopMinIO()
 		s3 = &srv
 	}
 	var tools []tool

@@ -200,7 +200,12 @@ func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo
 			}
 		}
 	}
-	return repo.Open(ctx, s.opts)
+	r, err := repo.Open(ctx, s.opts)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("repository open", "location", s.opts.Location.String(), "state", s.opts.StateDir, "for_restore", restore)
+	return r, nil
 }
 
 func (a *app) initRepo(ctx context.Context, opts repo.Options) error {

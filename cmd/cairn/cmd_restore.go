@@ -146,6 +146,7 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 			return fmt.Errorf("create %s: %w", parent, err)
 		}
 	}
+	a.log.Info("restore", "snapshot", s.ID, "path", rel, "target", t.dir, "keep", t.keep, "dry_run", o.dryRun)
 	start := time.Now()
 	bar := a.bar("restore " + s.ShortID())
 	if rel == "" {

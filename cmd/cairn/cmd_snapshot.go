@@ -86,6 +86,7 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 		return err
 	}
 	defer r.Close(ctx)
+	a.log.Info("snapshot", "site", req.Site, "environment", req.Environment, "path", req.Path, "exclude", req.Exclude)
 	bar := a.bar("snapshot " + req.Site + "/" + req.Environment)
 	snap, err := r.Snapshot(ctx, req, bar)
 	bar.Finish()

@@ -41,12 +41,19 @@ var (
 // Main runs the tests and stops the services they started.
 func Main(m *testing.M) {
 	code := m.Run()
+	StopMinIO()
+	os.Exit(code)
+}
+
+// StopMinIO stops the MinIO server started by this process, if any, and
+// removes its data.
+func StopMinIO() {
 	if minioCmd != nil && minioCmd.Process != nil {
 		minioCmd.Process.Kill() //nolint:errcheck
 		minioCmd.Wait()         //nolint:errcheck
 		os.RemoveAll(minioDir)
+		minioCmd = nil
 	}
-	os.Exit(code)
 }
 
 // Require fails (under CI=true) or skips the test when a service is missing.
