@@ -87,7 +87,10 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		if err != nil || j == nil {
 			return err
 		}
-		return r.queue([]job{*j})
+		if err := r.queue([]job{*j}); err != nil {
+			return err
+		}
+		return r.flush()
 	})
 	if err := g.Wait(); err != nil {
 		if ctx.Err() != nil {

@@ -314,3 +314,16 @@ func TestRestoreWithPlanner(t *testing.T) {
 		}
 	}
 }
+
+// A single file restored through a planner is written too.
+func TestRestoreSingleFileWithPlanner(t *testing.T) {
+	file := &plannedRoot{memNode: &memNode{name: "wp-config.php", mode: 0o640, data: "<?php", mtime: t0}}
+	dst := t.TempDir()
+	st, err := Restore(context.Background(), file, Local{dst}, "wp-config.php", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readTree(t, dst); got["wp-config.php"] != "<?php" || st.Added != 1 {
+		t.Fatalf("restored %v, stats %+v", got, st)
+	}
+}
