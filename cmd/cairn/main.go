@@ -10,11 +10,21 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 )
 
+// defaultMemoryLimit is the soft heap limit cairn runs under unless
+// $GOMEMLIMIT says otherwise: the garbage collector works harder rather
+// than let a large snapshot or restore grow past it (peak RSS stays under
+// about 300 MB; see bench/README.md).
+const defaultMemoryLimit = 200 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
