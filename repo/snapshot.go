@@ -234,7 +234,13 @@ type uploadProgress struct {
 	failed []string
 }
 
-func (u *uploadProgress) Enabled() bool                    { return true }
+// Enabled makes kopia walk the tree a second time to estimate its size;
+// that is only worth it when someone watches a progress bar.
+func (u *uploadProgress) Enabled() bool {
+	v, ok := u.p.(interface{ Visible() bool })
+	return !ok || v.Visible()
+}
+
 func (u *uploadProgress) EstimatedDataSize(files, b int64) { u.p.Total(files, b) }
 func (u *uploadProgress) HashedBytes(n int64)              { u.p.Done(0, n) }
 func (u *uploadProgress) CachedFile(_ string, size int64)  { u.p.Done(0, size) }
