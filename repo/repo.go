@@ -39,6 +39,9 @@ import (
 // a core and stores already-compressed media as it is.
 const DefaultCompression = "zstd-fastest"
 
+// contentHash names content (and so deduplicates it) in new repositories.
+const contentHash = "BLAKE3-256-128"
+
 // Options open or create a repository.
 type Options struct {
 	Location Location
@@ -104,7 +107,12 @@ func Init(ctx context.Context, opts Options) (InitResult, error) {
 		}
 	}
 	err = repo.Initialize(ctx, st, &repo.NewRepositoryOptions{
-		BlockFormat: format.ContentFormat{MutableParameters: format.MutableParameters{Version: format.FormatVersion3}},
+		BlockFormat: format.ContentFormat{
+			// BLAKE3 hashes 3–4× faster than kopia's default BLAKE2b on
+			// AVX2 machines, with the same 128-bit content IDs.
+			Hash:              contentHash,
+			MutableParameters: format.MutableParameters{Version: format.FormatVersion3},
+		},
 	}, password)
 	if err != nil {
 		return res, fmt.Errorf("initialize repository at %s: %w", opts.Location, err)
