@@ -159,6 +159,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		}
 		password = strings.TrimSpace(string(b))
 	}
+	start := time.Now()
 	exists, err := Exists(ctx, opts.Location)
 	if err != nil {
 		return nil, err
@@ -193,6 +194,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
+	log.Debug("repository open", "elapsed", time.Since(start))
 	r := &Repo{opts: opts, kr: kr, log: log, host: host}
 	if c, ok := packCaches.Load(token); ok {
 		r.packs = c.(*packCache)

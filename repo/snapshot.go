@@ -86,6 +86,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		if err != nil {
 			return err
 		}
+		r.log.Debug("snapshot stage", "stage", "upload", "elapsed", time.Since(start))
 		snap = &cairn.Snapshot{
 			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
 			URL: req.URL, Host: r.host, Source: abs, Version: cairn.Version,
@@ -101,11 +102,13 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 			return fmt.Errorf("save snapshot: %w", err)
 		}
 		snap.ID = string(id)
+		r.log.Debug("snapshot stage", "stage", "saved", "elapsed", time.Since(start))
 		return r.dropCheckpoints(ctx, w, si)
 	})
 	if err != nil {
 		return nil, err
 	}
+	r.log.Debug("snapshot stage", "stage", "flushed", "elapsed", time.Since(start))
 	return snap, nil
 }
 
