@@ -56,6 +56,16 @@ func (b *Bar) Done(files, bytes int64) {
 	b.bytes.Add(bytes)
 }
 
+// width is the terminal's width, or 80.
+func (b *Bar) width() int {
+	if f, ok := b.w.(*os.File); ok {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
+			return w - 1
+		}
+	}
+	return 80
+}
+
 // Finish stops drawing and clears the line.
 func (b *Bar) Finish() {
 	if !b.enabled {
@@ -75,7 +85,7 @@ func (b *Bar) loop() {
 		case <-b.stop:
 			return
 		case <-t.C:
-			fmt.Fprint(b.w, "\r\033[K"+b.Line(80))
+			fmt.Fprint(b.w, "\r\033[K"+b.Line(b.width()))
 		}
 	}
 }
