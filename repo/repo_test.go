@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/snapshot"
+
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
@@ -156,4 +159,50 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// kopia's checkpoints (left by a long snapshot that was killed) are never
+// listed, and the next complete snapshot of the source removes them.
+func TestCheckpointsNeverListedAndDropped(t *testing.T) {
+	ctx := context.Background()
+	opts := testOptions(t, Location{Path: filepath.Join(t.TempDir(), "repo")})
+	opts.Password = "pw"
+	if _, err := Init(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"a.txt": "a"})
+	abs, _ := filepath.Abs(src)
+	si := snapshot.SourceInfo{Host: "blog", UserName: "prod", Path: abs}
+	err = repo.WriteSession(ctx, r.kr, repo.WriteSessionOptions{}, func(ctx context.Context, w repo.RepositoryWriter) error {
+		_, err := snapshot.SaveSnapshot(ctx, w, &snapshot.Manifest{Source: si, IncompleteReason: "checkpoint",
+			RootEntry: &snapshot.DirEntry{Name: "x", Type: snapshot.EntryTypeDirectory}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := r.Snapshots(ctx); len(list) != 0 {
+		t.Fatalf("a checkpoint is listed: %v", list)
+	}
+	if _, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "blog", Environment: "prod", Path: src}, cairn.NoProgress{}); err != nil {
+		t.Fatal(err)
+	}
+	mans, err := snapshot.ListSnapshots(ctx, r.kr, si)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mans {
+		if m.IncompleteReason != "" {
+			t.Errorf("checkpoint %s survived a complete snapshot", m.ID)
+		}
+	}
+	if len(mans) != 1 {
+		t.Errorf("%d manifests for the source, want 1", len(mans))
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kopia/kopia/fs/localfs"
 	"github.com/kopia/kopia/repo"
 	"github.com/kopia/kopia/repo/compression"
+	"github.com/kopia/kopia/repo/manifest"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/policy"
 	"github.com/kopia/kopia/snapshot/upload"
@@ -175,15 +176,20 @@ func changedWarnings(changed []string) []string {
 }
 
 // dropCheckpoints deletes kopia's checkpoint manifests for the source once a
-// complete snapshot exists.
+// complete snapshot exists. Checkpoints are the source's manifests without
+// cairn's labels, so labels alone tell them apart: no manifest is loaded,
+// however long the history.
 func (r *Repo) dropCheckpoints(ctx context.Context, w repo.RepositoryWriter, si snapshot.SourceInfo) error {
-	mans, err := snapshot.ListSnapshots(ctx, w, si)
+	entries, err := w.FindManifests(ctx, map[string]string{
+		manifest.TypeLabelKey: snapshot.ManifestType, snapshot.HostnameLabel: si.Host,
+		snapshot.UsernameLabel: si.UserName, snapshot.PathLabel: si.Path,
+	})
 	if err != nil {
 		return fmt.Errorf("list checkpoints: %w", err)
 	}
-	for _, m := range mans {
-		if m.IncompleteReason != "" {
-			if err := w.DeleteManifest(ctx, m.ID); err != nil {
+	for _, e := range entries {
+		if e.Labels[labelVersion] == "" {
+			if err := w.DeleteManifest(ctx, e.ID); err != nil {
 				return fmt.Errorf("delete checkpoint: %w", err)
 			}
 		}
