@@ -1,0 +1,85 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+)
+
+// TableStat describes one table at dump time.
+type TableStat struct {
+	Name     string
+	Rows     int64
+	Checksum string // CHECKSUM TABLE's value; "" for views
+	View     bool
+}
+
+func (c Config) open() (*sql.DB, error) {
+	dc := driver.NewConfig()
+	dc.User, dc.Passwd, dc.DBName = c.User, c.Password.Reveal(), c.Database
+	if c.Socket != "" {
+		dc.Net, dc.Addr = "unix", c.Socket
+	} else {
+		dc.Net, dc.Addr = "tcp", fmt.Sprintf("%s:%d", c.Host, c.Port)
+	}
+	dc.Timeout = 10 * time.Second
+	dc.Collation = "utf8mb4_general_ci"
+	conn, err := driver.NewConnector(dc)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// Stats returns every table's row count and checksum, in name order.
+func Stats(ctx context.Context, c Config) ([]TableStat, error) {
+	db, err := c.open()
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", c, err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", c.Database)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of %s: %w%s", c, err, hint(err.Error()))
+	}
+	var stats []TableStat
+	for rows.Next() {
+		var s TableStat
+		var typ string
+		if err := rows.Scan(&s.Name, &typ); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		s.View = typ == "VIEW"
+		stats = append(stats, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range stats {
+		s := &stats[i]
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(s.Name)).Scan(&s.Rows); err != nil {
+			return nil, fmt.Errorf("count rows of %s.%s: %w", c.Database, s.Name, err)
+		}
+		if s.View {
+			continue
+		}
+		var name string
+		var sum sql.NullInt64
+		if err := db.QueryRowContext(ctx, "CHECKSUM TABLE "+quoteIdent(s.Name)).Scan(&name, &sum); err != nil {
+			return nil, fmt.Errorf("checksum %s.%s: %w", c.Database, s.Name, err)
+		}
+		if sum.Valid {
+			s.Checksum = strconv.FormatInt(sum.Int64, 10)
+		}
+	}
+	return stats, nil
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
