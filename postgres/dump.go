@@ -1,0 +1,110 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// passFile writes a .pgpass-format file (0600) for PGPASSFILE.
+func passFile(c Config) (string, error) {
+	f, err := os.CreateTemp("", "cairn-pg-*.pass")
+	if err != nil {
+		return "", err
+	}
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
+	line := strings.Join([]string{esc.Replace(c.Host), strconv.Itoa(c.Port), esc.Replace(c.Database), esc.Replace(c.User), esc.Replace(c.Password.Reveal())}, ":") + "\n"
+	if err = f.Chmod(0o600); err == nil {
+		_, err = f.WriteString(line)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// toolEnv is the environment for libpq tools: the connection comes from
+// PG* variables and the password from the pass file, so argv holds none.
+func toolEnv(c Config, pass string) []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PGHOST="+c.Host, "PGPORT="+strconv.Itoa(c.Port), "PGDATABASE="+c.Database,
+		"PGPASSFILE="+pass, "PGCONNECT_TIMEOUT=10", "PGAPPNAME=cairn")
+	if c.User != "" {
+		env = append(env, "PGUSER="+c.User)
+	}
+	if c.SSLMode != "" {
+		env = append(env, "PGSSLMODE="+c.SSLMode)
+	}
+	return env
+}
+
+// Dump streams the database as plain SQL to w. pg_dump reads one
+// consistent snapshot; the dump names no database and no owners or
+// grants, so it loads into another database owned by another role. The
+// dump is complete only if Dump returns nil.
+func Dump(ctx context.Context, c Config, w io.Writer) error {
+	tool, err := exec.LookPath("pg_dump")
+	if err != nil {
+		return errors.New("pg_dump is not installed. Try: apt-get install postgresql-client (a version at least the server's)")
+	}
+	pass, err := passFile(c)
+	if err != nil {
+		return fmt.Errorf("dump %s: write password file: %w", c, err)
+	}
+	defer os.Remove(pass)
+	cmd := exec.CommandContext(ctx, tool, "--format=plain", "--no-owner", "--no-privileges",
+		"--encoding=UTF8", "--no-password")
+	cmd.Env = toolEnv(c, pass)
+	var stderr tail
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("dump %s with pg_dump: %v: %s%s", c, err, stderr.String(), hint(stderr.String()))
+	}
+	return nil
+}
+
+func hint(msg string) string {
+	switch {
+	case strings.Contains(msg, "password authentication failed"), strings.Contains(msg, "no password supplied"):
+		return ". Try: check the user and password in the DSN"
+	case strings.Contains(msg, "does not exist") && strings.Contains(msg, "database"):
+		return ". Try: check the database name in the DSN"
+	case strings.Contains(msg, "server version mismatch"):
+		return ". Try: install a pg_dump at least as new as the server (postgresql-client-NN)"
+	case strings.Contains(msg, "Connection refused"), strings.Contains(msg, "could not connect"), strings.Contains(msg, "could not translate host name"):
+		return ". Try: check the host and port, and that the server is running"
+	case strings.Contains(msg, "permission denied"):
+		return ". Try: GRANT pg_read_all_data TO the backup user (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES and ON ALL SEQUENCES in each schema (and USAGE on the schemas)"
+	}
+	return ""
+}
+
+// tail keeps the last 4 KiB written to it.
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 4096 {
+		t.b = t.b[len(t.b)-4096:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return strings.TrimSpace(string(t.b)) }

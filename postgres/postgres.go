@@ -1,0 +1,90 @@
+// Package postgres dumps PostgreSQL databases with pg_dump in plain SQL
+// format as a stream (rewritable, and it deduplicates well), and reads
+// per-table statistics (row counts, an md5 over the ordered rows of tables
+// under a size limit) through pgx. Passwords reach pg_dump through a 0600
+// password file named by PGPASSFILE, never argv.
+package postgres
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// Config is one database to back up, from a postgres:// or postgresql://
+// DSN: postgres://user:password@host:5432/dbname[?sslmode=…].
+type Config struct {
+	User     string
+	Password cairn.Secret
+	Host     string
+	Port     int
+	Database string
+	SSLMode  string // disable, require, verify-full…; "" = prefer
+}
+
+// ParseDSN reads a postgres:// or postgresql:// DSN.
+func ParseDSN(dsn string) (Config, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: database DSN is not a URL", cairn.ErrInvalidArgument)
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return Config{}, fmt.Errorf("%w: %s: not a postgres:// DSN", cairn.ErrInvalidArgument, Redact(dsn))
+	}
+	c := Config{Port: 5432, Host: u.Hostname(), Database: strings.Trim(u.Path, "/")}
+	if u.User != nil {
+		c.User = u.User.Username()
+		p, _ := u.User.Password()
+		c.Password = cairn.Secret(p)
+	}
+	if c.Database == "" || strings.Contains(c.Database, "/") {
+		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. postgres://user@host/app", cairn.ErrInvalidArgument, Redact(dsn))
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if p := u.Port(); p != "" {
+		if c.Port, err = strconv.Atoi(p); err != nil || c.Port <= 0 || c.Port > 65535 {
+			return Config{}, fmt.Errorf("%w: %s: bad port %q", cairn.ErrInvalidArgument, Redact(dsn), p)
+		}
+	}
+	for key, vals := range u.Query() {
+		switch key {
+		case "sslmode":
+			c.SSLMode = vals[0]
+		default:
+			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: sslmode)", cairn.ErrInvalidArgument, Redact(dsn), key)
+		}
+	}
+	return c, nil
+}
+
+// String is the DSN without its password.
+func (c Config) String() string {
+	u := url.URL{Scheme: "postgres", Host: net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), Path: "/" + c.Database}
+	if c.User != "" {
+		u.User = url.User(c.User)
+	}
+	if c.SSLMode != "" {
+		u.RawQuery = "sslmode=" + url.QueryEscape(c.SSLMode)
+	}
+	return u.String()
+}
+
+// Redact removes the password from a DSN for messages.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	return u.String()
+}
