@@ -1,0 +1,117 @@
+// Package app recognises web applications in a file tree (WordPress,
+// Drupal, Laravel, Elgg), reads their database settings from their own
+// configuration files, and records their versions (for WordPress also each
+// plugin's and theme's). It reads files only: no PHP is run.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// App is what was found in a tree.
+type App struct {
+	Name    string // wordpress, drupal, laravel, elgg
+	Version string // "" when unknown
+	// Databases are DSNs (mysql://, postgres://, sqlite:///…) with passwords.
+	Databases []string
+	// Components are plugins and themes: "plugin/akismet" → "5.3".
+	Components map[string]string
+	// Config is the file the settings came from, relative to the tree.
+	Config string
+}
+
+// ErrUnknown means no known application was found.
+var ErrUnknown = errors.New("no WordPress, Drupal, Laravel or Elgg found")
+
+// Detect looks at dir and returns the application in it.
+func Detect(dir string) (*App, error) {
+	detectors := []struct {
+		marker string
+		read   func(dir string) (*App, error)
+	}{
+		{"wp-config.php", wordpress},
+		{"elgg-config/settings.php", elgg},
+		{"artisan", laravel},
+		{"sites/default/settings.php", drupal},
+		{"web/sites/default/settings.php", func(d string) (*App, error) { return drupalIn(d, "web") }},
+	}
+	for _, d := range detectors {
+		if _, err := os.Stat(filepath.Join(dir, d.marker)); err == nil {
+			return d.read(dir)
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", dir, ErrUnknown)
+}
+
+// dsn builds a database URL from settings.
+func dsn(scheme, user, password, host string, port int, name string) string {
+	u := url.URL{Scheme: scheme, Path: "/" + name}
+	if user != "" {
+		if password != "" {
+			u.User = url.UserPassword(user, password)
+		} else {
+			u.User = url.User(user)
+		}
+	}
+	if strings.HasPrefix(host, "/") { // a socket path
+		u.RawQuery = "socket=" + url.QueryEscape(host)
+		return u.String()
+	}
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		host = h
+		if n, err := strconv.Atoi(p); err == nil {
+			port = n
+		}
+	} else if h, sock, ok := strings.Cut(host, ":"); ok && strings.HasPrefix(sock, "/") {
+		host = h
+		u.RawQuery = "socket=" + url.QueryEscape(sock)
+	}
+	if host == "" || host == "localhost" {
+		host = "127.0.0.1"
+	}
+	if port > 0 {
+		host = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	u.Host = host
+	return u.String()
+}
+
+// headerVersion reads "Version: x" from a plugin or theme file's header
+// comment (the first 8 KiB, as WordPress does).
+func headerVersion(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, 8192)
+	n, _ := f.Read(buf)
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "*#/ \t"))
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Version") {
+			return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "*/"))
+		}
+	}
+	return ""
+}
+
+func sortedDirs(dir string) []fs.DirEntry {
+	entries, _ := os.ReadDir(dir)
+	var out []fs.DirEntry
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
