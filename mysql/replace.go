@@ -1,0 +1,310 @@
+package mysql
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// ErrMismatch means a loaded copy does not match the statistics recorded
+// when the snapshot was taken.
+var ErrMismatch = errors.New("restored data does not match the snapshot")
+
+// Replace makes the database c names hold the dump, safely: the dump is
+// loaded into a scratch database beside it and checked against want (row
+// counts, and checksums where both sides have one); only then are the
+// tables swapped in with one atomic RENAME TABLE, and the views, triggers,
+// routines and events recreated around them (MySQL cannot move those
+// between databases). Until the swap, any failure or cancellation leaves
+// the target exactly as it was and removes the scratch database.
+func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) (err error) {
+	srv := c
+	srv.Database = ""
+	db, err := srv.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
+	}
+	charset, collation := "utf8mb4", "utf8mb4_general_ci"
+	db.QueryRowContext(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", c.Database).Scan(&charset, &collation) //nolint:errcheck // absent target: defaults
+
+	scratch, old := sideName(c.Database, "new"), sideName(c.Database, "old")
+	create := fmt.Sprintf(" CHARACTER SET %s COLLATE %s", charset, collation)
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(scratch)+create); err != nil {
+		return fmt.Errorf("create scratch database %s: %w", scratch, err)
+	}
+	swapped := false
+	defer func() {
+		// Cleanup must run even when ctx is cancelled.
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		db.ExecContext(cctx, "DROP DATABASE IF EXISTS "+quoteIdent(scratch)) //nolint:errcheck
+		if swapped && err == nil {
+			db.ExecContext(cctx, "DROP DATABASE IF EXISTS "+quoteIdent(old)) //nolint:errcheck
+		}
+	}()
+
+	sc := c
+	sc.Database = scratch
+	if err := Load(ctx, sc, dump); err != nil {
+		return err
+	}
+	if err := check(ctx, sc, want); err != nil {
+		return err
+	}
+	objs, err := objects(ctx, db, scratch)
+	if err != nil {
+		return err
+	}
+	if err := dropMovable(ctx, db, scratch, objs); err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(c.Database)+create); err != nil {
+		return fmt.Errorf("create %s: %w", c.Database, err)
+	}
+	current, err := objects(ctx, db, c.Database)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(old)+create); err != nil {
+		return fmt.Errorf("create holding database %s: %w", old, err)
+	}
+	// The target's triggers and views must go for its tables to move;
+	// should the swap fail they are put back.
+	if err := dropMovable(ctx, db, c.Database, current); err != nil {
+		return err
+	}
+	if err := swap(ctx, db, c.Database, scratch, old); err != nil {
+		recreate(context.Background(), c, c.Database, c.Database, current)               //nolint:errcheck
+		db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+quoteIdent(old)) //nolint:errcheck
+		return err
+	}
+	swapped = true
+	// From here the new tables are live: finish, whatever ctx says.
+	fctx := context.Background()
+	for _, o := range current.routinesAndEvents() {
+		if _, err := db.ExecContext(fctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(c.Database)+"."+quoteIdent(o.name)); err != nil {
+			return fmt.Errorf("drop old %s %s: %w", strings.ToLower(o.kind), o.name, err)
+		}
+	}
+	if err := recreate(fctx, c, scratch, c.Database, objs); err != nil {
+		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept in database %s", err, old)
+	}
+	return nil
+}
+
+// sideName names a database beside target (at most 64 characters).
+func sideName(target, role string) string {
+	b := make([]byte, 4)
+	rand.Read(b) //nolint:errcheck
+	prefix := target
+	if len(prefix) > 40 {
+		prefix = prefix[:40]
+	}
+	return prefix + "_cairn_" + role + "_" + hex.EncodeToString(b)
+}
+
+// check compares a loaded copy with the snapshot's statistics.
+func check(ctx context.Context, c Config, want []TableStat) error {
+	got, err := Stats(ctx, c)
+	if err != nil {
+		return err
+	}
+	have := map[string]TableStat{}
+	for _, s := range got {
+		have[s.Name] = s
+	}
+	for _, w := range want {
+		g, ok := have[w.Name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: table %s is missing", ErrMismatch, w.Name)
+		case g.Rows != w.Rows:
+			return fmt.Errorf("%w: table %s has %d rows, the snapshot recorded %d", ErrMismatch, w.Name, g.Rows, w.Rows)
+		case w.Checksum != "" && g.Checksum != "" && g.Checksum != w.Checksum:
+			return fmt.Errorf("%w: table %s's checksum differs", ErrMismatch, w.Name)
+		}
+	}
+	return nil
+}
+
+// object is a view, trigger, routine or event with its definition.
+type object struct {
+	kind, name, create string
+}
+
+type objectSet struct {
+	tables []string
+	others []object // views first, then triggers, routines, events
+}
+
+func (s objectSet) routinesAndEvents() []object {
+	var out []object
+	for _, o := range s.others {
+		if o.kind == "PROCEDURE" || o.kind == "FUNCTION" || o.kind == "EVENT" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// objects lists a database's base tables and the definitions of its
+// other objects.
+func objects(ctx context.Context, db *sql.DB, schema string) (objectSet, error) {
+	var s objectSet
+	q := []struct{ kind, list, show string }{
+		{"VIEW", "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", "SHOW CREATE VIEW %s"},
+		{"TRIGGER", "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", "SHOW CREATE TRIGGER %s"},
+		{"PROCEDURE", "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'PROCEDURE'", "SHOW CREATE PROCEDURE %s"},
+		{"FUNCTION", "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE = 'FUNCTION'", "SHOW CREATE FUNCTION %s"},
+		{"EVENT", "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?", "SHOW CREATE EVENT %s"},
+	}
+	tables, err := names(ctx, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", schema)
+	if err != nil {
+		return s, err
+	}
+	s.tables = tables
+	for _, k := range q {
+		list, err := names(ctx, db, k.list, schema)
+		if err != nil {
+			return s, err
+		}
+		for _, name := range list {
+			def, err := showCreate(ctx, db, fmt.Sprintf(k.show, quoteIdent(schema)+"."+quoteIdent(name)), k.kind)
+			if err != nil {
+				return s, fmt.Errorf("read %s %s.%s: %w", strings.ToLower(k.kind), schema, name, err)
+			}
+			s.others = append(s.others, object{kind: k.kind, name: name, create: def})
+		}
+	}
+	return s, nil
+}
+
+func names(ctx context.Context, db *sql.DB, q, schema string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, q, schema)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// showCreate returns the CREATE statement from a SHOW CREATE result, whose
+// column holding it depends on the kind of object.
+func showCreate(ctx context.Context, db *sql.DB, q, kind string) (string, error) {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		return "", errors.New("no definition")
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return "", err
+	}
+	want := map[string]string{"VIEW": "Create View", "TRIGGER": "SQL Original Statement", "PROCEDURE": "Create Procedure",
+		"FUNCTION": "Create Function", "EVENT": "Create Event"}[kind]
+	for i, c := range cols {
+		if c == want && vals[i].Valid {
+			return vals[i].String, nil
+		}
+	}
+	return "", fmt.Errorf("no %q column", want)
+}
+
+// dropMovable drops the triggers and views that keep tables from moving.
+func dropMovable(ctx context.Context, db *sql.DB, schema string, s objectSet) error {
+	for _, o := range s.others {
+		if o.kind != "VIEW" && o.kind != "TRIGGER" {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(schema)+"."+quoteIdent(o.name)); err != nil {
+			return fmt.Errorf("drop %s %s.%s: %w", strings.ToLower(o.kind), schema, o.name, err)
+		}
+	}
+	return nil
+}
+
+// swap moves the target's tables out and the scratch tables in, in one
+// RENAME TABLE: other sessions see the old set or the new one.
+func swap(ctx context.Context, db *sql.DB, target, scratch, old string) error {
+	cur, err := names(ctx, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", target)
+	if err != nil {
+		return err
+	}
+	next, err := names(ctx, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", scratch)
+	if err != nil {
+		return err
+	}
+	var parts []string
+	for _, t := range cur {
+		parts = append(parts, quoteIdent(target)+"."+quoteIdent(t)+" TO "+quoteIdent(old)+"."+quoteIdent(t))
+	}
+	for _, t := range next {
+		parts = append(parts, quoteIdent(scratch)+"."+quoteIdent(t)+" TO "+quoteIdent(target)+"."+quoteIdent(t))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "RENAME TABLE "+strings.Join(parts, ", ")); err != nil {
+		return fmt.Errorf("swap tables into %s: %w", target, err)
+	}
+	return nil
+}
+
+// recreate creates objects, defined in schema from, in schema to. Views
+// that depend on views not yet made are retried until nothing moves.
+func recreate(ctx context.Context, c Config, from, to string, s objectSet) error {
+	tc := c
+	tc.Database = to
+	db, err := tc.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	pending := append([]object(nil), s.others...)
+	for len(pending) > 0 {
+		var failed []object
+		var lastErr error
+		for _, o := range pending {
+			stmt := strings.ReplaceAll(o.create, quoteIdent(from)+".", quoteIdent(to)+".")
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				failed, lastErr = append(failed, o), fmt.Errorf("create %s %s: %w", strings.ToLower(o.kind), o.name, err)
+			}
+		}
+		if len(failed) == len(pending) {
+			return lastErr
+		}
+		pending = failed
+	}
+	return nil
+}
