@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-backup/cairn/internal/testenv"
+)
+
+func asPostgres(db string) Config {
+	return Config{User: "postgres", Host: "127.0.0.1", Port: 5432, Database: db, SSLMode: "disable"}
+}
+
+func query(t *testing.T, db, q string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/"+db+"?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var out string
+	if err := conn.QueryRow(ctx, q, args...).Scan(&out); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+func sourceDump(t *testing.T) ([]byte, []TableStat) {
+	src, _ := fixture(t)
+	var dump bytes.Buffer
+	if err := Dump(context.Background(), asPostgres(src.Database), &dump); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Stats(context.Background(), asPostgres(src.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dump.Bytes(), want
+}
+
+// pgTarget makes a database owned by its own role, with content of its own.
+func pgTarget(t *testing.T) *testenv.Postgres {
+	dst := testenv.NewPostgres(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		"ALTER DATABASE " + dst.Database + " OWNER TO " + dst.User,
+		"CREATE TABLE stale (x int)",
+		"INSERT INTO stale VALUES (1)",
+	} {
+		if _, err := dst.Admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return dst
+}
+
+func state(t *testing.T, db string) string {
+	st, err := Stats(context.Background(), asPostgres(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, s := range st {
+		b.WriteString(s.Name + ":" + s.Checksum + ";")
+	}
+	return b.String()
+}
+
+func sideDBs(t *testing.T, target string) string {
+	return query(t, "postgres", "SELECT coalesce(string_agg(datname, ','), '') FROM pg_database WHERE datname LIKE $1", target+"_cairn_%")
+}
+
+func TestReplace(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	ctx := context.Background()
+	before := state(t, dst.Database)
+
+	// dst.Admin is connected: by default cairn refuses and changes nothing.
+	err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), want, ReplaceOptions{})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "Try:") {
+		t.Fatalf("replace while in use: %v", err)
+	}
+	if after := state(t, dst.Database); after != before || sideDBs(t, dst.Database) != "" {
+		t.Fatalf("a refused replace changed something: %s, side %s", after, sideDBs(t, dst.Database))
+	}
+
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), want, ReplaceOptions{Terminate: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Stats(ctx, asPostgres(dst.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("after replace %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("table %s: %+v, want %+v", want[i].Name, got[i], want[i])
+		}
+	}
+	if owner := query(t, dst.Database, "SELECT tableowner FROM pg_tables WHERE tablename = 'posts'"); owner != dst.User {
+		t.Errorf("posts owned by %s, want the application's role %s", owner, dst.User)
+	}
+	if owner := query(t, "postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", dst.Database); owner != dst.User {
+		t.Errorf("database owned by %s, want %s", owner, dst.User)
+	}
+	if n := query(t, dst.Database, "SELECT count(*)::text FROM titles"); n != "3000" {
+		t.Errorf("view: %s rows", n)
+	}
+	if s := sideDBs(t, dst.Database); s != "" {
+		t.Errorf("side databases left: %s", s)
+	}
+}
+
+func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	dst.Admin.Close(context.Background())
+	before := state(t, dst.Database)
+	ctx := context.Background()
+
+	wrong := append([]TableStat(nil), want...)
+	wrong[0].Rows++
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), wrong, ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
+		t.Errorf("stats mismatch: %v", err)
+	}
+	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\n\\.\nTHIS IS NOT SQL;\n")...)
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(half), want, ReplaceOptions{}); err == nil {
+		t.Error("a broken dump replaced the database")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	r := &cancelAfter{r: bytes.NewReader(dump), n: len(dump) / 3, cancel: cancel}
+	if err := Replace(cctx, asPostgres(dst.Database), r, want, ReplaceOptions{}); err == nil {
+		t.Error("a cancelled load replaced the database")
+	}
+	if after := state(t, dst.Database); after != before {
+		t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if s := sideDBs(t, dst.Database); s != "" {
+		t.Errorf("side databases left: %s", s)
+	}
+}
+
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+		return 0, context.Canceled
+	}
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	k, err := c.r.Read(p)
+	c.n -= k
+	return k, err
+}
