@@ -111,6 +111,8 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 // hint turns the dump tool's common complaints into advice.
 func hint(stderr string) string {
 	switch {
+	case strings.Contains(stderr, "you need (at least one of)"):
+		return ". Try: grant the privilege named above to this user, or restore as the database server's administrative user"
 	case strings.Contains(stderr, "Access denied") && strings.Contains(stderr, "to database"):
 		return ". Try: check the database name in the DSN, and that the user has SELECT, SHOW VIEW, TRIGGER, EVENT and LOCK TABLES on it"
 	case strings.Contains(stderr, "Access denied"):

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 )
 
 // clientTools are tried in order for loading dumps.
@@ -25,9 +26,8 @@ func clientTool() (string, error) {
 }
 
 // Load runs a SQL dump against the database c names (which must exist),
-// with the engine's own client. A first line asking for MariaDB's "sandbox
-// mode" (written by newer mariadb-dump, and refused by older servers and by
-// MySQL) is dropped. Load stops at the first error.
+// with the engine's own client, through loadFilter (no sandbox-mode line,
+// no DEFINER clauses). Load stops at the first error.
 func Load(ctx context.Context, c Config, r io.Reader) error {
 	tool, err := clientTool()
 	if err != nil {
@@ -40,7 +40,7 @@ func Load(ctx context.Context, c Config, r io.Reader) error {
 	defer os.Remove(defaults)
 	cmd := exec.CommandContext(ctx, tool, "--defaults-extra-file="+defaults,
 		"--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch", c.Database)
-	cmd.Stdin = withoutSandboxLine(r)
+	cmd.Stdin = newLoadFilter(r)
 	var stderr tailBuffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Run(); err != nil {
@@ -56,15 +56,50 @@ func Load(ctx context.Context, c Config, r io.Reader) error {
 // 10.6.18, 10.11.8, 11.x and later.
 var sandboxLine = []byte("/*M!999999\\- enable the sandbox mode */")
 
-// withoutSandboxLine passes r through, minus a leading sandbox-mode line.
-func withoutSandboxLine(r io.Reader) io.Reader {
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(len(sandboxLine))
-	if !bytes.Equal(head, sandboxLine) {
-		return br
+// definerRE matches the DEFINER clause of a view, trigger, routine or event.
+var definerRE = regexp.MustCompile("DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
+
+// loadFilter passes a dump through with two changes that let it load
+// anywhere: a leading sandbox-mode line is dropped, and DEFINER clauses
+// are removed, so that the loading user (who may not hold SUPER or SET
+// USER on a staging server) becomes the definer. mysqldump writes them only
+// on lines starting "/*!" or "CREATE "; every row of data is on an INSERT
+// line, so data is never touched. Long lines pass through as they are.
+type loadFilter struct {
+	br      *bufio.Reader
+	pending []byte
+	first   bool
+	inLong  bool // inside a line longer than the buffer
+}
+
+func newLoadFilter(r io.Reader) *loadFilter {
+	return &loadFilter{br: bufio.NewReaderSize(r, 64<<10), first: true}
+}
+
+func (f *loadFilter) Read(p []byte) (int, error) {
+	for len(f.pending) == 0 {
+		line, err := f.br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			f.pending = append(f.pending[:0], line...)
+			f.inLong, f.first = true, false
+			continue
+		case err != nil && len(line) == 0:
+			return 0, err
+		}
+		whole := !f.inLong
+		f.inLong = false
+		if whole && f.first && bytes.HasPrefix(line, sandboxLine) {
+			f.first = false
+			continue
+		}
+		f.first = false
+		if whole && (bytes.HasPrefix(line, []byte("/*!")) || bytes.HasPrefix(line, []byte("CREATE "))) && bytes.Contains(line, []byte("DEFINER=")) {
+			line = definerRE.ReplaceAll(line, nil)
+		}
+		f.pending = append(f.pending[:0], line...)
 	}
-	if _, err := br.ReadSlice('\n'); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-		return br
-	}
-	return br
+	n := copy(p, f.pending)
+	f.pending = f.pending[n:]
+	return n, nil
 }

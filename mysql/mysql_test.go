@@ -241,3 +241,24 @@ func TestDumpLoadRoundTrip(t *testing.T) {
 		t.Errorf("a broken dump loaded: %v", err)
 	}
 }
+
+func TestLoadFilter(t *testing.T) {
+	in := "/*M!999999\\- enable the sandbox mode */ \n" +
+		"/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n" +
+		"CREATE DEFINER=`a``b`@`%` PROCEDURE `p`()\n" +
+		"INSERT INTO `t` VALUES ('DEFINER=`root`@`localhost`');\n" +
+		"/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`127.0.0.1`*/ /*!50003 TRIGGER `x` BEFORE INSERT ON `t` FOR EACH ROW SET @a = 1 */;;\n" +
+		"INSERT INTO `big` VALUES ('" + strings.Repeat("DEFINER=`r`@`h` ", 10000) + "');\n"
+	out, err := io.ReadAll(newLoadFilter(strings.NewReader(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "/*!50013  SQL SECURITY DEFINER */\n" +
+		"CREATE  PROCEDURE `p`()\n" +
+		"INSERT INTO `t` VALUES ('DEFINER=`root`@`localhost`');\n" +
+		"/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER `x` BEFORE INSERT ON `t` FOR EACH ROW SET @a = 1 */;;\n" +
+		"INSERT INTO `big` VALUES ('" + strings.Repeat("DEFINER=`r`@`h` ", 10000) + "');\n"
+	if string(out) != want {
+		t.Errorf("filtered:\n%.400s\nwant:\n%.400s", out, want)
+	}
+}

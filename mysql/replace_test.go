@@ -172,3 +172,25 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 	c.n -= k
 	return k, err
 }
+
+// Staging: the dump's objects were defined by another user (root); an
+// application user without SUPER can still load and replace it.
+func TestReplaceAsApplicationUser(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := target(t)
+	if _, err := dst.Admin.Exec("GRANT ALL PRIVILEGES ON *.* TO '" + dst.User + "'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Admin.Exec("REVOKE SUPER, SET USER ON *.* FROM '" + dst.User + "'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	app := Config{User: dst.User, Password: cairnSecret(dst.Password), Host: "127.0.0.1", Port: 3306, Database: dst.Database}
+	if err := Replace(context.Background(), app, bytes.NewReader(dump), want); err != nil {
+		t.Fatal(err)
+	}
+	var definer string
+	dst.Admin.QueryRow("SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", dst.Database).Scan(&definer)
+	if !strings.HasPrefix(definer, dst.User+"@") {
+		t.Errorf("trigger definer %q, want the loading user", definer)
+	}
+}
