@@ -1,0 +1,205 @@
+// Package sqlite dumps, loads and replaces SQLite databases with the
+// engine's own sqlite3 tool. Its .dump reads inside one savepoint, so the
+// dump is consistent while the application writes; a replace builds the
+// new database beside the old file and renames it into place, which is
+// atomic.
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// Config is one database file, from sqlite:///absolute/path.db.
+type Config struct{ Path string }
+
+// ParseDSN reads a sqlite:///absolute/path DSN.
+func ParseDSN(dsn string) (Config, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme != "sqlite" {
+		return Config{}, fmt.Errorf("%w: %q is not a sqlite:///path DSN", cairn.ErrInvalidArgument, dsn)
+	}
+	p := u.Host + u.Path
+	if !filepath.IsAbs(p) {
+		return Config{}, fmt.Errorf("%w: %q: the path must be absolute, e.g. sqlite:///var/www/app/db.sqlite", cairn.ErrInvalidArgument, dsn)
+	}
+	return Config{Path: filepath.Clean(p)}, nil
+}
+
+func (c Config) String() string { return "sqlite://" + c.Path }
+
+// TableStat describes one table at dump time. SQLite offers no cheap
+// checksum, so only rows are counted.
+type TableStat struct {
+	Name string
+	Rows int64
+}
+
+func tool() (string, error) {
+	p, err := exec.LookPath("sqlite3")
+	if err != nil {
+		return "", errors.New("sqlite3 is not installed. Try: apt-get install sqlite3")
+	}
+	return p, nil
+}
+
+func (c Config) mustExist() error {
+	st, err := os.Stat(c.Path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("database %s does not exist: %w. Try: check the path in the DSN", c.Path, cairn.ErrNotFound)
+	case err != nil:
+		return err
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("database %s is not a regular file", c.Path)
+	}
+	return nil
+}
+
+// run runs sqlite3 on path with stdin and stdout; args follow the path.
+func run(ctx context.Context, path string, stdin io.Reader, stdout io.Writer, args ...string) error {
+	t, err := tool()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, t, append([]string{"-bail", "-batch", path}, args...)...)
+	var stderr strings.Builder
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 2000 {
+			msg = msg[len(msg)-2000:]
+		}
+		return fmt.Errorf("sqlite3 %s: %v: %s", path, err, msg)
+	}
+	return nil
+}
+
+// Dump streams the database as SQL to w.
+func Dump(ctx context.Context, c Config, w io.Writer) error {
+	if err := c.mustExist(); err != nil {
+		return err
+	}
+	return run(ctx, c.Path, nil, w, ".dump")
+}
+
+// Stats counts every table's rows, in name order, in one read transaction.
+func Stats(ctx context.Context, c Config) ([]TableStat, error) {
+	if err := c.mustExist(); err != nil {
+		return nil, err
+	}
+	var names strings.Builder
+	if err := run(ctx, c.Path, nil, &names, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"); err != nil {
+		return nil, err
+	}
+	var tables []string
+	for _, n := range strings.Split(strings.TrimSpace(names.String()), "\n") {
+		if n != "" {
+			tables = append(tables, n)
+		}
+	}
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	var q []string
+	for _, t := range tables {
+		q = append(q, "SELECT count(*) FROM "+quoteIdent(t))
+	}
+	var counts strings.Builder
+	script := "BEGIN;\n" + strings.Join(q, ";\n") + ";\nCOMMIT;\n"
+	if err := run(ctx, c.Path, strings.NewReader(script), &counts); err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(counts.String()), "\n")
+	if len(lines) != len(tables) {
+		return nil, fmt.Errorf("count rows of %s: got %d answers for %d tables", c.Path, len(lines), len(tables))
+	}
+	stats := make([]TableStat, len(tables))
+	for i, t := range tables {
+		n, err := strconv.ParseInt(strings.TrimSpace(lines[i]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("count rows of %s.%s: %q", c.Path, t, lines[i])
+		}
+		stats[i] = TableStat{Name: t, Rows: n}
+	}
+	return stats, nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// ErrMismatch means a loaded copy does not match the snapshot's statistics.
+var ErrMismatch = errors.New("restored data does not match the snapshot")
+
+// Replace builds the database from the dump in a new file beside c.Path,
+// checks it against want, and renames it over c.Path: readers see the old
+// database or the new one, never a mix. Stale -wal and -shm files of the
+// old database are removed so that they are not applied to the new one.
+// Any failure before the rename leaves c.Path as it was. Stop the
+// application while restoring: connections it keeps open still see the
+// old file.
+func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) error {
+	b := make([]byte, 4)
+	rand.Read(b) //nolint:errcheck
+	tmp := c.Path + ".cairn-new-" + hex.EncodeToString(b)
+	ok := false
+	defer func() {
+		if !ok {
+			for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+				os.Remove(tmp + suffix)
+			}
+		}
+	}()
+	if err := run(ctx, tmp, dump, io.Discard); err != nil {
+		return fmt.Errorf("load %s: %w", c.Path, err)
+	}
+	got, err := Stats(ctx, Config{Path: tmp})
+	if err != nil {
+		return err
+	}
+	have := map[string]int64{}
+	for _, s := range got {
+		have[s.Name] = s.Rows
+	}
+	for _, w := range want {
+		if n, found := have[w.Name]; !found || n != w.Rows {
+			return fmt.Errorf("%w: table %s has %d rows, the snapshot recorded %d", ErrMismatch, w.Name, n, w.Rows)
+		}
+	}
+	if err := syncFile(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.Path); err != nil {
+		return fmt.Errorf("swap %s: %w", c.Path, err)
+	}
+	ok = true
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.Remove(c.Path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove the old database's %s: %w", suffix, err)
+		}
+	}
+	return syncFile(filepath.Dir(c.Path))
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

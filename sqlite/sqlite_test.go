@@ -1,0 +1,153 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-backup/cairn"
+)
+
+func sh(t *testing.T, path, sql string) {
+	t.Helper()
+	cmd := exec.Command("sqlite3", "-bail", "-batch", path)
+	cmd.Stdin = strings.NewReader(sql)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v: %s", err, out)
+	}
+}
+
+// source makes a WAL-mode database with the hard cases.
+func source(t *testing.T) Config {
+	p := filepath.Join(t.TempDir(), "app.sqlite")
+	sh(t, p, `PRAGMA journal_mode=WAL;
+CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT, body TEXT, img BLOB);
+CREATE TABLE "odd ""name""" (x);
+CREATE TABLE log (msg TEXT);
+CREATE VIEW titles AS SELECT id, title FROM posts;
+CREATE TRIGGER trim_title AFTER INSERT ON posts BEGIN UPDATE posts SET title = trim(title) WHERE id = NEW.id; END;
+WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 500)
+INSERT INTO posts (title, body, img) SELECT ' post ' || i || ' ', 'Café ☕ 🎉 it''s "quoted"' || char(10) || 'line two', x'00ff27' FROM g;
+INSERT INTO "odd ""name""" VALUES (NULL), (1.5);
+`)
+	return Config{Path: p}
+}
+
+func dumpOf(t *testing.T, c Config) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := Dump(context.Background(), c, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestParseDSN(t *testing.T) {
+	if c, err := ParseDSN("sqlite:///var/www/app/db.sqlite"); err != nil || c.Path != "/var/www/app/db.sqlite" {
+		t.Errorf("ParseDSN = %+v, %v", c, err)
+	}
+	for _, bad := range []string{"sqlite://relative.db", "mysql:///x", "sqlite:"} {
+		if _, err := ParseDSN(bad); !errors.Is(err, cairn.ErrInvalidArgument) {
+			t.Errorf("ParseDSN(%q) = %v", bad, err)
+		}
+	}
+}
+
+func TestDumpStatsReplace(t *testing.T) {
+	src := source(t)
+	ctx := context.Background()
+	stats, err := Stats(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TableStat{{"log", 0}, {`odd "name"`, 2}, {"posts", 500}}
+	if len(stats) != 3 || stats[0] != want[0] || stats[1] != want[1] || stats[2] != want[2] {
+		t.Fatalf("stats = %+v, want %+v", stats, want)
+	}
+	dump := dumpOf(t, src)
+	if !bytes.Contains(dump, []byte("🎉")) || !bytes.Contains(dump, []byte("X'00ff27'")) {
+		t.Errorf("dump lacks data:\n%.500s", dump)
+	}
+
+	// The target: another database, in WAL mode, with a live -wal file.
+	dst := Config{Path: filepath.Join(t.TempDir(), "staging.sqlite")}
+	sh(t, dst.Path, "PRAGMA journal_mode=WAL; CREATE TABLE stale (x); INSERT INTO stale VALUES (1);")
+	if err := Replace(ctx, dst, bytes.NewReader(dump), stats); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpOf(t, dst); !bytes.Equal(got, dump) {
+		t.Errorf("the copy's dump differs from the source's:\n%.300s\n---\n%.300s", got, dump)
+	}
+	assertNoLeftovers(t, dst)
+}
+
+func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
+	src := source(t)
+	ctx := context.Background()
+	dump := dumpOf(t, src)
+	stats, _ := Stats(ctx, src)
+	dst := Config{Path: filepath.Join(t.TempDir(), "staging.sqlite")}
+	sh(t, dst.Path, "CREATE TABLE stale (x); INSERT INTO stale VALUES (1);")
+	before, _ := os.ReadFile(dst.Path)
+
+	wrong := append([]TableStat(nil), stats...)
+	wrong[2].Rows++
+	if err := Replace(ctx, dst, bytes.NewReader(dump), wrong); !errors.Is(err, ErrMismatch) {
+		t.Errorf("mismatch: %v", err)
+	}
+	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\nTHIS IS NOT SQL;\n")...)
+	if err := Replace(ctx, dst, bytes.NewReader(half), stats); err == nil {
+		t.Error("a broken dump replaced the database")
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	if err := Replace(cctx, dst, &cancelAfter{r: bytes.NewReader(dump), n: len(dump) / 3, cancel: cancel}, stats); err == nil {
+		t.Error("a cancelled load replaced the database")
+	}
+	if after, _ := os.ReadFile(dst.Path); !bytes.Equal(after, before) {
+		t.Error("the target changed")
+	}
+	assertNoLeftovers(t, dst)
+
+	missing := Config{Path: filepath.Join(t.TempDir(), "nope.sqlite")}
+	if err := Dump(ctx, missing, io.Discard); !errors.Is(err, cairn.ErrNotFound) {
+		t.Errorf("missing database: %v", err)
+	}
+	if _, err := os.Stat(missing.Path); err == nil {
+		t.Error("dumping a missing database created it")
+	}
+}
+
+func assertNoLeftovers(t *testing.T, c Config) {
+	t.Helper()
+	entries, _ := os.ReadDir(filepath.Dir(c.Path))
+	for _, e := range entries {
+		if e.Name() != filepath.Base(c.Path) {
+			t.Errorf("left beside the database: %s", e.Name())
+		}
+	}
+}
+
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+		return 0, context.Canceled
+	}
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	k, err := c.r.Read(p)
+	c.n -= k
+	return k, err
+}
