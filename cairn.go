@@ -7,8 +7,10 @@ package cairn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"sort"
 	"time"
 )
 
@@ -149,4 +151,49 @@ func redact(s Secret) string {
 		return ""
 	}
 	return "**redacted**"
+}
+
+// TableStat describes one database table as recorded when a snapshot was
+// taken: its rows, and a content checksum where the engine offers a cheap
+// one ("" otherwise).
+type TableStat struct {
+	Name     string
+	Rows     int64
+	Checksum string
+}
+
+// ErrMismatch means a restored copy does not match the statistics recorded
+// when the snapshot was taken.
+var ErrMismatch = errors.New("restored data does not match the snapshot")
+
+// CheckTables compares a loaded copy (got) with the recorded statistics
+// (want): every recorded table must be there with as many rows, and the
+// same checksum where both sides have one.
+func CheckTables(got, want []TableStat) error {
+	have := make(map[string]TableStat, len(got))
+	for _, s := range got {
+		have[s.Name] = s
+	}
+	for _, w := range want {
+		g, ok := have[w.Name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: table %s is missing", ErrMismatch, w.Name)
+		case g.Rows != w.Rows:
+			return fmt.Errorf("%w: table %s has %d rows, the snapshot recorded %d", ErrMismatch, w.Name, g.Rows, w.Rows)
+		case w.Checksum != "" && g.Checksum != "" && g.Checksum != w.Checksum:
+			return fmt.Errorf("%w: table %s's checksum differs", ErrMismatch, w.Name)
+		}
+	}
+	return nil
+}
+
+// TableCounts turns per-table row counts into stats, in table name order.
+func TableCounts(counts map[string]int64) []TableStat {
+	out := make([]TableStat, 0, len(counts))
+	for t, n := range counts {
+		out = append(out, TableStat{Name: t, Rows: n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

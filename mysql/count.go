@@ -2,7 +2,8 @@ package mysql
 
 import (
 	"bytes"
-	"sort"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // RowCounter counts the rows of each table in a mysqldump stream as it is
@@ -127,11 +128,4 @@ func (c *RowCounter) value(b byte) {
 }
 
 // Counts returns the rows seen per table, in table name order.
-func (c *RowCounter) Counts() []TableStat {
-	out := make([]TableStat, 0, len(c.counts))
-	for t, n := range c.counts {
-		out = append(out, TableStat{Name: t, Rows: n})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func (c *RowCounter) Counts() []cairn.TableStat { return cairn.TableCounts(c.counts) }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/cairn-backup/cairn"
 )
 
 func TestRowCounterOnRealDump(t *testing.T) {
@@ -69,7 +71,7 @@ func TestRowCounterOneLineFormat(t *testing.T) {
 	rc := NewRowCounter()
 	rc.Write([]byte(dump))
 	got := rc.Counts()
-	want := []TableStat{{Name: "empty", Rows: 1}, {Name: "wp_options", Rows: 3}}
+	want := []cairn.TableStat{{Name: "empty", Rows: 1}, {Name: "wp_options", Rows: 3}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("counts = %+v, want %+v", got, want)
 	}

@@ -10,11 +10,12 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/cairn-backup/cairn"
 )
 
-// ErrMismatch means a loaded copy does not match the statistics recorded
-// when the snapshot was taken.
-var ErrMismatch = errors.New("restored data does not match the snapshot")
+// ErrMismatch means a loaded copy does not match the snapshot's statistics.
+var ErrMismatch = cairn.ErrMismatch
 
 // Replace makes the database c names hold the dump, safely: the dump is
 // loaded into a scratch database beside it and checked against want (row
@@ -119,22 +120,16 @@ func check(ctx context.Context, c Config, want []TableStat) error {
 	if err != nil {
 		return err
 	}
-	have := map[string]TableStat{}
-	for _, s := range got {
-		have[s.Name] = s
+	return cairn.CheckTables(plain(got), plain(want))
+}
+
+// plain drops the view flag.
+func plain(stats []TableStat) []cairn.TableStat {
+	out := make([]cairn.TableStat, len(stats))
+	for i, s := range stats {
+		out[i] = cairn.TableStat{Name: s.Name, Rows: s.Rows, Checksum: s.Checksum}
 	}
-	for _, w := range want {
-		g, ok := have[w.Name]
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: table %s is missing", ErrMismatch, w.Name)
-		case g.Rows != w.Rows:
-			return fmt.Errorf("%w: table %s has %d rows, the snapshot recorded %d", ErrMismatch, w.Name, g.Rows, w.Rows)
-		case w.Checksum != "" && g.Checksum != "" && g.Checksum != w.Checksum:
-			return fmt.Errorf("%w: table %s's checksum differs", ErrMismatch, w.Name)
-		}
-	}
-	return nil
+	return out
 }
 
 // object is a view, trigger, routine or event with its definition.

@@ -2,8 +2,9 @@ package postgres
 
 import (
 	"bytes"
-	"sort"
 	"strings"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // RowCounter counts each table's rows in a pg_dump plain-format stream as
@@ -101,11 +102,4 @@ func copyTable(s string) (string, bool) {
 }
 
 // Counts returns the rows seen per table, in table name order.
-func (c *RowCounter) Counts() []TableStat {
-	out := make([]TableStat, 0, len(c.counts))
-	for t, n := range c.counts {
-		out = append(out, TableStat{Name: t, Rows: n})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func (c *RowCounter) Counts() []TableStat { return cairn.TableCounts(c.counts) }

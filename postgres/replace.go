@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-backup/cairn"
 )
 
-// ErrMismatch means a loaded copy does not match the statistics recorded
-// when the snapshot was taken.
-var ErrMismatch = errors.New("restored data does not match the snapshot")
+// ErrMismatch means a loaded copy does not match the snapshot's statistics.
+var ErrMismatch = cairn.ErrMismatch
 
 // ErrInUse means other sessions are connected to the database to replace.
 var ErrInUse = errors.New("database in use")
@@ -128,22 +129,7 @@ func check(ctx context.Context, c Config, want []TableStat) error {
 	if err != nil {
 		return err
 	}
-	have := map[string]TableStat{}
-	for _, s := range got {
-		have[s.Name] = s
-	}
-	for _, w := range want {
-		g, ok := have[w.Name]
-		switch {
-		case !ok:
-			return fmt.Errorf("%w: table %s is missing", ErrMismatch, w.Name)
-		case g.Rows != w.Rows:
-			return fmt.Errorf("%w: table %s has %d rows, the snapshot recorded %d", ErrMismatch, w.Name, g.Rows, w.Rows)
-		case w.Checksum != "" && g.Checksum != "" && g.Checksum != w.Checksum:
-			return fmt.Errorf("%w: table %s's checksum differs", ErrMismatch, w.Name)
-		}
-	}
-	return nil
+	return cairn.CheckTables(got, want)
 }
 
 func sideName(target, role string) string {

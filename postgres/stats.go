@@ -5,18 +5,17 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // ChecksumLimit is the largest table (bytes on disk) that gets an md5 over
 // its ordered rows; larger ones get a row count only.
 const ChecksumLimit = 256 << 20
 
-// TableStat describes one table at dump time.
-type TableStat struct {
-	Name     string // schema.table
-	Rows     int64
-	Checksum string // md5 of the ordered rows; "" above ChecksumLimit
-}
+// TableStat describes one table (named schema.table) at dump time; its
+// checksum is an md5 of the ordered rows, "" above ChecksumLimit.
+type TableStat = cairn.TableStat
 
 func (c Config) connConfig() (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig("")

@@ -42,10 +42,7 @@ func (c Config) String() string { return "sqlite://" + c.Path }
 
 // TableStat describes one table at dump time. SQLite offers no cheap
 // checksum, so only rows are counted.
-type TableStat struct {
-	Name string
-	Rows int64
-}
+type TableStat = cairn.TableStat
 
 func tool() (string, error) {
 	p, err := exec.LookPath("sqlite3")
@@ -143,7 +140,7 @@ func Stats(ctx context.Context, c Config) ([]TableStat, error) {
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // ErrMismatch means a loaded copy does not match the snapshot's statistics.
-var ErrMismatch = errors.New("restored data does not match the snapshot")
+var ErrMismatch = cairn.ErrMismatch
 
 // Replace builds the database from the dump in a new file beside c.Path,
 // checks it against want, and renames it over c.Path: readers see the old
@@ -171,14 +168,8 @@ func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) er
 	if err != nil {
 		return err
 	}
-	have := map[string]int64{}
-	for _, s := range got {
-		have[s.Name] = s.Rows
-	}
-	for _, w := range want {
-		if n, found := have[w.Name]; !found || n != w.Rows {
-			return fmt.Errorf("%w: table %s has %d rows, the snapshot recorded %d", ErrMismatch, w.Name, n, w.Rows)
-		}
+	if err := cairn.CheckTables(got, want); err != nil {
+		return err
 	}
 	if err := syncFile(tmp); err != nil {
 		return err

@@ -66,7 +66,7 @@ func TestDumpStatsReplace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []TableStat{{"log", 0}, {`odd "name"`, 2}, {"posts", 500}}
+	want := []TableStat{{Name: "log"}, {Name: `odd "name"`, Rows: 2}, {Name: "posts", Rows: 500}}
 	if len(stats) != 3 || stats[0] != want[0] || stats[1] != want[1] || stats[2] != want[2] {
 		t.Fatalf("stats = %+v, want %+v", stats, want)
 	}
