@@ -3,7 +3,6 @@ package mysql
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,20 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
-// dumpTools are tried in order; MariaDB's own name first.
-var dumpTools = []string{"mariadb-dump", "mysqldump"}
-
-// dumpTool finds the dump program on PATH.
-func dumpTool() (string, error) {
-	for _, name := range dumpTools {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("neither mariadb-dump nor mysqldump is installed. Try: apt-get install mariadb-client (or default-mysql-client)")
-}
+// mysqlClients is the advice when the client tools are missing.
+const mysqlClients = "apt-get install mariadb-client (or default-mysql-client)"
 
 // defaultsFile writes the client settings, password included, to a 0600
 // file for the tool's --defaults-extra-file. The caller removes it.
@@ -87,7 +78,7 @@ func dumpArgs(defaults string, c Config) []string {
 // Dump returns nil; a tool that fails or dies half-way is an error (its
 // last lines of stderr included), never a short dump taken as whole.
 func Dump(ctx context.Context, c Config, w io.Writer) error {
-	tool, err := dumpTool()
+	tool, err := runtool.Find(mysqlClients, "mariadb-dump", "mysqldump")
 	if err != nil {
 		return err
 	}
@@ -97,13 +88,9 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	}
 	defer os.Remove(defaults)
 	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c)...)
-	var stderr tailBuffer
-	cmd.Stdout, cmd.Stderr = w, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("dump %s with %s: %v: %s%s", c, filepath.Base(tool), err, stderr.String(), hint(stderr.String()))
+	cmd.Stdout = w
+	if err := runtool.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("dump %s with %s: %w%s", c, filepath.Base(tool), err, hint(err.Error()))
 	}
 	return nil
 }
@@ -114,9 +101,9 @@ func hint(stderr string) string {
 	case strings.Contains(stderr, "you need (at least one of)"):
 		return ". Try: grant the privilege named above to this user, or restore as the database server's administrative user"
 	case strings.Contains(stderr, "Access denied") && strings.Contains(stderr, "to database"):
-		return ". Try: check the database name in the DSN, and that the user has SELECT, SHOW VIEW, TRIGGER, EVENT and LOCK TABLES on it"
+		return ". Try: check the database name in the DSN, and that the user has SELECT, SHOW VIEW, TRIGGER and EVENT on it"
 	case strings.Contains(stderr, "Access denied"):
-		return ". Try: check the user and password in the DSN; a backup user needs SELECT, SHOW VIEW, TRIGGER, EVENT and LOCK TABLES on the database"
+		return ". Try: check the user and password in the DSN; a backup user needs SELECT, SHOW VIEW, TRIGGER and EVENT on the database"
 	case strings.Contains(stderr, "Unknown database"):
 		return ". Try: check the database name in the DSN"
 	case strings.Contains(stderr, "Can't connect"), strings.Contains(stderr, "Unknown MySQL server host"):
@@ -124,16 +111,3 @@ func hint(stderr string) string {
 	}
 	return ""
 }
-
-// tailBuffer keeps the last 4 KiB written to it.
-type tailBuffer struct{ b []byte }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = t.b[len(t.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.b)) }

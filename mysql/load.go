@@ -11,25 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+
+	"github.com/cairn-backup/cairn/internal/runtool"
 )
-
-// clientTools are tried in order for loading dumps.
-var clientTools = []string{"mariadb", "mysql"}
-
-func clientTool() (string, error) {
-	for _, name := range clientTools {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("neither the mariadb nor the mysql client is installed. Try: apt-get install mariadb-client (or default-mysql-client)")
-}
 
 // Load runs a SQL dump against the database c names (which must exist),
 // with the engine's own client, through loadFilter (no sandbox-mode line,
 // no DEFINER clauses). Load stops at the first error.
 func Load(ctx context.Context, c Config, r io.Reader) error {
-	tool, err := clientTool()
+	tool, err := runtool.Find(mysqlClients, "mariadb", "mysql")
 	if err != nil {
 		return err
 	}
@@ -40,14 +30,9 @@ func Load(ctx context.Context, c Config, r io.Reader) error {
 	defer os.Remove(defaults)
 	cmd := exec.CommandContext(ctx, tool, "--defaults-extra-file="+defaults,
 		"--default-character-set=utf8mb4", "--max-allowed-packet=1G", "--batch", c.Database)
-	cmd.Stdin = newLoadFilter(r)
-	var stderr tailBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("load into %s with %s: %v: %s%s", c, filepath.Base(tool), err, stderr.String(), hint(stderr.String()))
+	cmd.Stdin, cmd.Stdout = newLoadFilter(r), io.Discard
+	if err := runtool.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("load into %s with %s: %w%s", c, filepath.Base(tool), err, hint(err.Error()))
 	}
 	return nil
 }

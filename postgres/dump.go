@@ -2,13 +2,14 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
 // passFile writes a .pgpass-format file (0600) for PGPASSFILE.
@@ -57,9 +58,9 @@ func toolEnv(c Config, pass string) []string {
 // grants, so it loads into another database owned by another role. The
 // dump is complete only if Dump returns nil.
 func Dump(ctx context.Context, c Config, w io.Writer) error {
-	tool, err := exec.LookPath("pg_dump")
+	tool, err := runtool.Find("apt-get install postgresql-client (a version at least the server's)", "pg_dump")
 	if err != nil {
-		return errors.New("pg_dump is not installed. Try: apt-get install postgresql-client (a version at least the server's)")
+		return err
 	}
 	pass, err := passFile(c)
 	if err != nil {
@@ -68,14 +69,9 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	defer os.Remove(pass)
 	cmd := exec.CommandContext(ctx, tool, "--format=plain", "--no-owner", "--no-privileges",
 		"--encoding=UTF8", "--no-password")
-	cmd.Env = toolEnv(c, pass)
-	var stderr tail
-	cmd.Stdout, cmd.Stderr = w, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("dump %s with pg_dump: %v: %s%s", c, err, stderr.String(), hint(stderr.String()))
+	cmd.Env, cmd.Stdout = toolEnv(c, pass), w
+	if err := runtool.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("dump %s with pg_dump: %w%s", c, err, hint(err.Error()))
 	}
 	return nil
 }
@@ -95,16 +91,3 @@ func hint(msg string) string {
 	}
 	return ""
 }
-
-// tail keeps the last 4 KiB written to it.
-type tail struct{ b []byte }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = t.b[len(t.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string { return strings.TrimSpace(string(t.b)) }

@@ -2,20 +2,21 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+
+	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
 // Load runs a plain SQL dump against the database c names (which must
 // exist) with psql, in one transaction that stops at the first error: the
 // database gets the whole dump or nothing of it.
 func Load(ctx context.Context, c Config, r io.Reader) error {
-	tool, err := exec.LookPath("psql")
+	tool, err := runtool.Find("apt-get install postgresql-client", "psql")
 	if err != nil {
-		return errors.New("psql is not installed. Try: apt-get install postgresql-client")
+		return err
 	}
 	pass, err := passFile(c)
 	if err != nil {
@@ -24,15 +25,9 @@ func Load(ctx context.Context, c Config, r io.Reader) error {
 	defer os.Remove(pass)
 	cmd := exec.CommandContext(ctx, tool, "--no-psqlrc", "--quiet", "--no-password",
 		"--set=ON_ERROR_STOP=1", "--single-transaction", "--file=-")
-	cmd.Env = toolEnv(c, pass)
-	cmd.Stdin = r
-	var stderr tail
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("load into %s with psql: %v: %s%s", c, err, stderr.String(), hint(stderr.String()))
+	cmd.Env, cmd.Stdin, cmd.Stdout = toolEnv(c, pass), r, io.Discard
+	if err := runtool.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("load into %s with psql: %w%s", c, err, hint(err.Error()))
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
 // Config is one database file, from sqlite:///absolute/path.db.
@@ -44,14 +45,6 @@ func (c Config) String() string { return "sqlite://" + c.Path }
 // checksum, so only rows are counted.
 type TableStat = cairn.TableStat
 
-func tool() (string, error) {
-	p, err := exec.LookPath("sqlite3")
-	if err != nil {
-		return "", errors.New("sqlite3 is not installed. Try: apt-get install sqlite3")
-	}
-	return p, nil
-}
-
 func (c Config) mustExist() error {
 	st, err := os.Stat(c.Path)
 	switch {
@@ -67,22 +60,14 @@ func (c Config) mustExist() error {
 
 // run runs sqlite3 on path with stdin and stdout; args follow the path.
 func run(ctx context.Context, path string, stdin io.Reader, stdout io.Writer, args ...string) error {
-	t, err := tool()
+	t, err := runtool.Find("apt-get install sqlite3", "sqlite3")
 	if err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, t, append([]string{"-bail", "-batch", path}, args...)...)
-	var stderr strings.Builder
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 2000 {
-			msg = msg[len(msg)-2000:]
-		}
-		return fmt.Errorf("sqlite3 %s: %v: %s", path, err, msg)
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	if err := runtool.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("sqlite3 %s: %w", path, err)
 	}
 	return nil
 }
