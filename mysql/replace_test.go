@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -140,7 +139,7 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 	}
 	// Cancelled (Ctrl-C) in the middle of loading.
 	cctx, cancel := context.WithCancel(ctx)
-	r := &cancelAfter{r: bytes.NewReader(dump), n: len(dump) / 3, cancel: cancel}
+	r := &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}
 	if err := Replace(cctx, root(dst.Database), r, want); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
@@ -150,27 +149,6 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 	if left := sideDatabases(t, dst, dst.Database); len(left) > 0 {
 		t.Errorf("side databases left: %v", left)
 	}
-}
-
-// cancelAfter reads n bytes, then cancels the context and blocks like a
-// stalled network stream would.
-type cancelAfter struct {
-	r      io.Reader
-	n      int
-	cancel func()
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		c.cancel()
-		return 0, context.Canceled
-	}
-	if len(p) > c.n {
-		p = p[:c.n]
-	}
-	k, err := c.r.Read(p)
-	c.n -= k
-	return k, err
 }
 
 // Staging: the dump's objects were defined by another user (root); an

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -138,7 +137,7 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 		t.Error("a broken dump replaced the database")
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	r := &cancelAfter{r: bytes.NewReader(dump), n: len(dump) / 3, cancel: cancel}
+	r := &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}
 	if err := Replace(cctx, asPostgres(dst.Database), r, want, ReplaceOptions{}); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
@@ -148,23 +147,4 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 	if s := sideDBs(t, dst.Database); s != "" {
 		t.Errorf("side databases left: %s", s)
 	}
-}
-
-type cancelAfter struct {
-	r      io.Reader
-	n      int
-	cancel func()
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		c.cancel()
-		return 0, context.Canceled
-	}
-	if len(p) > c.n {
-		p = p[:c.n]
-	}
-	k, err := c.r.Read(p)
-	c.n -= k
-	return k, err
 }

@@ -217,9 +217,6 @@ func (r *Repo) Close(ctx context.Context) error {
 	return r.kr.Close(ctx) //nolint:wrapcheck
 }
 
-// Location returns where the repository lives.
-func (r *Repo) Location() Location { return r.opts.Location }
-
 // claimMaintenance makes cairn (this user and host) the maintenance owner,
 // as kopia runs no maintenance without one.
 func (r *Repo) claimMaintenance(ctx context.Context) error {

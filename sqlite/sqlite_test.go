@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
 func sh(t *testing.T, path, sql string) {
@@ -106,7 +107,7 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 		t.Error("a broken dump replaced the database")
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	if err := Replace(cctx, dst, &cancelAfter{r: bytes.NewReader(dump), n: len(dump) / 3, cancel: cancel}, stats); err == nil {
+	if err := Replace(cctx, dst, &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}, stats); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after, _ := os.ReadFile(dst.Path); !bytes.Equal(after, before) {
@@ -131,23 +132,4 @@ func assertNoLeftovers(t *testing.T, c Config) {
 			t.Errorf("left beside the database: %s", e.Name())
 		}
 	}
-}
-
-type cancelAfter struct {
-	r      io.Reader
-	n      int
-	cancel func()
-}
-
-func (c *cancelAfter) Read(p []byte) (int, error) {
-	if c.n <= 0 {
-		c.cancel()
-		return 0, context.Canceled
-	}
-	if len(p) > c.n {
-		p = p[:c.n]
-	}
-	k, err := c.r.Read(p)
-	c.n -= k
-	return k, err
 }
