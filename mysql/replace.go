@@ -18,13 +18,13 @@ import (
 var ErrMismatch = cairn.ErrMismatch
 
 // Replace makes the database c names hold the dump, safely: the dump is
-// loaded into a scratch database beside it and checked against want (row
+// loaded into a scratch database beside it and checked by verify (row
 // counts, and checksums where both sides have one); only then are the
 // tables swapped in with one atomic RENAME TABLE, and the views, triggers,
 // routines and events recreated around them (MySQL cannot move those
 // between databases). Until the swap, any failure or cancellation leaves
 // the target exactly as it was and removes the scratch database.
-func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) (err error) {
+func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify) (err error) {
 	srv := c
 	srv.Database = ""
 	db, err := srv.open()
@@ -59,7 +59,7 @@ func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) (e
 	if err := Load(ctx, sc, dump); err != nil {
 		return err
 	}
-	if err := check(ctx, sc, want); err != nil {
+	if err := check(ctx, sc, verify); err != nil {
 		return err
 	}
 	objs, err := objects(ctx, db, scratch)
@@ -115,16 +115,16 @@ func sideName(target, role string) string {
 }
 
 // check compares a loaded copy with the snapshot's statistics.
-func check(ctx context.Context, c Config, want []TableStat) error {
+func check(ctx context.Context, c Config, verify cairn.Verify) error {
 	got, err := Stats(ctx, c)
 	if err != nil {
 		return err
 	}
-	return cairn.CheckTables(plain(got), plain(want))
+	return verify(Plain(got))
 }
 
-// plain drops the view flag.
-func plain(stats []TableStat) []cairn.TableStat {
+// Plain drops the view flag.
+func Plain(stats []TableStat) []cairn.TableStat {
 	out := make([]cairn.TableStat, len(stats))
 	for i, s := range stats {
 		out[i] = cairn.TableStat{Name: s.Name, Rows: s.Rows, Checksum: s.Checksum}

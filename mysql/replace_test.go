@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/cairn-backup/cairn"
 	"strings"
 	"testing"
 
@@ -80,7 +81,7 @@ func TestReplace(t *testing.T) {
 	dump, want := sourceDump(t)
 	dst := target(t)
 	ctx := context.Background()
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), want); err != nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Stats(ctx, root(dst.Database))
@@ -130,17 +131,17 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 	wrong := append([]TableStat(nil), want...)
 	wrong[0].Rows++
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), wrong); !errors.Is(err, ErrMismatch) {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(wrong)); !errors.Is(err, ErrMismatch) {
 		t.Errorf("stats mismatch: %v", err)
 	}
 	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\nTHIS IS NOT SQL;\n")...)
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(half), want); err == nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(half), strict(want)); err == nil {
 		t.Error("a broken dump replaced the database")
 	}
 	// Cancelled (Ctrl-C) in the middle of loading.
 	cctx, cancel := context.WithCancel(ctx)
 	r := &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}
-	if err := Replace(cctx, root(dst.Database), r, want); err == nil {
+	if err := Replace(cctx, root(dst.Database), r, strict(want)); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after := targetState(t, dst); after != before {
@@ -163,7 +164,7 @@ func TestReplaceAsApplicationUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := Config{User: dst.User, Password: cairnSecret(dst.Password), Host: "127.0.0.1", Port: 3306, Database: dst.Database}
-	if err := Replace(context.Background(), app, bytes.NewReader(dump), want); err != nil {
+	if err := Replace(context.Background(), app, bytes.NewReader(dump), strict(want)); err != nil {
 		t.Fatal(err)
 	}
 	var definer string
@@ -172,3 +173,6 @@ func TestReplaceAsApplicationUser(t *testing.T) {
 		t.Errorf("trigger definer %q, want the loading user", definer)
 	}
 }
+
+// strict verifies a loaded copy against want, checksums included.
+func strict(want []TableStat) cairn.Verify { return cairn.Expect(Plain(want), nil) }

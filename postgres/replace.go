@@ -31,11 +31,11 @@ type ReplaceOptions struct {
 // Replace makes the database c names hold the dump, safely: the dump is
 // loaded (in one transaction, as the target's owner, so the application's
 // role keeps owning its tables) into a scratch database, checked against
-// want, and only then swapped in by renaming databases. Until the swap any
+// verify, and only then swapped in by renaming databases. Until the swap any
 // failure or cancellation leaves the target as it was and removes the
 // scratch database. c's user needs CREATEDB and must own the target or be
 // a superuser.
-func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat, o ReplaceOptions) (err error) {
+func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
 	maint := c
 	maint.Database = "postgres"
 	cfg, err := maint.connConfig()
@@ -79,7 +79,7 @@ func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat, o 
 	if err := Load(ctx, sc, io.MultiReader(setRole, dump)); err != nil {
 		return err
 	}
-	if err := check(ctx, sc, want); err != nil {
+	if err := check(ctx, sc, verify); err != nil {
 		return err
 	}
 	if !exists {
@@ -124,12 +124,12 @@ func makeIdle(ctx context.Context, conn *pgx.Conn, db string, terminate bool) er
 	return err
 }
 
-func check(ctx context.Context, c Config, want []TableStat) error {
+func check(ctx context.Context, c Config, verify cairn.Verify) error {
 	got, err := Stats(ctx, c)
 	if err != nil {
 		return err
 	}
-	return cairn.CheckTables(got, want)
+	return verify(got)
 }
 
 func sideName(target, role string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/cairn-backup/cairn"
 	"strings"
 	"testing"
 
@@ -83,7 +84,7 @@ func TestReplace(t *testing.T) {
 	before := state(t, dst.Database)
 
 	// dst.Admin is connected: by default cairn refuses and changes nothing.
-	err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), want, ReplaceOptions{})
+	err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{})
 	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "Try:") {
 		t.Fatalf("replace while in use: %v", err)
 	}
@@ -91,7 +92,7 @@ func TestReplace(t *testing.T) {
 		t.Fatalf("a refused replace changed something: %s, side %s", after, sideDBs(t, dst.Database))
 	}
 
-	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), want, ReplaceOptions{Terminate: true}); err != nil {
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{Terminate: true}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Stats(ctx, asPostgres(dst.Database))
@@ -129,16 +130,16 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 	wrong := append([]TableStat(nil), want...)
 	wrong[0].Rows++
-	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), wrong, ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(wrong), ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
 		t.Errorf("stats mismatch: %v", err)
 	}
 	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\n\\.\nTHIS IS NOT SQL;\n")...)
-	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(half), want, ReplaceOptions{}); err == nil {
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(half), strict(want), ReplaceOptions{}); err == nil {
 		t.Error("a broken dump replaced the database")
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	r := &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}
-	if err := Replace(cctx, asPostgres(dst.Database), r, want, ReplaceOptions{}); err == nil {
+	if err := Replace(cctx, asPostgres(dst.Database), r, strict(want), ReplaceOptions{}); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after := state(t, dst.Database); after != before {
@@ -148,3 +149,6 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 		t.Errorf("side databases left: %s", s)
 	}
 }
+
+// strict verifies a loaded copy against want, checksums included.
+func strict(want []TableStat) cairn.Verify { return cairn.Expect(want, nil) }

@@ -128,13 +128,13 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 var ErrMismatch = cairn.ErrMismatch
 
 // Replace builds the database from the dump in a new file beside c.Path,
-// checks it against want, and renames it over c.Path: readers see the old
+// checks it with verify, and renames it over c.Path: readers see the old
 // database or the new one, never a mix. Stale -wal and -shm files of the
 // old database are removed so that they are not applied to the new one.
 // Any failure before the rename leaves c.Path as it was. Stop the
 // application while restoring: connections it keeps open still see the
 // old file.
-func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) error {
+func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify) error {
 	b := make([]byte, 4)
 	rand.Read(b) //nolint:errcheck
 	tmp := c.Path + ".cairn-new-" + hex.EncodeToString(b)
@@ -153,7 +153,7 @@ func Replace(ctx context.Context, c Config, dump io.Reader, want []TableStat) er
 	if err != nil {
 		return err
 	}
-	if err := cairn.CheckTables(got, want); err != nil {
+	if err := verify(got); err != nil {
 		return err
 	}
 	if err := syncFile(tmp); err != nil {

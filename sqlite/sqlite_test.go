@@ -79,7 +79,7 @@ func TestDumpStatsReplace(t *testing.T) {
 	// The target: another database, in WAL mode, with a live -wal file.
 	dst := Config{Path: filepath.Join(t.TempDir(), "staging.sqlite")}
 	sh(t, dst.Path, "PRAGMA journal_mode=WAL; CREATE TABLE stale (x); INSERT INTO stale VALUES (1);")
-	if err := Replace(ctx, dst, bytes.NewReader(dump), stats); err != nil {
+	if err := Replace(ctx, dst, bytes.NewReader(dump), strict(stats)); err != nil {
 		t.Fatal(err)
 	}
 	if got := dumpOf(t, dst); !bytes.Equal(got, dump) {
@@ -99,15 +99,15 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 	wrong := append([]TableStat(nil), stats...)
 	wrong[2].Rows++
-	if err := Replace(ctx, dst, bytes.NewReader(dump), wrong); !errors.Is(err, ErrMismatch) {
+	if err := Replace(ctx, dst, bytes.NewReader(dump), strict(wrong)); !errors.Is(err, ErrMismatch) {
 		t.Errorf("mismatch: %v", err)
 	}
 	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\nTHIS IS NOT SQL;\n")...)
-	if err := Replace(ctx, dst, bytes.NewReader(half), stats); err == nil {
+	if err := Replace(ctx, dst, bytes.NewReader(half), strict(stats)); err == nil {
 		t.Error("a broken dump replaced the database")
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	if err := Replace(cctx, dst, &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}, stats); err == nil {
+	if err := Replace(cctx, dst, &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}, strict(stats)); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after, _ := os.ReadFile(dst.Path); !bytes.Equal(after, before) {
@@ -133,3 +133,6 @@ func assertNoLeftovers(t *testing.T, c Config) {
 		}
 	}
 }
+
+// strict verifies a loaded copy against want, checksums included.
+func strict(want []TableStat) cairn.Verify { return cairn.Expect(want, nil) }
