@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/cairn-backup/cairn"
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/cairn-backup/cairn"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
