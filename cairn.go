@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -36,19 +37,61 @@ var (
 // Only complete snapshots exist as values of this type: a snapshot that did
 // not finish is never listed.
 type Snapshot struct {
-	ID          string        // repository-wide unique ID (hex)
-	Time        time.Time     // when the snapshot started
-	Site        string        // site name ("blog")
-	Environment string        // environment name ("production")
-	URL         string        // the environment's URL, if known
-	Host        string        // the machine that took the snapshot
-	Source      string        // where the files came from (path or ssh URL)
-	Version     string        // cairn version that wrote it
-	Files       int64         // regular files in the tree
-	Dirs        int64         // directories in the tree
-	Bytes       int64         // bytes in regular files
-	Duration    time.Duration // wall time taken
-	Warnings    []string      // non-fatal problems (files that changed while read)
+	ID          string         // repository-wide unique ID (hex)
+	Time        time.Time      // when the snapshot started
+	Site        string         // site name ("blog")
+	Environment string         // environment name ("production")
+	URL         string         // the environment's URL, if known
+	Host        string         // the machine that took the snapshot
+	Source      string         // where the files came from (path or ssh URL)
+	Version     string         // cairn version that wrote it
+	Files       int64          // regular files in the tree
+	Dirs        int64          // directories in the tree
+	Bytes       int64          // bytes in regular files
+	Duration    time.Duration  // wall time taken
+	Warnings    []string       // non-fatal problems (files that changed while read)
+	Databases   []DatabaseInfo // the databases dumped with the files
+	App         *AppInfo       // the application found in the files (Components not loaded); nil if none
+}
+
+// DatabaseInfo is one database as a snapshot recorded it.
+type DatabaseInfo struct {
+	Name   string // unique within the snapshot: the database's name
+	Engine string // mysql, postgres or sqlite
+	DSN    string // where it was dumped from, without its password
+	Bytes  int64  // size of the SQL dump
+	Tables int    // tables recorded (views not counted)
+	Rows   int64  // rows in all tables
+}
+
+// AppInfo is the web application found in a snapshot's files.
+type AppInfo struct {
+	Name    string // wordpress, drupal, laravel, elgg
+	Version string // "" when unknown
+	// Components are plugins and themes with their versions:
+	// "plugin/akismet" → "5.3".
+	Components map[string]string
+}
+
+// Database is one database of an environment, reached through its
+// engine's own tools.
+type Database interface {
+	// Engine is "mysql", "postgres" or "sqlite".
+	Engine() string
+	// Name is the database's name (for SQLite, the file's base name).
+	Name() string
+	// String is the DSN without its password, for people.
+	String() string
+	// Dump streams a consistent SQL dump to w and returns the stats of the
+	// dumped tables: rows counted from the dump itself, and checksums
+	// where the engine has a cheap one. The dump is complete only if err
+	// is nil.
+	Dump(ctx context.Context, w io.Writer) ([]TableStat, error)
+	// Replace makes the database hold dump: it is loaded into a scratch
+	// database beside it, checked by verify, and only then swapped in
+	// atomically. Until the swap, any failure or cancellation leaves the
+	// database as it was and removes the scratch copy.
+	Replace(ctx context.Context, dump io.Reader, verify Verify) error
 }
 
 // ShortID is the abbreviated ID shown to people.
@@ -95,6 +138,8 @@ type SnapshotRequest struct {
 	URL               string
 	Path              string   // local directory holding the files
 	Exclude           []string // gitignore-style patterns, relative to Path
+	Databases         []Database
+	App               *AppInfo // recorded with the snapshot when not nil
 }
 
 // Repository is where snapshots live. Implementations are safe for one
@@ -104,11 +149,21 @@ type Repository interface {
 	// Snapshot stores the tree at req.Path and returns the recorded
 	// snapshot. On any error nothing is listed: no partial snapshot is
 	// ever visible through Snapshots.
+	// The databases are dumped into the same snapshot, at the start, so
+	// that files and data are as close to one moment as they can be.
 	Snapshot(ctx context.Context, req SnapshotRequest, p Progress) (*Snapshot, error)
 	// Snapshots lists complete snapshots, oldest first.
 	Snapshots(ctx context.Context) ([]*Snapshot, error)
 	// Root opens a snapshot's file tree.
 	Root(ctx context.Context, s *Snapshot) (Node, error)
+	// OpenDump streams the SQL dump of one of the snapshot's databases
+	// (named as in s.Databases).
+	OpenDump(ctx context.Context, s *Snapshot, name string) (io.ReadCloser, error)
+	// Tables returns the table stats recorded for one of its databases.
+	Tables(ctx context.Context, s *Snapshot, name string) ([]TableStat, error)
+	// App returns the application recorded with the snapshot, components
+	// included, or nil.
+	App(ctx context.Context, s *Snapshot) (*AppInfo, error)
 	// Close releases the repository.
 	Close(ctx context.Context) error
 }
@@ -146,6 +201,24 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redact(s) + 
 
 // Reveal returns the secret's value.
 func (s Secret) Reveal() string { return string(s) }
+
+// RedactDSN removes the password from a database DSN or repository URL,
+// for messages: user:secret@host becomes user:xxxxx@host.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		if i := strings.LastIndex(dsn, "@"); i >= 0 {
+			if j := strings.Index(dsn, "://"); j >= 0 && j < i {
+				return dsn[:j+3] + "…@" + dsn[i+1:]
+			}
+		}
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
 
 func redact(s Secret) string {
 	if s == "" {

@@ -81,21 +81,7 @@ func (c Config) String() string {
 }
 
 // Redact removes the password from a DSN for messages.
-func Redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		if i := strings.LastIndex(dsn, "@"); i >= 0 {
-			if j := strings.Index(dsn, "://"); j >= 0 && j < i {
-				return dsn[:j+3] + "…@" + dsn[i+1:]
-			}
-		}
-		return dsn
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+func Redact(dsn string) string { return cairn.RedactDSN(dsn) }
 
 func redactErr(err error, dsn string) error {
 	var ue *url.Error

@@ -76,15 +76,4 @@ func (c Config) String() string {
 }
 
 // Redact removes the password from a DSN for messages.
-func Redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparsable DSN)"
-	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-	}
-	return u.String()
-}
+func Redact(dsn string) string { return cairn.RedactDSN(dsn) }

@@ -43,15 +43,25 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*cairn.Snapshot, error) {
 
 // Root opens a snapshot's file tree.
 func (r *Repo) Root(ctx context.Context, s *cairn.Snapshot) (cairn.Node, error) {
+	root, layout, err := r.root(ctx, s)
+	if err != nil || layout == "" {
+		return root, err
+	}
+	return r.treeFile(ctx, s, filesDir)
+}
+
+// root opens the top of a snapshot's tree and tells its layout ("" for
+// the first, files at the top).
+func (r *Repo) root(ctx context.Context, s *cairn.Snapshot) (cairn.Node, string, error) {
 	man, err := snapshot.LoadSnapshot(ctx, r.kr, manifest.ID(s.ID))
 	if err != nil {
-		return nil, fmt.Errorf("load snapshot %s: %w", s.ShortID(), err)
+		return nil, "", fmt.Errorf("load snapshot %s: %w", s.ShortID(), err)
 	}
 	root, err := snapshotfs.SnapshotRoot(r.kr, man)
 	if err != nil {
-		return nil, fmt.Errorf("open snapshot %s: %w", s.ShortID(), err)
+		return nil, "", fmt.Errorf("open snapshot %s: %w", s.ShortID(), err)
 	}
-	return node{root, r}, nil
+	return node{root, r}, man.Tags[labelLayout], nil
 }
 
 // node adapts a kopia filesystem entry to cairn.Node.

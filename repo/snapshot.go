@@ -20,6 +20,7 @@ import (
 	"github.com/kopia/kopia/repo/manifest"
 	"github.com/kopia/kopia/snapshot"
 	"github.com/kopia/kopia/snapshot/policy"
+	"github.com/kopia/kopia/snapshot/snapshotfs"
 	"github.com/kopia/kopia/snapshot/upload"
 
 	"github.com/cairn-backup/cairn"
@@ -83,7 +84,18 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 
 	var snap *cairn.Snapshot
 	err = repo.WriteSession(ctx, r.kr, repo.WriteSessionOptions{Purpose: "cairn:snapshot"}, func(ctx context.Context, w repo.RepositoryWriter) error {
-		man, err := r.upload(ctx, w, src.wrapDir(dir, ""), si, p)
+		// Dumps still running when the upload fails are stopped.
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		jobs := newDumpJobs(dctx, req.Databases)
+		root, err := snapshotRoot(src.wrapDir(dir, ""), jobs, req.App, start)
+		if err != nil {
+			return err
+		}
+		man, err := r.upload(ctx, w, root, si, p)
+		if dumpErr := dumpsFailed(ctx, jobs); dumpErr != nil {
+			return dumpErr
+		}
 		if err != nil {
 			return err
 		}
@@ -91,13 +103,17 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		snap = &cairn.Snapshot{
 			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
 			URL: req.URL, Host: r.host, Source: abs, Version: cairn.Version,
-			Warnings: changedWarnings(src.changedFiles()),
+			Warnings: changedWarnings(src.changedFiles()), App: req.App,
 		}
-		if s := man.RootEntry.DirSummary; s != nil {
+		for _, j := range jobs {
+			snap.Databases = append(snap.Databases, j.info())
+		}
+		if s := filesSummary(ctx, w, man); s != nil {
 			snap.Files, snap.Dirs, snap.Bytes = s.TotalFileCount, s.TotalDirCount, s.TotalFileSize
 		}
 		snap.Duration = time.Since(start)
 		man.Tags = labelsOf(snap)
+		man.Tags[labelLayout] = layout
 		id, err := snapshot.SaveSnapshot(ctx, w, man)
 		if err != nil {
 			return fmt.Errorf("save snapshot: %w", err)
@@ -132,7 +148,9 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	pol.FilesPolicy = policy.FilesPolicy{}
 	f := policy.OptionalBool(false)
 	pol.ErrorHandlingPolicy = policy.ErrorHandlingPolicy{IgnoreFileErrors: &f, IgnoreDirectoryErrors: &f, IgnoreUnknownTypes: newTrue()}
-	tree := policy.BuildTree(map[string]*policy.Policy{".": &pol}, policy.DefaultPolicy)
+	dumps := pol
+	dumps.SplitterPolicy = policy.SplitterPolicy{Algorithm: dumpSplitter}
+	tree := policy.BuildTree(map[string]*policy.Policy{".": &pol, "./" + dbDir: &dumps}, policy.DefaultPolicy)
 
 	previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
 	if err != nil {
@@ -154,6 +172,42 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 		return nil, fmt.Errorf("%w: %s", cairn.ErrIncomplete, man.IncompleteReason)
 	}
 	return man, nil
+}
+
+// dumpsFailed returns the first failed dump's error, once every dump has
+// ended. A dump that failed makes the whole snapshot fail: a snapshot
+// without one of its databases is not a snapshot of the site.
+func dumpsFailed(ctx context.Context, jobs []*dumpJob) error {
+	var first error
+	for _, j := range jobs {
+		if err := j.wait(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}
+
+// filesSummary is the summary of the snapshot's files directory.
+func filesSummary(ctx context.Context, rep repo.Repository, man *snapshot.Manifest) *fs.DirectorySummary {
+	root, err := snapshotfs.SnapshotRoot(rep, man)
+	if err != nil {
+		return nil
+	}
+	d, ok := root.(fs.Directory)
+	if !ok {
+		return nil
+	}
+	f, err := d.Child(ctx, filesDir)
+	if err != nil {
+		return nil
+	}
+	if de, ok := f.(snapshot.HasDirEntry); ok {
+		return de.DirEntry().DirSummary
+	}
+	return nil
 }
 
 func newTrue() *policy.OptionalBool { t := policy.OptionalBool(true); return &t }
@@ -213,6 +267,12 @@ func labelsOf(s *cairn.Snapshot) map[string]string {
 	if len(s.Warnings) > 0 {
 		m[labelWarnings] = strings.Join(s.Warnings, "\n")
 	}
+	if len(s.Databases) > 0 {
+		m[labelDBs] = databasesLabel(s.Databases)
+	}
+	if s.App != nil {
+		m[labelApp] = strings.TrimSpace(s.App.Name + " " + s.App.Version)
+	}
 	return m
 }
 
@@ -229,6 +289,13 @@ func snapshotFromLabels(id string, l map[string]string) (*cairn.Snapshot, bool) 
 	s.Duration, _ = time.ParseDuration(l[labelDuration])
 	if w := l[labelWarnings]; w != "" {
 		s.Warnings = strings.Split(w, "\n")
+	}
+	if d := l[labelDBs]; d != "" {
+		s.Databases = databasesFromLabel(d)
+	}
+	if a := l[labelApp]; a != "" {
+		name, version, _ := strings.Cut(a, " ")
+		s.App = &cairn.AppInfo{Name: name, Version: version}
 	}
 	return s, true
 }

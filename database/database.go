@@ -1,0 +1,176 @@
+// Package database opens an environment's databases by their DSNs
+// (mysql://, mariadb://, postgres://, postgresql://, sqlite:///path) and
+// gives the engines one face, cairn.Database. It adds what every engine
+// needs the same way: per-table stats that agree with the dump, taken from
+// the dump stream itself while the engine's own stats run beside it.
+package database
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/mysql"
+	"github.com/cairn-backup/cairn/postgres"
+	"github.com/cairn-backup/cairn/sqlite"
+)
+
+// Options tune how databases are replaced.
+type Options struct {
+	// TerminateSessions lets a PostgreSQL restore end the other sessions
+	// connected to the target at the swap, instead of refusing.
+	TerminateSessions bool
+}
+
+// Open returns the database a DSN names. It connects to nothing yet.
+func Open(dsn string, o Options) (cairn.Database, error) {
+	scheme, _, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not a database DSN. Try: mysql://user:pass@host/db, postgres://user:pass@host/db or sqlite:///path/to/file.db", cairn.ErrInvalidArgument, Redact(dsn))
+	}
+	switch strings.ToLower(scheme) {
+	case "mysql", "mariadb":
+		c, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return mysqlDB{c}, nil
+	case "postgres", "postgresql":
+		c, err := postgres.ParseDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		return postgresDB{c, o}, nil
+	case "sqlite", "sqlite3":
+		c, err := sqlite.ParseDSN(strings.Replace(dsn, "sqlite3://", "sqlite://", 1))
+		if err != nil {
+			return nil, err
+		}
+		return sqliteDB{c}, nil
+	}
+	return nil, fmt.Errorf("%w: %s: unknown database engine %q (known: mysql, mariadb, postgres, postgresql, sqlite)", cairn.ErrInvalidArgument, Redact(dsn), scheme)
+}
+
+// Redact removes the password from a DSN for messages.
+func Redact(dsn string) string { return cairn.RedactDSN(dsn) }
+
+// counter is a RowCounter of one engine.
+type counter interface {
+	io.Writer
+	Counts() []cairn.TableStat
+}
+
+// dumpWithStats runs dump into w through count while stats runs beside it,
+// and returns one stat per table: its rows as counted in the dump (so they
+// agree with the dump even while the application writes), and the
+// engine's checksum when the engine counted the same rows at its moment.
+// Empty tables, which the dump holds no rows of, come from stats.
+func dumpWithStats(ctx context.Context, w io.Writer, count counter,
+	dump func(context.Context, io.Writer) error,
+	stats func(context.Context) ([]cairn.TableStat, error)) ([]cairn.TableStat, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		stats []cairn.TableStat
+		err   error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := stats(sctx)
+		ch <- result{s, err}
+	}()
+	if err := dump(ctx, io.MultiWriter(w, count)); err != nil {
+		cancel()
+		<-ch
+		return nil, err
+	}
+	res := <-ch
+	if res.err != nil {
+		return nil, fmt.Errorf("table stats: %w", res.err)
+	}
+	counted := map[string]int64{}
+	for _, c := range count.Counts() {
+		counted[c.Name] = c.Rows
+	}
+	out := make([]cairn.TableStat, 0, len(res.stats))
+	seen := map[string]bool{}
+	for _, s := range res.stats {
+		seen[s.Name] = true
+		t := cairn.TableStat{Name: s.Name, Rows: counted[s.Name]}
+		if s.Rows == t.Rows {
+			t.Checksum = s.Checksum
+		}
+		out = append(out, t)
+	}
+	for _, c := range count.Counts() {
+		if !seen[c.Name] { // created while the dump ran
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+type mysqlDB struct{ c mysql.Config }
+
+func (d mysqlDB) Engine() string { return "mysql" }
+func (d mysqlDB) Name() string   { return d.c.Database }
+func (d mysqlDB) String() string { return d.c.String() }
+
+func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	return dumpWithStats(ctx, w, mysql.NewRowCounter(),
+		func(ctx context.Context, w io.Writer) error { return mysql.Dump(ctx, d.c, w) },
+		func(ctx context.Context) ([]cairn.TableStat, error) {
+			all, err := mysql.Stats(ctx, d.c)
+			var tables []mysql.TableStat
+			for _, s := range all {
+				if !s.View {
+					tables = append(tables, s)
+				}
+			}
+			return mysql.Plain(tables), err
+		})
+}
+
+func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
+	return mysql.Replace(ctx, d.c, dump, verify)
+}
+
+type postgresDB struct {
+	c postgres.Config
+	o Options
+}
+
+func (d postgresDB) Engine() string { return "postgres" }
+func (d postgresDB) Name() string   { return d.c.Database }
+func (d postgresDB) String() string { return d.c.String() }
+
+func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	return dumpWithStats(ctx, w, postgres.NewRowCounter(),
+		func(ctx context.Context, w io.Writer) error { return postgres.Dump(ctx, d.c, w) },
+		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Stats(ctx, d.c) })
+}
+
+func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
+	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions})
+}
+
+type sqliteDB struct{ c sqlite.Config }
+
+func (d sqliteDB) Engine() string { return "sqlite" }
+func (d sqliteDB) Name() string {
+	return strings.TrimSuffix(filepath.Base(d.c.Path), filepath.Ext(d.c.Path))
+}
+func (d sqliteDB) String() string { return d.c.String() }
+
+func (d sqliteDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	return dumpWithStats(ctx, w, sqlite.NewRowCounter(),
+		func(ctx context.Context, w io.Writer) error { return sqlite.Dump(ctx, d.c, w) },
+		func(ctx context.Context) ([]cairn.TableStat, error) { return sqlite.Stats(ctx, d.c) })
+}
+
+func (d sqliteDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
+	return sqlite.Replace(ctx, d.c, dump, verify)
+}

@@ -1,0 +1,331 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kopia/kopia/fs"
+	"github.com/kopia/kopia/fs/virtualfs"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// A snapshot's tree (layout 2):
+//
+//	files/                  the environment's files
+//	databases/NAME.sql      one SQL dump per database
+//	databases/NAME.tables   its per-table stats (JSON)
+//	app.json                the application found in the files
+//
+// Snapshots without labelLayout (layout 1) hold the files at the root.
+const (
+	layout      = "2"
+	filesDir    = "files"
+	dbDir       = "databases"
+	appFile     = "app.json"
+	dumpExt     = ".sql"
+	tablesExt   = ".tables"
+	labelLayout = "cairn:layout"
+	labelDBs    = "cairn:databases"
+	labelApp    = "cairn:app"
+	// dumpSplitter cuts dumps into smaller chunks than files get, so that
+	// a few changed rows cost a few chunks.
+	dumpSplitter = "DYNAMIC-1M-BUZHASH"
+)
+
+// errNotRead ends a dump kopia never asked for.
+var errNotRead = errors.New("dump not read")
+
+// dumpJob streams one database's dump into the snapshot. The dump starts
+// when kopia first reads it, through a pipe: nothing is written to disk
+// and memory holds one buffer. The tables file waits for the dump to end.
+type dumpJob struct {
+	ctx  context.Context
+	db   cairn.Database
+	name string // entry name, unique in the snapshot
+
+	once  sync.Once
+	pr    *io.PipeReader
+	done  chan struct{}
+	bytes atomic.Int64
+	stats []cairn.TableStat // set before done closes
+	err   error             // set before done closes
+}
+
+func newDumpJobs(ctx context.Context, dbs []cairn.Database) []*dumpJob {
+	used := map[string]bool{}
+	var jobs []*dumpJob
+	for _, db := range dbs {
+		name := db.Name()
+		for i := 2; used[name]; i++ {
+			name = db.Name() + "-" + strconv.Itoa(i)
+		}
+		used[name] = true
+		jobs = append(jobs, &dumpJob{ctx: ctx, db: db, name: name, done: make(chan struct{})})
+	}
+	return jobs
+}
+
+func (j *dumpJob) start() {
+	j.once.Do(func() {
+		pr, pw := io.Pipe()
+		j.pr = pr
+		go func() {
+			stats, err := j.db.Dump(j.ctx, countWriter{pw, &j.bytes})
+			if err != nil {
+				err = fmt.Errorf("dump database %s (%s): %w", j.name, j.db, err)
+			}
+			j.stats, j.err = stats, err
+			pw.CloseWithError(err)
+			close(j.done)
+		}()
+	})
+}
+
+// wait returns the dump's result once it has ended.
+func (j *dumpJob) wait() error {
+	select {
+	case <-j.done:
+		return j.err
+	case <-j.ctx.Done():
+		return j.ctx.Err()
+	}
+}
+
+func (j *dumpJob) info() cairn.DatabaseInfo {
+	in := cairn.DatabaseInfo{Name: j.name, Engine: j.db.Engine(), DSN: j.db.String(), Bytes: j.bytes.Load(), Tables: len(j.stats)}
+	for _, s := range j.stats {
+		in.Rows += s.Rows
+	}
+	return in
+}
+
+type countWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// dumpReader starts the dump at the first read.
+type dumpReader struct{ j *dumpJob }
+
+func (r dumpReader) Read(p []byte) (int, error) {
+	r.j.start()
+	return r.j.pr.Read(p)
+}
+
+func (r dumpReader) Close() error {
+	started := true
+	r.j.once.Do(func() {
+		started = false
+		r.j.err = errNotRead
+		close(r.j.done)
+	})
+	if started {
+		r.j.pr.CloseWithError(errNotRead) // ends a dump still running
+	}
+	return nil
+}
+
+// tablesReader serves the dump's table stats once the dump has ended.
+type tablesReader struct {
+	j *dumpJob
+	r *bytes.Reader
+}
+
+func (t *tablesReader) Read(p []byte) (int, error) {
+	if t.r == nil {
+		if err := t.j.wait(); err != nil {
+			return 0, err
+		}
+		b, err := json.Marshal(tablesFile{Tables: toTableJSON(t.j.stats)})
+		if err != nil {
+			return 0, err
+		}
+		t.r = bytes.NewReader(b)
+	}
+	return t.r.Read(p)
+}
+
+func (t *tablesReader) Close() error { return nil }
+
+// tablesFile is the content of databases/NAME.tables.
+type tablesFile struct {
+	Tables []tableJSON `json:"tables"`
+}
+
+type tableJSON struct {
+	Name     string `json:"name"`
+	Rows     int64  `json:"rows"`
+	Checksum string `json:"checksum,omitempty"`
+}
+
+func toTableJSON(stats []cairn.TableStat) []tableJSON {
+	out := make([]tableJSON, len(stats))
+	for i, s := range stats {
+		out[i] = tableJSON{s.Name, s.Rows, s.Checksum}
+	}
+	return out
+}
+
+// snapshotRoot builds layout 2's root around the files directory. The
+// databases come first, so their dumps start before the files are walked:
+// data and files are then as close to one moment as they can be.
+func snapshotRoot(files fs.Directory, jobs []*dumpJob, app *cairn.AppInfo, t time.Time) (fs.Directory, error) {
+	var entries []fs.Entry
+	if len(jobs) > 0 {
+		var dbs []fs.Entry
+		for _, j := range jobs {
+			dbs = append(dbs, virtualfs.StreamingFileWithModTimeFromReader(j.name+dumpExt, t, dumpReader{j}))
+		}
+		for _, j := range jobs { // after every dump: they wait for theirs
+			dbs = append(dbs, virtualfs.StreamingFileWithModTimeFromReader(j.name+tablesExt, t, &tablesReader{j: j}))
+		}
+		entries = append(entries, virtualfs.NewStaticDirectory(dbDir, dbs))
+	}
+	if app != nil {
+		b, err := json.Marshal(appJSON{Name: app.Name, Version: app.Version, Components: app.Components})
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, virtualfs.StreamingFileWithModTimeFromReader(appFile, t, io.NopCloser(bytes.NewReader(b))))
+	}
+	entries = append(entries, renamed{files, filesDir})
+	return virtualfs.NewStaticDirectory("", entries), nil
+}
+
+// renamed gives a directory another name in the snapshot.
+type renamed struct {
+	fs.Directory
+	name string
+}
+
+func (r renamed) Name() string { return r.name }
+
+type appJSON struct {
+	Name       string            `json:"name"`
+	Version    string            `json:"version,omitempty"`
+	Components map[string]string `json:"components,omitempty"`
+}
+
+// dbLabel is one database in the labelDBs label.
+type dbLabel struct {
+	Name   string `json:"name"`
+	Engine string `json:"engine"`
+	DSN    string `json:"dsn"`
+	Bytes  int64  `json:"bytes"`
+	Tables int    `json:"tables"`
+	Rows   int64  `json:"rows"`
+}
+
+func databasesLabel(dbs []cairn.DatabaseInfo) string {
+	out := make([]dbLabel, len(dbs))
+	for i, d := range dbs {
+		out[i] = dbLabel(d)
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+func databasesFromLabel(s string) []cairn.DatabaseInfo {
+	var in []dbLabel
+	if json.Unmarshal([]byte(s), &in) != nil {
+		return nil
+	}
+	out := make([]cairn.DatabaseInfo, len(in))
+	for i, d := range in {
+		out[i] = cairn.DatabaseInfo(d)
+	}
+	return out
+}
+
+// OpenDump streams one of the snapshot's database dumps.
+func (r *Repo) OpenDump(ctx context.Context, s *cairn.Snapshot, name string) (io.ReadCloser, error) {
+	f, err := r.treeFile(ctx, s, path.Join(dbDir, name+dumpExt))
+	if err != nil {
+		return nil, err
+	}
+	return f.Open(ctx)
+}
+
+// Tables returns the table stats recorded for one of the snapshot's
+// databases.
+func (r *Repo) Tables(ctx context.Context, s *cairn.Snapshot, name string) ([]cairn.TableStat, error) {
+	var tf tablesFile
+	if err := r.readJSON(ctx, s, path.Join(dbDir, name+tablesExt), &tf); err != nil {
+		return nil, err
+	}
+	out := make([]cairn.TableStat, len(tf.Tables))
+	for i, t := range tf.Tables {
+		out[i] = cairn.TableStat{Name: t.Name, Rows: t.Rows, Checksum: t.Checksum}
+	}
+	return out, nil
+}
+
+// App returns the application recorded with the snapshot, or nil.
+func (r *Repo) App(ctx context.Context, s *cairn.Snapshot) (*cairn.AppInfo, error) {
+	if s.App == nil {
+		return nil, nil
+	}
+	var a appJSON
+	if err := r.readJSON(ctx, s, appFile, &a); err != nil {
+		return nil, err
+	}
+	return &cairn.AppInfo{Name: a.Name, Version: a.Version, Components: a.Components}, nil
+}
+
+func (r *Repo) readJSON(ctx context.Context, s *cairn.Snapshot, p string, v any) error {
+	f, err := r.treeFile(ctx, s, p)
+	if err != nil {
+		return err
+	}
+	rc, err := f.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(v); err != nil {
+		return fmt.Errorf("snapshot %s: read %s: %w", s.ShortID(), p, err)
+	}
+	return nil
+}
+
+// treeFile finds an entry under the snapshot's root (not its files).
+func (r *Repo) treeFile(ctx context.Context, s *cairn.Snapshot, p string) (cairn.Node, error) {
+	n, _, err := r.root(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range strings.Split(p, "/") {
+		kids, err := n.Children(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var next cairn.Node
+		for _, k := range kids {
+			if k.Name() == part {
+				next = k
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("snapshot %s has no %s: %w", s.ShortID(), p, cairn.ErrNotFound)
+		}
+		n = next
+	}
+	return n, nil
+}
