@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -103,7 +104,7 @@ func (a *app) showCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show SNAP",
-		Short: "Show one snapshot: what, when, where from, how big",
+		Short: "Show one snapshot: files, databases and their tables, application, versions",
 		Long:  "SNAP is SITE/ENV@SEL (SEL = latest, an ID prefix or a time) or a bare snapshot ID.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -113,30 +114,86 @@ func (a *app) showCommand() *cobra.Command {
 				return err
 			}
 			defer r.Close(ctx)
-			if asJSON {
-				return a.printJSON(toJSON(s))
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			rows := [][2]string{
-				{"id", s.ID}, {"time", s.Time.Local().Format(time.RFC3339)}, {"site", s.Site},
-				{"environment", s.Environment}, {"url", s.URL}, {"host", s.Host}, {"source", s.Source},
-				{"files", fmt.Sprintf("%d in %d directories", s.Files, s.Dirs)},
-				{"size", fmt.Sprintf("%s (%d bytes)", progress.Bytes(s.Bytes), s.Bytes)},
-				{"took", s.Duration.Round(time.Millisecond).String()}, {"cairn", s.Version},
-			}
-			for _, row := range rows {
-				if row[1] != "" {
-					fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
-				}
-			}
-			for _, w := range s.Warnings {
-				fmt.Fprintf(tw, "warning:\t%s\n", w)
-			}
-			return tw.Flush()
+			return a.show(ctx, r, s, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
+}
+
+func (a *app) show(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, asJSON bool) error {
+	out := toJSON(s)
+	if s.App != nil {
+		full, err := r.App(ctx, s)
+		if err != nil {
+			return err
+		}
+		out.App.Components = full.Components
+	}
+	for i, d := range s.Databases {
+		stats, err := r.Tables(ctx, s, d.Name)
+		if err != nil {
+			return err
+		}
+		for _, t := range stats {
+			out.Databases[i].Stats = append(out.Databases[i].Stats, tableJSON(t))
+		}
+	}
+	if asJSON {
+		return a.printJSON(out)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	rows := [][2]string{
+		{"id", s.ID}, {"time", s.Time.Local().Format(time.RFC3339)}, {"site", s.Site},
+		{"environment", s.Environment}, {"url", s.URL}, {"host", s.Host}, {"source", s.Source},
+		{"files", fmt.Sprintf("%d in %d directories", s.Files, s.Dirs)},
+		{"size", fmt.Sprintf("%s (%d bytes)", progress.Bytes(s.Bytes), s.Bytes)},
+		{"took", s.Duration.Round(time.Millisecond).String()}, {"cairn", s.Version},
+	}
+	if out.App != nil {
+		rows = append(rows, [2]string{"app", strings.TrimSpace(out.App.Name + " " + out.App.Version)})
+	}
+	for _, row := range rows {
+		if row[1] != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+		}
+	}
+	if out.App != nil {
+		for _, k := range sortedKeys(out.App.Components) {
+			fmt.Fprintf(tw, "  %s:\t%s\n", k, out.App.Components[k])
+		}
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(tw, "warning:\t%s\n", w)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, d := range out.Databases {
+		fmt.Fprintf(a.stdout, "\ndatabase %s (%s, %s): %d tables, %d rows, %s dump\n", d.Name, d.Engine, d.DSN, d.Tables, d.Rows, progress.Bytes(d.Bytes))
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TABLE\tROWS\tCHECKSUM\t")
+		for _, t := range d.Stats {
+			sum := t.Checksum
+			if sum == "" {
+				sum = "-"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t\n", t.Name, t.Rows, sum)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 type lsOptions struct {

@@ -22,10 +22,10 @@ import (
 )
 
 type restoreOptions struct {
-	to, path, only, confirm string
-	exclude, preserve       []string
-	dryRun, json, force     bool
-	workers                 int
+	to, path, only, confirm        string
+	exclude, preserve, databases   []string
+	dryRun, json, force, terminate bool
+	workers                        int
 }
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -41,8 +41,17 @@ Without --to, the snapshot goes back onto its own environment (a rollback).
 that differ are written, each atomically; files the snapshot lacks are
 removed, except paths the target's exclude: and preserve: lists (and
 --exclude/--preserve) name. An interrupted restore is finished by running
-the same command again. --dry-run prints the plan and changes nothing.`,
-		Example: "  cairn restore blog/production@latest --to /tmp/blog\n  cairn restore blog/production@2026-11-01 --path wp-content/themes --dry-run\n  cairn restore 3f2a9c1b --to ./copy",
+the same command again. --dry-run prints the plan and changes nothing.
+
+The snapshot's databases are restored first, onto the target
+environment's databases: (in order) or the --database DSNs: each dump is
+loaded into a scratch database on the target server, its row counts are
+checked against the snapshot, and only then is it swapped in (MySQL and
+MariaDB: one atomic RENAME TABLE; PostgreSQL: database renames; SQLite:
+a file rename). A load that fails or is interrupted leaves the target
+database as it was. A restore to a plain directory restores files only,
+unless --database is given.`,
+		Example: "  cairn restore blog/production@latest --to /tmp/blog\n  cairn restore blog/production@2026-11-01 --path wp-content/themes --dry-run\n  cairn restore blog/production@latest --to blog/staging --only db\n  cairn restore 3f2a9c1b --to ./copy --database mysql://root@127.0.0.1/copy",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runRestore(cmd.Context(), args[0], o)
@@ -51,7 +60,9 @@ the same command again. --dry-run prints the plan and changes nothing.`,
 	f := cmd.Flags()
 	f.StringVar(&o.to, "to", "", "target: SITE/ENV from the config, or a directory")
 	f.StringVar(&o.path, "path", "", "restore only this file or directory of the snapshot")
-	f.StringVar(&o.only, "only", "", "restore only files (db comes with database support)")
+	f.StringVar(&o.only, "only", "", "restore only `files` or only the databases (db)")
+	f.StringArrayVar(&o.databases, "database", nil, "restore the snapshot's databases into this `DSN` (repeatable, in order, or NAME=DSN)")
+	f.BoolVar(&o.terminate, "terminate-sessions", false, "PostgreSQL: end other sessions on the target database at the swap instead of refusing")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "never write nor delete paths matching `PATTERN`")
 	f.StringArrayVar(&o.preserve, "preserve", nil, "keep the target's own paths matching `PATTERN`")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would change, change nothing")
@@ -100,9 +111,7 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 
 func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) error {
 	switch o.only {
-	case "", "files":
-	case "db":
-		return fmt.Errorf("%w: --only db: this version of cairn snapshots files only", cairn.ErrInvalidArgument)
+	case "", "files", "db":
 	default:
 		return usagef("--only takes files or db, not %q", o.only)
 	}
@@ -120,6 +129,16 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 			return err
 		}
 	}
+	dbs, err := a.databaseTargets(s, t, o)
+	if err != nil {
+		return err
+	}
+	if err := a.restoreDatabases(ctx, r, s, dbs, o); err != nil {
+		return err
+	}
+	if o.only == "db" {
+		return nil
+	}
 	keep, err := pattern.Compile(t.keep...)
 	if err != nil {
 		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
@@ -132,7 +151,11 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	if err != nil {
 		return fmt.Errorf("--path %s in snapshot %s: %w", o.path, s.ShortID(), err)
 	}
-	unlock, err := lockTarget(t.dir)
+	abs, err := filepath.Abs(t.dir)
+	if err != nil {
+		return err
+	}
+	unlock, err := lockTarget(abs)
 	if err != nil {
 		return err
 	}
@@ -222,17 +245,14 @@ func (a *app) confirmProtected(name string, o restoreOptions) error {
 	return nil
 }
 
-// lockTarget keeps two cairn processes from restoring onto one directory.
-func lockTarget(dir string) (func(), error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
+// lockTarget keeps two cairn processes from restoring onto one target (a
+// directory's absolute path, or a database).
+func lockTarget(target string) (func(), error) {
 	state, err := stateDir()
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(abs))
+	sum := sha256.Sum256([]byte(target))
 	lockDir := filepath.Join(state, "locks")
 	if err := os.MkdirAll(lockDir, 0o700); err != nil {
 		return nil, err
@@ -243,7 +263,7 @@ func lockTarget(dir string) (func(), error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("restore to %s: %w. Try: wait for the other restore to finish", abs, cairn.ErrLocked)
+		return nil, fmt.Errorf("restore to %s: %w. Try: wait for the other restore to finish", target, cairn.ErrLocked)
 	}
 	return func() { f.Close() }, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,12 +12,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
+	webapp "github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
 )
 
 type snapshotOptions struct {
 	exclude []string
 	json    bool
+	noDB    bool
 }
 
 func (a *app) snapshotCommand() *cobra.Command {
@@ -29,8 +33,15 @@ func (a *app) snapshotCommand() *cobra.Command {
 as that environment; any other is recorded as site = the directory's name,
 environment = this host's name.
 
+An environment's databases: are dumped into the same snapshot, streamed
+(no temporary files), each with its tables' row counts and checksums. A
+PATH holding WordPress, Drupal, Laravel or Elgg has its database found in
+the application's own configuration and dumped too (--no-db: files only).
+The application's name and version (and WordPress plugins' and themes')
+are recorded either way.
+
 The first snapshot into the default local repository creates it.`,
-		Example: "  cairn snapshot blog/production\n  cairn snapshot /var/www/html --exclude 'wp-content/cache/'",
+		Example: "  cairn snapshot blog/production\n  cairn snapshot /var/www/html --exclude 'wp-content/cache/'\n  cairn snapshot /var/www/html --no-db",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runSnapshot(cmd.Context(), args[0], o)
@@ -38,11 +49,14 @@ The first snapshot into the default local repository creates it.`,
 	}
 	cmd.Flags().StringArrayVar(&o.exclude, "exclude", nil, "leave out paths matching this gitignore-style `PATTERN` (repeatable)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the snapshot as JSON")
+	cmd.Flags().BoolVar(&o.noDB, "no-db", false, "snapshot files only: no databases")
 	return cmd
 }
 
-func (a *app) snapshotRequest(arg string, extra []string) (cairn.SnapshotRequest, error) {
+func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
 	var req cairn.SnapshotRequest
+	var dsns []string
+	detect := false
 	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && !pathExists(arg) {
 		e, err := a.cfg.Env(site, env)
 		if err != nil {
@@ -55,6 +69,7 @@ func (a *app) snapshotRequest(arg string, extra []string) (cairn.SnapshotRequest
 			return req, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name, e.Files)
 		}
 		req = cairn.SnapshotRequest{Site: site, Environment: env, URL: e.URL, Path: a.cfg.FilesPath(e), Exclude: e.Exclude}
+		dsns = e.Databases
 	} else {
 		st, err := os.Stat(arg)
 		if err != nil {
@@ -67,17 +82,38 @@ func (a *app) snapshotRequest(arg string, extra []string) (cairn.SnapshotRequest
 		if site, env, ok := a.cfg.FindByPath(arg); ok {
 			e, _ := a.cfg.Env(site, env)
 			req.Site, req.Environment, req.URL, req.Exclude = site, env, e.URL, e.Exclude
+			dsns = e.Databases
 		} else {
 			abs, _ := filepath.Abs(arg)
 			req.Site, req.Environment = safeName(filepath.Base(abs)), safeName(shortHost())
+			detect = true
 		}
 	}
-	req.Exclude = append(append([]string(nil), req.Exclude...), extra...)
+	req.Exclude = append(append([]string(nil), req.Exclude...), o.exclude...)
+	if found, err := webapp.Detect(req.Path); err == nil {
+		req.App = &cairn.AppInfo{Name: found.Name, Version: found.Version, Components: found.Components}
+		if detect {
+			a.log.Info("application found", "app", found.Name, "version", found.Version, "config", found.Config, "databases", len(found.Databases))
+			dsns = found.Databases
+		}
+	} else if !errors.Is(err, webapp.ErrUnknown) {
+		a.log.Warn("reading the application's settings failed", "err", err)
+	}
+	if o.noDB {
+		dsns = nil
+	}
+	for _, dsn := range dsns {
+		db, err := database.Open(dsn, database.Options{})
+		if err != nil {
+			return req, err
+		}
+		req.Databases = append(req.Databases, db)
+	}
 	return req, nil
 }
 
 func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) error {
-	req, err := a.snapshotRequest(arg, o.exclude)
+	req, err := a.snapshotRequest(arg, o)
 	if err != nil {
 		return err
 	}
@@ -86,7 +122,7 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 		return err
 	}
 	defer r.Close(ctx)
-	a.log.Info("snapshot", "site", req.Site, "environment", req.Environment, "path", req.Path, "exclude", req.Exclude)
+	a.log.Info("snapshot", "site", req.Site, "environment", req.Environment, "path", req.Path, "exclude", req.Exclude, "databases", len(req.Databases))
 	bar := a.bar("snapshot " + req.Site + "/" + req.Environment)
 	snap, err := r.Snapshot(ctx, req, bar)
 	bar.Finish()
@@ -101,6 +137,9 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 	}
 	fmt.Fprintf(a.stdout, "snapshot %s of %s saved: %d files, %s, in %s\n", snap.ShortID(), snap.Name(),
 		snap.Files, progress.Bytes(snap.Bytes), snap.Duration.Round(time.Millisecond))
+	for _, d := range snap.Databases {
+		fmt.Fprintf(a.stdout, "  database %s (%s): %d tables, %d rows, %s dump\n", d.Name, d.DSN, d.Tables, d.Rows, progress.Bytes(d.Bytes))
+	}
 	return nil
 }
 

@@ -11,28 +11,60 @@ import (
 // snapshotJSON is a snapshot as --json shows it. Fields are added, never
 // renamed.
 type snapshotJSON struct {
-	ID          string   `json:"id"`
-	ShortID     string   `json:"short_id"`
-	Time        string   `json:"time"`
-	Site        string   `json:"site"`
-	Environment string   `json:"environment"`
-	URL         string   `json:"url,omitempty"`
-	Host        string   `json:"host"`
-	Source      string   `json:"source"`
-	Version     string   `json:"cairn_version"`
-	Files       int64    `json:"files"`
-	Dirs        int64    `json:"dirs"`
-	Bytes       int64    `json:"bytes"`
-	DurationSec float64  `json:"duration_seconds"`
-	Warnings    []string `json:"warnings,omitempty"`
+	ID          string         `json:"id"`
+	ShortID     string         `json:"short_id"`
+	Time        string         `json:"time"`
+	Site        string         `json:"site"`
+	Environment string         `json:"environment"`
+	URL         string         `json:"url,omitempty"`
+	Host        string         `json:"host"`
+	Source      string         `json:"source"`
+	Version     string         `json:"cairn_version"`
+	Files       int64          `json:"files"`
+	Dirs        int64          `json:"dirs"`
+	Bytes       int64          `json:"bytes"`
+	DurationSec float64        `json:"duration_seconds"`
+	Warnings    []string       `json:"warnings,omitempty"`
+	Databases   []databaseJSON `json:"databases,omitempty"`
+	App         *appJSON       `json:"app,omitempty"`
+}
+
+// databaseJSON is one database of a snapshot.
+type databaseJSON struct {
+	Name   string      `json:"name"`
+	Engine string      `json:"engine"`
+	DSN    string      `json:"dsn"`
+	Bytes  int64       `json:"dump_bytes"`
+	Tables int         `json:"tables"`
+	Rows   int64       `json:"rows"`
+	Stats  []tableJSON `json:"table_stats,omitempty"` // show only
+}
+
+type tableJSON struct {
+	Name     string `json:"name"`
+	Rows     int64  `json:"rows"`
+	Checksum string `json:"checksum,omitempty"`
+}
+
+type appJSON struct {
+	Name       string            `json:"name"`
+	Version    string            `json:"version,omitempty"`
+	Components map[string]string `json:"components,omitempty"` // show only
 }
 
 func toJSON(s *cairn.Snapshot) snapshotJSON {
-	return snapshotJSON{
+	out := snapshotJSON{
 		ID: s.ID, ShortID: s.ShortID(), Time: s.Time.Format(time.RFC3339), Site: s.Site,
 		Environment: s.Environment, URL: s.URL, Host: s.Host, Source: s.Source, Version: s.Version,
 		Files: s.Files, Dirs: s.Dirs, Bytes: s.Bytes, DurationSec: s.Duration.Seconds(), Warnings: s.Warnings,
 	}
+	for _, d := range s.Databases {
+		out.Databases = append(out.Databases, databaseJSON{Name: d.Name, Engine: d.Engine, DSN: d.DSN, Bytes: d.Bytes, Tables: d.Tables, Rows: d.Rows})
+	}
+	if s.App != nil {
+		out.App = &appJSON{Name: s.App.Name, Version: s.App.Version, Components: s.App.Components}
+	}
+	return out
 }
 
 // entryJSON is one tree entry as `cairn ls --json` shows it.
@@ -52,6 +84,19 @@ type changeJSON struct {
 	Path        string `json:"path"`
 	Size        int64  `json:"size,omitempty"`
 	Dir         bool   `json:"dir,omitempty"`
+}
+
+// databaseRestoreJSON is one database a restore replaced (or would).
+type databaseRestoreJSON struct {
+	MessageType     string   `json:"message_type"` // "database"
+	Name            string   `json:"name"`
+	Target          string   `json:"target"`
+	DryRun          bool     `json:"dry_run"`
+	Tables          int      `json:"tables"`
+	Rows            int64    `json:"rows"`
+	DumpBytes       int64    `json:"dump_bytes"`
+	ChecksumsDiffer []string `json:"checksums_differ,omitempty"`
+	DurationSec     float64  `json:"duration_seconds"`
 }
 
 // restoreSummaryJSON ends `cairn restore --json`.

@@ -55,6 +55,13 @@ func TestScripts(t *testing.T) {
 			"treeeq":    cmdTreeEq,
 			"jsonenv":   cmdJSONEnv,
 			"sleep":     cmdSleep,
+			"mariadb":   cmdMariaDB,
+			"postgres":  cmdPostgres,
+			"dbstats":   cmdDBStats,
+			"dbsql":     cmdDBSQL,
+			"killproc":  cmdKillProc,
+			"waitdb":    cmdWaitDB,
+			"nosidedb":  cmdNoSideDB,
 		},
 	})
 }
