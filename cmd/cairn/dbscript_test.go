@@ -65,7 +65,8 @@ INSERT INTO posts (title, body, img) SELECT CONCAT(' post ', seq, ' '), REPEAT('
 
 // mariadb NAME [empty]: a database with the fixture (or empty), and a
 // read-only backup user. Sets NAME (the database), NAME_DSN (the backup
-// user's DSN, password included) and NAME_ROOT (root's DSN).
+// user's DSN, password included; NAME_USER and NAME_PASS its parts) and
+// NAME_ROOT (root's DSN).
 func cmdMariaDB(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 1 {
 		ts.Fatalf("usage: mariadb NAME [empty]")
@@ -115,6 +116,8 @@ func cmdMariaDB(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	name := strings.ToUpper(args[0])
 	ts.Setenv(name, db)
+	ts.Setenv(name+"_USER", user)
+	ts.Setenv(name+"_PASS", pass)
 	ts.Setenv(name+"_DSN", fmt.Sprintf("mysql://%s:%s@127.0.0.1:3306/%s", user, pass, db))
 	ts.Setenv(name+"_ROOT", "mysql://root@127.0.0.1:3306/"+db)
 }
@@ -314,4 +317,12 @@ func cmdNoSideDB(ts *testscript.TestScript, neg bool, args []string) {
 	if n > 0 {
 		ts.Fatalf("%d scratch or holding database(s) left beside %s", n, args[0])
 	}
+}
+
+// expand FILE: replace ${VAR}s in a file by the script's variables.
+func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
+	p := ts.MkAbs(args[0])
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	ts.Check(os.WriteFile(p, []byte(os.Expand(string(b), ts.Getenv)), 0o644))
 }

@@ -37,6 +37,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("CAIRN_CONFIG", "")
 			env.Setenv("CAIRN_PASSWORD", "")
 			env.Setenv("TZ", "UTC")
+			// The directory holding the cairn command alone, for PATHs
+			// that lack the database tools.
+			env.Setenv("CAIRN_BIN_DIR", filepath.SplitList(env.Getenv("PATH"))[0])
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -62,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"killproc":  cmdKillProc,
 			"waitdb":    cmdWaitDB,
 			"nosidedb":  cmdNoSideDB,
+			"expand":    cmdExpand,
 		},
 	})
 }
