@@ -2,9 +2,7 @@ package mysql
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/sidedb"
 )
 
 // ErrMismatch means a loaded copy does not match the snapshot's statistics.
@@ -38,7 +37,10 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify)
 	charset, collation := "utf8mb4", "utf8mb4_general_ci"
 	db.QueryRowContext(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", c.Database).Scan(&charset, &collation) //nolint:errcheck // absent target: defaults
 
-	scratch, old := sideName(c.Database, "new"), sideName(c.Database, "old")
+	if err := dropLeftovers(ctx, db, c.Database); err != nil {
+		return err
+	}
+	scratch, old := sidedb.Name(c.Database, "new"), sidedb.Name(c.Database, "old")
 	create := fmt.Sprintf(" CHARACTER SET %s COLLATE %s", charset, collation)
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(scratch)+create); err != nil {
 		return fmt.Errorf("create scratch database %s: %w", scratch, err)
@@ -103,15 +105,20 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify)
 	return nil
 }
 
-// sideName names a database beside target (at most 64 characters).
-func sideName(target, role string) string {
-	b := make([]byte, 4)
-	rand.Read(b) //nolint:errcheck
-	prefix := target
-	if len(prefix) > 40 {
-		prefix = prefix[:40]
+
+// dropLeftovers drops the scratch databases a killed restore of target
+// left behind. The caller holds the target's restore lock.
+func dropLeftovers(ctx context.Context, db *sql.DB, target string) error {
+	left, err := names(ctx, db, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", sidedb.Like(target, "new"))
+	if err != nil {
+		return fmt.Errorf("look for scratch databases left beside %s: %w", target, err)
 	}
-	return prefix + "_cairn_" + role + "_" + hex.EncodeToString(b)
+	for _, s := range left {
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(s)); err != nil {
+			return fmt.Errorf("drop scratch database %s left by an interrupted restore: %w", s, err)
+		}
+	}
+	return nil
 }
 
 // check compares a loaded copy with the snapshot's statistics.

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/sidedb"
 )
 
 // ErrMismatch means a loaded copy does not match the snapshot's statistics.
@@ -58,7 +57,10 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c, err)
 	}
-	scratch, old := sideName(c.Database, "new"), sideName(c.Database, "old")
+	if err := dropLeftovers(ctx, conn, c.Database); err != nil {
+		return err
+	}
+	scratch, old := sidedb.Name(c.Database, "new"), sidedb.Name(c.Database, "old")
 	create := "CREATE DATABASE " + ident(scratch) + " OWNER " + ident(owner) + " TEMPLATE template0 ENCODING " + literal(encoding)
 	if collate != "" {
 		create += " LC_COLLATE " + literal(collate) + " LC_CTYPE " + literal(ctype)
@@ -124,6 +126,25 @@ func makeIdle(ctx context.Context, conn *pgx.Conn, db string, terminate bool) er
 	return err
 }
 
+// dropLeftovers drops the scratch databases a killed restore of target
+// left behind. The caller holds the target's restore lock.
+func dropLeftovers(ctx context.Context, conn *pgx.Conn, target string) error {
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1", sidedb.Like(target, "new"))
+	if err != nil {
+		return fmt.Errorf("look for scratch databases left beside %s: %w", target, err)
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("look for scratch databases left beside %s: %w", target, err)
+	}
+	for _, s := range left {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(s)+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop scratch database %s left by an interrupted restore: %w", s, err)
+		}
+	}
+	return nil
+}
+
 func check(ctx context.Context, c Config, verify cairn.Verify) error {
 	got, err := Stats(ctx, c)
 	if err != nil {
@@ -132,15 +153,6 @@ func check(ctx context.Context, c Config, verify cairn.Verify) error {
 	return verify(got)
 }
 
-func sideName(target, role string) string {
-	b := make([]byte, 4)
-	rand.Read(b) //nolint:errcheck
-	prefix := target
-	if len(prefix) > 40 {
-		prefix = prefix[:40]
-	}
-	return prefix + "_cairn_" + role + "_" + hex.EncodeToString(b)
-}
 
 func ident(s string) string   { return pgx.Identifier{s}.Sanitize() }
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

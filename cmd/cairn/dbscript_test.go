@@ -83,7 +83,7 @@ func cmdMariaDB(ts *testscript.TestScript, neg bool, args []string) {
 	for _, q := range []string{
 		"CREATE DATABASE " + db + " CHARACTER SET utf8mb4",
 		fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, pass),
-		fmt.Sprintf("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON %s.* TO '%s'@'%%'", db, user),
+		fmt.Sprintf("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON %s.* TO '%s'@'%%'", db, user),
 	} {
 		_, err := root.Exec(q)
 		ts.Check(err)
@@ -250,27 +250,37 @@ func cmdDBSQL(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// killproc PATTERN: wait for a process whose command line holds PATTERN
-// and kill it with SIGKILL (a dump dying half-way).
+// killproc WORD...: wait for a process whose command line holds every
+// WORD and kill it with SIGKILL, a moment after it started (a dump dying
+// half-way).
 func cmdKillProc(ts *testscript.TestScript, neg bool, args []string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), args[0]) {
+			if err != nil || !containsAll(strings.ReplaceAll(string(b), "\x00", " "), args) {
 				continue
 			}
 			var pid int
 			if _, err := fmt.Sscan(e.Name(), &pid); err == nil && pid != os.Getpid() {
-				time.Sleep(300 * time.Millisecond) // let it get going
+				time.Sleep(100 * time.Millisecond) // let it get going
 				ts.Check(syscall.Kill(pid, syscall.SIGKILL))
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ts.Fatalf("no process matching %q appeared", args[0])
+	ts.Fatalf("no process matching %q appeared", args)
+}
+
+func containsAll(s string, words []string) bool {
+	for _, w := range words {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // waitdb ROOTDSN: wait until a scratch database beside the DSN's database

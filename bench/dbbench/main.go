@@ -1,0 +1,274 @@
+// Command dbbench measures cairn's database snapshots and restores against
+// the hand pipeline on a generated WordPress-style MariaDB database, in one
+// run: wall time, peak memory, and what a second snapshot adds to the
+// repository (unchanged; after changing 1% of the rows, clustered and
+// spread).
+//
+//	go run ./bench/dbbench [-size 1024] [-keep]
+//
+// It needs MariaDB at 127.0.0.1:3306 (root, no password), mariadb-dump,
+// mariadb and zstd. The database it makes is dropped at the end.
+package main
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	mrand "math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+)
+
+type result struct {
+	wall time.Duration
+	rss  int64 // KiB
+}
+
+func main() {
+	sizeMB := flag.Int("size", 1024, "approximate dump size in MiB")
+	keep := flag.Bool("keep", false, "keep the work directory and databases")
+	flag.Parse()
+	if err := run(*sizeMB, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "dbbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(sizeMB int, keep bool) error {
+	work, err := os.MkdirTemp("", "cairn-dbbench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	cairnBin := filepath.Join(work, "cairn")
+	if out, err := exec.Command("go", "build", "-o", cairnBin, "./cmd/cairn").CombinedOutput(); err != nil {
+		return fmt.Errorf("build cairn: %v: %s", err, out)
+	}
+	root, err := connect("")
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	id := make([]byte, 4)
+	rand.Read(id) //nolint:errcheck
+	src, dst, peer := "cairn_bench_"+hex.EncodeToString(id), "cairn_bench_"+hex.EncodeToString(id)+"_cairn", "cairn_bench_"+hex.EncodeToString(id)+"_peer"
+	for _, db := range []string{src, dst, peer} {
+		if _, err := root.Exec("CREATE DATABASE " + db + " CHARACTER SET utf8mb4"); err != nil {
+			return err
+		}
+		if !keep {
+			defer root.Exec("DROP DATABASE IF EXISTS " + db) //nolint:errcheck
+		}
+	}
+	fmt.Fprintf(os.Stderr, "generating ~%d MiB in %s…\n", sizeMB, src)
+	rows, err := generate(src, sizeMB)
+	if err != nil {
+		return err
+	}
+
+	// The peers: the dump pipeline users run, and the plain load.
+	dumpArgs := "--single-transaction --quick --routines --triggers --events --hex-blob --default-character-set=utf8mb4 -uroot -h127.0.0.1"
+	peerDump, err := timed(exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" | zstd -1 -q >/dev/null"))
+	if err != nil {
+		return err
+	}
+	dumpFile := filepath.Join(work, "dump.sql")
+	if out, err := exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" >"+dumpFile).CombinedOutput(); err != nil {
+		return fmt.Errorf("dump: %v: %s", err, out)
+	}
+	st, _ := os.Stat(dumpFile)
+	dumpSize := st.Size()
+	peerLoad, err := timed(exec.Command("sh", "-c", "mariadb -uroot -h127.0.0.1 --max-allowed-packet=1G "+peer+" <"+dumpFile))
+	if err != nil {
+		return err
+	}
+	os.Remove(dumpFile)
+
+	// cairn: snapshot, again unchanged, after 1% clustered, after 1% spread, restore.
+	repoDir := filepath.Join(work, "repo")
+	cfg := filepath.Join(work, "cairn.yaml")
+	os.MkdirAll(filepath.Join(work, "site"), 0o755)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("repository: {path: %s}\nsites:\n  bench:\n    environments:\n      db:\n        files: %s\n        databases: [\"mysql://root@127.0.0.1:3306/%s\"]\n",
+		repoDir, filepath.Join(work, "site"), src)), 0o644)
+	env := append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(work, "home"))
+	cairn := func(args ...string) (result, error) {
+		c := exec.Command(cairnBin, append([]string{"--no-progress"}, args...)...)
+		c.Env = env
+		return timed(c)
+	}
+	if _, err := cairn("init"); err != nil {
+		return err
+	}
+	first, err := cairn("snapshot", "bench/db")
+	if err != nil {
+		return err
+	}
+	size0 := dirSize(repoDir)
+	again, err := cairn("snapshot", "bench/db")
+	if err != nil {
+		return err
+	}
+	size1 := dirSize(repoDir)
+	n := rows / 100
+	if _, err := root.Exec(fmt.Sprintf("UPDATE %s.wp_posts SET post_content = CONCAT(post_content, ' (edited)'), post_modified = NOW() WHERE ID > %d", src, rows-n)); err != nil {
+		return err
+	}
+	clustered, err := cairn("snapshot", "bench/db")
+	if err != nil {
+		return err
+	}
+	size2 := dirSize(repoDir)
+	if _, err := root.Exec(fmt.Sprintf("UPDATE %s.wp_posts SET post_content = CONCAT(post_content, ' (edited again)') WHERE ID %% 100 = 7", src)); err != nil {
+		return err
+	}
+	spread, err := cairn("snapshot", "bench/db")
+	if err != nil {
+		return err
+	}
+	size3 := dirSize(repoDir)
+	restore, err := cairn("restore", "bench/db@latest", "--only", "db", "--database", "mysql://root@127.0.0.1:3306/"+dst)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("\nMariaDB database: %d rows, dump %.1f MiB; 1%% = %d rows\n\n", rows, float64(dumpSize)/(1<<20), n)
+	fmt.Println("| step | cairn | peer | ratio | peak RSS cairn |")
+	fmt.Println("|---|---|---|---|---|")
+	row := func(name string, c, p result) {
+		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %d MiB |\n", name, c.wall.Seconds(), p.wall.Seconds(), c.wall.Seconds()/p.wall.Seconds(), c.rss/1024)
+	}
+	row("snapshot vs `mariadb-dump | zstd -1`", first, peerDump)
+	row("restore vs `mariadb DB < dump.sql`", restore, peerLoad)
+	fmt.Printf("| second snapshot, unchanged | %.2f s | | | %d MiB |\n", again.wall.Seconds(), again.rss/1024)
+	fmt.Println()
+	fmt.Println("| repository growth | bytes | % of dump | % of first snapshot's stored size |")
+	fmt.Println("|---|---|---|---|")
+	grow := func(name string, d int64) {
+		fmt.Printf("| %s | %.1f MiB | %.2f%% | %.2f%% |\n", name, float64(d)/(1<<20), 100*float64(d)/float64(dumpSize), 100*float64(d)/float64(size0))
+	}
+	fmt.Printf("| first snapshot | %.1f MiB | %.1f%% | |\n", float64(size0)/(1<<20), 100*float64(size0)/float64(dumpSize))
+	grow("unchanged", size1-size0)
+	grow("1% of rows changed, newest posts", size2-size1)
+	grow("1% of rows changed, spread (every 100th)", size3-size2)
+	fmt.Printf("\nsnapshot times: clustered change %.2f s, spread change %.2f s\n", clustered.wall.Seconds(), spread.wall.Seconds())
+	return nil
+}
+
+func connect(db string) (*sql.DB, error) {
+	c := driver.NewConfig()
+	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", "127.0.0.1:3306", db
+	conn, err := driver.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// generate fills db with WordPress-like posts and postmeta, about sizeMB
+// of dump, and returns the number of posts.
+func generate(db string, sizeMB int) (int, error) {
+	conn, err := connect(db)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		`CREATE TABLE wp_posts (ID BIGINT UNSIGNED PRIMARY KEY AUTO_INCREMENT, post_author BIGINT UNSIGNED, post_date DATETIME,
+			post_content LONGTEXT, post_title TEXT, post_name VARCHAR(200), post_modified DATETIME, guid VARCHAR(255)) CHARACTER SET utf8mb4`,
+		`CREATE TABLE wp_postmeta (meta_id BIGINT UNSIGNED PRIMARY KEY AUTO_INCREMENT, post_id BIGINT UNSIGNED, meta_key VARCHAR(255),
+			meta_value LONGTEXT, KEY post_id (post_id)) CHARACTER SET utf8mb4`,
+	} {
+		if _, err := conn.Exec(q); err != nil {
+			return 0, err
+		}
+	}
+	// A post is about 1 KiB of dump (prose from a word list, which zstd
+	// compresses about as well as real posts), its meta about 120 bytes.
+	posts := sizeMB * 1024 * 1024 / 1150
+	rng := mrand.New(mrand.NewSource(1))
+	words := strings.Fields(wordList)
+	var p, m strings.Builder
+	flush := func() error {
+		for _, b := range []*strings.Builder{&p, &m} {
+			if b.Len() > 0 {
+				if _, err := conn.Exec(b.String()); err != nil {
+					return err
+				}
+				b.Reset()
+			}
+		}
+		return nil
+	}
+	for i := 1; i <= posts; i++ {
+		if p.Len() == 0 {
+			p.WriteString("INSERT INTO wp_posts (post_author, post_date, post_content, post_title, post_name, post_modified, guid) VALUES ")
+			m.WriteString("INSERT INTO wp_postmeta (post_id, meta_key, meta_value) VALUES ")
+		} else {
+			p.WriteByte(',')
+			m.WriteByte(',')
+		}
+		date := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute).Format("2006-01-02 15:04:05")
+		var body strings.Builder
+		fmt.Fprintf(&body, `<!-- wp:paragraph --><p>See <a href=\"https://example.com/%d/\">this</a>.`, i)
+		for body.Len() < 900 {
+			body.WriteByte(' ')
+			body.WriteString(words[rng.Intn(len(words))])
+		}
+		body.WriteString("</p><!-- /wp:paragraph -->")
+		fmt.Fprintf(&p, "(%d,'%s','%s','Post %d','post-%d','%s','https://example.com/?p=%d')", 1+i%7, date, body.String(), i, i, date, i)
+		url := fmt.Sprintf("https://example.com/%d/", i)
+		fmt.Fprintf(&m, `(%d,'_meta','a:2:{s:4:\"time\";i:%d;s:3:\"url\";s:%d:\"%s\";}')`, i, 1600000000+rng.Intn(1e8), len(url), url)
+		if p.Len() > 4<<20 {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+			fmt.Fprintf(os.Stderr, "\r%d/%d posts", i, posts)
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	fmt.Fprintln(os.Stderr)
+	return posts, nil
+}
+
+func timed(c *exec.Cmd) (result, error) {
+	syscall.Sync()
+	start := time.Now()
+	out, err := c.CombinedOutput()
+	r := result{wall: time.Since(start)}
+	if err != nil {
+		return r, fmt.Errorf("%s: %v: %s", strings.Join(c.Args, " "), err, out)
+	}
+	r.rss = c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	return r, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+const wordList = `the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were
+her she there been one all we their has would when if so no will more about up out who them what some its into only time could
+site page post theme plugin garden river bread bicycle morning evening market village harbour mountain window letter kitchen
+quietly slowly bright yellow green ancient modern simple careful honest gentle rapid distant familiar strange northern
+build write read walk carry open close remember forget listen wonder travel gather measure repair explore describe
+because although while until before after during between without within against among toward beyond
+coffee music winter summer autumn spring forest meadow bridge castle library museum station island valley orchard`
