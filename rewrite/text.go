@@ -1,0 +1,240 @@
+package rewrite
+
+import (
+	"bytes"
+	"net/url"
+	"strings"
+)
+
+// Pair is one replacement: every form of From becomes the same form of To.
+type Pair struct{ From, To string }
+
+// form is one spelling of a pair: plain, JSON-escaped, URL-encoded,
+// protocol-relative… from and to are that spelling of the pair's sides.
+type form struct {
+	from, to []byte
+	core     int  // offset of the pair's core inside from
+	pair     int  // index of the pair
+	email    bool // the "@host" form: only when e-mail domains are rewritten
+}
+
+// Options tune what values rewriting touches.
+type Options struct {
+	// Emails also rewrites e-mail domains (user@example.com) when a
+	// pair's From is a URL or a host. Off by default: addresses are
+	// people, not links.
+	Emails bool
+}
+
+// replacer rewrites text values: every form of every pair, at boundaries
+// (example.com does not match inside example.com.au or myexample.com), and
+// idempotently (a match that is already part of its To is left alone, so
+// a second run changes nothing even when To contains From).
+type replacer struct {
+	pairs []Pair
+	cores [][]byte // per pair: the longest run of host-like bytes of From
+	forms [][]form // per pair, longest first
+	reach []int    // per pair: the largest offset of the core in a form
+	opts  Options
+}
+
+func newReplacer(pairs []Pair, o Options) *replacer {
+	r := &replacer{pairs: pairs, opts: o}
+	for i, p := range pairs {
+		core := coreOf(p.From)
+		r.cores = append(r.cores, []byte(core))
+		var fs []form
+		seen := map[string]bool{}
+		add := func(from, to string, email bool) {
+			if from == to || seen[from] || !strings.Contains(from, core) {
+				return
+			}
+			seen[from] = true
+			fs = append(fs, form{from: []byte(from), to: []byte(to), core: strings.Index(from, core), pair: i, email: email})
+		}
+		for _, v := range spellings(p.From, p.To) {
+			add(v[0], v[1], false)
+		}
+		if o.Emails {
+			if fh, th := hostOf(p.From), hostOf(p.To); fh != "" && th != "" {
+				add("@"+fh, "@"+th, true)
+			}
+		}
+		// Longest first: at one position the most specific form wins
+		// (https://example.com before //example.com).
+		for a := 1; a < len(fs); a++ {
+			for b := a; b > 0 && len(fs[b].from) > len(fs[b-1].from); b-- {
+				fs[b], fs[b-1] = fs[b-1], fs[b]
+			}
+		}
+		r.forms = append(r.forms, fs)
+		reach := 0
+		for _, f := range fs {
+			reach = max(reach, f.core)
+		}
+		r.reach = append(r.reach, reach)
+	}
+	return r
+}
+
+// spellings lists (from, to) in every form a value may hold them.
+func spellings(from, to string) [][2]string {
+	base := [][2]string{{from, to}}
+	fu, fErr := url.Parse(from)
+	tu, tErr := url.Parse(to)
+	isURL := func(u *url.URL, err error) bool { return err == nil && u.Scheme != "" && u.Host != "" }
+	if isURL(fu, fErr) && isURL(tu, tErr) {
+		// Protocol-relative (//example.com), which also carries the other
+		// scheme's links (https:// when From is http://) to To's host.
+		fr, tr := strings.TrimPrefix(from, fu.Scheme+":"), strings.TrimPrefix(to, tu.Scheme+":")
+		if fr != tr {
+			base = append(base, [2]string{fr, tr})
+		} else if fu.Scheme != tu.Scheme {
+			// Same host, scheme change only: the other scheme's links
+			// are already what they should be.
+			base = base[:1]
+		}
+	}
+	var out [][2]string
+	for _, b := range base {
+		out = append(out, b)
+		if strings.Contains(b[0], "/") {
+			for _, esc := range []string{`\/`, `\u002F`, `\u002f`, `\\\/`} {
+				out = append(out, [2]string{strings.ReplaceAll(b[0], "/", esc), strings.ReplaceAll(b[1], "/", esc)})
+			}
+		}
+		if strings.ContainsAny(b[0], ":/") {
+			up := strings.NewReplacer(":", "%3A", "/", "%2F")
+			low := strings.NewReplacer(":", "%3a", "/", "%2f")
+			out = append(out, [2]string{up.Replace(b[0]), up.Replace(b[1])}, [2]string{low.Replace(b[0]), low.Replace(b[1])})
+		}
+	}
+	return out
+}
+
+// hostOf is a URL's host, or s itself when s is a bare host name.
+func hostOf(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Host != "" {
+		return u.Host
+	}
+	if s != "" && !strings.ContainsAny(s, "/:@ ") && strings.Contains(s, ".") {
+		return s
+	}
+	return ""
+}
+
+func hostByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_'
+}
+
+func alnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// coreOf is the longest run of host-like bytes in s: every form of s
+// holds it unchanged, so finding it finds every candidate match.
+func coreOf(s string) string {
+	best, start := "", -1
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && hostByte(s[i]) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 && i-start > len(best) {
+			best = s[start:i]
+		}
+		start = -1
+	}
+	if best == "" {
+		return s
+	}
+	return best
+}
+
+// mayMatch tells whether any pair's core occurs in v: when none does, v
+// cannot change.
+func (r *replacer) mayMatch(v []byte) bool {
+	for _, c := range r.cores {
+		if bytes.Contains(v, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// text appends v with every match replaced to dst, and counts the
+// replacements.
+func (r *replacer) text(dst, v []byte) ([]byte, int) {
+	n, done := 0, 0
+	for pos := 0; pos < len(v); {
+		at, f := r.next(v, pos)
+		if f == nil {
+			break
+		}
+		dst = append(dst, v[done:at]...)
+		dst = append(dst, f.to...)
+		n++
+		done = at + len(f.from)
+		pos = done
+	}
+	return append(dst, v[done:]...), n
+}
+
+// next finds the first match at or after pos: the earliest, and at one
+// position the longest form.
+func (r *replacer) next(v []byte, pos int) (int, *form) {
+	bestAt, best := -1, (*form)(nil)
+	for i, core := range r.cores {
+		for from := pos; from < len(v); {
+			c := bytes.Index(v[from:], core)
+			if c < 0 {
+				break
+			}
+			c += from
+			if bestAt >= 0 && c-r.reach[i] > bestAt {
+				break // everything further starts after the best so far
+			}
+			for k := range r.forms[i] {
+				f := &r.forms[i][k]
+				start := c - f.core
+				if start < pos || (bestAt >= 0 && (start > bestAt || start == bestAt && len(f.from) <= len(best.from))) {
+					continue
+				}
+				if r.matches(v, start, f) {
+					bestAt, best = start, f
+					break
+				}
+			}
+			from = c + 1
+		}
+	}
+	return bestAt, best
+}
+
+// matches tells whether f matches v at start: the bytes, the boundaries,
+// and not already the replacement.
+func (r *replacer) matches(v []byte, start int, f *form) bool {
+	end := start + len(f.from)
+	if end > len(v) || !bytes.Equal(v[start:end], f.from) {
+		return false
+	}
+	if !f.email && hostByte(f.from[0]) && start > 0 {
+		if b := v[start-1]; hostByte(b) || b == '@' {
+			return false
+		}
+	}
+	if alnum(f.from[len(f.from)-1]) && end < len(v) {
+		switch b := v[end]; {
+		case alnum(b) || b == '-' || b == '_':
+			return false
+		case b == '.' && end+1 < len(v) && alnum(v[end+1]):
+			return false
+		}
+	}
+	if k := bytes.Index(f.to, f.from); k >= 0 && start-k >= 0 && bytes.HasPrefix(v[start-k:], f.to) {
+		return false
+	}
+	return true
+}
