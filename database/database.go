@@ -67,7 +67,8 @@ type counter interface {
 // and returns one stat per table: its rows as counted in the dump (so they
 // agree with the dump even while the application writes), and the
 // engine's checksum when the engine counted the same rows at its moment.
-// Empty tables, which the dump holds no rows of, come from stats.
+// Empty tables, which the dump holds no rows of, come from stats (which
+// may leave large tables uncounted, Rows -1).
 func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 	dump func(context.Context, io.Writer) error,
 	stats func(context.Context) ([]cairn.TableStat, error)) ([]cairn.TableStat, error) {
@@ -123,14 +124,8 @@ func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, erro
 	return dumpWithStats(ctx, w, mysql.NewRowCounter(),
 		func(ctx context.Context, w io.Writer) error { return mysql.Dump(ctx, d.c, w) },
 		func(ctx context.Context) ([]cairn.TableStat, error) {
-			all, err := mysql.Stats(ctx, d.c)
-			var tables []mysql.TableStat
-			for _, s := range all {
-				if !s.View {
-					tables = append(tables, s)
-				}
-			}
-			return mysql.Plain(tables), err
+			s, err := mysql.Checksums(ctx, d.c)
+			return mysql.Plain(s), err
 		})
 }
 
@@ -150,7 +145,7 @@ func (d postgresDB) String() string { return d.c.String() }
 func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
 	return dumpWithStats(ctx, w, postgres.NewRowCounter(),
 		func(ctx context.Context, w io.Writer) error { return postgres.Dump(ctx, d.c, w) },
-		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Stats(ctx, d.c) })
+		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Checksums(ctx, d.c) })
 }
 
 func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {

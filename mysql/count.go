@@ -38,15 +38,23 @@ var (
 	valuesWord   = []byte(" VALUES") // then a space, or (MariaDB 10.11+) a newline
 )
 
-// Write counts rows in p; it never fails.
+// Write counts rows in p; it never fails. It skips whole stretches of a
+// dump at once (the rest of a line, the inside of a string), so it keeps
+// up with the dump tool.
 func (c *RowCounter) Write(p []byte) (int, error) {
-	for _, b := range p {
+	n := len(p)
+	for len(p) > 0 {
 		switch c.st {
 		case inSkip:
-			if b == '\n' {
-				c.st, c.head = inHead, c.head[:0]
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				return n, nil
 			}
+			c.st, c.head = inHead, c.head[:0]
+			p = p[i+1:]
 		case inHead:
+			b := p[0]
+			p = p[1:]
 			if b == '\n' {
 				c.head = c.head[:0]
 				continue
@@ -54,10 +62,42 @@ func (c *RowCounter) Write(p []byte) (int, error) {
 			c.head = append(c.head, b)
 			c.decide()
 		case inValues:
-			c.value(b)
+			if c.quote != 0 {
+				p = c.inString(p)
+				continue
+			}
+			c.value(p[0])
+			p = p[1:]
 		}
 	}
-	return len(p), nil
+	return n, nil
+}
+
+// inString skips the inside of a quoted string up to its closing quote,
+// minding backslash escapes, and returns what follows.
+func (c *RowCounter) inString(p []byte) []byte {
+	for len(p) > 0 {
+		if c.escape {
+			c.escape = false
+			p = p[1:]
+			continue
+		}
+		q := bytes.IndexByte(p, c.quote)
+		if q < 0 {
+			q = len(p)
+		}
+		if bs := bytes.IndexByte(p[:q], '\\'); bs >= 0 {
+			c.escape = true
+			p = p[bs+1:]
+			continue
+		}
+		if q == len(p) {
+			return nil
+		}
+		c.quote = 0
+		return p[q+1:]
+	}
+	return p
 }
 
 // decide reads INSERT INTO `name` VALUES at the line's start, or gives up

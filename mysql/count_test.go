@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/cairn-backup/cairn"
@@ -53,9 +54,20 @@ func FuzzRowCounter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rc := NewRowCounter()
 		rc.Write(data)
-		for _, s := range rc.Counts() {
+		whole := rc.Counts()
+		for _, s := range whole {
 			if s.Rows < 0 {
 				t.Fatalf("negative count for %q", s.Name)
+			}
+		}
+		// Any chunking counts the same.
+		for _, size := range []int{1, 3, 17} {
+			rc := NewRowCounter()
+			for b := data; len(b) > 0; b = b[min(size, len(b)):] {
+				rc.Write(b[:min(size, len(b))])
+			}
+			if got := rc.Counts(); fmt.Sprint(got) != fmt.Sprint(whole) {
+				t.Fatalf("in chunks of %d: %v, whole: %v", size, got, whole)
 			}
 		}
 	})

@@ -58,19 +58,21 @@ type loadFilter struct {
 }
 
 func newLoadFilter(r io.Reader) *loadFilter {
-	return &loadFilter{br: bufio.NewReaderSize(r, 64<<10), first: true}
+	return &loadFilter{br: bufio.NewReaderSize(r, 1<<20), first: true}
 }
 
-func (f *loadFilter) Read(p []byte) (int, error) {
-	for len(f.pending) == 0 {
+// next returns the next piece of the dump to pass on: a line (changed if
+// need be), or a part of a line longer than the buffer. The piece is only
+// valid until the next call.
+func (f *loadFilter) next() ([]byte, error) {
+	for {
 		line, err := f.br.ReadSlice('\n')
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			f.pending = append(f.pending[:0], line...)
 			f.inLong, f.first = true, false
-			continue
+			return line, nil
 		case err != nil && len(line) == 0:
-			return 0, err
+			return nil, err
 		}
 		whole := !f.inLong
 		f.inLong = false
@@ -82,9 +84,47 @@ func (f *loadFilter) Read(p []byte) (int, error) {
 		if whole && (bytes.HasPrefix(line, []byte("/*!")) || bytes.HasPrefix(line, []byte("CREATE "))) && bytes.Contains(line, []byte("DEFINER=")) {
 			line = definerRE.ReplaceAll(line, nil)
 		}
+		return line, nil
+	}
+}
+
+func (f *loadFilter) Read(p []byte) (int, error) {
+	if len(f.pending) == 0 {
+		line, err := f.next()
+		if err != nil {
+			return 0, err
+		}
 		f.pending = append(f.pending[:0], line...)
 	}
 	n := copy(p, f.pending)
 	f.pending = f.pending[n:]
 	return n, nil
+}
+
+// WriteTo passes the dump on without copying it: each piece is written as
+// the reader holds it.
+func (f *loadFilter) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	if len(f.pending) > 0 {
+		n, err := w.Write(f.pending)
+		total += int64(n)
+		f.pending = nil
+		if err != nil {
+			return total, err
+		}
+	}
+	for {
+		line, err := f.next()
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		n, err := w.Write(line)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
 }

@@ -15,8 +15,9 @@ import (
 type TableStat struct {
 	Name     string
 	Rows     int64
-	Checksum string // CHECKSUM TABLE's value; "" for views
+	Checksum string // CHECKSUM TABLE's value; "" for views and large tables
 	View     bool
+	large    bool
 }
 
 func (c Config) open() (*sql.DB, error) {
@@ -36,14 +37,26 @@ func (c Config) open() (*sql.DB, error) {
 	return sql.OpenDB(conn), nil
 }
 
-// Stats returns every table's row count and checksum, in name order.
-func Stats(ctx context.Context, c Config) ([]TableStat, error) {
+// ChecksumLimit is the largest table (data bytes) that gets a CHECKSUM
+// TABLE; larger ones get a row count only.
+const ChecksumLimit = 256 << 20
+
+// Stats returns every table's row count, and checksum when small, in name
+// order.
+func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, true) }
+
+// Checksums is Stats that leaves views out and large tables uncounted
+// (Rows -1): what a snapshot takes beside its dump, which counts every
+// table's rows itself, without reading the large tables a second time.
+func Checksums(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, false) }
+
+func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 	db, err := c.open()
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c, err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", c.Database)
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, TABLE_TYPE, COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", c.Database)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %s: %w%s", c, err, hint(err.Error()))
 	}
@@ -51,11 +64,16 @@ func Stats(ctx context.Context, c Config) ([]TableStat, error) {
 	for rows.Next() {
 		var s TableStat
 		var typ string
-		if err := rows.Scan(&s.Name, &typ); err != nil {
+		var size int64
+		if err := rows.Scan(&s.Name, &typ, &size); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		s.View = typ == "VIEW"
+		if !large && s.View {
+			continue
+		}
+		s.large = size > ChecksumLimit
 		stats = append(stats, s)
 	}
 	rows.Close()
@@ -64,10 +82,14 @@ func Stats(ctx context.Context, c Config) ([]TableStat, error) {
 	}
 	for i := range stats {
 		s := &stats[i]
+		if s.large && !large {
+			s.Rows = -1 // not counted
+			continue
+		}
 		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(s.Name)).Scan(&s.Rows); err != nil {
 			return nil, fmt.Errorf("count rows of %s.%s: %w", c.Database, s.Name, err)
 		}
-		if s.View {
+		if s.View || s.large {
 			continue
 		}
 		var name string

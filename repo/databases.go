@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -191,10 +192,10 @@ func snapshotRoot(files fs.Directory, jobs []*dumpJob, app *cairn.AppInfo, t tim
 	if len(jobs) > 0 {
 		var dbs []fs.Entry
 		for _, j := range jobs {
-			dbs = append(dbs, virtualfs.StreamingFileWithModTimeFromReader(j.name+dumpExt, t, dumpReader{j}))
+			dbs = append(dbs, &streamFile{name: j.name + dumpExt, t: t, r: dumpReader{j}})
 		}
 		for _, j := range jobs { // after every dump: they wait for theirs
-			dbs = append(dbs, virtualfs.StreamingFileWithModTimeFromReader(j.name+tablesExt, t, &tablesReader{j: j}))
+			dbs = append(dbs, &streamFile{name: j.name + tablesExt, t: t, r: &tablesReader{j: j}})
 		}
 		entries = append(entries, virtualfs.NewStaticDirectory(dbDir, dbs))
 	}
@@ -203,10 +204,53 @@ func snapshotRoot(files fs.Directory, jobs []*dumpJob, app *cairn.AppInfo, t tim
 		if err != nil {
 			return nil, err
 		}
-		entries = append(entries, virtualfs.StreamingFileWithModTimeFromReader(appFile, t, io.NopCloser(bytes.NewReader(b))))
+		entries = append(entries, &streamFile{name: appFile, t: t, r: io.NopCloser(bytes.NewReader(b))})
 	}
 	entries = append(entries, renamed{files, filesDir})
 	return virtualfs.NewStaticDirectory("", entries), nil
+}
+
+// streamFile is a snapshot entry whose content is produced while kopia
+// reads it, once. It is a File rather than kopia's StreamingFile so that
+// kopia hashes, compresses and encrypts one chunk while the next is read,
+// and checkpoints long dumps like long files. Its size is unknown (0)
+// until read, so it never matches an earlier snapshot's entry.
+type streamFile struct {
+	name string
+	t    time.Time
+	r    io.ReadCloser
+	used atomic.Bool
+}
+
+var _ fs.File = (*streamFile)(nil)
+
+func (f *streamFile) Name() string                { return f.name }
+func (f *streamFile) Size() int64                 { return 0 }
+func (f *streamFile) Mode() os.FileMode           { return 0o600 }
+func (f *streamFile) ModTime() time.Time          { return f.t }
+func (f *streamFile) IsDir() bool                 { return false }
+func (f *streamFile) Sys() any                    { return nil }
+func (f *streamFile) Owner() fs.OwnerInfo         { return fs.OwnerInfo{} }
+func (f *streamFile) Device() fs.DeviceInfo       { return fs.DeviceInfo{} }
+func (f *streamFile) LocalFilesystemPath() string { return "" }
+func (f *streamFile) Close()                      {}
+func (f *streamFile) Open(context.Context) (fs.Reader, error) {
+	if f.used.Swap(true) {
+		return nil, fmt.Errorf("%s: can only be read once", f.name)
+	}
+	return streamReader{f}, nil
+}
+
+type streamReader struct{ f *streamFile }
+
+func (r streamReader) Read(p []byte) (int, error) { return r.f.r.Read(p) }
+func (r streamReader) Close() error               { return r.f.r.Close() }
+func (r streamReader) Entry() (fs.Entry, error)   { return r.f, nil }
+func (r streamReader) Seek(off int64, whence int) (int64, error) {
+	if off == 0 && whence == io.SeekStart {
+		return 0, nil
+	}
+	return 0, fmt.Errorf("%s: a stream cannot seek", r.f.name)
 }
 
 // renamed gives a directory another name in the snapshot.

@@ -150,6 +150,9 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	pol.ErrorHandlingPolicy = policy.ErrorHandlingPolicy{IgnoreFileErrors: &f, IgnoreDirectoryErrors: &f, IgnoreUnknownTypes: newTrue()}
 	dumps := pol
 	dumps.SplitterPolicy = policy.SplitterPolicy{Algorithm: dumpSplitter}
+	if c := os.Getenv("CAIRN_XDUMPCOMP"); c != "" {
+		dumps.CompressionPolicy = policy.CompressionPolicy{CompressorName: compression.Name(c)}
+	}
 	tree := policy.BuildTree(map[string]*policy.Policy{".": &pol, "./" + dbDir: &dumps}, policy.DefaultPolicy)
 
 	previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
@@ -166,7 +169,18 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 		return nil, fmt.Errorf("snapshot %s: %w", si.Path, err)
 	}
 	if failed := prog.failures(); len(failed) > 0 {
-		return nil, unreadableError(failed)
+		var files, other []string
+		for _, f := range failed {
+			if rel, ok := strings.CutPrefix(f, filesDir+"/"); ok {
+				files = append(files, rel)
+			} else {
+				other = append(other, f)
+			}
+		}
+		if len(other) > 0 {
+			return nil, fmt.Errorf("snapshot %s: %s", si.Path, strings.Join(other, "; "))
+		}
+		return nil, unreadableError(files)
 	}
 	if man.IncompleteReason != "" {
 		return nil, fmt.Errorf("%w: %s", cairn.ErrIncomplete, man.IncompleteReason)

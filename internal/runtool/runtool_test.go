@@ -3,6 +3,7 @@ package runtool
 import (
 	"context"
 	"errors"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -30,5 +31,40 @@ func TestFind(t *testing.T) {
 	}
 	if _, err := Find("apt-get install x", "no-such-a", "no-such-b"); err == nil || err.Error() != "no-such-a or no-such-b is not installed. Try: apt-get install x" {
 		t.Errorf("Find missing = %v", err)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("repository read failed")
+	}
+	n := min(len(p), f.n)
+	f.n -= n
+	return n, nil
+}
+
+func TestRunStdin(t *testing.T) {
+	ctx := context.Background()
+	// A stdin that fails half-way fails the run, though the tool was happy
+	// with what it got.
+	cmd := exec.CommandContext(ctx, "sh", "-c", "cat >/dev/null")
+	cmd.Stdin = &failingReader{n: 3 << 20}
+	if err := Run(ctx, cmd); err == nil || !strings.Contains(err.Error(), "repository read failed") {
+		t.Errorf("failing stdin: %v", err)
+	}
+	// A tool that stops reading early decides by its own exit status.
+	cmd = exec.CommandContext(ctx, "head", "-c", "1")
+	cmd.Stdin, cmd.Stdout = strings.NewReader(strings.Repeat("x", 8<<20)), io.Discard
+	if err := Run(ctx, cmd); err != nil {
+		t.Errorf("early exit: %v", err)
+	}
+	// Everything arrives.
+	var out strings.Builder
+	cmd = exec.CommandContext(ctx, "wc", "-c")
+	cmd.Stdin, cmd.Stdout = strings.NewReader(strings.Repeat("y", 5<<20+7)), &out
+	if err := Run(ctx, cmd); err != nil || strings.TrimSpace(out.String()) != "5242887" {
+		t.Errorf("wc -c = %q, %v", out.String(), err)
 	}
 }
