@@ -47,6 +47,8 @@ type Repository struct {
 	S3           S3Credentials `yaml:"s3"`
 	// Compression overrides the default compressor ("zstd-fastest").
 	Compression string `yaml:"compression"`
+	// DumpCompression overrides the database dumps' ("s2-default").
+	DumpCompression string `yaml:"dump_compression"`
 }
 
 // S3Credentials are S3 keys given in the config rather than through the

@@ -50,7 +50,7 @@ sites:
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ src, want string }{
-		{"repository:\n  pth: /x\n", "cairn.yaml:2: repository.pth: unknown key. Try one of: compression, password"},
+		{"repository:\n  pth: /x\n", "cairn.yaml:2: repository.pth: unknown key. Try one of: compression, dump_compression"},
 		{"sites:\n  blog:\n    environments:\n      prod:\n        filez: /x\n", "cairn.yaml:5: sites.blog.environments.prod.filez: unknown key"},
 		{"sites:\n  blog:\n    environments:\n      prod:\n        exclude: cache/\n", "cairn.yaml:5: sites.blog.environments.prod.exclude: expected a list"},
 		{"sites:\n  blog: {}\n", "sites.blog: no environments"},

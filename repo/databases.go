@@ -24,7 +24,8 @@ import (
 // A snapshot's tree (layout 2):
 //
 //	files/                  the environment's files
-//	databases/NAME.sql      one SQL dump per database
+//	databases/NAME.sql/     one SQL dump per database, in chunks cut by
+//	                        content (00000000, 00000001, …: read in order)
 //	databases/NAME.tables   its per-table stats (JSON)
 //	app.json                the application found in the files
 //
@@ -39,9 +40,8 @@ const (
 	labelLayout = "cairn:layout"
 	labelDBs    = "cairn:databases"
 	labelApp    = "cairn:app"
-	// dumpSplitter cuts dumps into smaller chunks than files get, so that
-	// a few changed rows cost a few chunks.
-	dumpSplitter = "DYNAMIC-1M-BUZHASH"
+	// dumpSplitter leaves the chunks cairn cut (see cdc.go) whole.
+	dumpSplitter = "FIXED-8M"
 )
 
 // errNotRead ends a dump kopia never asked for.
@@ -55,12 +55,14 @@ type dumpJob struct {
 	db   cairn.Database
 	name string // entry name, unique in the snapshot
 
-	once  sync.Once
-	pr    *io.PipeReader
-	done  chan struct{}
-	bytes atomic.Int64
-	stats []cairn.TableStat // set before done closes
-	err   error             // set before done closes
+	once   sync.Once
+	chunks chan []byte   // cut chunks, in order; closed when the dump ends
+	abort  chan struct{} // closed when kopia stops reading
+	aborts sync.Once
+	done   chan struct{}
+	bytes  atomic.Int64
+	stats  []cairn.TableStat // set before done closes
+	err    error             // set before done closes
 }
 
 func newDumpJobs(ctx context.Context, dbs []cairn.Database) []*dumpJob {
@@ -72,25 +74,97 @@ func newDumpJobs(ctx context.Context, dbs []cairn.Database) []*dumpJob {
 			name = db.Name() + "-" + strconv.Itoa(i)
 		}
 		used[name] = true
-		jobs = append(jobs, &dumpJob{ctx: ctx, db: db, name: name, done: make(chan struct{})})
+		jobs = append(jobs, &dumpJob{ctx: ctx, db: db, name: name, done: make(chan struct{}),
+			chunks: make(chan []byte, chunkQueue), abort: make(chan struct{})})
 	}
 	return jobs
 }
 
+// chunkQueue is how many cut chunks may wait for kopia: the dump runs on
+// while kopia is busy with earlier chunks.
+const chunkQueue = 8
+
+// start runs the dump once: its output is cut into chunks (see cdc.go)
+// as it comes, and queued for kopia.
 func (j *dumpJob) start() {
 	j.once.Do(func() {
-		pr, pw := io.Pipe()
-		j.pr = pr
 		go func() {
-			stats, err := j.db.Dump(j.ctx, countWriter{pw, &j.bytes})
+			cw := &chunkWriter{j: j}
+			stats, err := j.db.Dump(j.ctx, cw)
+			if err == nil {
+				err = cw.flush()
+			}
 			if err != nil {
 				err = fmt.Errorf("dump database %s (%s): %w", j.name, j.db, err)
 			}
 			j.stats, j.err = stats, err
-			pw.CloseWithError(err)
+			close(j.chunks)
 			close(j.done)
 		}()
 	})
+}
+
+// stop ends a dump that kopia stopped reading (or never read).
+func (j *dumpJob) stop() {
+	j.aborts.Do(func() { close(j.abort) })
+	j.once.Do(func() {
+		j.err = errNotRead
+		close(j.chunks)
+		close(j.done)
+	})
+}
+
+// chunkWriter cuts what the dump writes into chunks and queues them.
+type chunkWriter struct {
+	j   *dumpJob
+	cdc cdc
+	cur []byte
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	w.j.bytes.Add(int64(n))
+	for len(p) > 0 {
+		if w.cur == nil {
+			w.cur = chunkBuffers.Get().([]byte)[:0]
+		}
+		k := min(len(p), cap(w.cur)-len(w.cur))
+		w.cur, p = append(w.cur, p[:k]...), p[k:]
+		for {
+			cut := w.cdc.cut(w.cur)
+			if cut == 0 {
+				break
+			}
+			next := chunkBuffers.Get().([]byte)[:len(w.cur)-cut]
+			copy(next, w.cur[cut:])
+			if err := w.send(w.cur[:cut]); err != nil {
+				return 0, err
+			}
+			w.cur = next
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) send(chunk []byte) error {
+	select {
+	case w.j.chunks <- chunk:
+		return nil
+	case <-w.j.abort:
+		return errNotRead
+	case <-w.j.ctx.Done():
+		return w.j.ctx.Err()
+	}
+}
+
+// flush queues what is left after the last cut.
+func (w *chunkWriter) flush() error {
+	if len(w.cur) == 0 {
+		return nil
+	}
+	err := w.send(w.cur)
+	w.cur = nil
+	return err
 }
 
 // wait returns the dump's result once it has ended.
@@ -122,26 +196,58 @@ func (c countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// dumpReader starts the dump at the first read.
-type dumpReader struct{ j *dumpJob }
-
-func (r dumpReader) Read(p []byte) (int, error) {
-	r.j.start()
-	return r.j.pr.Read(p)
+// chunks hands the dump's chunks to kopia as files, in order: kopia then
+// hashes, compresses and uploads them in parallel. The dump starts at the
+// first call.
+type chunks struct {
+	j *dumpJob
+	t time.Time
+	n int // chunks so far
 }
 
-func (r dumpReader) Close() error {
-	started := true
-	r.j.once.Do(func() {
-		started = false
-		r.j.err = errNotRead
-		close(r.j.done)
-	})
-	if started {
-		r.j.pr.CloseWithError(errNotRead) // ends a dump still running
+// readSize bounds the spare room of a chunk buffer past cdcMax.
+const readSize = 256 << 10
+
+func (c *chunks) Next(ctx context.Context) (fs.Entry, error) {
+	c.j.start()
+	var chunk []byte
+	var ok bool
+	select {
+	case chunk, ok = <-c.j.chunks:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if !ok {
+		<-c.j.done
+		if c.j.err != nil {
+			return nil, c.j.err
+		}
+		return nil, nil
+	}
+	f := &streamFile{name: fmt.Sprintf("%08d", c.n), t: c.t, size: int64(len(chunk)), r: &chunkReader{bytes.NewReader(chunk), chunk}}
+	c.n++
+	return f, nil
+}
+
+// chunkBuffers recycles the buffers chunks are cut in.
+var chunkBuffers = sync.Pool{New: func() any { return make([]byte, 0, cdcMax+readSize) }}
+
+// chunkReader gives its buffer back once kopia has read it.
+type chunkReader struct {
+	*bytes.Reader
+	buf []byte
+}
+
+func (r *chunkReader) Close() error {
+	if r.buf != nil {
+		chunkBuffers.Put(r.buf[:0]) //nolint:staticcheck // a slice header is small
+		r.buf = nil
 	}
 	return nil
 }
+
+// Close stops a dump that kopia stopped reading.
+func (c *chunks) Close() { c.j.stop() }
 
 // tablesReader serves the dump's table stats once the dump has ended.
 type tablesReader struct {
@@ -192,7 +298,7 @@ func snapshotRoot(files fs.Directory, jobs []*dumpJob, app *cairn.AppInfo, t tim
 	if len(jobs) > 0 {
 		var dbs []fs.Entry
 		for _, j := range jobs {
-			dbs = append(dbs, &streamFile{name: j.name + dumpExt, t: t, r: dumpReader{j}})
+			dbs = append(dbs, virtualfs.NewStreamingDirectory(j.name+dumpExt, &chunks{j: j, t: t}))
 		}
 		for _, j := range jobs { // after every dump: they wait for theirs
 			dbs = append(dbs, &streamFile{name: j.name + tablesExt, t: t, r: &tablesReader{j: j}})
@@ -218,6 +324,7 @@ func snapshotRoot(files fs.Directory, jobs []*dumpJob, app *cairn.AppInfo, t tim
 type streamFile struct {
 	name string
 	t    time.Time
+	size int64 // 0 when unknown
 	r    io.ReadCloser
 	used atomic.Bool
 }
@@ -225,7 +332,7 @@ type streamFile struct {
 var _ fs.File = (*streamFile)(nil)
 
 func (f *streamFile) Name() string                { return f.name }
-func (f *streamFile) Size() int64                 { return 0 }
+func (f *streamFile) Size() int64                 { return f.size }
 func (f *streamFile) Mode() os.FileMode           { return 0o600 }
 func (f *streamFile) ModTime() time.Time          { return f.t }
 func (f *streamFile) IsDir() bool                 { return false }
@@ -298,13 +405,57 @@ func databasesFromLabel(s string) []cairn.DatabaseInfo {
 	return out
 }
 
-// OpenDump streams one of the snapshot's database dumps.
+// OpenDump streams one of the snapshot's database dumps: its chunks, in
+// order.
 func (r *Repo) OpenDump(ctx context.Context, s *cairn.Snapshot, name string) (io.ReadCloser, error) {
-	f, err := r.treeFile(ctx, s, path.Join(dbDir, name+dumpExt))
+	d, err := r.treeFile(ctx, s, path.Join(dbDir, name+dumpExt))
 	if err != nil {
 		return nil, err
 	}
-	return f.Open(ctx)
+	parts, err := d.Children(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &concat{ctx: ctx, parts: parts}, nil
+}
+
+// concat reads files one after the other.
+type concat struct {
+	ctx   context.Context
+	parts []cairn.Node
+	cur   io.ReadCloser
+}
+
+func (c *concat) Read(p []byte) (int, error) {
+	for {
+		if c.cur == nil {
+			if len(c.parts) == 0 {
+				return 0, io.EOF
+			}
+			rc, err := c.parts[0].Open(c.ctx)
+			if err != nil {
+				return 0, err
+			}
+			c.cur, c.parts = rc, c.parts[1:]
+		}
+		n, err := c.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.cur.Close()
+			c.cur = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (c *concat) Close() error {
+	if c.cur != nil {
+		return c.cur.Close()
+	}
+	return nil
 }
 
 // Tables returns the table stats recorded for one of the snapshot's

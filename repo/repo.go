@@ -39,6 +39,12 @@ import (
 // a core and stores already-compressed media as it is.
 const DefaultCompression = "zstd-fastest"
 
+// DefaultDumpCompression compresses database dumps. s2 is about twice as
+// fast as zstd-fastest both ways, which on a busy database server is most
+// of a dump's and a restore's time beyond the engine's own; it stores
+// SQL text about a third larger (see bench/README.md).
+const DefaultDumpCompression = "s2-default"
+
 // contentHash names content (and so deduplicates it) in new repositories.
 const contentHash = "BLAKE3-256-128"
 
@@ -53,6 +59,9 @@ type Options struct {
 	StateDir string
 	// Compression names the compressor for new data ("" = DefaultCompression).
 	Compression string
+	// DumpCompression names the compressor for database dumps ("" =
+	// DefaultDumpCompression).
+	DumpCompression string
 	// Hostname is recorded in snapshots ("" = os.Hostname).
 	Hostname string
 	// Restore opens the repository for reading much data once (see

@@ -93,7 +93,10 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 			return err
 		}
 		man, err := r.upload(ctx, w, root, si, p)
-		if dumpErr := dumpsFailed(ctx, jobs); dumpErr != nil {
+		for _, j := range jobs {
+			j.stop() // a dump kopia did not read to its end ends now
+		}
+		if dumpErr := dumpsFailed(ctx, jobs); dumpErr != nil && (err == nil || !errors.Is(dumpErr, errNotRead)) {
 			return dumpErr
 		}
 		if err != nil {
@@ -150,9 +153,11 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	pol.ErrorHandlingPolicy = policy.ErrorHandlingPolicy{IgnoreFileErrors: &f, IgnoreDirectoryErrors: &f, IgnoreUnknownTypes: newTrue()}
 	dumps := pol
 	dumps.SplitterPolicy = policy.SplitterPolicy{Algorithm: dumpSplitter}
-	if c := os.Getenv("CAIRN_XDUMPCOMP"); c != "" {
-		dumps.CompressionPolicy = policy.CompressionPolicy{CompressorName: compression.Name(c)}
+	dumpComp := r.opts.DumpCompression
+	if dumpComp == "" {
+		dumpComp = DefaultDumpCompression
 	}
+	dumps.CompressionPolicy = policy.CompressionPolicy{CompressorName: compression.Name(dumpComp)}
 	tree := policy.BuildTree(map[string]*policy.Policy{".": &pol, "./" + dbDir: &dumps}, policy.DefaultPolicy)
 
 	previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)

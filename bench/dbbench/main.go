@@ -4,7 +4,7 @@
 // repository (unchanged; after changing 1% of the rows, clustered and
 // spread).
 //
-//	go run ./bench/dbbench [-size 1024] [-keep]
+//	go run ./bench/dbbench [-size 1024] [-runs 3] [-keep] [-db NAME]
 //
 // It needs MariaDB at 127.0.0.1:3306 (root, no password), mariadb-dump,
 // mariadb and zstd. The database it makes is dropped at the end.
@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -35,14 +36,16 @@ type result struct {
 func main() {
 	sizeMB := flag.Int("size", 1024, "approximate dump size in MiB")
 	keep := flag.Bool("keep", false, "keep the work directory and databases")
+	reuse := flag.String("db", "", "measure this existing database (made by an earlier -keep run) instead of generating one")
+	runs := flag.Int("runs", 3, "times each timed step runs (cairn and peer alternating); medians are shown")
 	flag.Parse()
-	if err := run(*sizeMB, *keep); err != nil {
+	if err := run(*sizeMB, *keep, *reuse, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "dbbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMB int, keep bool) error {
+func run(sizeMB int, keep bool, src string, runs int) error {
 	work, err := os.MkdirTemp("", "cairn-dbbench-")
 	if err != nil {
 		return err
@@ -59,60 +62,107 @@ func run(sizeMB int, keep bool) error {
 		return err
 	}
 	defer root.Close()
-	id := make([]byte, 4)
-	rand.Read(id) //nolint:errcheck
-	src, dst, peer := "cairn_bench_"+hex.EncodeToString(id), "cairn_bench_"+hex.EncodeToString(id)+"_cairn", "cairn_bench_"+hex.EncodeToString(id)+"_peer"
-	for _, db := range []string{src, dst, peer} {
-		if _, err := root.Exec("CREATE DATABASE " + db + " CHARACTER SET utf8mb4"); err != nil {
+	var rows int
+	if src == "" {
+		id := make([]byte, 4)
+		rand.Read(id) //nolint:errcheck
+		src = "cairn_bench_" + hex.EncodeToString(id)
+		if _, err := root.Exec("CREATE DATABASE " + src + " CHARACTER SET utf8mb4"); err != nil {
 			return err
 		}
 		if !keep {
-			defer root.Exec("DROP DATABASE IF EXISTS " + db) //nolint:errcheck
+			defer root.Exec("DROP DATABASE IF EXISTS " + src) //nolint:errcheck
 		}
-	}
-	fmt.Fprintf(os.Stderr, "generating ~%d MiB in %s…\n", sizeMB, src)
-	rows, err := generate(src, sizeMB)
-	if err != nil {
+		fmt.Fprintf(os.Stderr, "generating ~%d MiB in %s…\n", sizeMB, src)
+		if rows, err = generate(src, sizeMB); err != nil {
+			return err
+		}
+	} else if err := root.QueryRow("SELECT COUNT(*) FROM " + src + ".wp_posts").Scan(&rows); err != nil {
 		return err
+	}
+	scratch := func(suffix string) (string, func(), error) {
+		name := src + "_" + suffix
+		if _, err := root.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
+			return "", nil, err
+		}
+		if _, err := root.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
+			return "", nil, err
+		}
+		return name, func() { root.Exec("DROP DATABASE IF EXISTS " + name) }, nil //nolint:errcheck
 	}
 
-	// The peers: the dump pipeline users run, and the plain load.
 	dumpArgs := "--single-transaction --quick --routines --triggers --events --hex-blob --default-character-set=utf8mb4 -uroot -h127.0.0.1"
-	peerDump, err := timed(exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" | zstd -1 -q >/dev/null"))
-	if err != nil {
-		return err
-	}
 	dumpFile := filepath.Join(work, "dump.sql")
 	if out, err := exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" >"+dumpFile).CombinedOutput(); err != nil {
 		return fmt.Errorf("dump: %v: %s", err, out)
 	}
 	st, _ := os.Stat(dumpFile)
 	dumpSize := st.Size()
-	peerLoad, err := timed(exec.Command("sh", "-c", "mariadb -uroot -h127.0.0.1 --max-allowed-packet=1G "+peer+" <"+dumpFile))
-	if err != nil {
-		return err
-	}
-	os.Remove(dumpFile)
 
-	// cairn: snapshot, again unchanged, after 1% clustered, after 1% spread, restore.
-	repoDir := filepath.Join(work, "repo")
-	cfg := filepath.Join(work, "cairn.yaml")
-	os.MkdirAll(filepath.Join(work, "site"), 0o755)
-	os.WriteFile(cfg, []byte(fmt.Sprintf("repository: {path: %s}\nsites:\n  bench:\n    environments:\n      db:\n        files: %s\n        databases: [\"mysql://root@127.0.0.1:3306/%s\"]\n",
-		repoDir, filepath.Join(work, "site"), src)), 0o644)
-	env := append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(work, "home"))
+	// One repository per run of the first snapshot, so every run starts
+	// from nothing; the last one goes on to the later steps.
+	var repoDir string
+	var env []string
 	cairn := func(args ...string) (result, error) {
 		c := exec.Command(cairnBin, append([]string{"--no-progress"}, args...)...)
 		c.Env = env
 		return timed(c)
 	}
-	if _, err := cairn("init"); err != nil {
+	fresh := func(i int) error {
+		dir := filepath.Join(work, fmt.Sprint("run", i))
+		repoDir = filepath.Join(dir, "repo")
+		cfg := filepath.Join(dir, "cairn.yaml")
+		os.MkdirAll(filepath.Join(dir, "site"), 0o755)
+		os.WriteFile(cfg, []byte(fmt.Sprintf("repository: {path: %s}\nsites:\n  bench:\n    environments:\n      db:\n        files: %s\n        databases: [\"mysql://root@127.0.0.1:3306/%s\"]\n",
+			repoDir, filepath.Join(dir, "site"), src)), 0o644)
+		env = append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(dir, "home"))
+		_, err := cairn("init")
 		return err
 	}
-	first, err := cairn("snapshot", "bench/db")
-	if err != nil {
-		return err
+
+	var peerDumps, firsts, peerLoads, restores []result
+	for i := 0; i < runs; i++ {
+		fmt.Fprintf(os.Stderr, "snapshot run %d/%d…\n", i+1, runs)
+		r, err := timed(exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" | zstd -1 -q >/dev/null"))
+		if err != nil {
+			return err
+		}
+		peerDumps = append(peerDumps, r)
+		if err := fresh(i); err != nil {
+			return err
+		}
+		if r, err = cairn("snapshot", "bench/db"); err != nil {
+			return err
+		}
+		firsts = append(firsts, r)
 	}
+	for i := 0; i < runs; i++ {
+		fmt.Fprintf(os.Stderr, "restore run %d/%d…\n", i+1, runs)
+		peer, drop, err := scratch("peer")
+		if err != nil {
+			return err
+		}
+		r, err := timed(exec.Command("sh", "-c", "mariadb -uroot -h127.0.0.1 --max-allowed-packet=1G "+peer+" <"+dumpFile))
+		drop()
+		if err != nil {
+			return err
+		}
+		peerLoads = append(peerLoads, r)
+		dst, drop, err := scratch("cairn")
+		if err != nil {
+			return err
+		}
+		r, err = cairn("restore", "bench/db@latest", "--only", "db", "--database", "mysql://root@127.0.0.1:3306/"+dst)
+		drop()
+		if err != nil {
+			return err
+		}
+		restores = append(restores, r)
+	}
+	os.Remove(dumpFile)
+
+	// What later snapshots add: unchanged, 1% of rows changed clustered
+	// (the newest posts), 1% spread (every 100th post).
 	size0 := dirSize(repoDir)
 	again, err := cairn("snapshot", "bench/db")
 	if err != nil {
@@ -136,21 +186,18 @@ func run(sizeMB int, keep bool) error {
 		return err
 	}
 	size3 := dirSize(repoDir)
-	restore, err := cairn("restore", "bench/db@latest", "--only", "db", "--database", "mysql://root@127.0.0.1:3306/"+dst)
-	if err != nil {
-		return err
-	}
 
-	fmt.Printf("\nMariaDB database: %d rows, dump %.1f MiB; 1%% = %d rows\n\n", rows, float64(dumpSize)/(1<<20), n)
+	fmt.Printf("\nMariaDB database %s: %d posts, dump %.1f MiB; 1%% = %d rows; medians of %d runs, alternating\n\n", src, rows, float64(dumpSize)/(1<<20), n, runs)
 	fmt.Println("| step | cairn | peer | ratio | peak RSS cairn |")
 	fmt.Println("|---|---|---|---|---|")
-	row := func(name string, c, p result) {
-		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %d MiB |\n", name, c.wall.Seconds(), p.wall.Seconds(), c.wall.Seconds()/p.wall.Seconds(), c.rss/1024)
+	row := func(name string, cs, ps []result) {
+		c, p := median(cs), median(ps)
+		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %d MiB |\n", name, c.wall.Seconds(), p.wall.Seconds(), c.wall.Seconds()/p.wall.Seconds(), maxRSS(cs)/1024)
 	}
-	row("snapshot vs `mariadb-dump | zstd -1`", first, peerDump)
-	row("restore vs `mariadb DB < dump.sql`", restore, peerLoad)
+	row("snapshot vs `mariadb-dump | zstd -1`", firsts, peerDumps)
+	row("restore vs `mariadb DB < dump.sql`", restores, peerLoads)
 	fmt.Printf("| second snapshot, unchanged | %.2f s | | | %d MiB |\n", again.wall.Seconds(), again.rss/1024)
-	fmt.Println()
+	fmt.Printf("\nall runs: snapshot %s vs %s; restore %s vs %s\n\n", walls(firsts), walls(peerDumps), walls(restores), walls(peerLoads))
 	fmt.Println("| repository growth | bytes | % of dump | % of first snapshot's stored size |")
 	fmt.Println("|---|---|---|---|")
 	grow := func(name string, d int64) {
@@ -162,6 +209,28 @@ func run(sizeMB int, keep bool) error {
 	grow("1% of rows changed, spread (every 100th)", size3-size2)
 	fmt.Printf("\nsnapshot times: clustered change %.2f s, spread change %.2f s\n", clustered.wall.Seconds(), spread.wall.Seconds())
 	return nil
+}
+
+func median(rs []result) result {
+	s := append([]result(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
+	return s[len(s)/2]
+}
+
+func maxRSS(rs []result) int64 {
+	var m int64
+	for _, r := range rs {
+		m = max(m, r.rss)
+	}
+	return m
+}
+
+func walls(rs []result) string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%.2f", r.wall.Seconds()))
+	}
+	return strings.Join(out, "/") + " s"
 }
 
 func connect(db string) (*sql.DB, error) {

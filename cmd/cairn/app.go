@@ -59,7 +59,7 @@ generated key in your config directory.`,
 	pf.BoolVar(&a.noProgress, "no-progress", false, "never draw progress bars")
 	pf.IntVar(&a.limitUp, "limit-upload", 0, "limit writes to the repository to `KiB/s` (0 = unlimited)")
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.showCommand(),
-		a.lsCommand(), a.restoreCommand())
+		a.lsCommand(), a.restoreCommand(), a.rewriteCommand())
 	return root
 }
 
@@ -142,7 +142,7 @@ func (a *app) repoSettings() (repoSettings, error) {
 		Password:    password,
 		KeyFile:     filepath.Join(cfgDir, "keys", loc.ID()+".key"),
 		StateDir:    filepath.Join(state, "repos", loc.ID()),
-		Compression: rc.Compression,
+		Compression: rc.Compression, DumpCompression: rc.DumpCompression,
 		LimitUpload: float64(a.limitUp) * 1024,
 		Logger:      a.log,
 	}

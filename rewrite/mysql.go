@@ -1,0 +1,359 @@
+package rewrite
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// MySQL rewrites a mysqldump or mariadb-dump stream from in to out. Only
+// the string values of INSERT statements are rewritten (one statement on a
+// line, or one row a line as MariaDB 10.11+ writes them); CREATE TABLE
+// statements name the columns (for SkipColumns and the report). A line
+// without a match passes through without being parsed: mysqldump escapes
+// newlines inside strings, so every line of an INSERT is whole rows.
+func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
+	cr := &countingReader{r: in}
+	br := bufio.NewReaderSize(cr, 4<<20)
+	bw := &countingWriter{w: bufio.NewWriterSize(out, 1<<20)}
+	columns := map[string][]string{}
+	var creating string  // the table whose CREATE TABLE is being read
+	var ins *mysqlInsert // the INSERT statement being read
+	long := false        // inside a line longer than the buffer
+	for {
+		piece, err := br.ReadSlice('\n')
+		if len(piece) > 0 {
+			start := !long
+			long = errors.Is(err, bufio.ErrBufferFull)
+			whole := start && !long
+			lineEnd := !long
+			if start {
+				w.report.Lines++
+			}
+			switch {
+			case ins != nil:
+				ins.piece(piece, whole, lineEnd)
+			case start && bytes.HasPrefix(piece, insertInto):
+				table, rest, ok := tableName(piece[len(insertInto)-1:])
+				if !ok || !bytes.HasPrefix(rest, valuesKeyword) || len(rest) == len(valuesKeyword) || (rest[len(valuesKeyword)] != ' ' && rest[len(valuesKeyword)] != '\n') {
+					w.place(&w.report.Unparsed, Place{Table: table, Line: w.report.Lines, Reason: "INSERT without VALUES, or with a column list: passed through"})
+					bw.Write(piece)
+					break
+				}
+				head := len(piece) - len(rest) + len(valuesKeyword) + 1
+				bw.Write(piece[:head])
+				ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], line: w.report.Lines, passThrough: !w.selected(table)}
+				ins.piece(piece[head:], whole, lineEnd)
+			case start && bytes.HasPrefix(piece, createTable):
+				if t, _, ok := tableName(piece[len(createTable)-1:]); ok {
+					creating, columns[t] = t, nil
+				}
+				bw.Write(piece)
+			case start && creating != "" && bytes.HasPrefix(piece, []byte("  `")):
+				if c, _, ok := tableName(piece[2:]); ok {
+					columns[creating] = append(columns[creating], c)
+				}
+				bw.Write(piece)
+			default:
+				if start && creating != "" && bytes.HasPrefix(piece, []byte(")")) {
+					creating = ""
+				}
+				bw.Write(piece)
+			}
+			if ins != nil && ins.done {
+				ins = nil
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+	}
+	if ins != nil {
+		w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
+	}
+	if bw.err != nil {
+		return nil, bw.err
+	}
+	if err := bw.w.(*bufio.Writer).Flush(); err != nil {
+		return nil, err
+	}
+	w.report.BytesIn, w.report.BytesOut = cr.n, bw.n
+	return w.finish(), nil
+}
+
+var (
+	insertInto    = []byte("INSERT INTO `")
+	createTable   = []byte("CREATE TABLE `")
+	valuesKeyword = []byte(" VALUES")
+)
+
+// tableName reads a backquoted name at the start of b (which begins with
+// the opening backquote) and returns it with what follows.
+func tableName(b []byte) (string, []byte, bool) {
+	if len(b) == 0 || b[0] != '`' {
+		return "", nil, false
+	}
+	var name []byte
+	for i := 1; i < len(b); i++ {
+		if b[i] != '`' {
+			name = append(name, b[i])
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '`' {
+			name = append(name, '`')
+			i++
+			continue
+		}
+		return string(name), b[i+1:], true
+	}
+	return "", nil, false
+}
+
+// countingWriter counts bytes and keeps the first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+// mysqlInsert rewrites the values of one INSERT statement, fed in pieces
+// of any size: `(…,'…',…),(…);`. Strings are collected (up to MaxValue),
+// unescaped, rewritten and escaped again; all else is copied.
+type mysqlInsert struct {
+	w     *Rewriter
+	out   *countingWriter
+	table string
+	cols  []string
+	line  int64
+
+	passThrough bool // copy the statement as it is
+	done        bool // the statement's ; was seen
+
+	depth  int  // parentheses
+	col    int  // column of the current value
+	inStr  bool // inside a quoted string
+	escape bool // after a backslash in a string
+	binary bool // the string is _binary: never rewritten
+	over   bool // the string outgrew MaxValue: passing it through
+	val    []byte
+	prev   [8]byte // the last bytes outside strings, to spot _binary
+	unesc  []byte
+	outBuf []byte
+}
+
+// piece takes the next piece of the statement: a whole line (whole), or a
+// part of a long one (lineEnd on its last part).
+func (m *mysqlInsert) piece(p []byte, whole, lineEnd bool) {
+	if m.passThrough || (whole && !m.inStr && !m.w.r.mayMatch(p)) {
+		m.out.Write(p)
+		if lineEnd && !m.inStr && bytes.HasSuffix(bytes.TrimRight(p, "\r\n"), []byte(";")) {
+			m.done = true
+		}
+		return
+	}
+	m.feed(p)
+}
+
+func (m *mysqlInsert) feed(p []byte) {
+	for len(p) > 0 && !m.done {
+		if m.inStr {
+			p = m.inString(p)
+			continue
+		}
+		i := 0
+		for ; i < len(p); i++ {
+			b := p[i]
+			if b == '\'' {
+				break
+			}
+			switch b {
+			case '(':
+				m.depth++
+				if m.depth == 1 {
+					m.col = 0
+				}
+			case ')':
+				m.depth--
+			case ',':
+				if m.depth == 1 {
+					m.col++
+				}
+			case ';':
+				if m.depth == 0 {
+					m.done = true
+					m.out.Write(p)
+					return
+				}
+			}
+			copy(m.prev[:], m.prev[1:])
+			m.prev[len(m.prev)-1] = b
+		}
+		m.out.Write(p[:i])
+		if i == len(p) {
+			return
+		}
+		// An opening quote.
+		m.out.Write(p[i : i+1])
+		m.inStr, m.escape, m.over = true, false, false
+		m.binary = bytes.HasSuffix(m.prev[:], []byte("_binary ")) || bytes.HasSuffix(m.prev[:], []byte("_binary"))
+		m.val = m.val[:0]
+		m.prev = [8]byte{}
+		p = p[i+1:]
+	}
+}
+
+// inString consumes string bytes up to and including the closing quote.
+func (m *mysqlInsert) inString(p []byte) []byte {
+	end := -1
+	i := 0
+	for i < len(p) {
+		if m.escape {
+			m.escape = false
+			i++
+			continue
+		}
+		q := bytes.IndexByte(p[i:], '\'')
+		seg := p[i:]
+		if q >= 0 {
+			seg = p[i : i+q]
+		}
+		if bs := bytes.IndexByte(seg, '\\'); bs >= 0 {
+			m.escape = true
+			i += bs + 1
+			continue
+		}
+		if q < 0 {
+			i = len(p)
+			break
+		}
+		end = i + q
+		break
+	}
+	body := p
+	if end >= 0 {
+		body = p[:end]
+	}
+	switch {
+	case m.binary || m.over:
+		m.out.Write(body)
+	case end >= 0 && len(m.val) == 0:
+		m.finish(body) // the whole string is in this piece
+	case len(m.val)+len(body) > MaxValue:
+		m.out.Write(m.val)
+		m.out.Write(body)
+		if m.w.r.mayMatch(m.val) || m.w.r.mayMatch(body) {
+			m.w.place(&m.w.report.Unsafe, Place{Table: m.table, Column: columnName(m.cols, m.col), Line: m.line, Reason: "value larger than 16 MiB: left as it is"})
+		}
+		m.over, m.val = true, m.val[:0]
+	default:
+		m.val = append(m.val, body...)
+		if end >= 0 {
+			m.finish(m.val)
+		}
+	}
+	if end < 0 {
+		return nil
+	}
+	m.out.Write(p[end : end+1])
+	m.inStr = false
+	return p[end+1:]
+}
+
+// finish writes one complete string's content, rewritten if need be.
+func (m *mysqlInsert) finish(raw []byte) {
+	col := columnName(m.cols, m.col)
+	if !m.w.r.mayMatch(raw) || m.w.skip[col] {
+		m.out.Write(raw)
+		return
+	}
+	m.unesc = unescapeMySQL(m.unesc[:0], raw)
+	out := m.w.rewriteValue(m.outBuf[:0], m.unesc, m.table, col, m.line)
+	if out == nil {
+		m.out.Write(raw)
+		return
+	}
+	m.outBuf = out
+	m.out.Write(escapeMySQL(m.unesc[:0], out))
+}
+
+// unescapeMySQL decodes a string literal's content as MySQL reads it.
+func unescapeMySQL(dst, s []byte) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		switch s[i] {
+		case '0':
+			dst = append(dst, 0)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'Z':
+			dst = append(dst, 0x1a)
+		case '%', '_':
+			dst = append(dst, '\\', s[i])
+		default:
+			dst = append(dst, s[i])
+		}
+	}
+	return dst
+}
+
+// escapeMySQL encodes a value as mysqldump does (mysql_real_escape_string).
+func escapeMySQL(dst, v []byte) []byte {
+	for _, c := range v {
+		switch c {
+		case 0:
+			dst = append(dst, '\\', '0')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\'':
+			dst = append(dst, '\\', '\'')
+		case '"':
+			dst = append(dst, '\\', '"')
+		case 0x1a:
+			dst = append(dst, '\\', 'Z')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}

@@ -1,0 +1,444 @@
+package rewrite
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+)
+
+// Postgres rewrites a pg_dump plain-format stream: the rows of COPY … FROM
+// stdin blocks (text format) and the string literals of INSERT statements
+// (pg_dump --inserts). Everything else, function bodies and their
+// dollar-quoted strings included, passes through byte for byte.
+func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
+	cr := &countingReader{r: in}
+	br := bufio.NewReaderSize(cr, 4<<20)
+	bw := &countingWriter{w: bufio.NewWriterSize(out, 1<<20)}
+	var cp *copyRows  // inside a COPY block
+	var ins *pgInsert // inside an INSERT statement
+	long := false
+	for {
+		piece, err := br.ReadSlice('\n')
+		if len(piece) > 0 {
+			start := !long
+			long = errors.Is(err, bufio.ErrBufferFull)
+			whole := start && !long
+			if start {
+				w.report.Lines++
+			}
+			switch {
+			case cp != nil:
+				if start && (bytes.Equal(piece, []byte("\\.\n")) || bytes.Equal(piece, []byte("\\."))) {
+					cp = nil
+					bw.Write(piece)
+					break
+				}
+				if start {
+					cp.line = w.report.Lines
+				}
+				cp.piece(piece, whole, !long)
+			case ins != nil:
+				ins.piece(piece, whole)
+			case start && bytes.HasPrefix(piece, []byte("COPY ")) && bytes.HasSuffix(bytes.TrimRight(piece, "\n"), []byte(" FROM stdin;")):
+				table, cols := copyHeader(string(bytes.TrimRight(piece, "\n")))
+				cp = &copyRows{w: w, out: bw, table: table, cols: cols, pass: !w.selected(table) || !w.selected(unqualified(table))}
+				bw.Write(piece)
+			case start && bytes.HasPrefix(piece, []byte("INSERT INTO ")):
+				table := insertTable(string(piece[len("INSERT INTO "):]))
+				ins = &pgInsert{w: w, out: bw, table: table, line: w.report.Lines, pass: !w.selected(table) || !w.selected(unqualified(table))}
+				ins.piece(piece, whole)
+			default:
+				bw.Write(piece)
+			}
+			if ins != nil && ins.done {
+				ins = nil
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+	}
+	if bw.err != nil {
+		return nil, bw.err
+	}
+	if err := bw.w.(*bufio.Writer).Flush(); err != nil {
+		return nil, err
+	}
+	w.report.BytesIn, w.report.BytesOut = cr.n, bw.n
+	return w.finish(), nil
+}
+
+// copyHeader reads `COPY schema.table (a, "b c") FROM stdin;`.
+func copyHeader(s string) (string, []string) {
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "COPY "), " FROM stdin;")
+	table, list, _ := strings.Cut(s, " (")
+	var cols []string
+	for _, c := range splitIdents(strings.TrimSuffix(list, ")")) {
+		cols = append(cols, c)
+	}
+	return unquoteIdent(table), cols
+}
+
+// insertTable reads the table of `INSERT INTO schema.table …`.
+func insertTable(s string) string {
+	end := 0
+	inQuote := false
+	for ; end < len(s); end++ {
+		c := s[end]
+		if c == '"' {
+			inQuote = !inQuote
+		}
+		if !inQuote && (c == ' ' || c == '(') {
+			break
+		}
+	}
+	return unquoteIdent(s[:end])
+}
+
+// splitIdents splits `a, "b, c"` into identifiers, unquoted.
+func splitIdents(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+			cur.WriteByte(c)
+		case c == ',' && !inQuote:
+			out = append(out, unquoteIdent(strings.TrimSpace(cur.String())))
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if strings.TrimSpace(cur.String()) != "" {
+		out = append(out, unquoteIdent(strings.TrimSpace(cur.String())))
+	}
+	return out
+}
+
+// unquoteIdent turns public."My Table" into public.My Table.
+func unquoteIdent(s string) string {
+	if !strings.Contains(s, `"`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '"' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '"' {
+			b.WriteByte('"')
+			i++
+		}
+	}
+	return b.String()
+}
+
+func unqualified(table string) string {
+	if i := strings.LastIndexByte(table, '.'); i >= 0 {
+		return table[i+1:]
+	}
+	return table
+}
+
+// copyRows rewrites the rows of a COPY block: tab-separated fields with
+// backslash escapes, \N for NULL, one row a line.
+type copyRows struct {
+	w     *Rewriter
+	out   *countingWriter
+	table string
+	cols  []string
+	pass  bool
+	line  int64
+
+	col   int
+	val   []byte
+	over  bool
+	unesc []byte
+	buf   []byte
+}
+
+func (c *copyRows) piece(p []byte, whole, lineEnd bool) {
+	if c.pass || (whole && !c.w.r.mayMatch(p)) {
+		c.out.Write(p)
+		return
+	}
+	for len(p) > 0 {
+		i := bytes.IndexAny(p, "\t\n")
+		if i < 0 {
+			c.add(p)
+			return
+		}
+		c.add(p[:i])
+		c.field()
+		c.out.Write(p[i : i+1])
+		if p[i] == '\n' {
+			c.col = 0
+		} else {
+			c.col++
+		}
+		p = p[i+1:]
+	}
+	if lineEnd && (len(c.val) > 0 || c.over) {
+		c.field()
+	}
+}
+
+func (c *copyRows) add(b []byte) {
+	switch {
+	case c.over:
+		c.out.Write(b)
+	case len(c.val)+len(b) > MaxValue:
+		c.out.Write(c.val)
+		c.out.Write(b)
+		if c.w.r.mayMatch(c.val) || c.w.r.mayMatch(b) {
+			c.w.place(&c.w.report.Unsafe, Place{Table: c.table, Column: columnName(c.cols, c.col), Line: c.line, Reason: "value larger than 16 MiB: left as it is"})
+		}
+		c.over, c.val = true, c.val[:0]
+	default:
+		c.val = append(c.val, b...)
+	}
+}
+
+// field writes the field collected so far, rewritten if need be.
+func (c *copyRows) field() {
+	if c.over {
+		c.over = false
+		return
+	}
+	raw := c.val
+	c.val = c.val[:0]
+	if bytes.Equal(raw, []byte(`\N`)) {
+		c.out.Write(raw)
+		return
+	}
+	c.unesc = unescapeCopy(c.unesc[:0], raw)
+	out := c.w.rewriteValue(c.buf[:0], c.unesc, c.table, columnName(c.cols, c.col), c.line)
+	if out == nil {
+		c.out.Write(raw)
+		return
+	}
+	c.buf = out
+	c.out.Write(escapeCopy(c.unesc[:0], out))
+}
+
+// unescapeCopy decodes a COPY text-format field.
+func unescapeCopy(dst, s []byte) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		switch c := s[i]; {
+		case c == 'b':
+			dst = append(dst, '\b')
+		case c == 'f':
+			dst = append(dst, '\f')
+		case c == 'n':
+			dst = append(dst, '\n')
+		case c == 'r':
+			dst = append(dst, '\r')
+		case c == 't':
+			dst = append(dst, '\t')
+		case c == 'v':
+			dst = append(dst, '\v')
+		case c >= '0' && c <= '7':
+			v, n := 0, 0
+			for ; n < 3 && i+n < len(s) && s[i+n] >= '0' && s[i+n] <= '7'; n++ {
+				v = v*8 + int(s[i+n]-'0')
+			}
+			dst = append(dst, byte(v))
+			i += n - 1
+		case c == 'x' && i+1 < len(s) && isHex(s[i+1]):
+			v, n := 0, 1
+			for ; n <= 2 && i+n < len(s) && isHex(s[i+n]); n++ {
+				v = v*16 + hexVal(s[i+n])
+			}
+			dst = append(dst, byte(v))
+			i += n - 1
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func hexVal(c byte) int {
+	switch {
+	case c >= 'a':
+		return int(c-'a') + 10
+	case c >= 'A':
+		return int(c-'A') + 10
+	}
+	return int(c - '0')
+}
+
+// escapeCopy encodes a field as pg_dump does.
+func escapeCopy(dst, v []byte) []byte {
+	for _, c := range v {
+		switch c {
+		case '\\':
+			dst = append(dst, '\\', '\\')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\v':
+			dst = append(dst, '\\', 'v')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// pgInsert rewrites the string literals of one INSERT statement
+// ('…' with '' for a quote, as standard_conforming_strings has them);
+// literals may hold newlines, so a statement may span lines.
+type pgInsert struct {
+	w     *Rewriter
+	out   *countingWriter
+	table string
+	line  int64
+	pass  bool
+	done  bool
+
+	cols   []string
+	depth  int
+	col    int
+	inStr  bool
+	quote  bool // a quote seen inside a string: its end, or the first of ''
+	estr   bool // an E'…' string: passed through
+	over   bool
+	val    []byte
+	prev   byte
+	buf    []byte
+	parens int
+}
+
+func (m *pgInsert) piece(p []byte, whole bool) {
+	if m.pass || (whole && !m.inStr && !m.w.r.mayMatch(p)) {
+		m.out.Write(p)
+		if !m.inStr && bytes.HasSuffix(bytes.TrimRight(p, "\r\n"), []byte(";")) {
+			m.done = true
+		}
+		return
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if m.inStr {
+			if m.quote {
+				m.quote = false
+				if c == '\'' { // '' inside the string
+					m.collect(p[i : i+1])
+					continue
+				}
+				m.endString()
+				// c is outside the string now: fall through.
+			} else {
+				if c == '\'' {
+					m.quote = true
+					continue
+				}
+				m.collect(p[i : i+1])
+				continue
+			}
+		}
+		switch c {
+		case '\'':
+			m.out.Write([]byte{'\''})
+			m.inStr, m.over, m.estr = true, false, m.prev == 'E' || m.prev == 'e'
+			m.val = m.val[:0]
+			m.prev = c
+			continue
+		case '(':
+			m.depth++
+			if m.depth == 1 {
+				m.col = 0
+			}
+		case ')':
+			m.depth--
+		case ',':
+			if m.depth == 1 {
+				m.col++
+			}
+		case ';':
+			if m.depth == 0 {
+				m.out.Write(p[i:])
+				m.done = true
+				return
+			}
+		}
+		m.prev = c
+		m.out.Write(p[i : i+1])
+	}
+	if m.inStr && m.quote && !whole {
+		return // the quote's meaning waits for the next piece
+	}
+}
+
+func (m *pgInsert) collect(b []byte) {
+	switch {
+	case m.over:
+		m.out.Write(b)
+	case len(m.val)+len(b) > MaxValue:
+		m.out.Write(escapePG(nil, m.val))
+		m.out.Write(b)
+		m.over, m.val = true, m.val[:0]
+		m.w.place(&m.w.report.Unsafe, Place{Table: m.table, Column: columnName(m.cols, m.col), Line: m.line, Reason: "value larger than 16 MiB: left as it is"})
+	default:
+		m.val = append(m.val, b...)
+	}
+}
+
+func (m *pgInsert) endString() {
+	m.inStr = false
+	if !m.over {
+		var out []byte
+		if !m.estr {
+			out = m.w.rewriteValue(m.buf[:0], m.val, m.table, columnName(m.cols, m.col), m.line)
+		}
+		if out == nil {
+			out = m.val
+		} else {
+			m.buf = out
+		}
+		m.out.Write(escapePG(nil, out))
+	}
+	m.out.Write([]byte{'\''})
+	m.prev = '\''
+}
+
+// escapePG doubles quotes.
+func escapePG(dst, v []byte) []byte {
+	if bytes.IndexByte(v, '\'') < 0 {
+		return append(dst, v...)
+	}
+	for _, c := range v {
+		if c == '\'' {
+			dst = append(dst, '\'', '\'')
+		} else {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
