@@ -40,7 +40,7 @@ func TestOpen(t *testing.T) {
 
 type fixedCounter []cairn.TableStat
 
-func (fixedCounter) Write(p []byte) (int, error)  { return len(p), nil }
+func (fixedCounter) Write(p []byte) (int, error) { return len(p), nil }
 func (c fixedCounter) Counts() []cairn.TableStat { return c }
 
 // The rows come from the dump; a checksum is kept only where the engine

@@ -105,7 +105,6 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify)
 	return nil
 }
 
-
 // dropLeftovers drops the scratch databases a killed restore of target
 // left behind. The caller holds the target's restore lock.
 func dropLeftovers(ctx context.Context, db *sql.DB, target string) error {

@@ -153,6 +153,5 @@ func check(ctx context.Context, c Config, verify cairn.Verify) error {
 	return verify(got)
 }
 
-
 func ident(s string) string   { return pgx.Identifier{s}.Sanitize() }
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

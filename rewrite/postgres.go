@@ -312,7 +312,7 @@ func escapeCopy(dst, v []byte) []byte {
 }
 
 // pgInsert rewrites the string literals of one INSERT statement
-// ('…' with '' for a quote, as standard_conforming_strings has them);
+// ('…' with ” for a quote, as standard_conforming_strings has them);
 // literals may hold newlines, so a statement may span lines.
 type pgInsert struct {
 	w     *Rewriter

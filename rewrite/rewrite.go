@@ -37,8 +37,8 @@ type Report struct {
 	Unsafe   []Place // values holding a match that were left as they were
 	Unparsed []Place // statements passed through without being understood
 	// Dropped counts Unsafe and Unparsed places not listed (past 1000).
-	Dropped         int64
-	Lines           int64
+	Dropped           int64
+	Lines             int64
 	BytesIn, BytesOut int64
 }
 

@@ -210,6 +210,8 @@ func rewriteReportJSON(r *rewrite.Report, dry bool) rewriteJSON {
 	return out
 }
 
-func humanBytes(n int64) string { return strings.TrimSpace(fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))) }
+func humanBytes(n int64) string {
+	return strings.TrimSpace(fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)))
+}
 
 var _ = cairn.ErrInvalidArgument
