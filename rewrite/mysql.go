@@ -170,7 +170,7 @@ type mysqlInsert struct {
 // piece takes the next piece of the statement: a whole line (whole), or a
 // part of a long one (lineEnd on its last part).
 func (m *mysqlInsert) piece(p []byte, whole, lineEnd bool) {
-	if m.passThrough || (whole && !m.inStr && !m.w.r.mayMatch(p)) {
+	if m.passThrough || (whole && !m.inStr && !m.w.r.mayMatch(p) && !m.w.r.mayHideMatch(p)) {
 		m.out.Write(p)
 		if lineEnd && !m.inStr && bytes.HasSuffix(bytes.TrimRight(p, "\r\n"), []byte(";")) {
 			m.done = true
@@ -288,7 +288,7 @@ func (m *mysqlInsert) inString(p []byte) []byte {
 // finish writes one complete string's content, rewritten if need be.
 func (m *mysqlInsert) finish(raw []byte) {
 	col := columnName(m.cols, m.col)
-	if !m.w.r.mayMatch(raw) || m.w.skip[col] {
+	if m.w.skip[col] || (!m.w.r.mayMatch(raw) && !m.w.r.mayHideMatch(raw)) {
 		m.out.Write(raw)
 		return
 	}

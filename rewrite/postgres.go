@@ -168,7 +168,7 @@ type copyRows struct {
 }
 
 func (c *copyRows) piece(p []byte, whole, lineEnd bool) {
-	if c.pass || (whole && !c.w.r.mayMatch(p)) {
+	if c.pass || (whole && !c.w.r.mayMatch(p) && !c.w.r.mayHideMatch(p)) {
 		c.out.Write(p)
 		return
 	}
@@ -336,7 +336,7 @@ type pgInsert struct {
 }
 
 func (m *pgInsert) piece(p []byte, whole bool) {
-	if m.pass || (whole && !m.inStr && !m.w.r.mayMatch(p)) {
+	if m.pass || (whole && !m.inStr && !m.w.r.mayMatch(p) && !m.w.r.mayHideMatch(p)) {
 		m.out.Write(p)
 		if !m.inStr && bytes.HasSuffix(bytes.TrimRight(p, "\r\n"), []byte(";")) {
 			m.done = true

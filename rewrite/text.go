@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/url"
 	"strings"
 )
@@ -35,6 +36,7 @@ type replacer struct {
 	cores [][]byte // per pair: the longest run of host-like bytes of From
 	forms [][]form // per pair, longest first
 	reach []int    // per pair: the largest offset of the core in a form
+	b64   [][]byte // the cores' base64 spellings, at each alignment
 	opts  Options
 }
 
@@ -73,6 +75,7 @@ func newReplacer(pairs []Pair, o Options) *replacer {
 			reach = max(reach, f.core)
 		}
 		r.reach = append(r.reach, reach)
+		r.b64 = append(r.b64, base64Needles(core)...)
 	}
 	return r
 }
@@ -151,6 +154,46 @@ func coreOf(s string) string {
 		return s
 	}
 	return best
+}
+
+// base64Needles are what base64 makes of core, whatever precedes it: the
+// groups of 4 characters that encode only core's bytes, for each of the
+// three alignments.
+func base64Needles(core string) [][]byte {
+	var out [][]byte
+	for shift := 0; shift < 3; shift++ {
+		enc := base64.StdEncoding.EncodeToString(append(make([]byte, shift), core...))
+		first := (shift + 2) / 3        // the first group holding only core bytes
+		last := (shift + len(core)) / 3 // groups before this are whole
+		if last-first >= 2 {
+			out = append(out, []byte(enc[first*4:last*4]))
+		}
+	}
+	return out
+}
+
+// mayHideMatch tells whether v may hold a pair's core encoded in base64.
+func (r *replacer) mayHideMatch(v []byte) bool {
+	for _, n := range r.b64 {
+		if bytes.Contains(v, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// hidesMatch tells whether v is base64 whose decoding holds a core: such
+// a value cannot be rewritten, only reported.
+func (r *replacer) hidesMatch(v []byte) bool {
+	if !r.mayHideMatch(v) {
+		return false
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if dec, err := enc.DecodeString(string(bytes.TrimSpace(v))); err == nil {
+			return r.mayMatch(dec)
+		}
+	}
+	return false
 }
 
 // mayMatch tells whether any pair's core occurs in v: when none does, v
