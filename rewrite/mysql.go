@@ -27,8 +27,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // newlines inside strings, so every line of an INSERT is whole rows.
 func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 	cr := &countingReader{r: in}
-	br := bufio.NewReaderSize(cr, 4<<20)
-	bw := &countingWriter{w: bufio.NewWriterSize(out, 1<<20)}
+	br := bufio.NewReaderSize(cr, lineBuffer)
+	bw := &countingWriter{w: bufio.NewWriterSize(out, 256<<10)}
 	columns := map[string][]string{}
 	var creating string  // the table whose CREATE TABLE is being read
 	var ins *mysqlInsert // the INSERT statement being read
@@ -85,6 +85,7 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 		}
 	}
 	if ins != nil {
+		ins.flush()
 		w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
 	}
 	if bw.err != nil {
@@ -285,6 +286,14 @@ func (m *mysqlInsert) inString(p []byte) []byte {
 	return p[end+1:]
 }
 
+// flush writes a string cut off by the end of the dump as it was.
+func (m *mysqlInsert) flush() {
+	if m.inStr && !m.over {
+		m.out.Write(m.val)
+	}
+	m.val = m.val[:0]
+}
+
 // finish writes one complete string's content, rewritten if need be.
 func (m *mysqlInsert) finish(raw []byte) {
 	col := columnName(m.cols, m.col)
@@ -303,15 +312,15 @@ func (m *mysqlInsert) finish(raw []byte) {
 }
 
 // unescapeMySQL decodes a string literal's content as MySQL reads it.
+// Runs without a backslash are copied whole.
 func unescapeMySQL(dst, s []byte) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 == len(s) {
-			dst = append(dst, c)
-			continue
+	for len(s) > 0 {
+		i := bytes.IndexByte(s, '\\')
+		if i < 0 || i+1 == len(s) {
+			return append(dst, s...)
 		}
-		i++
-		switch s[i] {
+		dst = append(dst, s[:i]...)
+		switch c := s[i+1]; c {
 		case '0':
 			dst = append(dst, 0)
 		case 'b':
@@ -325,35 +334,31 @@ func unescapeMySQL(dst, s []byte) []byte {
 		case 'Z':
 			dst = append(dst, 0x1a)
 		case '%', '_':
-			dst = append(dst, '\\', s[i])
+			dst = append(dst, '\\', c)
 		default:
-			dst = append(dst, s[i])
+			dst = append(dst, c)
 		}
+		s = s[i+2:]
 	}
 	return dst
 }
 
+// mysqlEscapes maps the bytes mysqldump escapes to their escape letter.
+var mysqlEscapes = [256]byte{0: '0', '\n': 'n', '\r': 'r', '\\': '\\', '\'': '\'', '"': '"', 0x1a: 'Z'}
+
 // escapeMySQL encodes a value as mysqldump does (mysql_real_escape_string).
+// Runs needing no escape are copied whole.
 func escapeMySQL(dst, v []byte) []byte {
-	for _, c := range v {
-		switch c {
-		case 0:
-			dst = append(dst, '\\', '0')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\\':
-			dst = append(dst, '\\', '\\')
-		case '\'':
-			dst = append(dst, '\\', '\'')
-		case '"':
-			dst = append(dst, '\\', '"')
-		case 0x1a:
-			dst = append(dst, '\\', 'Z')
-		default:
-			dst = append(dst, c)
+	start := 0
+	for i := 0; i < len(v); i++ {
+		if e := mysqlEscapes[v[i]]; e != 0 || v[i] == 0 {
+			if e == 0 {
+				e = '0'
+			}
+			dst = append(dst, v[start:i]...)
+			dst = append(dst, '\\', e)
+			start = i + 1
 		}
 	}
-	return dst
+	return append(dst, v[start:]...)
 }

@@ -14,8 +14,8 @@ import (
 // dollar-quoted strings included, passes through byte for byte.
 func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
 	cr := &countingReader{r: in}
-	br := bufio.NewReaderSize(cr, 4<<20)
-	bw := &countingWriter{w: bufio.NewWriterSize(out, 1<<20)}
+	br := bufio.NewReaderSize(cr, lineBuffer)
+	bw := &countingWriter{w: bufio.NewWriterSize(out, 256<<10)}
 	var cp *copyRows  // inside a COPY block
 	var ins *pgInsert // inside an INSERT statement
 	long := false
@@ -62,6 +62,10 @@ func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
 			}
 			return nil, err
 		}
+	}
+	if ins != nil {
+		ins.flush()
+		w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
 	}
 	if bw.err != nil {
 		return nil, bw.err
@@ -394,6 +398,17 @@ func (m *pgInsert) piece(p []byte, whole bool) {
 	if m.inStr && m.quote && !whole {
 		return // the quote's meaning waits for the next piece
 	}
+}
+
+// flush writes a literal cut off by the end of the dump as it was.
+func (m *pgInsert) flush() {
+	if m.inStr && !m.over {
+		m.out.Write(escapePG(nil, m.val))
+		if m.quote {
+			m.out.Write([]byte{'\''})
+		}
+	}
+	m.val = m.val[:0]
 }
 
 func (m *pgInsert) collect(b []byte) {

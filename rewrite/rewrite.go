@@ -19,6 +19,11 @@ import (
 // it is and is reported as unsafe if it holds a match.
 const MaxValue = 16 << 20
 
+// lineBuffer holds a whole line of a dump when it fits: such a line
+// passes through in one piece when it holds no match. Longer lines are
+// read in pieces. (A variable so that the fuzzers can make every line long.)
+var lineBuffer = 4 << 20
+
 // Config says what to rewrite.
 type Config struct {
 	Pairs []Pair
