@@ -156,16 +156,17 @@ type mysqlInsert struct {
 	passThrough bool // copy the statement as it is
 	done        bool // the statement's ; was seen
 
-	depth  int  // parentheses
-	col    int  // column of the current value
-	inStr  bool // inside a quoted string
-	escape bool // after a backslash in a string
-	binary bool // the string is _binary: never rewritten
-	over   bool // the string outgrew MaxValue: passing it through
-	val    []byte
-	prev   [8]byte // the last bytes outside strings, to spot _binary
-	unesc  []byte
-	outBuf []byte
+	depth    int  // parentheses
+	col      int  // column of the current value
+	inStr    bool // inside a quoted string
+	escape   bool // after a backslash in a string
+	binary   bool // the string is _binary: never rewritten
+	over     bool // the string outgrew MaxValue: passing it through
+	reported bool // the oversized string was reported
+	val      []byte
+	prev     [8]byte // the last bytes outside strings, to spot _binary
+	unesc    []byte
+	outBuf   []byte
 }
 
 // piece takes the next piece of the statement: a whole line (whole), or a
@@ -261,15 +262,21 @@ func (m *mysqlInsert) inString(p []byte) []byte {
 		body = p[:end]
 	}
 	switch {
-	case m.binary || m.over:
+	case m.binary:
 		m.out.Write(body)
+	case m.over:
+		m.out.Write(body)
+		if !m.reported && m.w.r.mayMatch(body) {
+			m.tooLarge()
+		}
 	case end >= 0 && len(m.val) == 0:
 		m.finish(body) // the whole string is in this piece
 	case len(m.val)+len(body) > MaxValue:
 		m.out.Write(m.val)
 		m.out.Write(body)
+		m.reported = false
 		if m.w.r.mayMatch(m.val) || m.w.r.mayMatch(body) {
-			m.w.place(&m.w.report.Unsafe, Place{Table: m.table, Column: columnName(m.cols, m.col), Line: m.line, Reason: "value larger than 16 MiB: left as it is"})
+			m.tooLarge()
 		}
 		m.over, m.val = true, m.val[:0]
 	default:
@@ -284,6 +291,12 @@ func (m *mysqlInsert) inString(p []byte) []byte {
 	m.out.Write(p[end : end+1])
 	m.inStr = false
 	return p[end+1:]
+}
+
+// tooLarge reports the current value, once.
+func (m *mysqlInsert) tooLarge() {
+	m.reported = true
+	m.w.place(&m.w.report.Unsafe, Place{Table: m.table, Column: columnName(m.cols, m.col), Line: m.line, Reason: "value larger than 8 MiB: left as it is"})
 }
 
 // flush writes a string cut off by the end of the dump as it was.
@@ -301,14 +314,18 @@ func (m *mysqlInsert) finish(raw []byte) {
 		m.out.Write(raw)
 		return
 	}
-	m.unesc = unescapeMySQL(m.unesc[:0], raw)
-	out := m.w.rewriteValue(m.outBuf[:0], m.unesc, m.table, col, m.line)
+	v := raw
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		m.unesc = unescapeMySQL(m.unesc[:0], raw)
+		v = m.unesc
+	}
+	out := m.w.rewriteValue(m.outBuf[:0], v, m.table, col, m.line)
 	if out == nil {
 		m.out.Write(raw)
 		return
 	}
 	m.outBuf = out
-	m.out.Write(escapeMySQL(m.unesc[:0], out))
+	escapeMySQLTo(m.out, out)
 }
 
 // unescapeMySQL decodes a string literal's content as MySQL reads it.
@@ -346,19 +363,28 @@ func unescapeMySQL(dst, s []byte) []byte {
 // mysqlEscapes maps the bytes mysqldump escapes to their escape letter.
 var mysqlEscapes = [256]byte{0: '0', '\n': 'n', '\r': 'r', '\\': '\\', '\'': '\'', '"': '"', 0x1a: 'Z'}
 
-// escapeMySQL encodes a value as mysqldump does (mysql_real_escape_string).
-// Runs needing no escape are copied whole.
-func escapeMySQL(dst, v []byte) []byte {
+// escapeMySQLTo writes a value escaped as mysqldump does
+// (mysql_real_escape_string). Runs needing no escape are written whole.
+func escapeMySQLTo(w io.Writer, v []byte) {
 	start := 0
+	var esc [2]byte
 	for i := 0; i < len(v); i++ {
 		if e := mysqlEscapes[v[i]]; e != 0 || v[i] == 0 {
 			if e == 0 {
 				e = '0'
 			}
-			dst = append(dst, v[start:i]...)
-			dst = append(dst, '\\', e)
+			w.Write(v[start:i])
+			esc = [2]byte{'\\', e}
+			w.Write(esc[:])
 			start = i + 1
 		}
 	}
-	return append(dst, v[start:]...)
+	w.Write(v[start:])
+}
+
+// escapeMySQL is escapeMySQLTo into a slice.
+func escapeMySQL(dst, v []byte) []byte {
+	b := bytes.NewBuffer(dst)
+	escapeMySQLTo(b, v)
+	return b.Bytes()
 }

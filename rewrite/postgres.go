@@ -164,11 +164,12 @@ type copyRows struct {
 	pass  bool
 	line  int64
 
-	col   int
-	val   []byte
-	over  bool
-	unesc []byte
-	buf   []byte
+	col      int
+	val      []byte
+	over     bool
+	reported bool
+	unesc    []byte
+	buf      []byte
 }
 
 func (c *copyRows) piece(p []byte, whole, lineEnd bool) {
@@ -201,11 +202,16 @@ func (c *copyRows) add(b []byte) {
 	switch {
 	case c.over:
 		c.out.Write(b)
+		if !c.reported && c.w.r.mayMatch(b) {
+			c.reported = true
+			c.w.place(&c.w.report.Unsafe, Place{Table: c.table, Column: columnName(c.cols, c.col), Line: c.line, Reason: "value larger than 8 MiB: left as it is"})
+		}
 	case len(c.val)+len(b) > MaxValue:
 		c.out.Write(c.val)
 		c.out.Write(b)
-		if c.w.r.mayMatch(c.val) || c.w.r.mayMatch(b) {
-			c.w.place(&c.w.report.Unsafe, Place{Table: c.table, Column: columnName(c.cols, c.col), Line: c.line, Reason: "value larger than 16 MiB: left as it is"})
+		c.reported = c.w.r.mayMatch(c.val) || c.w.r.mayMatch(b)
+		if c.reported {
+			c.w.place(&c.w.report.Unsafe, Place{Table: c.table, Column: columnName(c.cols, c.col), Line: c.line, Reason: "value larger than 8 MiB: left as it is"})
 		}
 		c.over, c.val = true, c.val[:0]
 	default:
@@ -419,7 +425,7 @@ func (m *pgInsert) collect(b []byte) {
 		m.out.Write(escapePG(nil, m.val))
 		m.out.Write(b)
 		m.over, m.val = true, m.val[:0]
-		m.w.place(&m.w.report.Unsafe, Place{Table: m.table, Column: columnName(m.cols, m.col), Line: m.line, Reason: "value larger than 16 MiB: left as it is"})
+		m.w.place(&m.w.report.Unsafe, Place{Table: m.table, Column: columnName(m.cols, m.col), Line: m.line, Reason: "value larger than 8 MiB: left as it is"})
 	default:
 		m.val = append(m.val, b...)
 	}

@@ -17,7 +17,7 @@ import (
 
 // MaxValue is the largest value rewritten; a larger one passes through as
 // it is and is reported as unsafe if it holds a match.
-const MaxValue = 16 << 20
+const MaxValue = 8 << 20
 
 // lineBuffer holds a whole line of a dump when it fits: such a line
 // passes through in one piece when it holds no match. Longer lines are

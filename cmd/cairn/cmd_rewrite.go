@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 
@@ -64,7 +65,14 @@ reported as unsafe. The report goes to stderr, or to stdout with --out or
 	return cmd
 }
 
+// rewriteMemory bounds the heap of a rewrite: it holds one line piece and
+// at most an 8 MiB value (two or three copies while it is rewritten).
+const rewriteMemory = 56 << 20
+
 func (a *app) runRewrite(ctx context.Context, o rewriteOptions) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(rewriteMemory)
+	}
 	if len(o.from) != len(o.to) {
 		return usagef("give one --to for each --from (%d --from, %d --to)", len(o.from), len(o.to))
 	}
