@@ -18,6 +18,8 @@ func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
 	bw := &countingWriter{w: bufio.NewWriterSize(out, 256<<10)}
 	var cp *copyRows  // inside a COPY block
 	var ins *pgInsert // inside an INSERT statement
+	columns := map[string][]string{}
+	creating := "" // the table whose CREATE TABLE is being read
 	long := false
 	for {
 		piece, err := br.ReadSlice('\n')
@@ -46,10 +48,27 @@ func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
 				cp = &copyRows{w: w, out: bw, table: table, cols: cols, pass: !w.selected(table) || !w.selected(unqualified(table))}
 				bw.Write(piece)
 			case start && bytes.HasPrefix(piece, []byte("INSERT INTO ")):
-				table := insertTable(string(piece[len("INSERT INTO "):]))
-				ins = &pgInsert{w: w, out: bw, table: table, line: w.report.Lines, pass: !w.selected(table) || !w.selected(unqualified(table))}
+				rest := string(piece[len("INSERT INTO "):])
+				table := insertTable(rest)
+				cols := columns[table]
+				if list, ok := insertColumns(rest[min(len(rest), len(table)):]); ok {
+					cols = list
+				}
+				ins = &pgInsert{w: w, out: bw, table: table, cols: cols, line: w.report.Lines, pass: !w.selected(table) || !w.selected(unqualified(table))}
 				ins.piece(piece, whole)
+			case start && bytes.HasPrefix(piece, []byte("CREATE TABLE ")) && bytes.HasSuffix(bytes.TrimRight(piece, "\n"), []byte(" (")):
+				creating = unquoteIdent(strings.TrimSuffix(strings.TrimPrefix(string(bytes.TrimRight(piece, "\n")), "CREATE TABLE "), " ("))
+				columns[creating] = nil
+				bw.Write(piece)
+			case start && creating != "" && bytes.HasPrefix(piece, []byte("    ")):
+				if name := columnIdent(string(piece[4:])); name != "" {
+					columns[creating] = append(columns[creating], name)
+				}
+				bw.Write(piece)
 			default:
+				if start && creating != "" && bytes.HasPrefix(piece, []byte(")")) {
+					creating = ""
+				}
 				bw.Write(piece)
 			}
 			if ins != nil && ins.done {
@@ -102,6 +121,42 @@ func insertTable(s string) string {
 		}
 	}
 	return unquoteIdent(s[:end])
+}
+
+// columnIdent reads the column name at the start of a CREATE TABLE line
+// (`name type…` or `"Name" type…`); constraints give "".
+func columnIdent(line string) string {
+	if strings.HasPrefix(line, `"`) {
+		for i := 1; i < len(line); i++ {
+			if line[i] == '"' {
+				if i+1 < len(line) && line[i+1] == '"' {
+					i++
+					continue
+				}
+				return unquoteIdent(line[:i+1])
+			}
+		}
+		return ""
+	}
+	name, _, _ := strings.Cut(line, " ")
+	switch strings.ToUpper(name) {
+	case "CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE", "LIKE":
+		return ""
+	}
+	return name
+}
+
+// insertColumns reads an INSERT's column list, ` (a, "b") VALUES …`.
+func insertColumns(rest string) ([]string, bool) {
+	rest = strings.TrimLeft(rest, " ")
+	if !strings.HasPrefix(rest, "(") {
+		return nil, false
+	}
+	end := strings.Index(rest, ") VALUES")
+	if end < 0 {
+		return nil, false
+	}
+	return splitIdents(rest[1:end]), true
 }
 
 // splitIdents splits `a, "b, c"` into identifiers, unquoted.

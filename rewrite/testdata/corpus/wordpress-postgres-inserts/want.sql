@@ -133,9 +133,9 @@ newline \ backslash ''quote''');
 
 INSERT INTO public.wp_posts VALUES (1, '<!-- wp:image {"url":"https:\/\/staging.example.com\/a.jpg","caption":"\u003ca href=\u0022https:\u002f\u002fstaging.example.com\u0022\u003e \u0026amp;"} -->
 <figure><img src="https://staging.example.com/a.jpg"/></figure>
-<!-- /wp:image -->', 'Mail me@example.com', 'https://staging.example.com/?p=1');
-INSERT INTO public.wp_posts VALUES (2, '<a href="//staging.example.com/x">rel</a> <a href="http://staging.example.com/old">old</a> https%3A%2F%2Fstaging.example.com%2Fenc https%3a%2f%2fstaging.example.com', '', 'https://staging.example.com/?p=2');
-INSERT INTO public.wp_posts VALUES (3, 'path /srv/staging/wp-content and /var/www/production stays', '', 'https://staging.example.com/?p=3');
+<!-- /wp:image -->', 'Mail me@example.com', 'https://example.com/?p=1');
+INSERT INTO public.wp_posts VALUES (2, '<a href="//staging.example.com/x">rel</a> <a href="http://staging.example.com/old">old</a> https%3A%2F%2Fstaging.example.com%2Fenc https%3a%2f%2fstaging.example.com', '', 'https://example.com/?p=2');
+INSERT INTO public.wp_posts VALUES (3, 'path /srv/staging/wp-content and /var/www/production stays', '', 'https://example.com/?p=3');
 
 
 --
