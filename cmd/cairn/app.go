@@ -59,7 +59,7 @@ generated key in your config directory.`,
 	pf.BoolVar(&a.noProgress, "no-progress", false, "never draw progress bars")
 	pf.IntVar(&a.limitUp, "limit-upload", 0, "limit writes to the repository to `KiB/s` (0 = unlimited)")
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.showCommand(),
-		a.lsCommand(), a.restoreCommand(), a.rewriteCommand())
+		a.lsCommand(), a.restoreCommand(), a.cloneCommand(), a.rewriteCommand())
 	return root
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/rewrite"
 )
 
 type restoreOptions struct {
@@ -26,6 +28,7 @@ type restoreOptions struct {
 	exclude, preserve, databases   []string
 	dryRun, json, force, terminate bool
 	workers                        int
+	confirmed                      bool // a protected target was confirmed already (clone)
 }
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -78,6 +81,9 @@ type restoreTarget struct {
 	dir  string
 	env  *config.Environment // nil for a plain directory
 	keep []string
+	// pairs rewrite the databases on their way in: the source
+	// environment's URL and files path become the target's.
+	pairs []rewrite.Pair
 }
 
 func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget, error) {
@@ -98,6 +104,9 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 			return t, fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", e.Name, e.Files)
 		}
 		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...)}
+		if e.Name != s.Name() {
+			t.pairs = movePairs(s, e.URL, t.dir)
+		}
 	} else {
 		t.dir = name
 		// What the source never captured must not be deleted either.
@@ -107,6 +116,19 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 	}
 	t.keep = append(append(t.keep, o.exclude...), o.preserve...)
 	return t, nil
+}
+
+// movePairs are the rewrites that move a snapshot's data to another
+// environment: its URL, and the absolute path of its files.
+func movePairs(s *cairn.Snapshot, url, dir string) []rewrite.Pair {
+	var pairs []rewrite.Pair
+	if s.URL != "" && url != "" && strings.TrimRight(s.URL, "/") != strings.TrimRight(url, "/") {
+		pairs = append(pairs, rewrite.Pair{From: strings.TrimRight(s.URL, "/"), To: strings.TrimRight(url, "/")})
+	}
+	if abs, err := filepath.Abs(dir); err == nil && s.Source != "" && s.Source != abs {
+		pairs = append(pairs, rewrite.Pair{From: s.Source, To: abs})
+	}
+	return pairs
 }
 
 func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) error {
@@ -124,7 +146,13 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	if err != nil {
 		return err
 	}
-	if t.env != nil && t.env.Protected && !o.dryRun {
+	return a.restoreSnapshot(ctx, r, s, t, o)
+}
+
+// restoreSnapshot writes a snapshot onto a target: databases first (with
+// t's rewrites), then files.
+func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, t restoreTarget, o restoreOptions) error {
+	if t.env != nil && t.env.Protected && !o.dryRun && !o.confirmed {
 		if err := a.confirmProtected(t.env.Name, o); err != nil {
 			return err
 		}
@@ -133,7 +161,7 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	if err != nil {
 		return err
 	}
-	if err := a.restoreDatabases(ctx, r, s, dbs, o); err != nil {
+	if err := a.restoreDatabases(ctx, r, s, dbs, t.pairs, o); err != nil {
 		return err
 	}
 	if o.only == "db" {

@@ -336,3 +336,26 @@ func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(p, []byte(os.Expand(string(b), ts.Getenv)), 0o644))
 }
+
+// dbtrue DSN QUERY: the query, run as the administrator, returns true.
+func cmdDBTrue(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: dbtrue DSN QUERY")
+	}
+	var ok bool
+	if c, err := mysql.ParseDSN(args[0]); err == nil {
+		root := mariaRoot(ts, c.Database)
+		defer root.Close()
+		ts.Check(root.QueryRow(args[1]).Scan(&ok))
+	} else {
+		c, err := postgres.ParseDSN(args[0])
+		ts.Check(err)
+		conn, err := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:5432/"+c.Database+"?sslmode=disable")
+		ts.Check(err)
+		defer conn.Close(context.Background())
+		ts.Check(conn.QueryRow(context.Background(), args[1]).Scan(&ok))
+	}
+	if ok == neg {
+		ts.Fatalf("%s: %v", args[1], ok)
+	}
+}

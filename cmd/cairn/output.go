@@ -99,6 +99,14 @@ type databaseRestoreJSON struct {
 	DurationSec     float64  `json:"duration_seconds"`
 }
 
+// rewritePairJSON is one rewrite a restore applies to databases.
+type rewritePairJSON struct {
+	MessageType string `json:"message_type"` // "rewrite_pair"
+	From        string `json:"from"`
+	To          string `json:"to"`
+	DryRun      bool   `json:"dry_run"`
+}
+
 // restoreSummaryJSON ends `cairn restore --json`.
 type restoreSummaryJSON struct {
 	MessageType  string  `json:"message_type"` // "summary"

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/rewrite"
 )
 
 // dbRestore is one of a snapshot's databases and where it goes.
@@ -97,16 +98,25 @@ func dbNames(s *cairn.Snapshot) string {
 // restoreDatabases replaces each target database with its dump, one after
 // the other; the first failure stops the restore (that database is left
 // as it was; those before it are restored).
-func (a *app) restoreDatabases(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, plan []dbRestore, o restoreOptions) error {
+func (a *app) restoreDatabases(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, plan []dbRestore, pairs []rewrite.Pair, o restoreOptions) error {
+	if len(plan) > 0 && len(pairs) > 0 {
+		for _, p := range pairs {
+			if o.json {
+				jsonLine(a.stdout, rewritePairJSON{MessageType: "rewrite_pair", From: p.From, To: p.To, DryRun: o.dryRun}) //nolint:errcheck
+			} else {
+				fmt.Fprintf(a.stdout, "rewrite %s → %s\n", p.From, p.To)
+			}
+		}
+	}
 	for _, p := range plan {
-		if err := a.restoreDatabase(ctx, r, s, p, o); err != nil {
+		if err := a.restoreDatabase(ctx, r, s, p, pairs, o); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, p dbRestore, o restoreOptions) error {
+func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, p dbRestore, pairs []rewrite.Pair, o restoreOptions) error {
 	start := time.Now()
 	report := databaseRestoreJSON{MessageType: "database", Name: p.from.Name, Target: p.to.String(), DryRun: o.dryRun,
 		Tables: p.from.Tables, Rows: p.from.Rows, DumpBytes: p.from.Bytes}
@@ -132,14 +142,36 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 		return err
 	}
 	defer dump.Close()
-	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String())
+	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	bar.Total(0, p.from.Bytes)
+	var in io.Reader = progressReader{dump, bar}
+	var rewritten <-chan rewriteResult
+	if len(pairs) > 0 {
+		// Rewriting changes content, not rows: checksums cannot match.
+		for i := range want {
+			want[i].Checksum = ""
+		}
+		in, rewritten = rewriteStream(in, pairs, p.from.Engine)
+	}
 	var differ []string
-	err = p.to.Replace(ctx, progressReader{dump, bar}, cairn.Expect(want, &differ))
+	err = p.to.Replace(ctx, in, cairn.Expect(want, &differ))
 	bar.Finish()
+	var rw rewriteResult
+	if rewritten != nil {
+		if c, ok := in.(io.Closer); ok {
+			c.Close() // ends the rewriter if Replace stopped reading early
+		}
+		rw = <-rewritten
+		if err == nil && rw.err != nil {
+			err = rw.err
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("restore database %s into %s: %w", p.from.Name, p.to, err)
+	}
+	if rw.report != nil {
+		a.reportRewrite(p.from.Name, rw.report)
 	}
 	if len(differ) > 0 {
 		fmt.Fprintf(a.stderr, "warning: database %s: the checksum of %s differs from the one taken with the snapshot, though the row counts match: the table changed while the snapshot was taken, or data did not survive the round trip\n",
@@ -152,6 +184,44 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	fmt.Fprintf(a.stdout, "database %s restored into %s: %d tables, %d rows checked, swapped in, in %s\n",
 		p.from.Name, p.to, p.from.Tables, p.from.Rows, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+type rewriteResult struct {
+	report *rewrite.Report
+	err    error
+}
+
+// rewriteStream rewrites a dump on its way to the database, streaming.
+func rewriteStream(in io.Reader, pairs []rewrite.Pair, engine string) (io.ReadCloser, <-chan rewriteResult) {
+	pr, pw := io.Pipe()
+	done := make(chan rewriteResult, 1)
+	go func() {
+		w, err := rewrite.New(rewrite.Config{Pairs: pairs})
+		var rep *rewrite.Report
+		if err == nil {
+			if engine == "mysql" {
+				rep, err = w.MySQL(in, pw)
+			} else {
+				rep, err = w.Postgres(in, pw) // PostgreSQL, and SQLite's INSERTs
+			}
+		}
+		pw.CloseWithError(err)
+		done <- rewriteResult{rep, err}
+	}()
+	return pr, done
+}
+
+// reportRewrite tells what the rewrite of one database did.
+func (a *app) reportRewrite(name string, rep *rewrite.Report) {
+	var values, matches int64
+	for _, c := range rep.Counts {
+		values += c.Values
+		matches += c.Replacements
+	}
+	fmt.Fprintf(a.stderr, "database %s: rewrote %d match(es) in %d value(s)\n", name, matches, values)
+	for _, u := range rep.Unsafe {
+		fmt.Fprintf(a.stderr, "warning: database %s: line %d, %s.%s left as it was: %s\n", name, u.Line, u.Table, u.Column, u.Reason)
+	}
 }
 
 // progressReader reports bytes read to a bar.

@@ -66,6 +66,7 @@ func TestScripts(t *testing.T) {
 			"waitdb":    cmdWaitDB,
 			"nosidedb":  cmdNoSideDB,
 			"expand":    cmdExpand,
+			"dbtrue":    cmdDBTrue,
 		},
 	})
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+type cloneOptions struct {
+	from, confirm             string
+	dryRun, json, force, noSS bool
+	terminate                 bool
+}
+
+func (a *app) cloneCommand() *cobra.Command {
+	var o cloneOptions
+	cmd := &cobra.Command{
+		Use:   "clone SITE/SRC SITE/DST",
+		Short: "Make one environment an exact, working copy of another",
+		Long: `Clone snapshots the source environment (or, with --from, uses one of its
+snapshots), then restores it onto the target: each database is loaded into
+a scratch database with the source's URL and files path rewritten to the
+target's (PHP-serialized and JSON data included), checked and swapped in;
+the files are synced by difference, keeping the target's preserve: and
+exclude: paths. Before touching the target, cairn snapshots it (a safety
+snapshot to roll back to; --no-safety-snapshot skips it). The source is
+only read. A protected target needs --force and its name typed back (or
+--confirm SITE/DST). --dry-run prints the plan.`,
+		Example: "  cairn clone blog/production blog/staging\n  cairn clone blog/production blog/staging --from 2026-11-01 --dry-run",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runClone(cmd.Context(), args[0], args[1], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.from, "from", "", "clone this snapshot of the source (`SEL`: latest, an ID, a time) instead of a fresh one")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan, change nothing")
+	f.BoolVar(&o.json, "json", false, "print the plan or the changes as JSON lines")
+	f.BoolVar(&o.noSS, "no-safety-snapshot", false, "do not snapshot the target before overwriting it")
+	f.BoolVar(&o.force, "force", false, "allow a protected target (asks to confirm)")
+	f.StringVar(&o.confirm, "confirm", "", "confirm a protected target without a prompt, by its `SITE/ENV` name")
+	f.BoolVar(&o.terminate, "terminate-sessions", false, "PostgreSQL: end other sessions on the target databases at the swap")
+	return cmd
+}
+
+func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOptions) error {
+	src, err := a.envByName(srcName)
+	if err != nil {
+		return err
+	}
+	dst, err := a.envByName(dstName)
+	if err != nil {
+		return err
+	}
+	if src.Name == dst.Name {
+		return usagef("clone %s onto itself? Try: cairn restore %s@SEL to roll it back", src.Name, src.Name)
+	}
+	ro := restoreOptions{to: dst.Name, dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, workers: 8}
+	if dst.Protected && !o.dryRun {
+		if err := a.confirmProtected(dst.Name, ro); err != nil {
+			return err
+		}
+		ro.confirmed = true
+	}
+	r, err := a.openRepo(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+
+	var snap *cairn.Snapshot
+	if o.from != "" {
+		snap, err = a.pickIn(ctx, r, src.Name+"@"+o.from)
+	} else if o.dryRun {
+		snap, err = a.pickIn(ctx, r, src.Name+"@latest")
+		if err == nil {
+			fmt.Fprintf(a.stderr, "dry run: planning with the latest snapshot of %s (%s); a real clone takes a fresh one\n", src.Name, snap.ShortID())
+		}
+	} else {
+		snap, err = a.takeSnapshot(ctx, r, src.Name, "snapshot "+src.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if !o.dryRun && !o.noSS {
+		if _, err := os.Stat(a.cfg.FilesPath(dst)); err == nil {
+			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name)
+			if err != nil {
+				return fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
+			}
+			fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
+		}
+	}
+	t, err := a.restoreTarget(snap, ro)
+	if err != nil {
+		return err
+	}
+	return a.restoreSnapshot(ctx, r, snap, t, ro)
+}
+
+// envByName finds SITE/ENV in the config.
+func (a *app) envByName(name string) (*config.Environment, error) {
+	site, env, ok := strings.Cut(name, "/")
+	if !ok {
+		return nil, usagef("%q is not SITE/ENV", name)
+	}
+	return a.cfg.Env(site, env)
+}
+
+// pickIn resolves a selector among the repository's snapshots.
+func (a *app) pickIn(ctx context.Context, r *repo.Repo, arg string) (*cairn.Snapshot, error) {
+	sel, err := cairn.ParseSelector(arg, time.Local)
+	if err != nil {
+		return nil, err
+	}
+	all, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sel.Pick(all)
+}
+
+// takeSnapshot snapshots an environment from the config.
+func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string) (*cairn.Snapshot, error) {
+	req, err := a.snapshotRequest(name, snapshotOptions{})
+	if err != nil {
+		return nil, err
+	}
+	bar := a.bar(label)
+	snap, err := r.Snapshot(ctx, req, bar)
+	bar.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	for _, w := range snap.Warnings {
+		fmt.Fprintln(a.stderr, "warning:", w)
+	}
+	a.log.Info("snapshot saved", "id", snap.ID, "environment", snap.Name())
+	return snap, nil
+}
