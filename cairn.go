@@ -92,6 +92,8 @@ type Database interface {
 	// atomically. Until the swap, any failure or cancellation leaves the
 	// database as it was and removes the scratch copy.
 	Replace(ctx context.Context, dump io.Reader, verify Verify) error
+	// Exec runs SQL statements with the engine's own client.
+	Exec(ctx context.Context, statements string) error
 }
 
 // ShortID is the abbreviated ID shown to people.

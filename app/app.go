@@ -27,6 +27,8 @@ type App struct {
 	Components map[string]string
 	// Config is the file the settings came from, relative to the tree.
 	Config string
+	// TablePrefix is WordPress's $table_prefix ("wp_" by default).
+	TablePrefix string
 }
 
 // ErrUnknown means no known application was found.

@@ -28,8 +28,11 @@ func wordpress(dir string) (*App, error) {
 	if d["DB_NAME"] == "" {
 		return nil, fmt.Errorf("wp-config.php defines no DB_NAME. Try: --no-db, or name the database in cairn.yaml")
 	}
-	a := &App{Name: "wordpress", Config: "wp-config.php", Components: map[string]string{},
+	a := &App{Name: "wordpress", Config: "wp-config.php", Components: map[string]string{}, TablePrefix: "wp_",
 		Databases: []string{dsn("mysql", d["DB_USER"], d["DB_PASSWORD"], d["DB_HOST"], 0, d["DB_NAME"])}}
+	if p := assigns(src)["table_prefix"]; p != "" {
+		a.TablePrefix = p
+	}
 	if v, err := readFile(dir, "wp-includes/version.php"); err == nil {
 		a.Version = assigns(v)["wp_version"]
 	}

@@ -129,6 +129,10 @@ func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, erro
 		})
 }
 
+func (d mysqlDB) Exec(ctx context.Context, sql string) error {
+	return mysql.Load(ctx, d.c, strings.NewReader(sql))
+}
+
 func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
 	return mysql.Replace(ctx, d.c, dump, verify)
 }
@@ -148,6 +152,10 @@ func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, e
 		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Checksums(ctx, d.c) })
 }
 
+func (d postgresDB) Exec(ctx context.Context, sql string) error {
+	return postgres.Load(ctx, d.c, strings.NewReader(sql))
+}
+
 func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
 	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions})
 }
@@ -164,6 +172,10 @@ func (d sqliteDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, err
 	return dumpWithStats(ctx, w, sqlite.NewRowCounter(),
 		func(ctx context.Context, w io.Writer) error { return sqlite.Dump(ctx, d.c, w) },
 		func(ctx context.Context) ([]cairn.TableStat, error) { return sqlite.Stats(ctx, d.c) })
+}
+
+func (d sqliteDB) Exec(ctx context.Context, sql string) error {
+	return sqlite.Exec(ctx, d.c, sql)
 }
 
 func (d sqliteDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {

@@ -80,6 +80,14 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	return run(ctx, c.Path, nil, w, ".dump")
 }
 
+// Exec runs SQL statements on the database.
+func Exec(ctx context.Context, c Config, sql string) error {
+	if err := c.mustExist(); err != nil {
+		return err
+	}
+	return run(ctx, c.Path, strings.NewReader(sql), io.Discard)
+}
+
 // Stats counts every table's rows, in name order, in one read transaction.
 func Stats(ctx context.Context, c Config) ([]TableStat, error) {
 	if err := c.mustExist(); err != nil {

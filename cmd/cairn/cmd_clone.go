@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -62,6 +63,9 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	}
 	if src.Name == dst.Name {
 		return usagef("clone %s onto itself? Try: cairn restore %s@SEL to roll it back", src.Name, src.Name)
+	}
+	if _, err := actions.Parse(dst.AfterRestore); err != nil {
+		return fmt.Errorf("%s: %w", dst.Name, err)
 	}
 	ro := restoreOptions{to: dst.Name, dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, workers: 8}
 	if dst.Protected && !o.dryRun {

@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/progress"
@@ -157,6 +159,14 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 			return err
 		}
 	}
+	var after []actions.Action
+	if t.env != nil {
+		list, err := actions.Parse(t.env.AfterRestore)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.env.Name, err)
+		}
+		after = list
+	}
 	dbs, err := a.databaseTargets(s, t, o)
 	if err != nil {
 		return err
@@ -165,7 +175,7 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 		return err
 	}
 	if o.only == "db" {
-		return nil
+		return a.afterRestore(ctx, t, after, o)
 	}
 	keep, err := pattern.Compile(t.keep...)
 	if err != nil {
@@ -212,7 +222,41 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	if err != nil {
 		return fmt.Errorf("restore %s to %s: %w", s.ShortID(), t.dir, err)
 	}
-	return a.restoreSummary(s, t.dir, st, o, time.Since(start))
+	if err := a.restoreSummary(s, t.dir, st, o, time.Since(start)); err != nil {
+		return err
+	}
+	if rel != "" {
+		if len(after) > 0 {
+			fmt.Fprintln(a.stderr, "note: after_restore actions are not run for a --path restore")
+		}
+		return nil
+	}
+	return a.afterRestore(ctx, t, after, o)
+}
+
+// afterRestore runs the target environment's after_restore: actions (or
+// prints them, in a dry run).
+func (a *app) afterRestore(ctx context.Context, t restoreTarget, list []actions.Action, o restoreOptions) error {
+	if len(list) == 0 {
+		return nil
+	}
+	if o.dryRun {
+		for _, act := range list {
+			fmt.Fprintf(a.stdout, "after_restore %s: would %s\n", act, actions.Describe(act))
+		}
+		return nil
+	}
+	target := actions.Target{Name: t.env.Name, URL: t.env.URL, Dir: t.dir, DSNs: t.env.Databases}
+	for _, dsn := range t.env.Databases {
+		db, err := database.Open(dsn, database.Options{})
+		if err != nil {
+			return err
+		}
+		target.Databases = append(target.Databases, db)
+	}
+	return actions.Run(ctx, target, list, func(act actions.Action) {
+		fmt.Fprintf(a.stdout, "after_restore %s: done\n", act)
+	})
 }
 
 func (a *app) printChange(asJSON bool) func(files.Change) {

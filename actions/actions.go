@@ -1,0 +1,199 @@
+// Package actions runs an environment's after_restore: list once a restore
+// or a clone has put a copy in place: the chores that make a copy safe to
+// use (no search engines, no mail, a visible banner, no real users) and
+// the site's own (sql: statements, run: commands).
+package actions
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/app"
+)
+
+// Action is one entry of after_restore.
+type Action struct {
+	Kind string // noindex, disable-mail, banner, sanitize-users, sql, run
+	Arg  string // the statement or command of sql: and run:
+}
+
+func (a Action) String() string {
+	if a.Arg != "" {
+		return a.Kind + ": " + a.Arg
+	}
+	return a.Kind
+}
+
+var builtins = map[string]string{
+	"noindex":        "ask search engines not to index the copy (WordPress: blog_public = 0)",
+	"disable-mail":   "stop the copy from sending e-mail (WordPress: a must-use plugin)",
+	"banner":         "show a STAGING banner on every page (WordPress: a must-use plugin)",
+	"sanitize-users": "give every user an address at example.invalid and an unknown password, end all sessions",
+}
+
+// Parse reads an after_restore: list.
+func Parse(list []string) ([]Action, error) {
+	var out []Action
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if kind, arg, ok := strings.Cut(s, ":"); ok && (kind == "sql" || kind == "run") {
+			if strings.TrimSpace(arg) == "" {
+				return nil, fmt.Errorf("%w: after_restore: %q has nothing after the colon", cairn.ErrInvalidArgument, s)
+			}
+			out = append(out, Action{Kind: kind, Arg: strings.TrimSpace(arg)})
+			continue
+		}
+		if _, ok := builtins[s]; !ok {
+			return nil, fmt.Errorf("%w: after_restore: unknown action %q. Try one of: noindex, disable-mail, banner, sanitize-users, \"sql: STATEMENT\", \"run: COMMAND\"", cairn.ErrInvalidArgument, s)
+		}
+		out = append(out, Action{Kind: s})
+	}
+	return out, nil
+}
+
+// Describe says what an action does, for plans.
+func Describe(a Action) string {
+	switch a.Kind {
+	case "sql":
+		return "run SQL on the first database: " + a.Arg
+	case "run":
+		return "run in the files' directory: " + a.Arg
+	}
+	return builtins[a.Kind]
+}
+
+// Target is the copy the actions run on.
+type Target struct {
+	Name      string // SITE/ENV
+	URL       string
+	Dir       string // the files
+	Databases []cairn.Database
+	DSNs      []string // the databases' DSNs, passwords included, for run:
+}
+
+// Run runs the actions in order and stops at the first failure, which
+// names the action. done is called after each action that succeeded.
+func Run(ctx context.Context, t Target, list []Action, done func(Action)) error {
+	var wp *app.App
+	detect := func() (*app.App, error) {
+		if wp == nil {
+			a, err := app.Detect(t.Dir)
+			if err != nil || a.Name != "wordpress" {
+				return nil, fmt.Errorf("this action knows WordPress only, and %s holds no WordPress. Try: a \"sql:\" or \"run:\" action instead", t.Dir)
+			}
+			wp = a
+		}
+		return wp, nil
+	}
+	for _, a := range list {
+		if err := run(ctx, t, a, detect); err != nil {
+			return fmt.Errorf("after_restore %q on %s failed: %w. The restore itself is complete; fix the action and run it by hand, or restore again", a.String(), t.Name, err)
+		}
+		if done != nil {
+			done(a)
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, t Target, a Action, wordpress func() (*app.App, error)) error {
+	switch a.Kind {
+	case "sql":
+		if len(t.Databases) == 0 {
+			return fmt.Errorf("%s has no databases", t.Name)
+		}
+		return t.Databases[0].Exec(ctx, a.Arg)
+	case "run":
+		cmd := exec.CommandContext(ctx, "sh", "-c", a.Arg)
+		cmd.Dir = t.Dir
+		cmd.Env = append(os.Environ(), "CAIRN_ENVIRONMENT="+t.Name, "CAIRN_URL="+t.URL, "CAIRN_FILES="+t.Dir)
+		for i, dsn := range t.DSNs {
+			cmd.Env = append(cmd.Env, fmt.Sprintf("CAIRN_DATABASE_%d=%s", i+1, dsn))
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%w: %s", err, strings.TrimSpace(tail(out)))
+		}
+		return nil
+	}
+	wp, err := wordpress()
+	if err != nil {
+		return err
+	}
+	switch a.Kind {
+	case "noindex":
+		return wpSQL(ctx, t, fmt.Sprintf("UPDATE `%soptions` SET option_value = '0' WHERE option_name = 'blog_public';", wp.TablePrefix))
+	case "sanitize-users":
+		secret := make([]byte, 16)
+		rand.Read(secret) //nolint:errcheck
+		p := wp.TablePrefix
+		// An MD5 of a random secret: WordPress accepts the form, nobody
+		// knows the password. Sessions live in usermeta.
+		return wpSQL(ctx, t, fmt.Sprintf("UPDATE `%susers` SET user_email = CONCAT('user+', ID, '@example.invalid'), user_pass = MD5('%s'), user_activation_key = '';\n"+
+			"DELETE FROM `%susermeta` WHERE meta_key = 'session_tokens';", p, hex.EncodeToString(secret), p))
+	case "disable-mail":
+		return muPlugin(t.Dir, "cairn-disable-mail.php", disableMail)
+	case "banner":
+		return muPlugin(t.Dir, "cairn-banner.php", strings.ReplaceAll(banner, "{{NAME}}", htmlEscape(t.Name)))
+	}
+	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+func wpSQL(ctx context.Context, t Target, sql string) error {
+	if len(t.Databases) == 0 {
+		return fmt.Errorf("%s has no databases", t.Name)
+	}
+	return t.Databases[0].Exec(ctx, sql)
+}
+
+// muPlugin writes a must-use plugin, which WordPress loads before any
+// other and which cannot be switched off from the admin.
+func muPlugin(dir, name, src string) error {
+	mu := filepath.Join(dir, "wp-content", "mu-plugins")
+	if err := os.MkdirAll(mu, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(mu, name), []byte(src), 0o644)
+}
+
+const disableMail = `<?php
+/*
+ * Plugin Name: cairn: no e-mail from this copy
+ * Description: Added by cairn after a restore (after_restore: disable-mail). This copy is not production, so it sends no e-mail.
+ */
+if (!function_exists('wp_mail')) {
+	function wp_mail($to, $subject, $message, $headers = '', $attachments = array()) {
+		return false;
+	}
+}
+add_filter('pre_wp_mail', '__return_false', PHP_INT_MAX);
+`
+
+const banner = `<?php
+/*
+ * Plugin Name: cairn: staging banner
+ * Description: Added by cairn after a restore (after_restore: banner).
+ */
+function cairn_staging_banner() {
+	echo '<div id="cairn-staging-banner" style="position:fixed;z-index:999999;bottom:0;left:0;right:0;background:#b00020;color:#fff;font:bold 14px/1.6 sans-serif;text-align:center;padding:4px">STAGING — not production ({{NAME}})</div>';
+}
+add_action('wp_footer', 'cairn_staging_banner');
+add_action('admin_footer', 'cairn_staging_banner');
+`
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&#39;", `"`, "&quot;").Replace(s)
+}
+
+func tail(b []byte) string {
+	if len(b) > 2048 {
+		b = b[len(b)-2048:]
+	}
+	return string(b)
+}
