@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
+	webapp "github.com/cairn-backup/cairn/app"
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
@@ -231,7 +233,38 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 		}
 		return nil
 	}
+	if err := a.configureApp(s, t, keep, o); err != nil {
+		return err
+	}
 	return a.afterRestore(ctx, t, after, o)
+}
+
+// configureApp points a copy restored onto another environment at that
+// environment's database and URL, in the application's own configuration,
+// unless the target keeps its own (preserve:).
+func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set, o restoreOptions) error {
+	if t.env == nil || t.env.Name == s.Name() || keep.Match("wp-config.php", false) {
+		return nil
+	}
+	target := webapp.Target{URL: t.env.URL}
+	if len(t.env.Databases) > 0 {
+		target.Database = t.env.Databases[0]
+	}
+	changes, err := webapp.Configure(t.dir, target, o.dryRun)
+	if errors.Is(err, webapp.ErrUnknown) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php]", t.dir, err)
+	}
+	verb := "set"
+	if o.dryRun {
+		verb = "would set"
+	}
+	for _, c := range changes {
+		fmt.Fprintf(a.stdout, "%s %s %s = %s\n", c.File, verb, c.Key, c.Value)
+	}
+	return nil
 }
 
 // afterRestore runs the target environment's after_restore: actions (or
