@@ -178,6 +178,7 @@ func cmdPostgres(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	name := strings.ToUpper(args[0])
 	ts.Setenv(name, db)
+	ts.Setenv(name+"_USER", user)
 	ts.Setenv(name+"_DSN", fmt.Sprintf("postgres://%s:%s@127.0.0.1:5432/%s?sslmode=disable", user, pass, db))
 	ts.Setenv(name+"_ROOT", "postgres://postgres@127.0.0.1:5432/"+db+"?sslmode=disable")
 }
