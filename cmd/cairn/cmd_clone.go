@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -107,7 +108,35 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if err != nil {
 		return err
 	}
-	return a.restoreSnapshot(ctx, r, snap, t, ro)
+	if err := a.restoreSnapshot(ctx, r, snap, t, ro); err != nil {
+		return err
+	}
+	if !o.dryRun && dst.URL != "" {
+		a.checkURL(ctx, dst.URL)
+	}
+	return nil
+}
+
+// checkURL fetches the target's URL, if it is reachable from here, and
+// reports the HTTP status: a quick sign the copy serves pages.
+func (a *app) checkURL(ctx context.Context, u string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("User-Agent", "cairn/"+cairn.Version+" (clone check)")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(a.stderr, "note: %s is not reachable from here, so the copy was not checked (%v)\n", u, err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Fprintf(a.stdout, "%s answers HTTP %s\n", u, resp.Status)
+	if resp.StatusCode >= 500 {
+		fmt.Fprintf(a.stderr, "warning: %s answers %s: the copy may not work. Try: look at the web server's error log\n", u, resp.Status)
+	}
 }
 
 // envByName finds SITE/ENV in the config.

@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -359,4 +361,18 @@ func cmdDBTrue(ts *testscript.TestScript, neg bool, args []string) {
 	if ok == neg {
 		ts.Fatalf("%s: %v", args[1], ok)
 	}
+}
+
+// httpserve DIR VAR: serve DIR over HTTP on loopback until the script
+// ends, and set VAR to its URL.
+func cmdHTTPServe(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: httpserve DIR VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	srv := &http.Server{Handler: http.FileServer(http.Dir(ts.MkAbs(args[0]))), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l) //nolint:errcheck
+	ts.Defer(func() { srv.Close() })
+	ts.Setenv(args[1], "http://"+l.Addr().String())
 }

@@ -67,6 +67,7 @@ func TestScripts(t *testing.T) {
 			"nosidedb":  cmdNoSideDB,
 			"expand":    cmdExpand,
 			"dbtrue":    cmdDBTrue,
+			"httpserve": cmdHTTPServe,
 		},
 	})
 }
