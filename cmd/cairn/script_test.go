@@ -68,6 +68,10 @@ func TestScripts(t *testing.T) {
 			"expand":    cmdExpand,
 			"dbtrue":    cmdDBTrue,
 			"httpserve": cmdHTTPServe,
+			"wordpress": cmdWordPress,
+			"wpserve":   cmdWPServe,
+			"fetch":     cmdFetch,
+			"wpoptions": cmdWPOptions,
 		},
 	})
 }
