@@ -84,6 +84,7 @@ define( 'DB_CHARSET', 'utf8mb4' );
 define( 'DB_COLLATE', '' );
 define( 'AUTH_KEY', 'cairn-test-key' );
 define( 'WP_DEBUG', false );
+define( 'DISABLE_WP_CRON', true ); // no background writes racing the test's checks
 $table_prefix = 'wp_';
 if ( ! defined( 'ABSPATH' ) ) {
 	define( 'ABSPATH', __DIR__ . '/' );
