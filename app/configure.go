@@ -21,16 +21,38 @@ type Change struct {
 	File, Key, Value string
 }
 
-// Configure points the copy of a WordPress tree at dir to its own database
-// and URL: DB_NAME, DB_USER, DB_PASSWORD and DB_HOST in wp-config.php, and
-// WP_HOME and WP_SITEURL where the file defines them. The file is rewritten
-// atomically, its mode kept; everything else in it stays as it was. Other
-// applications are not configured yet (ErrUnknown).
-func Configure(dir string, t Target, dryRun bool) ([]Change, error) {
+// ConfigFiles are the files Configure may change, relative to the tree.
+var ConfigFiles = []string{"wp-config.php", ".env"}
+
+// Configure points the copy of an application at dir to its own database
+// and URL. WordPress: DB_NAME, DB_USER, DB_PASSWORD and DB_HOST in
+// wp-config.php, and WP_HOME and WP_SITEURL where the file defines them.
+// Laravel: DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD and
+// APP_URL in .env, where set. The file is rewritten atomically, its mode
+// kept; everything else in it stays as it was. keep tells which files the
+// target keeps as its own (they are left alone). Other applications are
+// not configured yet (ErrUnknown).
+func Configure(dir string, t Target, keep func(file string) bool, dryRun bool) ([]Change, error) {
+	if _, err := os.Stat(filepath.Join(dir, "wp-config.php")); err == nil {
+		if keep("wp-config.php") {
+			return nil, nil
+		}
+		return configureWordPress(dir, t, dryRun)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "artisan")); err == nil {
+		if keep(".env") {
+			return nil, nil
+		}
+		return configureLaravel(dir, t, dryRun)
+	}
+	return nil, fmt.Errorf("%s: %w", dir, ErrUnknown)
+}
+
+func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, "wp-config.php")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, ErrUnknown)
+		return nil, err
 	}
 	src := string(b)
 	values := map[string]string{}
@@ -71,19 +93,93 @@ func Configure(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
+	return changes, replaceFile(path, out)
+}
+
+// replaceFile writes content to path atomically, keeping its mode.
+func replaceFile(path, content string) error {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tmp := path + ".cairn-tmp"
-	if err := os.WriteFile(tmp, []byte(out), st.Mode().Perm()); err != nil {
-		return nil, err
+	if err := os.WriteFile(tmp, []byte(content), st.Mode().Perm()); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return nil, err
+		return err
 	}
-	return changes, nil
+	return nil
+}
+
+// configureLaravel sets the .env keys that are already there.
+func configureLaravel(dir string, t Target, dryRun bool) ([]Change, error) {
+	path := filepath.Join(dir, ".env")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("laravel: %w", err)
+	}
+	values := map[string]string{}
+	if t.Database != "" {
+		u, err := url.Parse(t.Database)
+		if err != nil {
+			return nil, fmt.Errorf("laravel: bad database DSN")
+		}
+		switch u.Scheme {
+		case "mysql", "mariadb", "postgres", "postgresql":
+			pass, _ := u.User.Password()
+			values["DB_HOST"], values["DB_PORT"] = u.Hostname(), u.Port()
+			values["DB_DATABASE"] = strings.Trim(u.Path, "/")
+			values["DB_USERNAME"], values["DB_PASSWORD"] = u.User.Username(), pass
+		case "sqlite":
+			values["DB_DATABASE"] = u.Host + u.Path
+		}
+	}
+	if t.URL != "" {
+		values["APP_URL"] = strings.TrimRight(t.URL, "/")
+	}
+	var changes []Change
+	lines := strings.SplitAfter(string(b), "\n")
+	for i, line := range lines {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		want, set := values[strings.TrimSpace(k)]
+		if !ok || !set || want == "" && strings.TrimSpace(k) == "DB_PORT" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if unquoteEnv(strings.TrimSpace(v)) == want {
+			continue
+		}
+		shown := want
+		if strings.TrimSpace(k) == "DB_PASSWORD" {
+			shown = "(hidden)"
+		}
+		changes = append(changes, Change{File: ".env", Key: strings.TrimSpace(k), Value: shown})
+		nl := ""
+		if strings.HasSuffix(line, "\n") {
+			nl = "\n"
+		}
+		lines[i] = strings.TrimSpace(k) + "=" + quoteEnv(want) + nl
+	}
+	if dryRun || len(changes) == 0 {
+		return changes, nil
+	}
+	return changes, replaceFile(path, strings.Join(lines, ""))
+}
+
+func unquoteEnv(v string) string {
+	if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
+
+// quoteEnv quotes a value when it needs it.
+func quoteEnv(v string) string {
+	if v != "" && !strings.ContainsAny(v, " #\"'\\$") {
+		return v
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`).Replace(v) + `"`
 }
 
 // phpQuote writes s as a single-quoted PHP literal.

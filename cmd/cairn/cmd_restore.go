@@ -243,19 +243,20 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 // environment's database and URL, in the application's own configuration,
 // unless the target keeps its own (preserve:).
 func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set, o restoreOptions) error {
-	if t.env == nil || t.env.Name == s.Name() || keep.Match("wp-config.php", false) {
+	if t.env == nil || t.env.Name == s.Name() {
 		return nil
 	}
 	target := webapp.Target{URL: t.env.URL}
 	if len(t.env.Databases) > 0 {
 		target.Database = t.env.Databases[0]
 	}
-	changes, err := webapp.Configure(t.dir, target, o.dryRun)
+	kept := func(file string) bool { return keep.Match(file, false) }
+	changes, err := webapp.Configure(t.dir, target, kept, o.dryRun)
 	if errors.Is(err, webapp.ErrUnknown) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php]", t.dir, err)
+		return fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php] (or /.env)", t.dir, err)
 	}
 	verb := "set"
 	if o.dryRun {
