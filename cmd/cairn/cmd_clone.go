@@ -81,7 +81,11 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	}
 	defer r.Close(ctx)
 
+	start := time.Now()
+	sum := cloneSummaryJSON{MessageType: "clone_summary", Source: src.Name, Target: dst.Name, DryRun: o.dryRun, Seconds: map[string]float64{}}
+	stage := func(name string, since time.Time) { sum.Seconds[name] = time.Since(since).Seconds() }
 	var snap *cairn.Snapshot
+	t0 := time.Now()
 	if o.from != "" {
 		snap, err = a.pickIn(ctx, r, src.Name+"@"+o.from)
 	} else if o.dryRun {
@@ -95,48 +99,76 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if err != nil {
 		return err
 	}
+	stage("snapshot", t0)
+	sum.Snapshot = snap.ID
 	if !o.dryRun && !o.noSS {
 		if _, err := os.Stat(a.cfg.FilesPath(dst)); err == nil {
+			t0 := time.Now()
 			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name)
 			if err != nil {
 				return fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
 			}
-			fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
+			stage("safety_snapshot", t0)
+			sum.SafetySnapshot = safety.ID
+			if !o.json {
+				fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
+			}
 		}
 	}
 	t, err := a.restoreTarget(snap, ro)
 	if err != nil {
 		return err
 	}
+	t0 = time.Now()
 	if err := a.restoreSnapshot(ctx, r, snap, t, ro); err != nil {
 		return err
 	}
+	stage("restore", t0)
 	if !o.dryRun && dst.URL != "" {
-		a.checkURL(ctx, dst.URL)
+		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json)
+	}
+	stage("total", start)
+	if o.json {
+		return jsonLine(a.stdout, sum)
 	}
 	return nil
 }
 
+// cloneSummaryJSON ends `cairn clone --json`.
+type cloneSummaryJSON struct {
+	MessageType    string             `json:"message_type"` // "clone_summary"
+	Source         string             `json:"source"`
+	Target         string             `json:"target"`
+	DryRun         bool               `json:"dry_run"`
+	Snapshot       string             `json:"snapshot"`
+	SafetySnapshot string             `json:"safety_snapshot,omitempty"`
+	URLStatus      int                `json:"url_status,omitempty"` // 0: not reachable or not checked
+	Seconds        map[string]float64 `json:"seconds"`              // per stage, and total
+}
+
 // checkURL fetches the target's URL, if it is reachable from here, and
 // reports the HTTP status: a quick sign the copy serves pages.
-func (a *app) checkURL(ctx context.Context, u string) {
+func (a *app) checkURL(ctx context.Context, u string, quiet bool) int {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return
+		return 0
 	}
 	req.Header.Set("User-Agent", "cairn/"+cairn.Version+" (clone check)")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "note: %s is not reachable from here, so the copy was not checked (%v)\n", u, err)
-		return
+		return 0
 	}
 	resp.Body.Close()
-	fmt.Fprintf(a.stdout, "%s answers HTTP %s\n", u, resp.Status)
+	if !quiet {
+		fmt.Fprintf(a.stdout, "%s answers HTTP %s\n", u, resp.Status)
+	}
 	if resp.StatusCode >= 500 {
 		fmt.Fprintf(a.stderr, "warning: %s answers %s: the copy may not work. Try: look at the web server's error log\n", u, resp.Status)
 	}
+	return resp.StatusCode
 }
 
 // envByName finds SITE/ENV in the config.

@@ -263,6 +263,10 @@ func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set,
 		verb = "would set"
 	}
 	for _, c := range changes {
+		if o.json {
+			jsonLine(a.stdout, map[string]any{"message_type": "config_change", "file": c.File, "key": c.Key, "value": c.Value, "dry_run": o.dryRun}) //nolint:errcheck
+			continue
+		}
 		fmt.Fprintf(a.stdout, "%s %s %s = %s\n", c.File, verb, c.Key, c.Value)
 	}
 	return nil
@@ -274,9 +278,16 @@ func (a *app) afterRestore(ctx context.Context, t restoreTarget, list []actions.
 	if len(list) == 0 {
 		return nil
 	}
+	report := func(act actions.Action, verb string) {
+		if o.json {
+			jsonLine(a.stdout, map[string]any{"message_type": "action", "action": act.String(), "dry_run": o.dryRun}) //nolint:errcheck
+			return
+		}
+		fmt.Fprintf(a.stdout, "after_restore %s: %s\n", act, verb)
+	}
 	if o.dryRun {
 		for _, act := range list {
-			fmt.Fprintf(a.stdout, "after_restore %s: would %s\n", act, actions.Describe(act))
+			report(act, "would "+actions.Describe(act))
 		}
 		return nil
 	}
@@ -288,9 +299,7 @@ func (a *app) afterRestore(ctx context.Context, t restoreTarget, list []actions.
 		}
 		target.Databases = append(target.Databases, db)
 	}
-	return actions.Run(ctx, target, list, func(act actions.Action) {
-		fmt.Fprintf(a.stdout, "after_restore %s: done\n", act)
-	})
+	return actions.Run(ctx, target, list, func(act actions.Action) { report(act, "done") })
 }
 
 func (a *app) printChange(asJSON bool) func(files.Change) {
