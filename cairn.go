@@ -142,6 +142,10 @@ type SnapshotRequest struct {
 	Exclude           []string // gitignore-style patterns, relative to Path
 	Databases         []Database
 	App               *AppInfo // recorded with the snapshot when not nil
+	// Hints are IDs of snapshots this tree was probably restored from:
+	// files with the same size and time as there are taken from them
+	// without being read, as from an earlier snapshot of the same tree.
+	Hints []string
 }
 
 // Repository is where snapshots live. Implementations are safe for one

@@ -114,3 +114,48 @@ func TestSnapshotFailsWithItsDatabase(t *testing.T) {
 		t.Errorf("listed %d snapshots after a failed dump", len(list))
 	}
 }
+
+// A tree restored from another snapshot may name it as a hint: unchanged
+// files come from it, changed ones are read.
+func TestSnapshotHints(t *testing.T) {
+	ctx := context.Background()
+	opts := testOptions(t, Location{Path: filepath.Join(t.TempDir(), "repo")})
+	if _, err := Init(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	a := t.TempDir()
+	writeTree(t, a, map[string]string{"same.php": "unchanged", "edit.php": "before!"})
+	sa, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "s", Environment: "prod", Path: a}, cairn.NoProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(t.TempDir(), "b")
+	if out, err := exec.Command("cp", "-a", a, b).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	writeTree(t, b, map[string]string{"edit.php": "after!!"}) // same size, new time
+	sb, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "s", Environment: "stage", Path: b, Hints: []string{sa.ID, "nonexistent"}}, cairn.NoProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := r.Root(ctx, sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids, _ := root.Children(ctx)
+	got := map[string]string{}
+	for _, k := range kids {
+		rc, _ := k.Open(ctx)
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		got[k.Name()] = string(b)
+	}
+	if got["same.php"] != "unchanged" || got["edit.php"] != "after!!" {
+		t.Errorf("snapshot with a hint holds %v", got)
+	}
+}

@@ -92,7 +92,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		if err != nil {
 			return err
 		}
-		man, err := r.upload(ctx, w, root, si, p)
+		man, err := r.upload(ctx, w, root, si, req.Hints, p)
 		for _, j := range jobs {
 			j.stop() // a dump kopia did not read to its end ends now
 		}
@@ -132,7 +132,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 	return snap, nil
 }
 
-func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Directory, si snapshot.SourceInfo, p cairn.Progress) (*snapshot.Manifest, error) {
+func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Directory, si snapshot.SourceInfo, hints []string, p cairn.Progress) (*snapshot.Manifest, error) {
 	u := upload.NewUploader(w)
 	prog := &uploadProgress{p: p}
 	u.Progress = prog
@@ -163,6 +163,13 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	previous, err := snapshot.FindPreviousManifests(ctx, w, si, nil)
 	if err != nil {
 		return nil, fmt.Errorf("find previous snapshots: %w", err)
+	}
+	for _, id := range hints {
+		// A tree restored from another snapshot has its files' sizes and
+		// times: kopia may take their contents from it, unread.
+		if m, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id)); err == nil && m.Tags[labelLayout] == layout {
+			previous = append(previous, m)
+		}
 	}
 	stop := context.AfterFunc(ctx, u.Cancel)
 	defer stop()

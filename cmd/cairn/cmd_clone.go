@@ -104,7 +104,9 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if !o.dryRun && !o.noSS {
 		if _, err := os.Stat(a.cfg.FilesPath(dst)); err == nil {
 			t0 := time.Now()
-			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name)
+			// The target's files were most likely cloned from the source:
+			// its snapshot spares rereading those that did not change.
+			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name, snap.ID)
 			if err != nil {
 				return fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
 			}
@@ -194,11 +196,12 @@ func (a *app) pickIn(ctx context.Context, r *repo.Repo, arg string) (*cairn.Snap
 }
 
 // takeSnapshot snapshots an environment from the config.
-func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string) (*cairn.Snapshot, error) {
+func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string, hints ...string) (*cairn.Snapshot, error) {
 	req, err := a.snapshotRequest(name, snapshotOptions{})
 	if err != nil {
 		return nil, err
 	}
+	req.Hints = hints
 	bar := a.bar(label)
 	snap, err := r.Snapshot(ctx, req, bar)
 	bar.Finish()
