@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -20,9 +22,6 @@ type Target struct {
 type Change struct {
 	File, Key, Value string
 }
-
-// ConfigFiles are the files Configure may change, relative to the tree.
-var ConfigFiles = []string{"wp-config.php", ".env"}
 
 // Configure points the copy of an application at dir to its own database
 // and URL. WordPress: DB_NAME, DB_USER, DB_PASSWORD and DB_HOST in
@@ -45,7 +44,118 @@ func Configure(dir string, t Target, keep func(file string) bool, dryRun bool) (
 		}
 		return configureLaravel(dir, t, dryRun)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "elgg-config", "settings.php")); err == nil {
+		if keep("elgg-config/settings.php") {
+			return nil, nil
+		}
+		return configureElgg(dir, t, dryRun)
+	}
+	for _, rel := range []string{"sites/default/settings.php", "web/sites/default/settings.php"} {
+		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+			if keep(rel) {
+				return nil, nil
+			}
+			return configureDrupal(dir, rel, t, dryRun)
+		}
+	}
 	return nil, fmt.Errorf("%s: %w", dir, ErrUnknown)
+}
+
+// dbSettings splits a DSN into the parts applications configure.
+func dbSettings(dsn string) (user, pass, host, port, name string, err error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return "", "", "", "", "", fmt.Errorf("bad database DSN")
+	}
+	pass, _ = u.User.Password()
+	return u.User.Username(), pass, u.Hostname(), u.Port(), strings.Trim(u.Path, "/"), nil
+}
+
+// setLiterals replaces the PHP literals re finds (key in group keyAt,
+// literal in group valAt) within src[from:to] by values, keeping
+// everything else, and reports what changed.
+func setLiterals(src string, from, to int, re *regexp.Regexp, keyAt, valAt int, values map[string]string, file string) (string, []Change) {
+	var changes []Change
+	region := re.ReplaceAllStringFunc(src[from:to], func(m string) string {
+		sub := re.FindStringSubmatch(m)
+		key, lit := sub[keyAt], sub[valAt]
+		v, ok := values[key]
+		if !ok || v == "" && strings.Contains(key, "port") || phpString(lit) == v {
+			return m
+		}
+		if lit[0] != '\'' && lit[0] != '"' { // a number: keep it one
+			if _, err := strconv.Atoi(v); err != nil {
+				return m
+			}
+			changes = append(changes, Change{File: file, Key: key, Value: v})
+			return strings.Replace(m, lit, v, 1)
+		}
+		shown := v
+		if strings.Contains(key, "pass") {
+			shown = "(hidden)"
+		}
+		changes = append(changes, Change{File: file, Key: key, Value: shown})
+		return strings.Replace(m, lit, phpQuote(v), 1)
+	})
+	return src[:from] + region + src[to:], changes
+}
+
+// configureElgg sets $CONFIG->db* and wwwroot in elgg-config/settings.php.
+func configureElgg(dir string, t Target, dryRun bool) ([]Change, error) {
+	rel := "elgg-config/settings.php"
+	path := filepath.Join(dir, rel)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	values := map[string]string{}
+	if t.Database != "" {
+		user, pass, host, port, name, err := dbSettings(t.Database)
+		if err != nil {
+			return nil, err
+		}
+		values["dbuser"], values["dbpass"], values["dbhost"], values["dbport"], values["dbname"] = user, pass, host, port, name
+	}
+	if t.URL != "" {
+		values["wwwroot"] = strings.TrimRight(t.URL, "/") + "/"
+	}
+	src := string(b)
+	out, changes := setLiterals(src, 0, len(src), propRE, 1, 2, values, rel)
+	if dryRun || out == src {
+		return changes, nil
+	}
+	return changes, replaceFile(path, out)
+}
+
+// configureDrupal sets $databases['default']['default'] in settings.php.
+func configureDrupal(dir, rel string, t Target, dryRun bool) ([]Change, error) {
+	path := filepath.Join(dir, rel)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	src := string(b)
+	start := strings.Index(src, "$databases['default']['default']")
+	if start < 0 {
+		start = strings.Index(src, `$databases["default"]["default"]`)
+	}
+	if start < 0 || t.Database == "" {
+		return nil, nil
+	}
+	end := strings.Index(src[start:], ";")
+	if end < 0 {
+		return nil, fmt.Errorf("%s: $databases['default']['default'] does not end", rel)
+	}
+	user, pass, host, port, name, err := dbSettings(t.Database)
+	if err != nil {
+		return nil, err
+	}
+	values := map[string]string{"username": user, "password": pass, "host": host, "port": port, "database": name}
+	out, changes := setLiterals(src, start, start+end, keyRE, 1, 2, values, rel)
+	if dryRun || out == src {
+		return changes, nil
+	}
+	return changes, replaceFile(path, out)
 }
 
 func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {

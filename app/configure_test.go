@@ -3,6 +3,7 @@ package app
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,55 @@ func TestConfigureLaravel(t *testing.T) {
 	// A kept .env is left alone.
 	if ch, _ := Configure(dir, Target{URL: "http://x"}, func(f string) bool { return f == ".env" }, false); len(ch) != 0 {
 		t.Errorf("kept .env changed: %+v", ch)
+	}
+}
+
+func TestConfigureElggDrupal(t *testing.T) {
+	never := func(string) bool { return false }
+	elggDir := tree(t, map[string]string{"elgg-config/settings.php": `<?php
+$CONFIG = new \stdClass;
+$CONFIG->dbuser = 'elgg';
+$CONFIG->dbpass = 'old';
+$CONFIG->dbname = 'elgg_prod';
+$CONFIG->dbhost = 'db1';
+$CONFIG->dbport = 3306;
+$CONFIG->wwwroot = 'https://example.com/';
+$CONFIG->dataroot = '/var/data/elgg/';
+`})
+	if _, err := Configure(elggDir, Target{URL: "https://staging.example.com", Database: "mysql://st:pw@127.0.0.1:3307/elgg_stage"}, never, false); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Detect(elggDir)
+	if err != nil || a.Databases[0] != "mysql://st:pw@127.0.0.1:3307/elgg_stage" {
+		t.Errorf("elgg read back: %+v, %v", a, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(elggDir, "elgg-config", "settings.php"))
+	if got := string(b); !strings.Contains(got, `$CONFIG->wwwroot = 'https://staging.example.com/';`) || !strings.Contains(got, `$CONFIG->dbport = 3307;`) || !strings.Contains(got, `dataroot = '/var/data/elgg/'`) {
+		t.Errorf("elgg settings now:\n%s", got)
+	}
+
+	drupalDir := tree(t, map[string]string{"sites/default/settings.php": `<?php
+$settings['hash_salt'] = 'keep';
+$databases['default']['default'] = array (
+  'database' => 'drupal',
+  'username' => 'drupal',
+  'password' => 'old',
+  'host' => 'db1',
+  'port' => '3306',
+  'driver' => 'mysql',
+  'prefix' => '',
+);
+$settings['file_private_path'] = 'private';
+`})
+	if _, err := Configure(drupalDir, Target{Database: "mysql://st:pw@127.0.0.1:3307/drupal_stage"}, never, false); err != nil {
+		t.Fatal(err)
+	}
+	a, err = Detect(drupalDir)
+	if err != nil || a.Databases[0] != "mysql://st:pw@127.0.0.1:3307/drupal_stage" {
+		t.Errorf("drupal read back: %+v, %v", a, err)
+	}
+	b, _ = os.ReadFile(filepath.Join(drupalDir, "sites", "default", "settings.php"))
+	if got := string(b); !strings.Contains(got, `'driver' => 'mysql'`) || !strings.Contains(got, `$settings['hash_salt'] = 'keep';`) {
+		t.Errorf("drupal settings now:\n%s", got)
 	}
 }
