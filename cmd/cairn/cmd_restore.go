@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -109,7 +110,7 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 		}
 		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...)}
 		if e.Name != s.Name() {
-			t.pairs = movePairs(s, e.URL, t.dir)
+			t.pairs = append(movePairs(s, e.URL, t.dir), sitePairs(a.cfg.Sites[site].Replace)...)
 		}
 	} else {
 		t.dir = name
@@ -133,6 +134,22 @@ func movePairs(s *cairn.Snapshot, url, dir string) []rewrite.Pair {
 		pairs = append(pairs, rewrite.Pair{From: s.Source, To: abs})
 	}
 	return pairs
+}
+
+// sitePairs are a site's replace: pairs, in a stable order.
+func sitePairs(m map[string]string) []rewrite.Pair {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]rewrite.Pair, 0, len(keys))
+	for _, k := range keys {
+		if k != "" {
+			out = append(out, rewrite.Pair{From: k, To: m[k]})
+		}
+	}
+	return out
 }
 
 func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) error {
