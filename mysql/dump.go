@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
@@ -90,6 +91,9 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c)...)
 	cmd.Stdout = w
 	if err := runtool.Run(ctx, cmd); err != nil {
+		if strings.Contains(err.Error(), "Unknown database") {
+			err = fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
+		}
 		return fmt.Errorf("dump %s with %s: %w%s", c, filepath.Base(tool), err, hint(err.Error()))
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
@@ -71,6 +72,9 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 		"--encoding=UTF8", "--no-password")
 	cmd.Env, cmd.Stdout = toolEnv(c, pass), w
 	if err := runtool.Run(ctx, cmd); err != nil {
+		if strings.Contains(err.Error(), "database \""+c.Database+"\" does not exist") {
+			err = fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
+		}
 		return fmt.Errorf("dump %s with pg_dump: %w%s", c, err, hint(err.Error()))
 	}
 	return nil

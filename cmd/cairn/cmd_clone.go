@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -94,7 +95,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 			fmt.Fprintf(a.stderr, "dry run: planning with the latest snapshot of %s (%s); a real clone takes a fresh one\n", src.Name, snap.ShortID())
 		}
 	} else {
-		snap, err = a.takeSnapshot(ctx, r, src.Name, "snapshot "+src.Name)
+		snap, err = a.takeSnapshot(ctx, r, src.Name, "snapshot "+src.Name, takeOptions{})
 	}
 	if err != nil {
 		return err
@@ -106,7 +107,13 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 			t0 := time.Now()
 			// The target's files were most likely cloned from the source:
 			// its snapshot spares rereading those that did not change.
-			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name, snap.ID)
+			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name, takeOptions{hints: []string{snap.ID}})
+			if errors.Is(err, cairn.ErrNotFound) {
+				// A database the target does not have yet holds nothing
+				// to keep: the clone will create it.
+				fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name)
+				safety, err = a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name, takeOptions{hints: []string{snap.ID}, noDB: true})
+			}
 			if err != nil {
 				return fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
 			}
@@ -196,12 +203,18 @@ func (a *app) pickIn(ctx context.Context, r *repo.Repo, arg string) (*cairn.Snap
 }
 
 // takeSnapshot snapshots an environment from the config.
-func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string, hints ...string) (*cairn.Snapshot, error) {
-	req, err := a.snapshotRequest(name, snapshotOptions{})
+// takeOptions tune takeSnapshot.
+type takeOptions struct {
+	hints []string // see cairn.SnapshotRequest.Hints
+	noDB  bool     // files only
+}
+
+func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string, o takeOptions) (*cairn.Snapshot, error) {
+	req, err := a.snapshotRequest(name, snapshotOptions{noDB: o.noDB})
 	if err != nil {
 		return nil, err
 	}
-	req.Hints = hints
+	req.Hints = o.hints
 	bar := a.bar(label)
 	snap, err := r.Snapshot(ctx, req, bar)
 	bar.Finish()

@@ -92,7 +92,7 @@ func cmdMariaDB(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Defer(func() {
 		root.Exec("DROP DATABASE IF EXISTS " + db)
-		rows, err := root.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", db+"\\_cairn\\_%")
+		rows, err := root.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", db+"\\_%") // side and derived databases
 		if err == nil {
 			var side []string
 			for rows.Next() {
