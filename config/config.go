@@ -77,7 +77,19 @@ type Environment struct {
 	Exclude      []string `yaml:"exclude"`
 	Preserve     []string `yaml:"preserve"`
 	AfterRestore []string `yaml:"after_restore"`
+	// Config sets settings in the environment's own files after a restore
+	// onto it (for what cairn does not configure by itself).
+	Config []ConfigRule `yaml:"config"`
 	Protected    bool     `yaml:"protected"`
+}
+
+// ConfigRule sets Key to Value in File (relative to the environment's
+// files): a PHP define() or $variable, a .env line, an ini/conf or YAML
+// top-level key.
+type ConfigRule struct {
+	File  string `yaml:"file"`
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
 }
 
 // Find returns the configuration file to use: flag, then $CAIRN_CONFIG, then
@@ -233,6 +245,12 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 	case t.Kind() == reflect.Struct || t.Kind() == reflect.Map:
 		if n.Kind != yaml.MappingNode && !(n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 			return fmt.Errorf("%s:%d: %s: expected a mapping of keys to values", file, n.Line, path)
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			if err := checkKeys(file, item, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.ScalarNode && n.Tag != "!!null":
 		return fmt.Errorf("%s:%d: %s: expected a list, e.g. [%s]", file, n.Line, path, n.Value)

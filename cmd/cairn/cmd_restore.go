@@ -260,21 +260,48 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 // environment's database and URL, in the application's own configuration,
 // unless the target keeps its own (preserve:).
 func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set, o restoreOptions) error {
-	if t.env == nil || t.env.Name == s.Name() {
+	if t.env == nil {
 		return nil
 	}
+	kept := func(file string) bool { return keep.Match(file, false) }
+	var changes []webapp.Change
+	if t.env.Name != s.Name() {
+		c, err := a.pointApp(t, kept, o)
+		if err != nil {
+			return err
+		}
+		changes = c
+	}
+	var rules []webapp.Setting
+	for _, r := range t.env.Config {
+		rules = append(rules, webapp.Setting{File: r.File, Key: r.Key, Value: r.Value})
+	}
+	c, err := webapp.Set(t.dir, rules, kept, o.dryRun)
+	changes = append(changes, c...)
+	a.printChanges(changes, o)
+	if err != nil {
+		return fmt.Errorf("%s: %w. Try: fix the config: rule in %s", t.env.Name, err, a.cfg.File)
+	}
+	return nil
+}
+
+// pointApp points the application's own configuration at the target.
+func (a *app) pointApp(t restoreTarget, kept func(string) bool, o restoreOptions) ([]webapp.Change, error) {
 	target := webapp.Target{URL: t.env.URL}
 	if len(t.env.Databases) > 0 {
 		target.Database = t.env.Databases[0]
 	}
-	kept := func(file string) bool { return keep.Match(file, false) }
 	changes, err := webapp.Configure(t.dir, target, kept, o.dryRun)
 	if errors.Is(err, webapp.ErrUnknown) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php] (or /.env)", t.dir, err)
+		return nil, fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php] (or /.env)", t.dir, err)
 	}
+	return changes, nil
+}
+
+func (a *app) printChanges(changes []webapp.Change, o restoreOptions) {
 	verb := "set"
 	if o.dryRun {
 		verb = "would set"
@@ -286,7 +313,6 @@ func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set,
 		}
 		fmt.Fprintf(a.stdout, "%s %s %s = %s\n", c.File, verb, c.Key, c.Value)
 	}
-	return nil
 }
 
 // afterRestore runs the target environment's after_restore: actions (or
