@@ -38,12 +38,23 @@ func Run(ctx context.Context, cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
+	drained, drainWait, err := drain(cmd)
+	if err != nil {
+		started()
+		wait() //nolint:errcheck
+		return err
+	}
 	runErr := cmd.Start()
 	started()
+	drained()
+	drainErr := drainWait() // the tool has closed its stdout when it exits
 	if runErr == nil {
 		runErr = cmd.Wait()
 	}
 	feedErr := wait()
+	if feedErr == nil && drainErr != nil && runErr == nil {
+		feedErr = drainErr
+	}
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", cmd.Args[0], ctx.Err())
@@ -95,6 +106,45 @@ func feed(cmd *exec.Cmd) (started func(), wait func() error, err error) {
 		<-done
 		return readErr
 	}, nil
+}
+
+// drain replaces a stdout that is not a file by a pipe with a large
+// buffer, read in large blocks (the tool writes in small ones): fewer
+// wake-ups for both. Call started once the tool has started (or failed
+// to); wait returns once the tool has closed its stdout and everything
+// it wrote was handed to the original stdout, with that writer's error.
+func drain(cmd *exec.Cmd) (started func(), wait func() error, err error) {
+	dst := cmd.Stdout
+	if _, isFile := dst.(*os.File); dst == nil || isFile {
+		return func() {}, func() error { return nil }, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	unix.FcntlInt(pr.Fd(), unix.F_SETPIPE_SZ, pipeSize) //nolint:errcheck // a smaller pipe works too
+	cmd.Stdout = pw
+	var writeErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer pr.Close()
+		buf := make([]byte, pipeSize)
+		for {
+			n, err := pr.Read(buf)
+			if n > 0 && writeErr == nil {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					writeErr = werr
+					pr.Close() // the tool gets EPIPE and stops
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() { pw.Close() }, func() error { <-done; return writeErr }, nil
 }
 
 // errWriter remembers a write failure, to tell it from a read failure.

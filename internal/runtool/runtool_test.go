@@ -68,3 +68,28 @@ func TestRunStdin(t *testing.T) {
 		t.Errorf("wc -c = %q, %v", out.String(), err)
 	}
 }
+
+type failingWriter struct{ n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, errors.New("repository full")
+	}
+	return len(p), nil
+}
+
+func TestRunStdout(t *testing.T) {
+	ctx := context.Background()
+	var out strings.Builder
+	cmd := exec.CommandContext(ctx, "sh", "-c", "head -c 5000001 /dev/zero | tr '\\0' x")
+	cmd.Stdout = &out
+	if err := Run(ctx, cmd); err != nil || out.Len() != 5000001 {
+		t.Errorf("got %d bytes, %v", out.Len(), err)
+	}
+	// A stdout that fails stops the tool, and the run fails.
+	cmd = exec.CommandContext(ctx, "sh", "-c", "head -c 50000000 /dev/zero")
+	cmd.Stdout = &failingWriter{n: 3 << 20}
+	if err := Run(ctx, cmd); err == nil {
+		t.Error("a failing stdout went unnoticed")
+	}
+}
