@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cairn-backup/cairn"
@@ -15,5 +14,3 @@ var (
 func errBadPattern(p string) error {
 	return fmt.Errorf("%w: bad table pattern %q", cairn.ErrInvalidArgument, p)
 }
-
-var _ = errors.New

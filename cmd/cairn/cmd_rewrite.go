@@ -9,12 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/rewrite"
 )
 
@@ -171,7 +170,7 @@ func printRewriteReport(w io.Writer, rep *rewrite.Report, o rewriteOptions) erro
 		values += c.Values
 		total += c.Replacements
 	}
-	fmt.Fprintf(w, "%s %d match(es) in %d value(s); %d lines, %s read\n", verb, total, values, rep.Lines, humanBytes(rep.BytesIn))
+	fmt.Fprintf(w, "%s %d match(es) in %d value(s); %d lines, %s read\n", verb, total, values, rep.Lines, progress.Bytes(rep.BytesIn))
 	if len(rep.Counts) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TABLE\tCOLUMN\tVALUES\tMATCHES")
@@ -217,9 +216,3 @@ func rewriteReportJSON(r *rewrite.Report, dry bool) rewriteJSON {
 	}
 	return out
 }
-
-func humanBytes(n int64) string {
-	return strings.TrimSpace(fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)))
-}
-
-var _ = cairn.ErrInvalidArgument
