@@ -38,9 +38,11 @@ func (a *app) rootCommand() *cobra.Command {
 		Use:   "cairn",
 		Short: "Snapshot, restore and clone whole web sites",
 		Long: `cairn keeps web sites safe and reproducible: it snapshots a site's files
-(and, in later versions, its databases) into a deduplicated, encrypted
-repository on local disk or S3-compatible storage, and restores any snapshot
-whole or in part.
+and databases, at one moment, into a deduplicated, encrypted repository on
+local disk or S3-compatible storage; restores any snapshot whole or in part;
+clones production to staging in one command (URLs rewritten in the
+databases, PHP-serialized and JSON data included); and rewrites SQL dumps
+safely on their own.
 
 Configuration is read from --config, else $CAIRN_CONFIG, else ./cairn.yaml.
 Without one, cairn uses a local repository in your data directory and a
