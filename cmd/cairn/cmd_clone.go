@@ -91,6 +91,9 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		snap, err = a.pickIn(ctx, r, src.Name+"@"+o.from)
 	} else if o.dryRun {
 		snap, err = a.pickIn(ctx, r, src.Name+"@latest")
+		if errors.Is(err, cairn.ErrNotFound) {
+			return a.outlineClone(src, dst)
+		}
 		if err == nil {
 			fmt.Fprintf(a.stderr, "dry run: planning with the latest snapshot of %s (%s); a real clone takes a fresh one\n", src.Name, snap.ShortID())
 		}
@@ -178,6 +181,28 @@ func (a *app) checkURL(ctx context.Context, u string, quiet bool) int {
 		fmt.Fprintf(a.stderr, "warning: %s answers %s: the copy may not work. Try: look at the web server's error log\n", u, resp.Status)
 	}
 	return resp.StatusCode
+}
+
+// outlineClone prints what a clone would do when there is no snapshot of
+// the source to plan the details with.
+func (a *app) outlineClone(src, dst *config.Environment) error {
+	fmt.Fprintf(a.stderr, "dry run: %s has no snapshot yet, so this is an outline; a snapshot first gives the full plan (files and tables)\n", src.Name)
+	fmt.Fprintf(a.stdout, "would snapshot %s (files %s, %d database(s))\n", src.Name, a.cfg.FilesPath(src), len(src.Databases))
+	fmt.Fprintf(a.stdout, "would take a safety snapshot of %s\n", dst.Name)
+	if src.URL != "" && dst.URL != "" && src.URL != dst.URL {
+		fmt.Fprintf(a.stdout, "rewrite %s → %s\n", strings.TrimRight(src.URL, "/"), strings.TrimRight(dst.URL, "/"))
+	}
+	for i, dsn := range src.Databases {
+		if i < len(dst.Databases) {
+			fmt.Fprintf(a.stdout, "database %s → %s: would load into a scratch database and swap it in\n", cairn.RedactDSN(dsn), cairn.RedactDSN(dst.Databases[i]))
+		}
+	}
+	fmt.Fprintf(a.stdout, "would sync files %s → %s, keeping %v\n", a.cfg.FilesPath(src), a.cfg.FilesPath(dst), append(append([]string(nil), dst.Exclude...), dst.Preserve...))
+	list, _ := actions.Parse(dst.AfterRestore)
+	for _, act := range list {
+		fmt.Fprintf(a.stdout, "after_restore %s: would %s\n", act, actions.Describe(act))
+	}
+	return nil
 }
 
 // envByName finds SITE/ENV in the config.
