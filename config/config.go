@@ -79,8 +79,8 @@ type Environment struct {
 	AfterRestore []string `yaml:"after_restore"`
 	// Config sets settings in the environment's own files after a restore
 	// onto it (for what cairn does not configure by itself).
-	Config []ConfigRule `yaml:"config"`
-	Protected    bool     `yaml:"protected"`
+	Config    []ConfigRule `yaml:"config"`
+	Protected bool         `yaml:"protected"`
 }
 
 // ConfigRule sets Key to Value in File (relative to the environment's
