@@ -1,23 +1,9 @@
 package rewrite
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 )
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
 
 // MySQL rewrites a mysqldump or mariadb-dump stream from in to out. Only
 // the string values of INSERT statements are rewritten (one statement on a
@@ -26,76 +12,51 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // without a match passes through without being parsed: mysqldump escapes
 // newlines inside strings, so every line of an INSERT is whole rows.
 func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
-	cr := &countingReader{r: in}
-	br := bufio.NewReaderSize(cr, lineBuffer)
-	bw := &countingWriter{w: bufio.NewWriterSize(out, 256<<10)}
 	columns := map[string][]string{}
 	var creating string  // the table whose CREATE TABLE is being read
 	var ins *mysqlInsert // the INSERT statement being read
-	long := false        // inside a line longer than the buffer
-	for {
-		piece, err := br.ReadSlice('\n')
-		if len(piece) > 0 {
-			start := !long
-			long = errors.Is(err, bufio.ErrBufferFull)
-			whole := start && !long
-			lineEnd := !long
-			if start {
-				w.report.Lines++
+	handle := func(bw *countingWriter, p piece) {
+		switch {
+		case ins != nil:
+			ins.piece(p.b, p.whole, p.end)
+		case p.start && bytes.HasPrefix(p.b, insertInto):
+			table, rest, ok := tableName(p.b[len(insertInto)-1:])
+			if !ok || !bytes.HasPrefix(rest, valuesKeyword) || len(rest) == len(valuesKeyword) || (rest[len(valuesKeyword)] != ' ' && rest[len(valuesKeyword)] != '\n') {
+				w.place(&w.report.Unparsed, Place{Table: table, Line: w.report.Lines, Reason: "INSERT without VALUES, or with a column list: passed through"})
+				bw.Write(p.b)
+				return
 			}
-			switch {
-			case ins != nil:
-				ins.piece(piece, whole, lineEnd)
-			case start && bytes.HasPrefix(piece, insertInto):
-				table, rest, ok := tableName(piece[len(insertInto)-1:])
-				if !ok || !bytes.HasPrefix(rest, valuesKeyword) || len(rest) == len(valuesKeyword) || (rest[len(valuesKeyword)] != ' ' && rest[len(valuesKeyword)] != '\n') {
-					w.place(&w.report.Unparsed, Place{Table: table, Line: w.report.Lines, Reason: "INSERT without VALUES, or with a column list: passed through"})
-					bw.Write(piece)
-					break
-				}
-				head := len(piece) - len(rest) + len(valuesKeyword) + 1
-				bw.Write(piece[:head])
-				ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], line: w.report.Lines, passThrough: !w.selected(table)}
-				ins.piece(piece[head:], whole, lineEnd)
-			case start && bytes.HasPrefix(piece, createTable):
-				if t, _, ok := tableName(piece[len(createTable)-1:]); ok {
-					creating, columns[t] = t, nil
-				}
-				bw.Write(piece)
-			case start && creating != "" && bytes.HasPrefix(piece, []byte("  `")):
-				if c, _, ok := tableName(piece[2:]); ok {
-					columns[creating] = append(columns[creating], c)
-				}
-				bw.Write(piece)
-			default:
-				if start && creating != "" && bytes.HasPrefix(piece, []byte(")")) {
-					creating = ""
-				}
-				bw.Write(piece)
+			head := len(p.b) - len(rest) + len(valuesKeyword) + 1
+			bw.Write(p.b[:head])
+			ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], line: w.report.Lines, passThrough: !w.selected(table)}
+			ins.piece(p.b[head:], p.whole, p.end)
+		case p.start && bytes.HasPrefix(p.b, createTable):
+			if t, _, ok := tableName(p.b[len(createTable)-1:]); ok {
+				creating, columns[t] = t, nil
 			}
-			if ins != nil && ins.done {
-				ins = nil
+			bw.Write(p.b)
+		case p.start && creating != "" && bytes.HasPrefix(p.b, []byte("  `")):
+			if c, _, ok := tableName(p.b[2:]); ok {
+				columns[creating] = append(columns[creating], c)
 			}
+			bw.Write(p.b)
+		default:
+			if p.start && creating != "" && bytes.HasPrefix(p.b, []byte(")")) {
+				creating = ""
+			}
+			bw.Write(p.b)
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, err
+		if ins != nil && ins.done {
+			ins = nil
 		}
 	}
-	if ins != nil {
-		ins.flush()
-		w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
+	atEnd := func() {
+		if ins != nil {
+			ins.flush()
+			w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
+		}
 	}
-	if bw.err != nil {
-		return nil, bw.err
-	}
-	if err := bw.w.(*bufio.Writer).Flush(); err != nil {
-		return nil, err
-	}
-	w.report.BytesIn, w.report.BytesOut = cr.n, bw.n
-	return w.finish(), nil
+	return w.stream(in, out, handle, atEnd)
 }
 
 var (
@@ -124,23 +85,6 @@ func tableName(b []byte) (string, []byte, bool) {
 		return string(name), b[i+1:], true
 	}
 	return "", nil, false
-}
-
-// countingWriter counts bytes and keeps the first error.
-type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
 }
 
 // mysqlInsert rewrites the values of one INSERT statement, fed in pieces

@@ -1,9 +1,7 @@
 package rewrite
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"strings"
 )
@@ -13,87 +11,63 @@ import (
 // (pg_dump --inserts). Everything else, function bodies and their
 // dollar-quoted strings included, passes through byte for byte.
 func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
-	cr := &countingReader{r: in}
-	br := bufio.NewReaderSize(cr, lineBuffer)
-	bw := &countingWriter{w: bufio.NewWriterSize(out, 256<<10)}
 	var cp *copyRows  // inside a COPY block
 	var ins *pgInsert // inside an INSERT statement
 	columns := map[string][]string{}
 	creating := "" // the table whose CREATE TABLE is being read
-	long := false
-	for {
-		piece, err := br.ReadSlice('\n')
-		if len(piece) > 0 {
-			start := !long
-			long = errors.Is(err, bufio.ErrBufferFull)
-			whole := start && !long
-			if start {
-				w.report.Lines++
+	handle := func(bw *countingWriter, p piece) {
+		switch {
+		case cp != nil:
+			if p.start && (bytes.Equal(p.b, []byte("\\.\n")) || bytes.Equal(p.b, []byte("\\."))) {
+				cp = nil
+				bw.Write(p.b)
+				return
 			}
-			switch {
-			case cp != nil:
-				if start && (bytes.Equal(piece, []byte("\\.\n")) || bytes.Equal(piece, []byte("\\."))) {
-					cp = nil
-					bw.Write(piece)
-					break
-				}
-				if start {
-					cp.line = w.report.Lines
-				}
-				cp.piece(piece, whole, !long)
-			case ins != nil:
-				ins.piece(piece, whole)
-			case start && bytes.HasPrefix(piece, []byte("COPY ")) && bytes.HasSuffix(bytes.TrimRight(piece, "\n"), []byte(" FROM stdin;")):
-				table, cols := copyHeader(string(bytes.TrimRight(piece, "\n")))
-				cp = &copyRows{w: w, out: bw, table: table, cols: cols, pass: !w.selected(table) || !w.selected(unqualified(table))}
-				bw.Write(piece)
-			case start && bytes.HasPrefix(piece, []byte("INSERT INTO ")):
-				rest := string(piece[len("INSERT INTO "):])
-				table := insertTable(rest)
-				cols := columns[table]
-				if list, ok := insertColumns(rest[min(len(rest), len(table)):]); ok {
-					cols = list
-				}
-				ins = &pgInsert{w: w, out: bw, table: table, cols: cols, line: w.report.Lines, pass: !w.selected(table) || !w.selected(unqualified(table))}
-				ins.piece(piece, whole)
-			case start && bytes.HasPrefix(piece, []byte("CREATE TABLE ")) && bytes.HasSuffix(bytes.TrimRight(piece, "\n"), []byte(" (")):
-				creating = unquoteIdent(strings.TrimSuffix(strings.TrimPrefix(string(bytes.TrimRight(piece, "\n")), "CREATE TABLE "), " ("))
-				columns[creating] = nil
-				bw.Write(piece)
-			case start && creating != "" && bytes.HasPrefix(piece, []byte("    ")):
-				if name := columnIdent(string(piece[4:])); name != "" {
-					columns[creating] = append(columns[creating], name)
-				}
-				bw.Write(piece)
-			default:
-				if start && creating != "" && bytes.HasPrefix(piece, []byte(")")) {
-					creating = ""
-				}
-				bw.Write(piece)
+			if p.start {
+				cp.line = w.report.Lines
 			}
-			if ins != nil && ins.done {
-				ins = nil
+			cp.piece(p.b, p.whole, p.end)
+		case ins != nil:
+			ins.piece(p.b, p.whole)
+		case p.start && bytes.HasPrefix(p.b, []byte("COPY ")) && bytes.HasSuffix(bytes.TrimRight(p.b, "\n"), []byte(" FROM stdin;")):
+			table, cols := copyHeader(string(bytes.TrimRight(p.b, "\n")))
+			cp = &copyRows{w: w, out: bw, table: table, cols: cols, pass: !w.selected(table) || !w.selected(unqualified(table))}
+			bw.Write(p.b)
+		case p.start && bytes.HasPrefix(p.b, []byte("INSERT INTO ")):
+			rest := string(p.b[len("INSERT INTO "):])
+			table := insertTable(rest)
+			cols := columns[table]
+			if list, ok := insertColumns(rest[min(len(rest), len(table)):]); ok {
+				cols = list
 			}
+			ins = &pgInsert{w: w, out: bw, table: table, cols: cols, line: w.report.Lines, pass: !w.selected(table) || !w.selected(unqualified(table))}
+			ins.piece(p.b, p.whole)
+		case p.start && bytes.HasPrefix(p.b, []byte("CREATE TABLE ")) && bytes.HasSuffix(bytes.TrimRight(p.b, "\n"), []byte(" (")):
+			creating = unquoteIdent(strings.TrimSuffix(strings.TrimPrefix(string(bytes.TrimRight(p.b, "\n")), "CREATE TABLE "), " ("))
+			columns[creating] = nil
+			bw.Write(p.b)
+		case p.start && creating != "" && bytes.HasPrefix(p.b, []byte("    ")):
+			if name := columnIdent(string(p.b[4:])); name != "" {
+				columns[creating] = append(columns[creating], name)
+			}
+			bw.Write(p.b)
+		default:
+			if p.start && creating != "" && bytes.HasPrefix(p.b, []byte(")")) {
+				creating = ""
+			}
+			bw.Write(p.b)
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, err
+		if ins != nil && ins.done {
+			ins = nil
 		}
 	}
-	if ins != nil {
-		ins.flush()
-		w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
+	atEnd := func() {
+		if ins != nil {
+			ins.flush()
+			w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
+		}
 	}
-	if bw.err != nil {
-		return nil, bw.err
-	}
-	if err := bw.w.(*bufio.Writer).Flush(); err != nil {
-		return nil, err
-	}
-	w.report.BytesIn, w.report.BytesOut = cr.n, bw.n
-	return w.finish(), nil
+	return w.stream(in, out, handle, atEnd)
 }
 
 // copyHeader reads `COPY schema.table (a, "b c") FROM stdin;`.

@@ -10,6 +10,9 @@
 package rewrite
 
 import (
+	"bufio"
+	"errors"
+	"io"
 	"path"
 	"sort"
 	"strconv"
@@ -188,4 +191,80 @@ func columnName(cols []string, i int) string {
 		return cols[i]
 	}
 	return "#" + strconv.Itoa(i+1)
+}
+
+// piece is a dump's next piece: a whole line, or a part of a line longer
+// than the buffer.
+type piece struct {
+	b     []byte
+	start bool // the piece starts a line
+	whole bool // the piece is a whole line
+	end   bool // the piece ends its line
+}
+
+// stream reads a dump in pieces and hands each to handle, which writes to
+// the output; atEnd runs after the last piece. It counts lines and bytes
+// and returns the report.
+func (w *Rewriter) stream(in io.Reader, out io.Writer, handle func(*countingWriter, piece), atEnd func()) (*Report, error) {
+	cr := &countingReader{r: in}
+	br := bufio.NewReaderSize(cr, lineBuffer)
+	buf := bufio.NewWriterSize(out, 256<<10)
+	bw := &countingWriter{w: buf}
+	long := false // inside a line longer than the buffer
+	for {
+		b, err := br.ReadSlice('\n')
+		if len(b) > 0 {
+			p := piece{b: b, start: !long}
+			long = errors.Is(err, bufio.ErrBufferFull)
+			p.whole, p.end = p.start && !long, !long
+			if p.start {
+				w.report.Lines++
+			}
+			handle(bw, p)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, err
+		}
+	}
+	atEnd()
+	if bw.err != nil {
+		return nil, bw.err
+	}
+	if err := buf.Flush(); err != nil {
+		return nil, err
+	}
+	w.report.BytesIn, w.report.BytesOut = cr.n, bw.n
+	return w.finish(), nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// countingWriter counts bytes and keeps the first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
 }
