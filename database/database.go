@@ -29,7 +29,7 @@ type Options struct {
 func Open(dsn string, o Options) (cairn.Database, error) {
 	scheme, _, ok := strings.Cut(dsn, "://")
 	if !ok {
-		return nil, fmt.Errorf("%w: %s is not a database DSN. Try: mysql://user:pass@host/db, postgres://user:pass@host/db or sqlite:///path/to/file.db", cairn.ErrInvalidArgument, Redact(dsn))
+		return nil, fmt.Errorf("%w: %s is not a database DSN. Try: mysql://user:pass@host/db, postgres://user:pass@host/db or sqlite:///path/to/file.db", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
 	switch strings.ToLower(scheme) {
 	case "mysql", "mariadb":
@@ -51,11 +51,8 @@ func Open(dsn string, o Options) (cairn.Database, error) {
 		}
 		return sqliteDB{c}, nil
 	}
-	return nil, fmt.Errorf("%w: %s: unknown database engine %q (known: mysql, mariadb, postgres, postgresql, sqlite)", cairn.ErrInvalidArgument, Redact(dsn), scheme)
+	return nil, fmt.Errorf("%w: %s: unknown database engine %q (known: mysql, mariadb, postgres, postgresql, sqlite)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), scheme)
 }
-
-// Redact removes the password from a DSN for messages.
-func Redact(dsn string) string { return cairn.RedactDSN(dsn) }
 
 // counter is a RowCounter of one engine.
 type counter interface {

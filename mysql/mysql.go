@@ -35,7 +35,7 @@ func ParseDSN(dsn string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: database DSN: %v", cairn.ErrInvalidArgument, redactErr(err, dsn))
 	}
 	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
-		return Config{}, fmt.Errorf("%w: %s: not a mysql:// or mariadb:// DSN", cairn.ErrInvalidArgument, Redact(dsn))
+		return Config{}, fmt.Errorf("%w: %s: not a mysql:// or mariadb:// DSN", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
 	c := Config{Port: 3306, Database: strings.Trim(u.Path, "/")}
 	if u.User != nil {
@@ -44,12 +44,12 @@ func ParseDSN(dsn string) (Config, error) {
 		c.Password = cairn.Secret(p)
 	}
 	if c.Database == "" || strings.Contains(c.Database, "/") {
-		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. mysql://user@host/wordpress", cairn.ErrInvalidArgument, Redact(dsn))
+		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. mysql://user@host/wordpress", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
 	c.Host = u.Hostname()
 	if p := u.Port(); p != "" {
 		if c.Port, err = strconv.Atoi(p); err != nil || c.Port <= 0 || c.Port > 65535 {
-			return Config{}, fmt.Errorf("%w: %s: bad port %q", cairn.ErrInvalidArgument, Redact(dsn), p)
+			return Config{}, fmt.Errorf("%w: %s: bad port %q", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), p)
 		}
 	}
 	for key, vals := range u.Query() {
@@ -57,7 +57,7 @@ func ParseDSN(dsn string) (Config, error) {
 		case "socket":
 			c.Socket = vals[0]
 		default:
-			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: socket)", cairn.ErrInvalidArgument, Redact(dsn), key)
+			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: socket)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), key)
 		}
 	}
 	if c.Host == "" && c.Socket == "" {
@@ -80,13 +80,10 @@ func (c Config) String() string {
 	return u.String()
 }
 
-// Redact removes the password from a DSN for messages.
-func Redact(dsn string) string { return cairn.RedactDSN(dsn) }
-
 func redactErr(err error, dsn string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return errors.New(strings.ReplaceAll(ue.Err.Error(), dsn, Redact(dsn)))
+		return errors.New(strings.ReplaceAll(ue.Err.Error(), dsn, cairn.RedactDSN(dsn)))
 	}
 	return err
 }

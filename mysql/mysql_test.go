@@ -47,7 +47,7 @@ func TestParseDSN(t *testing.T) {
 	if s := c.String(); strings.Contains(s, "s3cret") || s != "mysql://wp@db1:3306/wordpress" {
 		t.Errorf("String() = %q", s)
 	}
-	if r := Redact("mysql://wp:s3cret@db1/wordpress"); strings.Contains(r, "s3cret") {
+	if r := cairn.RedactDSN("mysql://wp:s3cret@db1/wordpress"); strings.Contains(r, "s3cret") {
 		t.Errorf("Redact = %q", r)
 	}
 }

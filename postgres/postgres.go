@@ -33,7 +33,7 @@ func ParseDSN(dsn string) (Config, error) {
 		return Config{}, fmt.Errorf("%w: database DSN is not a URL", cairn.ErrInvalidArgument)
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return Config{}, fmt.Errorf("%w: %s: not a postgres:// DSN", cairn.ErrInvalidArgument, Redact(dsn))
+		return Config{}, fmt.Errorf("%w: %s: not a postgres:// DSN", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
 	c := Config{Port: 5432, Host: u.Hostname(), Database: strings.Trim(u.Path, "/")}
 	if u.User != nil {
@@ -42,14 +42,14 @@ func ParseDSN(dsn string) (Config, error) {
 		c.Password = cairn.Secret(p)
 	}
 	if c.Database == "" || strings.Contains(c.Database, "/") {
-		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. postgres://user@host/app", cairn.ErrInvalidArgument, Redact(dsn))
+		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. postgres://user@host/app", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
 	if p := u.Port(); p != "" {
 		if c.Port, err = strconv.Atoi(p); err != nil || c.Port <= 0 || c.Port > 65535 {
-			return Config{}, fmt.Errorf("%w: %s: bad port %q", cairn.ErrInvalidArgument, Redact(dsn), p)
+			return Config{}, fmt.Errorf("%w: %s: bad port %q", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), p)
 		}
 	}
 	for key, vals := range u.Query() {
@@ -57,7 +57,7 @@ func ParseDSN(dsn string) (Config, error) {
 		case "sslmode":
 			c.SSLMode = vals[0]
 		default:
-			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: sslmode)", cairn.ErrInvalidArgument, Redact(dsn), key)
+			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: sslmode)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), key)
 		}
 	}
 	return c, nil
@@ -74,6 +74,3 @@ func (c Config) String() string {
 	}
 	return u.String()
 }
-
-// Redact removes the password from a DSN for messages.
-func Redact(dsn string) string { return cairn.RedactDSN(dsn) }

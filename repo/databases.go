@@ -185,17 +185,6 @@ func (j *dumpJob) info() cairn.DatabaseInfo {
 	return in
 }
 
-type countWriter struct {
-	w io.Writer
-	n *atomic.Int64
-}
-
-func (c countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
 // chunks hands the dump's chunks to kopia as files, in order: kopia then
 // hashes, compresses and uploads them in parallel. The dump starts at the
 // first call.

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/cairn-backup/cairn"
@@ -25,7 +26,7 @@ func NewRowCounter() *RowCounter { return &RowCounter{counts: map[string]int64{}
 func (c *RowCounter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		i := indexByte(p, '\n')
+		i := bytes.IndexByte(p, '\n')
 		part := p
 		if i >= 0 {
 			part = p[:i]
@@ -40,15 +41,6 @@ func (c *RowCounter) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	return n, nil
-}
-
-func indexByte(p []byte, b byte) int {
-	for i, x := range p {
-		if x == b {
-			return i
-		}
-	}
-	return -1
 }
 
 func (c *RowCounter) endLine() {
