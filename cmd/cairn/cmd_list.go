@@ -79,20 +79,14 @@ func (a *app) pick(ctx context.Context, arg string) (*repo.Repo, *cairn.Snapshot
 
 // pickFor is pick, tuned for a restore when restore is set.
 func (a *app) pickFor(ctx context.Context, arg string, restore bool) (*repo.Repo, *cairn.Snapshot, error) {
-	sel, err := cairn.ParseSelector(arg, time.Local)
-	if err != nil {
-		return nil, nil, err
+	if _, err := cairn.ParseSelector(arg, time.Local); err != nil {
+		return nil, nil, err // before opening anything
 	}
 	r, err := a.openRepoFor(ctx, false, restore)
 	if err != nil {
 		return nil, nil, err
 	}
-	all, err := r.Snapshots(ctx)
-	if err != nil {
-		r.Close(ctx)
-		return nil, nil, err
-	}
-	snap, err := sel.Pick(all)
+	snap, err := a.pickIn(ctx, r, arg)
 	if err != nil {
 		r.Close(ctx)
 		return nil, nil, err
