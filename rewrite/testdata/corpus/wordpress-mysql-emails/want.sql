@@ -167,11 +167,11 @@ INSERT INTO `wp_site` VALUES
 UNLOCK TABLES;
 
 --
--- Dumping events for database 'cairn_t_b126383705'
+-- Dumping events for database 'cairn_t_0487ebaab7'
 --
 
 --
--- Dumping routines for database 'cairn_t_b126383705'
+-- Dumping routines for database 'cairn_t_0487ebaab7'
 --
 /*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;
 
