@@ -275,8 +275,9 @@ func buildInput(t *testing.T, c corpusCase, dir string) {
 	}
 }
 
-// stripNames removes lines that name the dump's host, time and versions,
-// and the random database name, so that rebuilding gives the same input.
+// stripNames removes the lines that name the dump's host, time and tool
+// versions (a rebuild still names its random source database in two
+// comments).
 func stripNames(b []byte) []byte {
 	var out [][]byte
 	for _, l := range bytes.SplitAfter(b, []byte("\n")) {

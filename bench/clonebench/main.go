@@ -22,10 +22,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/cairn-backup/cairn/bench/internal/measure"
 )
 
 func main() {
@@ -49,9 +49,9 @@ func run(filesMB, dbMB int, keep bool) error {
 	if !keep {
 		defer os.RemoveAll(work)
 	}
-	bin := filepath.Join(work, "cairn")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/cairn").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
+	bin, err := measure.BuildCairn(work)
+	if err != nil {
+		return err
 	}
 	root, err := connect("")
 	if err != nil {
@@ -96,15 +96,15 @@ sites:
         databases: ["mysql://root@127.0.0.1:3306/%s"]
 `, filepath.Join(work, "repo"), from, prod, prodDB, to, stage, stageDB)), 0o644)
 	env := append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(work, "home"))
-	cairn := func(args ...string) (result, error) {
+	cairn := func(args ...string) (measure.Result, error) {
 		c := exec.Command(bin, append([]string{"--no-progress"}, args...)...)
 		c.Env = env
-		return timed(c)
+		return measure.Timed(c)
 	}
-	handPipeline := func() (result, error) {
+	handPipeline := func() (measure.Result, error) {
 		sh := fmt.Sprintf("rsync -a --delete %s/ %s/ && mariadb-dump --single-transaction --quick --routines --triggers --events --hex-blob -uroot -h127.0.0.1 %s | sed 's#%s#%s#g' | mariadb --max-allowed-packet=1G -uroot -h127.0.0.1 %s",
 			prod, hand, prodDB, from, to, handDB)
-		return timed(exec.Command("sh", "-c", sh))
+		return measure.Timed(exec.Command("sh", "-c", sh))
 	}
 	if _, err := cairn("init"); err != nil {
 		return err
@@ -137,27 +137,10 @@ sites:
 	fmt.Printf("\nsite: %d MiB of files, %d MiB database (%d posts)\n\n", filesMB, dbMB, rows)
 	fmt.Println("| clone | cairn clone | rsync + dump \\| sed \\| load | ratio | peak RSS cairn |")
 	fmt.Println("|---|---|---|---|---|")
-	fmt.Printf("| first | %.2f s | %.2f s | %.2f× | %d MiB |\n", c1.wall.Seconds(), h1.wall.Seconds(), c1.wall.Seconds()/h1.wall.Seconds(), c1.rss/1024)
-	fmt.Printf("| second, 1%% changed | %.2f s | %.2f s | %.2f× | %d MiB |\n", c2.wall.Seconds(), h2.wall.Seconds(), c2.wall.Seconds()/h2.wall.Seconds(), c2.rss/1024)
-	fmt.Printf("\ncairn second / first: %.2f×\n", c2.wall.Seconds()/c1.wall.Seconds())
+	fmt.Printf("| first | %.2f s | %.2f s | %.2f× | %d MiB |\n", c1.Wall.Seconds(), h1.Wall.Seconds(), c1.Wall.Seconds()/h1.Wall.Seconds(), c1.RSS/1024)
+	fmt.Printf("| second, 1%% changed | %.2f s | %.2f s | %.2f× | %d MiB |\n", c2.Wall.Seconds(), h2.Wall.Seconds(), c2.Wall.Seconds()/h2.Wall.Seconds(), c2.RSS/1024)
+	fmt.Printf("\ncairn second / first: %.2f×\n", c2.Wall.Seconds()/c1.Wall.Seconds())
 	return nil
-}
-
-type result struct {
-	wall time.Duration
-	rss  int64
-}
-
-func timed(c *exec.Cmd) (result, error) {
-	syscall.Sync()
-	start := time.Now()
-	out, err := c.CombinedOutput()
-	r := result{wall: time.Since(start)}
-	if err != nil {
-		return r, fmt.Errorf("%s: %v: %s", strings.Join(c.Args, " "), err, out)
-	}
-	r.rss = c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
-	return r, nil
 }
 
 func connect(db string) (*sql.DB, error) {

@@ -20,18 +20,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
-)
 
-type result struct {
-	wall time.Duration
-	rss  int64 // KiB
-}
+	"github.com/cairn-backup/cairn/bench/internal/measure"
+)
 
 func main() {
 	sizeMB := flag.Int("size", 1024, "approximate dump size in MiB")
@@ -53,9 +48,9 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	if !keep {
 		defer os.RemoveAll(work)
 	}
-	cairnBin := filepath.Join(work, "cairn")
-	if out, err := exec.Command("go", "build", "-o", cairnBin, "./cmd/cairn").CombinedOutput(); err != nil {
-		return fmt.Errorf("build cairn: %v: %s", err, out)
+	cairnBin, err := measure.BuildCairn(work)
+	if err != nil {
+		return err
 	}
 	root, err := connect("")
 	if err != nil {
@@ -103,10 +98,10 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	// from nothing; the last one goes on to the later steps.
 	var repoDir string
 	var env []string
-	cairn := func(args ...string) (result, error) {
+	cairn := func(args ...string) (measure.Result, error) {
 		c := exec.Command(cairnBin, append([]string{"--no-progress"}, args...)...)
 		c.Env = env
-		return timed(c)
+		return measure.Timed(c)
 	}
 	fresh := func(i int) error {
 		dir := filepath.Join(work, fmt.Sprint("run", i))
@@ -120,10 +115,10 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 		return err
 	}
 
-	var peerDumps, firsts, peerLoads, restores []result
+	var peerDumps, firsts, peerLoads, restores []measure.Result
 	for i := 0; i < runs; i++ {
 		fmt.Fprintf(os.Stderr, "snapshot run %d/%d…\n", i+1, runs)
-		r, err := timed(exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" | zstd -1 -q >/dev/null"))
+		r, err := measure.Timed(exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" | zstd -1 -q >/dev/null"))
 		if err != nil {
 			return err
 		}
@@ -142,7 +137,7 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 		if err != nil {
 			return err
 		}
-		r, err := timed(exec.Command("sh", "-c", "mariadb -uroot -h127.0.0.1 --max-allowed-packet=1G "+peer+" <"+dumpFile))
+		r, err := measure.Timed(exec.Command("sh", "-c", "mariadb -uroot -h127.0.0.1 --max-allowed-packet=1G "+peer+" <"+dumpFile))
 		drop()
 		if err != nil {
 			return err
@@ -190,14 +185,14 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	fmt.Printf("\nMariaDB database %s: %d posts, dump %.1f MiB; 1%% = %d rows; medians of %d runs, alternating\n\n", src, rows, float64(dumpSize)/(1<<20), n, runs)
 	fmt.Println("| step | cairn | peer | ratio | peak RSS cairn |")
 	fmt.Println("|---|---|---|---|---|")
-	row := func(name string, cs, ps []result) {
-		c, p := median(cs), median(ps)
-		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %d MiB |\n", name, c.wall.Seconds(), p.wall.Seconds(), c.wall.Seconds()/p.wall.Seconds(), maxRSS(cs)/1024)
+	row := func(name string, cs, ps []measure.Result) {
+		c, p := measure.Median(cs), measure.Median(ps)
+		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %d MiB |\n", name, c.Wall.Seconds(), p.Wall.Seconds(), c.Wall.Seconds()/p.Wall.Seconds(), measure.MaxRSS(cs)/1024)
 	}
 	row("snapshot vs `mariadb-dump | zstd -1`", firsts, peerDumps)
 	row("restore vs `mariadb DB < dump.sql`", restores, peerLoads)
-	fmt.Printf("| second snapshot, unchanged | %.2f s | | | %d MiB |\n", again.wall.Seconds(), again.rss/1024)
-	fmt.Printf("\nall runs: snapshot %s vs %s; restore %s vs %s\n\n", walls(firsts), walls(peerDumps), walls(restores), walls(peerLoads))
+	fmt.Printf("| second snapshot, unchanged | %.2f s | | | %d MiB |\n", again.Wall.Seconds(), again.RSS/1024)
+	fmt.Printf("\nall runs: snapshot %s vs %s; restore %s vs %s\n\n", measure.Walls(firsts), measure.Walls(peerDumps), measure.Walls(restores), measure.Walls(peerLoads))
 	fmt.Println("| repository growth | bytes | % of dump | % of first snapshot's stored size |")
 	fmt.Println("|---|---|---|---|")
 	grow := func(name string, d int64) {
@@ -207,30 +202,8 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	grow("unchanged", size1-size0)
 	grow("1% of rows changed, newest posts", size2-size1)
 	grow("1% of rows changed, spread (every 100th)", size3-size2)
-	fmt.Printf("\nsnapshot times: clustered change %.2f s, spread change %.2f s\n", clustered.wall.Seconds(), spread.wall.Seconds())
+	fmt.Printf("\nsnapshot times: clustered change %.2f s, spread change %.2f s\n", clustered.Wall.Seconds(), spread.Wall.Seconds())
 	return nil
-}
-
-func median(rs []result) result {
-	s := append([]result(nil), rs...)
-	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
-	return s[len(s)/2]
-}
-
-func maxRSS(rs []result) int64 {
-	var m int64
-	for _, r := range rs {
-		m = max(m, r.rss)
-	}
-	return m
-}
-
-func walls(rs []result) string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, fmt.Sprintf("%.2f", r.wall.Seconds()))
-	}
-	return strings.Join(out, "/") + " s"
 }
 
 func connect(db string) (*sql.DB, error) {
@@ -309,18 +282,6 @@ func generate(db string, sizeMB int) (int, error) {
 	}
 	fmt.Fprintln(os.Stderr)
 	return posts, nil
-}
-
-func timed(c *exec.Cmd) (result, error) {
-	syscall.Sync()
-	start := time.Now()
-	out, err := c.CombinedOutput()
-	r := result{wall: time.Since(start)}
-	if err != nil {
-		return r, fmt.Errorf("%s: %v: %s", strings.Join(c.Args, " "), err, out)
-	}
-	r.rss = c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
-	return r, nil
 }
 
 func dirSize(dir string) int64 {

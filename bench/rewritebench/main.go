@@ -15,10 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/cairn-backup/cairn/bench/internal/measure"
 )
 
 func main() {
@@ -32,11 +31,6 @@ func main() {
 	}
 }
 
-type result struct {
-	wall time.Duration
-	rss  int64
-}
-
 func run(sizeMB, runs int, keep bool) error {
 	work, err := os.MkdirTemp("", "cairn-rewritebench-")
 	if err != nil {
@@ -45,9 +39,9 @@ func run(sizeMB, runs int, keep bool) error {
 	if !keep {
 		defer os.RemoveAll(work)
 	}
-	bin := filepath.Join(work, "cairn")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/cairn").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
+	bin, err := measure.BuildCairn(work)
+	if err != nil {
+		return err
 	}
 	dump := filepath.Join(work, "dump.sql")
 	fmt.Fprintf(os.Stderr, "generating %d MiB…\n", sizeMB)
@@ -56,27 +50,27 @@ func run(sizeMB, runs int, keep bool) error {
 		return err
 	}
 	const from, to = "https://example.com", "https://staging.example.com"
-	var cairn, sed []result
+	var cairn, sed []measure.Result
 	for i := 0; i < runs; i++ {
-		r, err := timed(exec.Command("sh", "-c", "sed 's#"+from+"#"+to+"#g' "+dump+" >/dev/null"))
+		r, err := measure.Timed(exec.Command("sh", "-c", "sed 's#"+from+"#"+to+"#g' "+dump+" >/dev/null"))
 		if err != nil {
 			return err
 		}
 		sed = append(sed, r)
-		r, err = timed(exec.Command("sh", "-c", bin+" rewrite --from "+from+" --to "+to+" --in "+dump+" 2>/dev/null >/dev/null"))
+		r, err = measure.Timed(exec.Command("sh", "-c", bin+" rewrite --from "+from+" --to "+to+" --in "+dump+" 2>/dev/null >/dev/null"))
 		if err != nil {
 			return err
 		}
 		cairn = append(cairn, r)
 	}
-	c, s := median(cairn), median(sed)
+	c, s := measure.Median(cairn), measure.Median(sed)
 	mb := float64(size) / 1e6
 	fmt.Printf("\ndump %.0f MB; medians of %d alternating runs\n\n", mb, runs)
 	fmt.Println("| tool | wall | MB/s | peak RSS |")
 	fmt.Println("|---|---|---|---|")
-	fmt.Printf("| cairn rewrite | %.2f s | %.0f | %d MiB |\n", c.wall.Seconds(), mb/c.wall.Seconds(), maxRSS(cairn)/1024)
-	fmt.Printf("| sed 's#FROM#TO#g' | %.2f s | %.0f | %d MiB |\n", s.wall.Seconds(), mb/s.wall.Seconds(), maxRSS(sed)/1024)
-	fmt.Printf("\ncairn / sed: %.2f× (all runs: cairn %s, sed %s)\n", c.wall.Seconds()/s.wall.Seconds(), walls(cairn), walls(sed))
+	fmt.Printf("| cairn rewrite | %.2f s | %.0f | %d MiB |\n", c.Wall.Seconds(), mb/c.Wall.Seconds(), measure.MaxRSS(cairn)/1024)
+	fmt.Printf("| sed 's#FROM#TO#g' | %.2f s | %.0f | %d MiB |\n", s.Wall.Seconds(), mb/s.Wall.Seconds(), measure.MaxRSS(sed)/1024)
+	fmt.Printf("\ncairn / sed: %.2f× (all runs: cairn %s, sed %s)\n", c.Wall.Seconds()/s.Wall.Seconds(), measure.Walls(cairn), measure.Walls(sed))
 	return nil
 }
 
@@ -141,37 +135,4 @@ func generate(path string, size int64) (int64, error) {
 		written = st.Size()
 	}
 	return written, w.Flush()
-}
-
-func timed(c *exec.Cmd) (result, error) {
-	start := time.Now()
-	out, err := c.CombinedOutput()
-	r := result{wall: time.Since(start)}
-	if err != nil {
-		return r, fmt.Errorf("%s: %v: %s", strings.Join(c.Args, " "), err, out)
-	}
-	r.rss = c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
-	return r, nil
-}
-
-func median(rs []result) result {
-	s := append([]result(nil), rs...)
-	sort.Slice(s, func(i, j int) bool { return s[i].wall < s[j].wall })
-	return s[len(s)/2]
-}
-
-func maxRSS(rs []result) int64 {
-	var m int64
-	for _, r := range rs {
-		m = max(m, r.rss)
-	}
-	return m
-}
-
-func walls(rs []result) string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, fmt.Sprintf("%.2f", r.wall.Seconds()))
-	}
-	return strings.Join(out, "/") + " s"
 }
