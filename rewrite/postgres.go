@@ -361,17 +361,16 @@ type pgInsert struct {
 	pass  bool
 	done  bool
 
-	cols   []string
-	depth  int
-	col    int
-	inStr  bool
-	quote  bool // a quote seen inside a string: its end, or the first of ''
-	estr   bool // an E'…' string: passed through
-	over   bool
-	val    []byte
-	prev   byte
-	buf    []byte
-	parens int
+	cols  []string
+	depth int
+	col   int
+	inStr bool
+	quote bool // a quote seen inside a string: its end, or the first of ''
+	estr  bool // an E'…' string: passed through
+	over  bool
+	val   []byte
+	prev  byte
+	buf   []byte
 }
 
 func (m *pgInsert) piece(p []byte, whole bool) {
@@ -430,9 +429,8 @@ func (m *pgInsert) piece(p []byte, whole bool) {
 		m.prev = c
 		m.out.Write(p[i : i+1])
 	}
-	if m.inStr && m.quote && !whole {
-		return // the quote's meaning waits for the next piece
-	}
+	// A quote at the end of a piece waits for the next to tell whether it
+	// ends the literal or starts ''.
 }
 
 // flush writes a literal cut off by the end of the dump as it was.

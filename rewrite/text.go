@@ -15,7 +15,6 @@ type Pair struct{ From, To string }
 type form struct {
 	from, to []byte
 	core     int  // offset of the pair's core inside from
-	pair     int  // index of the pair
 	email    bool // the "@host" form: only when e-mail domains are rewritten
 }
 
@@ -32,17 +31,15 @@ type Options struct {
 // idempotently (a match that is already part of its To is left alone, so
 // a second run changes nothing even when To contains From).
 type replacer struct {
-	pairs []Pair
 	cores [][]byte // per pair: the longest run of host-like bytes of From
 	forms [][]form // per pair, longest first
 	reach []int    // per pair: the largest offset of the core in a form
 	b64   [][]byte // the cores' base64 spellings, at each alignment
-	opts  Options
 }
 
 func newReplacer(pairs []Pair, o Options) *replacer {
-	r := &replacer{pairs: pairs, opts: o}
-	for i, p := range pairs {
+	r := &replacer{}
+	for _, p := range pairs {
 		core := coreOf(p.From)
 		r.cores = append(r.cores, []byte(core))
 		var fs []form
@@ -52,7 +49,7 @@ func newReplacer(pairs []Pair, o Options) *replacer {
 				return
 			}
 			seen[from] = true
-			fs = append(fs, form{from: []byte(from), to: []byte(to), core: strings.Index(from, core), pair: i, email: email})
+			fs = append(fs, form{from: []byte(from), to: []byte(to), core: strings.Index(from, core), email: email})
 		}
 		for _, v := range spellings(p.From, p.To) {
 			add(v[0], v[1], false)
