@@ -127,7 +127,7 @@ func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, erro
 }
 
 func (d mysqlDB) Exec(ctx context.Context, sql string) error {
-	return mysql.Load(ctx, d.c, strings.NewReader(sql))
+	return mysql.Exec(ctx, d.c, sql)
 }
 
 func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {

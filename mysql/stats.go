@@ -21,6 +21,14 @@ type TableStat struct {
 }
 
 func (c Config) open() (*sql.DB, error) {
+	conn, err := driver.NewConnector(c.driverConfig())
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+func (c Config) driverConfig() *driver.Config {
 	dc := driver.NewConfig()
 	dc.User, dc.Passwd, dc.DBName = c.User, c.Password.Reveal(), c.Database
 	if c.Socket != "" {
@@ -30,11 +38,7 @@ func (c Config) open() (*sql.DB, error) {
 	}
 	dc.Timeout = 10 * time.Second
 	dc.Collation = "utf8mb4_general_ci"
-	conn, err := driver.NewConnector(dc)
-	if err != nil {
-		return nil, err
-	}
-	return sql.OpenDB(conn), nil
+	return dc
 }
 
 // ChecksumLimit is the largest table (data bytes) that gets a CHECKSUM

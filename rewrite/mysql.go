@@ -3,6 +3,8 @@ package rewrite
 import (
 	"bytes"
 	"io"
+
+	"github.com/cairn-backup/cairn/internal/sqlident"
 )
 
 // MySQL rewrites a mysqldump or mariadb-dump stream from in to out. Only
@@ -20,7 +22,7 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 		case ins != nil:
 			ins.piece(p.b, p.whole, p.end)
 		case p.start && bytes.HasPrefix(p.b, insertInto):
-			table, rest, ok := tableName(p.b[len(insertInto)-1:])
+			table, rest, ok := sqlident.CutBackquoted(p.b[len(insertInto)-1:])
 			if !ok || !bytes.HasPrefix(rest, valuesKeyword) || len(rest) == len(valuesKeyword) || (rest[len(valuesKeyword)] != ' ' && rest[len(valuesKeyword)] != '\n') {
 				w.place(&w.report.Unparsed, Place{Table: table, Line: w.report.Lines, Reason: "INSERT without VALUES, or with a column list: passed through"})
 				bw.Write(p.b)
@@ -31,12 +33,12 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 			ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], line: w.report.Lines, passThrough: !w.selected(table)}
 			ins.piece(p.b[head:], p.whole, p.end)
 		case p.start && bytes.HasPrefix(p.b, createTable):
-			if t, _, ok := tableName(p.b[len(createTable)-1:]); ok {
+			if t, _, ok := sqlident.CutBackquoted(p.b[len(createTable)-1:]); ok {
 				creating, columns[t] = t, nil
 			}
 			bw.Write(p.b)
 		case p.start && creating != "" && bytes.HasPrefix(p.b, []byte("  `")):
-			if c, _, ok := tableName(p.b[2:]); ok {
+			if c, _, ok := sqlident.CutBackquoted(p.b[2:]); ok {
 				columns[creating] = append(columns[creating], c)
 			}
 			bw.Write(p.b)
@@ -64,28 +66,6 @@ var (
 	createTable   = []byte("CREATE TABLE `")
 	valuesKeyword = []byte(" VALUES")
 )
-
-// tableName reads a backquoted name at the start of b (which begins with
-// the opening backquote) and returns it with what follows.
-func tableName(b []byte) (string, []byte, bool) {
-	if len(b) == 0 || b[0] != '`' {
-		return "", nil, false
-	}
-	var name []byte
-	for i := 1; i < len(b); i++ {
-		if b[i] != '`' {
-			name = append(name, b[i])
-			continue
-		}
-		if i+1 < len(b) && b[i+1] == '`' {
-			name = append(name, '`')
-			i++
-			continue
-		}
-		return string(name), b[i+1:], true
-	}
-	return "", nil, false
-}
 
 // mysqlInsert rewrites the values of one INSERT statement, fed in pieces
 // of any size: `(…,'…',…),(…);`. Strings are collected (up to MaxValue),

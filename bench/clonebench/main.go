@@ -15,12 +15,14 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	mrand "math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -114,7 +116,7 @@ sites:
 	if err != nil {
 		return err
 	}
-	c1, err := cairn("clone", "bench/production", "bench/staging")
+	c1, err := cairn("clone", "bench/production", "bench/staging", "--json")
 	if err != nil {
 		return err
 	}
@@ -130,7 +132,7 @@ sites:
 	if err != nil {
 		return err
 	}
-	c2, err := cairn("clone", "bench/production", "bench/staging")
+	c2, err := cairn("clone", "bench/production", "bench/staging", "--json")
 	if err != nil {
 		return err
 	}
@@ -140,7 +142,32 @@ sites:
 	fmt.Printf("| first | %.2f s | %.2f s | %.2f× | %d MiB |\n", c1.Wall.Seconds(), h1.Wall.Seconds(), c1.Wall.Seconds()/h1.Wall.Seconds(), c1.RSS/1024)
 	fmt.Printf("| second, 1%% changed | %.2f s | %.2f s | %.2f× | %d MiB |\n", c2.Wall.Seconds(), h2.Wall.Seconds(), c2.Wall.Seconds()/h2.Wall.Seconds(), c2.RSS/1024)
 	fmt.Printf("\ncairn second / first: %.2f×\n", c2.Wall.Seconds()/c1.Wall.Seconds())
+	fmt.Printf("\ncairn's stages, first: %s\n", stages(c1.Out))
+	fmt.Printf("cairn's stages, second: %s\n", stages(c2.Out))
 	return nil
+}
+
+// stages reads the seconds per stage from clone's --json summary.
+func stages(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Seconds map[string]float64 `json:"seconds"`
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], `"clone_summary"`) && json.Unmarshal([]byte(lines[i]), &sum) == nil {
+			break
+		}
+	}
+	names := make([]string, 0, len(sum.Seconds))
+	for k := range sum.Seconds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s %.2f s; ", k, sum.Seconds[k])
+	}
+	return strings.TrimSuffix(b.String(), "; ")
 }
 
 func connect(db string) (*sql.DB, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -85,11 +84,17 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	start := time.Now()
 	sum := cloneSummaryJSON{MessageType: "clone_summary", Source: src.Name, Target: dst.Name, DryRun: o.dryRun, Seconds: map[string]float64{}}
 	stage := func(name string, since time.Time) { sum.Seconds[name] = time.Since(since).Seconds() }
+	if o.from == "" && !o.dryRun {
+		if err := a.streamClone(ctx, r, src, dst, ro, o.noSS, &sum); err != nil {
+			return err
+		}
+		return a.finishClone(ctx, dst, o, &sum, start)
+	}
 	var snap *cairn.Snapshot
 	t0 := time.Now()
 	if o.from != "" {
 		snap, err = a.pickIn(ctx, r, src.Name+"@"+o.from)
-	} else if o.dryRun {
+	} else {
 		snap, err = a.pickIn(ctx, r, src.Name+"@latest")
 		if errors.Is(err, cairn.ErrNotFound) {
 			return a.outlineClone(src, dst)
@@ -97,8 +102,6 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		if err == nil {
 			fmt.Fprintf(a.stderr, "dry run: planning with the latest snapshot of %s (%s); a real clone takes a fresh one\n", src.Name, snap.ShortID())
 		}
-	} else {
-		snap, err = a.takeSnapshot(ctx, r, src.Name, "snapshot "+src.Name, takeOptions{})
 	}
 	if err != nil {
 		return err
@@ -106,25 +109,16 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	stage("snapshot", t0)
 	sum.Snapshot = snap.ID
 	if !o.dryRun && !o.noSS {
-		if _, err := os.Stat(a.cfg.FilesPath(dst)); err == nil {
-			t0 := time.Now()
-			// The target's files were most likely cloned from the source:
-			// its snapshot spares rereading those that did not change.
-			safety, err := a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name, takeOptions{hints: []string{snap.ID}})
-			if errors.Is(err, cairn.ErrNotFound) {
-				// A database the target does not have yet holds nothing
-				// to keep: the clone will create it.
-				fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name)
-				safety, err = a.takeSnapshot(ctx, r, dst.Name, "safety snapshot "+dst.Name, takeOptions{hints: []string{snap.ID}, noDB: true})
-			}
-			if err != nil {
-				return fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
-			}
+		t0 := time.Now()
+		// The target's files were most likely cloned from the source:
+		// its snapshot spares rereading those that did not change.
+		safety, err := a.safetySnapshot(ctx, r, dst, []string{snap.ID}, o.json)
+		if err != nil {
+			return err
+		}
+		if safety != nil {
 			stage("safety_snapshot", t0)
 			sum.SafetySnapshot = safety.ID
-			if !o.json {
-				fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
-			}
 		}
 	}
 	t, err := a.restoreTarget(snap, ro)
@@ -136,10 +130,15 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		return err
 	}
 	stage("restore", t0)
+	return a.finishClone(ctx, dst, o, &sum, start)
+}
+
+// finishClone checks the target's URL and prints the summary.
+func (a *app) finishClone(ctx context.Context, dst *config.Environment, o cloneOptions, sum *cloneSummaryJSON, start time.Time) error {
 	if !o.dryRun && dst.URL != "" {
 		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json)
 	}
-	stage("total", start)
+	sum.Seconds["total"] = time.Since(start).Seconds()
 	if o.json {
 		return jsonLine(a.stdout, sum)
 	}

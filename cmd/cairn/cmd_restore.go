@@ -196,25 +196,45 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	if o.only == "db" {
 		return a.afterRestore(ctx, t, after, o)
 	}
-	keep, err := pattern.Compile(t.keep...)
+	keep, rel, err := a.restoreFiles(ctx, r, s, t, o)
 	if err != nil {
-		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
+		return err
+	}
+	if rel != "" {
+		if len(after) > 0 {
+			fmt.Fprintln(a.stderr, "note: after_restore actions are not run for a --path restore")
+		}
+		return nil
+	}
+	if err := a.configureApp(s, t, keep, o); err != nil {
+		return err
+	}
+	return a.afterRestore(ctx, t, after, o)
+}
+
+// restoreFiles writes the snapshot's files (or o.path) onto the target,
+// keeping t.keep; it returns t.keep compiled, and o.path as found in the
+// snapshot ("" for the whole tree).
+func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, t restoreTarget, o restoreOptions) (keep pattern.Set, rel string, err error) {
+	keep, err = pattern.Compile(t.keep...)
+	if err != nil {
+		return keep, rel, fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
 	root, err := r.Root(ctx, s)
 	if err != nil {
-		return err
+		return keep, rel, err
 	}
 	src, rel, err := lookup(ctx, root, o.path)
 	if err != nil {
-		return fmt.Errorf("--path %s in snapshot %s: %w", o.path, s.ShortID(), err)
+		return keep, rel, fmt.Errorf("--path %s in snapshot %s: %w", o.path, s.ShortID(), err)
 	}
 	abs, err := filepath.Abs(t.dir)
 	if err != nil {
-		return err
+		return keep, rel, err
 	}
 	unlock, err := lockTarget(abs)
 	if err != nil {
-		return err
+		return keep, rel, err
 	}
 	defer unlock()
 	if !o.dryRun {
@@ -223,7 +243,7 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 			parent = filepath.Join(t.dir, filepath.Dir(filepath.FromSlash(rel)))
 		}
 		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", parent, err)
+			return keep, rel, fmt.Errorf("create %s: %w", parent, err)
 		}
 	}
 	a.log.Info("restore", "snapshot", s.ID, "path", rel, "target", t.dir, "keep", t.keep, "dry_run", o.dryRun)
@@ -239,21 +259,9 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	st, err := files.Restore(ctx, src, files.Local{Root: t.dir}, rel, opts)
 	bar.Finish()
 	if err != nil {
-		return fmt.Errorf("restore %s to %s: %w", s.ShortID(), t.dir, err)
+		return keep, rel, fmt.Errorf("restore %s to %s: %w", s.ShortID(), t.dir, err)
 	}
-	if err := a.restoreSummary(s, t.dir, st, o, time.Since(start)); err != nil {
-		return err
-	}
-	if rel != "" {
-		if len(after) > 0 {
-			fmt.Fprintln(a.stderr, "note: after_restore actions are not run for a --path restore")
-		}
-		return nil
-	}
-	if err := a.configureApp(s, t, keep, o); err != nil {
-		return err
-	}
-	return a.afterRestore(ctx, t, after, o)
+	return keep, rel, a.restoreSummary(s, t.dir, st, o, time.Since(start))
 }
 
 // configureApp points a copy restored onto another environment at that

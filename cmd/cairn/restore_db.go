@@ -117,10 +117,9 @@ func (a *app) restoreDatabases(ctx context.Context, r *repo.Repo, s *cairn.Snaps
 }
 
 func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, p dbRestore, pairs []rewrite.Pair, o restoreOptions) error {
-	start := time.Now()
-	report := databaseRestoreJSON{MessageType: "database", Name: p.from.Name, Target: p.to.String(), DryRun: o.dryRun,
-		Tables: p.from.Tables, Rows: p.from.Rows, DumpBytes: p.from.Bytes}
 	if o.dryRun {
+		report := databaseRestoreJSON{MessageType: "database", Name: p.from.Name, Target: p.to.String(), DryRun: true,
+			Tables: p.from.Tables, Rows: p.from.Rows, DumpBytes: p.from.Bytes}
 		if o.json {
 			return jsonLine(a.stdout, report)
 		}
@@ -128,15 +127,9 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 			p.from.Name, p.to, progress.Bytes(p.from.Bytes), p.from.Tables, p.from.Rows)
 		return nil
 	}
-	want, err := r.Tables(ctx, s, p.from.Name)
-	if err != nil {
+	if _, err := r.Tables(ctx, s, p.from.Name); err != nil {
 		return err
 	}
-	unlock, err := lockTarget("database " + p.to.String())
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	dump, err := r.OpenDump(ctx, s, p.from.Name)
 	if err != nil {
 		return err
@@ -145,17 +138,47 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	bar.Total(0, p.from.Bytes)
-	var in io.Reader = progressReader{dump, bar}
+	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) {
+		want, err := r.Tables(ctx, s, p.from.Name)
+		return p.from, want, err
+	}
+	return a.loadDatabase(ctx, p, progressReader{dump, bar}, bar, recorded, pairs, o)
+}
+
+// loadDatabase replaces p.to with a dump, rewritten on its way in by pairs
+// (bar shows the dump's progress and is finished before the result).
+// Before the swap, recorded gives the database's record in the snapshot
+// and its tables, which the loaded copy must match; an error from it
+// cancels the swap.
+func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+	start := time.Now()
+	unlock, err := lockTarget("database " + p.to.String())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	in := dump
 	var rewritten <-chan rewriteResult
 	if len(pairs) > 0 {
-		// Rewriting changes content, not rows: checksums cannot match.
-		for i := range want {
-			want[i].Checksum = ""
-		}
 		in, rewritten = rewriteStream(in, pairs, p.from.Engine)
 	}
 	var differ []string
-	err = p.to.Replace(ctx, in, cairn.Expect(want, &differ))
+	info := p.from
+	verify := func(got []cairn.TableStat) error {
+		i, want, err := recorded()
+		if err != nil {
+			return err
+		}
+		info = i
+		if len(pairs) > 0 {
+			// Rewriting changes content, not rows: checksums cannot match.
+			for i := range want {
+				want[i].Checksum = ""
+			}
+		}
+		return cairn.Expect(want, &differ)(got)
+	}
+	err = p.to.Replace(ctx, in, verify)
 	bar.Finish()
 	var rw rewriteResult
 	if rewritten != nil {
@@ -177,12 +200,13 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 		fmt.Fprintf(a.stderr, "warning: database %s: the checksum of %s differs from the one taken with the snapshot, though the row counts match: the table changed while the snapshot was taken, or data did not survive the round trip\n",
 			p.from.Name, strings.Join(differ, ", "))
 	}
-	report.ChecksumsDiffer, report.DurationSec = differ, time.Since(start).Seconds()
+	report := databaseRestoreJSON{MessageType: "database", Name: info.Name, Target: p.to.String(),
+		Tables: info.Tables, Rows: info.Rows, DumpBytes: info.Bytes, ChecksumsDiffer: differ, DurationSec: time.Since(start).Seconds()}
 	if o.json {
 		return jsonLine(a.stdout, report)
 	}
 	fmt.Fprintf(a.stdout, "database %s restored into %s: %d tables, %d rows checked, swapped in, in %s\n",
-		p.from.Name, p.to, p.from.Tables, p.from.Rows, time.Since(start).Round(time.Millisecond))
+		info.Name, p.to, info.Tables, info.Rows, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

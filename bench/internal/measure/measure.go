@@ -15,7 +15,8 @@ import (
 // Result is one timed command.
 type Result struct {
 	Wall time.Duration
-	RSS  int64 // peak resident memory, KiB (of the command and its children)
+	RSS  int64  // peak resident memory, KiB (of the command and its children)
+	Out  []byte // what it printed, stdout and stderr
 }
 
 // BuildCairn builds cairn from the current module into dir.
@@ -32,7 +33,7 @@ func Timed(c *exec.Cmd) (Result, error) {
 	syscall.Sync()
 	start := time.Now()
 	out, err := c.CombinedOutput()
-	r := Result{Wall: time.Since(start)}
+	r := Result{Wall: time.Since(start), Out: out}
 	if err != nil {
 		return r, fmt.Errorf("%s: %v: %s", strings.Join(c.Args, " "), err, out)
 	}

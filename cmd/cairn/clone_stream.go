@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/actions"
+	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/pattern"
+	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// A fresh clone runs its stages side by side instead of one after the
+// other:
+//
+//   - the source is snapshotted, and each database dump, as it streams into
+//     the repository, streams through the rewriter into a scratch database
+//     beside the target's (the target itself is not touched);
+//   - meanwhile the target's safety snapshot is taken;
+//   - once both snapshots are complete, the target's files are synced from
+//     the new snapshot while the loads finish;
+//   - each load is checked against the row counts the snapshot recorded
+//     and swapped in only once both snapshots are complete: if either
+//     fails, no database is swapped and no file is written.
+//
+// The result is what a snapshot followed by a restore of it gives.
+
+// snapshotResult is a snapshot being taken, for many goroutines to wait on.
+type snapshotResult struct {
+	done chan struct{}
+	snap *cairn.Snapshot
+	err  error
+	took time.Duration
+}
+
+func newSnapshotResult() *snapshotResult { return &snapshotResult{done: make(chan struct{})} }
+
+func (s *snapshotResult) set(snap *cairn.Snapshot, err error) {
+	s.snap, s.err = snap, err
+	close(s.done)
+}
+
+func (s *snapshotResult) wait(ctx context.Context) (*cairn.Snapshot, error) {
+	select {
+	case <-s.done:
+		return s.snap, s.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// teeDatabase is a source database whose dump is also written to a load.
+type teeDatabase struct {
+	cairn.Database
+	tee *detachable
+}
+
+func (t teeDatabase) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	stats, err := t.Database.Dump(ctx, io.MultiWriter(w, t.tee))
+	t.tee.pw.CloseWithError(err) // nil: the load reads io.EOF
+	return stats, err
+}
+
+// detachable writes to a pipe until the pipe's reader goes away; then it
+// drops what it is given, so that a failed load never fails the snapshot.
+type detachable struct {
+	pw   *io.PipeWriter
+	gone bool
+}
+
+func (d *detachable) Write(p []byte) (int, error) {
+	if !d.gone {
+		if _, err := d.pw.Write(p); err != nil {
+			d.gone = true
+		}
+	}
+	return len(p), nil
+}
+
+// streamClone clones src onto dst with a fresh snapshot, its stages side by
+// side (see above). ro are the restore options clone set up.
+func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.Environment, ro restoreOptions, noSafety bool, sum *cloneSummaryJSON) error {
+	start := time.Now()
+	req, err := a.snapshotRequest(src.Name, snapshotOptions{})
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(req.Path)
+	if err != nil {
+		return err
+	}
+	// What the snapshot will say of itself, for the rewrite pairs.
+	planned := &cairn.Snapshot{Site: req.Site, Environment: req.Environment, URL: req.URL, Source: abs}
+	t, err := a.restoreTarget(planned, ro)
+	if err != nil {
+		return err
+	}
+	after, err := actions.Parse(dst.AfterRestore)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dst.Name, err)
+	}
+	if len(dst.Databases) < len(req.Databases) {
+		return fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases:",
+			cairn.ErrInvalidArgument, src.Name, len(req.Databases), dst.Name, len(dst.Databases))
+	}
+	var loads []dbRestore
+	var readers []*io.PipeReader
+	for i, db := range req.Databases {
+		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate})
+		if err != nil {
+			return fmt.Errorf("%s: %w", dst.Name, err)
+		}
+		pr, pw := io.Pipe()
+		req.Databases[i] = teeDatabase{Database: db, tee: &detachable{pw: pw}}
+		loads = append(loads, dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to})
+		readers = append(readers, pr)
+	}
+	// The target was most likely cloned from the source's latest
+	// snapshot: its files need no rereading where they did not change.
+	var hints []string
+	if prev, err := a.pickIn(ctx, r, src.Name+"@latest"); err == nil {
+		hints = []string{prev.ID}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	source, safety := newSnapshotResult(), newSnapshotResult()
+	go func() {
+		t0 := time.Now()
+		bar := a.bar("snapshot " + src.Name)
+		snap, err := r.Snapshot(ctx, req, bar)
+		bar.Finish()
+		if err != nil {
+			err = fmt.Errorf("snapshot %s: %w", src.Name, err)
+		}
+		source.took = time.Since(t0)
+		source.set(snap, err)
+	}()
+	// Both snapshots must be complete before anything of the target is
+	// replaced.
+	ready := func() (*cairn.Snapshot, error) {
+		snap, err := source.wait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := safety.wait(ctx); err != nil {
+			return nil, err
+		}
+		return snap, nil
+	}
+
+	var wg sync.WaitGroup
+	loadErrs := make([]error, len(loads))
+	for i, p := range loads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) {
+				snap, err := ready()
+				if err != nil {
+					return p.from, nil, fmt.Errorf("nothing was swapped in: %w", err)
+				}
+				info := snap.Databases[i]
+				want, err := r.Tables(ctx, snap, info.Name)
+				return info, want, err
+			}
+			a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(t.pairs))
+			quiet := progress.New(io.Discard, "", false)
+			err := a.loadDatabase(ctx, p, readers[i], quiet, recorded, t.pairs, ro)
+			readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
+			loadErrs[i] = err
+		}()
+	}
+
+	if noSafety {
+		safety.set(nil, nil)
+	} else {
+		t0 := time.Now()
+		s, err := a.safetySnapshot(ctx, r, dst, hints, ro.json)
+		if s != nil {
+			sum.Seconds["safety_snapshot"] = time.Since(t0).Seconds()
+			sum.SafetySnapshot = s.ID
+		}
+		safety.set(s, err)
+	}
+	if safety.err == nil {
+		t0 := time.Now()
+		a.presync(ctx, req, t, ro)
+		sum.Seconds["presync"] = time.Since(t0).Seconds()
+	}
+	snap, err := ready()
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	sum.Snapshot = snap.ID
+	sum.Seconds["snapshot"] = source.took.Seconds()
+	t0 := time.Now()
+	keep, _, ferr := a.restoreFiles(ctx, r, snap, t, ro)
+	sum.Seconds["files"] = time.Since(t0).Seconds()
+	if ferr != nil {
+		cancel() // scratch databases are dropped; nothing is swapped
+	}
+	wg.Wait()
+	sum.Seconds["databases"] = time.Since(start).Seconds()
+	if err := errors.Join(loadErrs...); err != nil {
+		if ferr == nil {
+			return fmt.Errorf("%w. The files were synced; run the same command again to finish the clone, or roll back with the safety snapshot", err)
+		}
+		return err
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if err := a.configureApp(snap, t, keep, ro); err != nil {
+		return err
+	}
+	return a.afterRestore(ctx, t, after, ro)
+}
+
+// presync copies the source's files onto the target while the snapshot of
+// them is taken (the target's safety snapshot is complete): restoring the
+// snapshot afterwards finds them in place, same size and time, and writes
+// only what changed in between. It is only a head start: a failure is
+// noted and left to that restore.
+func (a *app) presync(ctx context.Context, req cairn.SnapshotRequest, t restoreTarget, ro restoreOptions) {
+	src, err := files.Tree(req.Path)
+	dir, _ := filepath.Abs(t.dir)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err == nil {
+		var keep pattern.Set
+		// Neither the target's kept paths nor what the snapshot leaves out.
+		if keep, err = pattern.Compile(append(append([]string(nil), t.keep...), req.Exclude...)...); err == nil {
+			var unlock func()
+			if unlock, err = lockTarget(dir); err == nil {
+				_, err = files.Restore(ctx, src, files.Local{Root: dir}, "", files.Options{Keep: keep, Workers: ro.workers})
+				unlock()
+			}
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		a.log.Info("copying the files ahead of the snapshot failed; the restore does it", "err", err)
+	}
+}
+
+// safetySnapshot snapshots a clone's target before it is overwritten; a
+// database the target does not have yet holds nothing to keep (the clone
+// creates it), so then the files are kept alone.
+func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *config.Environment, hints []string, quiet bool) (*cairn.Snapshot, error) {
+	if _, err := os.Stat(a.cfg.FilesPath(dst)); err != nil {
+		return nil, nil
+	}
+	label := "safety snapshot " + dst.Name
+	safety, err := a.takeSnapshot(ctx, r, dst.Name, label, takeOptions{hints: hints})
+	if errors.Is(err, cairn.ErrNotFound) {
+		fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name)
+		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, takeOptions{hints: hints, noDB: true})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
+	}
+	if !quiet {
+		fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
+	}
+	return safety, nil
+}
