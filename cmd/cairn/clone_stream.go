@@ -132,6 +132,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		hints = []string{prev.ID}
 	}
 
+	interrupted := ctx.Err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	source, safety := newSnapshotResult(), newSnapshotResult()
@@ -202,7 +203,14 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	if err != nil {
 		cancel()
 		wg.Wait()
-		return err
+		if safety.err != nil || interrupted() != nil {
+			return err
+		}
+		undo := ""
+		if safety.snap != nil {
+			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name, safety.snap.ShortID())
+		}
+		return fmt.Errorf("%w. Nothing was swapped into %s's databases; its files may be partly synced: run the same command again once the cause is fixed%s", err, dst.Name, undo)
 	}
 	sum.Snapshot = snap.ID
 	sum.Seconds["snapshot"] = source.took.Seconds()
