@@ -26,6 +26,8 @@ type Bar struct {
 	stop                   chan struct{}
 	wg                     sync.WaitGroup
 	now                    func() time.Time
+	board                  *Board      // the board drawing it, if any
+	finished               atomic.Bool // Finish was called
 }
 
 // IsTerminal reports whether f is a terminal.
@@ -57,8 +59,11 @@ func (b *Bar) Done(files, bytes int64) {
 }
 
 // width is the terminal's width, or 80.
-func (b *Bar) width() int {
-	if f, ok := b.w.(*os.File); ok {
+func (b *Bar) width() int { return termWidth(b.w) }
+
+// termWidth is the width of the terminal w is, less one, or 80.
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
 		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 20 {
 			return w - 1
 		}
@@ -66,8 +71,10 @@ func (b *Bar) width() int {
 	return 80
 }
 
-// Finish stops drawing and clears the line.
+// Finish stops drawing and clears the line (on a board: marks the stage
+// done).
 func (b *Bar) Finish() {
+	b.finished.Store(true)
 	if !b.enabled {
 		return
 	}

@@ -2,6 +2,7 @@ package progress
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +41,33 @@ func TestBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A board shows its stages on one line, finished ones as done; printing
+// through its writer clears the line first.
+func TestBoard(t *testing.T) {
+	var out strings.Builder
+	b := NewBoard(&out, "clone a → b", false)
+	start := b.start
+	b.now = func() time.Time { return start.Add(7 * time.Second) }
+	snap, db, files := b.Stage("snapshot"), b.Stage("database wp"), b.Stage("files")
+	snap.Total(0, 3<<30)
+	snap.Done(1, 1<<30)
+	db.Done(0, 320<<20)
+	files.Finish()
+	want := "clone a → b  0:07  snapshot 1.0 GiB/3.0 GiB · database wp 320.0 MiB · files done"
+	if got := b.Line(200); got != want {
+		t.Errorf("line\n%q, want\n%q", got, want)
+	}
+	if got := b.Line(20); got != "clone a → b  0:07  s" {
+		t.Errorf("cut line %q", got)
+	}
+	if b.Writer(&out) != io.Writer(&out) {
+		t.Errorf("a disabled board wraps writers")
+	}
+	b.Finish()
+	if out.Len() != 0 {
+		t.Errorf("a disabled board drew %q", out.String())
 	}
 }

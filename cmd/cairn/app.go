@@ -31,6 +31,10 @@ type app struct {
 
 	cfg *config.Config
 	log *slog.Logger
+
+	// board, while set, draws every bar a.bar makes as one stage of one
+	// line (a clone's side-by-side stages).
+	board *progress.Board
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -224,8 +228,24 @@ func (a *app) initRepo(ctx context.Context, opts repo.Options) error {
 }
 
 func (a *app) bar(label string) *progress.Bar {
+	if a.board != nil {
+		return a.board.Stage(label)
+	}
 	f, ok := a.stderr.(*os.File)
 	return progress.New(a.stderr, label, ok && !a.noProgress && progress.IsTerminal(f))
+}
+
+// startBoard makes the bars that follow stages of one progress line, and
+// output safe to print meanwhile, until the returned func is called.
+func (a *app) startBoard(label string) func() {
+	f, ok := a.stderr.(*os.File)
+	b := progress.NewBoard(a.stderr, label, ok && !a.noProgress && progress.IsTerminal(f))
+	stdout, stderr := a.stdout, a.stderr
+	a.stdout, a.stderr, a.board = b.Writer(stdout), b.Writer(stderr), b
+	return func() {
+		b.Finish()
+		a.stdout, a.stderr, a.board = stdout, stderr, nil
+	}
 }
 
 func (a *app) printJSON(v any) error {

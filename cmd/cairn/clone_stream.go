@@ -16,7 +16,6 @@ import (
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/pattern"
-	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -138,7 +137,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	source, safety := newSnapshotResult(), newSnapshotResult()
 	go func() {
 		t0 := time.Now()
-		bar := a.bar("snapshot " + src.Name)
+		bar := a.bar("snapshot")
 		snap, err := r.Snapshot(ctx, req, bar)
 		bar.Finish()
 		if err != nil {
@@ -176,8 +175,8 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 				return info, want, err
 			}
 			a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(t.pairs))
-			quiet := progress.New(io.Discard, "", false)
-			err := a.loadDatabase(ctx, p, readers[i], quiet, recorded, t.pairs, ro)
+			bar := a.bar("database " + p.from.Name)
+			err := a.loadDatabase(ctx, p, progressReader{readers[i], bar}, bar, recorded, t.pairs, ro)
 			readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
 			loadErrs[i] = err
 		}()
@@ -254,7 +253,9 @@ func (a *app) presync(ctx context.Context, req cairn.SnapshotRequest, t restoreT
 		if keep, err = pattern.Compile(append(append([]string(nil), t.keep...), req.Exclude...)...); err == nil {
 			var unlock func()
 			if unlock, err = lockTarget(dir); err == nil {
-				_, err = files.Restore(ctx, src, files.Local{Root: dir}, "", files.Options{Keep: keep, Workers: ro.workers})
+				bar := a.bar("copy files")
+				_, err = files.Restore(ctx, src, files.Local{Root: dir}, "", files.Options{Keep: keep, Workers: ro.workers, Progress: bar})
+				bar.Finish()
 				unlock()
 			}
 		}

@@ -81,6 +81,9 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	}
 	defer r.Close(ctx)
 
+	if !o.dryRun {
+		defer a.startBoard("clone " + src.Name + " → " + dst.Name)()
+	}
 	start := time.Now()
 	sum := cloneSummaryJSON{MessageType: "clone_summary", Source: src.Name, Target: dst.Name, DryRun: o.dryRun, Seconds: map[string]float64{}}
 	stage := func(name string, since time.Time) { sum.Seconds[name] = time.Since(since).Seconds() }
