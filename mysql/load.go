@@ -210,7 +210,14 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 	return nil
 }
 
+// snippet shows the start of a statement in a message: an INSERT only up to
+// its values (rows may hold personal data), anything else up to 100 bytes.
 func snippet(stmt []byte) string {
+	if bytes.HasPrefix(stmt, []byte("INSERT ")) {
+		if i := bytes.Index(stmt, []byte(" VALUES")); i > 0 {
+			return string(stmt[:i]) + " VALUES …"
+		}
+	}
 	if len(stmt) > 100 {
 		return string(stmt[:100]) + "…"
 	}
@@ -536,7 +543,7 @@ func (f *feed) field(p []byte, i int) (int, error) {
 		i++
 	}
 	if i == start {
-		return i, fmt.Errorf("unexpected literal at %q", snippet(p[i:min(len(p), i+20)]))
+		return i, fmt.Errorf("unexpected literal at %q", p[i:min(len(p), i+20)])
 	}
 	w.Write(p[start:i])
 	return i, nil

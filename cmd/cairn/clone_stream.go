@@ -49,6 +49,16 @@ func (s *snapshotResult) set(snap *cairn.Snapshot, err error) {
 	close(s.done)
 }
 
+// failed tells whether the snapshot is over and failed, without waiting.
+func (s *snapshotResult) failed() bool {
+	select {
+	case <-s.done:
+		return s.err != nil
+	default:
+		return false
+	}
+}
+
 func (s *snapshotResult) wait(ctx context.Context) (*cairn.Snapshot, error) {
 	select {
 	case <-s.done:
@@ -114,13 +124,15 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	}
 	var loads []dbRestore
 	var readers []*io.PipeReader
+	var tees []*detachable
 	for i, db := range req.Databases {
 		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate})
 		if err != nil {
 			return fmt.Errorf("%s: %w", dst.Name, err)
 		}
 		pr, pw := io.Pipe()
-		req.Databases[i] = teeDatabase{Database: db, tee: &detachable{pw: pw}}
+		tees = append(tees, &detachable{pw: pw})
+		req.Databases[i] = teeDatabase{Database: db, tee: tees[i]}
 		loads = append(loads, dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to})
 		readers = append(readers, pr)
 	}
@@ -142,6 +154,11 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		bar.Finish()
 		if err != nil {
 			err = fmt.Errorf("snapshot %s: %w", src.Name, err)
+		}
+		for _, tee := range tees {
+			// A snapshot that failed before dumping a database must
+			// still end its load; a finished dump's pipe stays as is.
+			tee.pw.CloseWithError(errors.Join(err, errors.New("the snapshot did not dump this database")))
 		}
 		source.took = time.Since(t0)
 		source.set(snap, err)
@@ -193,7 +210,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		}
 		safety.set(s, err)
 	}
-	if safety.err == nil {
+	if safety.err == nil && !source.failed() {
 		t0 := time.Now()
 		a.presync(ctx, req, t, ro)
 		sum.Seconds["presync"] = time.Since(t0).Seconds()
