@@ -60,7 +60,7 @@ func load(ctx context.Context, c Config, r io.Reader, infile bool) ([]string, er
 	if err := sc.QueryRowContext(ctx, "SELECT @@local_infile").Scan(&allowed); err != nil {
 		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
-	l := &loader{conn: sc, infile: infile && allowed == 1, in: bufio.NewReaderSize(r, 1<<20), delim: ";", plans: map[string]loadPlan{}}
+	l := &loader{conn: sc, infile: infile && allowed == 1, lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{}}
 	if err := l.run(ctx); err != nil {
 		return nil, fmt.Errorf("load into %s: %w", c, err)
 	}
@@ -99,9 +99,7 @@ var definerRE = regexp.MustCompile("DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*`")
 type loader struct {
 	conn    *sql.Conn
 	infile  bool // the server takes LOAD DATA LOCAL INFILE
-	in      *bufio.Reader
-	long    []byte // a line longer than in's buffer, gathered
-	lineNo  int
+	lines   lineReader
 	delim   string              // the statement delimiter (DELIMITER changes it)
 	stmt    []byte              // the statement being gathered
 	quote   byte                // the quote stmt is inside, or 0
@@ -110,23 +108,30 @@ type loader struct {
 	infiled []string            // the tables that went in by LOAD DATA
 }
 
-// line returns the next line of the dump without its end of line. It is
-// valid until the next call.
-func (l *loader) line() ([]byte, error) {
-	l.long = l.long[:0]
+// lineReader reads a dump line by line, however long the lines.
+type lineReader struct {
+	in   *bufio.Reader
+	long []byte // a line longer than in's buffer, gathered
+	n    int    // lines read
+}
+
+// next returns the next line without its end of line. It is valid until
+// the next call.
+func (r *lineReader) next() ([]byte, error) {
+	r.long = r.long[:0]
 	for {
-		b, err := l.in.ReadSlice('\n')
+		b, err := r.in.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			l.long = append(l.long, b...)
+			r.long = append(r.long, b...)
 			continue
 		}
-		if err != nil && (len(b) == 0 && len(l.long) == 0 || !errors.Is(err, io.EOF)) {
+		if err != nil && (len(b) == 0 && len(r.long) == 0 || !errors.Is(err, io.EOF)) {
 			return nil, err
 		}
-		l.lineNo++
-		if len(l.long) > 0 {
-			b = append(l.long, b...)
-			l.long = b
+		r.n++
+		if len(r.long) > 0 {
+			b = append(r.long, b...)
+			r.long = b
 		}
 		b = bytes.TrimSuffix(b, []byte("\n"))
 		return bytes.TrimSuffix(b, []byte("\r")), nil
@@ -135,7 +140,7 @@ func (l *loader) line() ([]byte, error) {
 
 func (l *loader) run(ctx context.Context) error {
 	for {
-		line, err := l.line()
+		line, err := l.lines.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -147,7 +152,7 @@ func (l *loader) run(ctx context.Context) error {
 			switch {
 			case len(trimmed) == 0 || bytes.HasPrefix(trimmed, []byte("--")):
 				continue
-			case l.lineNo == 1 && bytes.HasPrefix(line, sandboxLine):
+			case l.lines.n == 1 && bytes.HasPrefix(line, sandboxLine):
 				continue
 			case bytes.HasPrefix(line, []byte("DELIMITER ")):
 				l.delim = string(bytes.TrimSpace(line[len("DELIMITER "):]))
@@ -155,7 +160,7 @@ func (l *loader) run(ctx context.Context) error {
 			case l.infile && l.delim == ";" && bytes.HasPrefix(line, insertPrefix):
 				if ok, err := l.insert(ctx, line); ok || err != nil {
 					if err != nil {
-						return fmt.Errorf("line %d: %w", l.lineNo, err)
+						return fmt.Errorf("line %d: %w", l.lines.n, err)
 					}
 					continue
 				}
@@ -190,7 +195,7 @@ func (l *loader) run(ctx context.Context) error {
 		return err
 	}
 	if len(bytes.TrimSpace(l.stmt)) > 0 {
-		return fmt.Errorf("the dump ends inside a statement (line %d): it is cut short. Try: restore another snapshot, and check the disk or storage that held this one", l.lineNo)
+		return fmt.Errorf("the dump ends inside a statement (line %d): it is cut short. Try: restore another snapshot, and check the disk or storage that held this one", l.lines.n)
 	}
 	return nil
 }
@@ -199,7 +204,7 @@ func (l *loader) run(ctx context.Context) error {
 // table's rows can go in by LOAD DATA.
 func (l *loader) exec(ctx context.Context, stmt []byte) error {
 	if _, err := l.conn.ExecContext(ctx, string(stmt)); err != nil {
-		return fmt.Errorf("line %d: %w%s (statement: %s)", l.lineNo, err, hint(err.Error()), snippet(stmt))
+		return fmt.Errorf("line %d: %w%s (statement: %s)", l.lines.n, err, hint(err.Error()), snippet(stmt))
 	}
 	if bytes.HasPrefix(stmt, []byte("CREATE TABLE `")) {
 		name, _, ok := sqlident.CutBackquoted(stmt[len("CREATE TABLE "):])
@@ -351,7 +356,7 @@ func (l *loader) insert(ctx context.Context, line []byte) (bool, error) {
 			// The server ended the LOAD DATA early: finishFeed says why.
 			return true, l.finishFeed(ctx)
 		}
-		if values, err = l.line(); err != nil {
+		if values, err = l.lines.next(); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("the dump ends inside an INSERT: it is cut short. Try: restore another snapshot, and check the disk or storage that held this one")
 			}

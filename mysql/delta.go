@@ -1,0 +1,470 @@
+package mysql
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/sqlident"
+)
+
+// ErrNoDelta means two dumps cannot be turned into one another row by row
+// (their schemas differ, a changed table has no primary key or is not
+// InnoDB, there are triggers, or too much changed): load the new dump whole.
+var ErrNoDelta = errors.New("no row-by-row delta")
+
+// A Delta is what changed between two dumps of one database made by Dump:
+// for each table, the rows of the old dump the new one lacks (gone, or
+// changed) and the rows of the new dump the old one lacks (new, or
+// changed). Rows are the dump's own text, `(…)`.
+type Delta struct {
+	Tables []TableDelta // the tables that changed, in the new dump's order
+}
+
+// TableDelta is one table's part of a Delta.
+type TableDelta struct {
+	Name           string
+	Create         string // the table's CREATE TABLE statement, from the new dump
+	Removed, Added [][]byte
+}
+
+// Rows counts the rows the delta removes and adds.
+func (d *Delta) Rows() (removed, added int) {
+	for _, t := range d.Tables {
+		removed += len(t.Removed)
+		added += len(t.Added)
+	}
+	return removed, added
+}
+
+// Diff computes the delta from the dump openOld gives (opened twice) to
+// the dump newer streams. It keeps 8 bytes per row of each dump, and the
+// changed rows, up to limit bytes of them: beyond that it returns
+// ErrNoDelta, as it does when the dumps' schemas (everything but rows)
+// differ or hold triggers.
+func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.Reader, limit int64) (*Delta, error) {
+	seed := maphash.MakeSeed()
+	hashes := func(r io.Reader, keep func(table string, h uint64, row []byte) error) (map[string][]uint64, *dumpSchema, error) {
+		all := map[string][]uint64{}
+		schema := newDumpSchema()
+		err := scanRows(r, func(table string, row []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			h := maphash.Bytes(seed, row)
+			all[table] = append(all[table], h)
+			if keep != nil {
+				return keep(table, h, row)
+			}
+			return nil
+		}, schema.line)
+		for _, hs := range all {
+			slices.Sort(hs)
+		}
+		return all, schema, err
+	}
+	has := func(set map[string][]uint64, table string, h uint64) bool {
+		_, ok := slices.BinarySearch(set[table], h)
+		return ok
+	}
+	var kept int64
+	keepRow := func(to map[string][][]byte) func(string, []byte) error {
+		return func(table string, row []byte) error {
+			if kept += int64(len(row)); kept > limit {
+				return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
+			}
+			to[table] = append(to[table], bytes.Clone(row))
+			return nil
+		}
+	}
+
+	old, err := openOld()
+	if err != nil {
+		return nil, err
+	}
+	oldSet, oldSchema, err := hashes(old, nil)
+	old.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the earlier dump: %w", err)
+	}
+	added := map[string][][]byte{}
+	addRow := keepRow(added)
+	newSet, newSchema, err := hashes(newer, func(table string, h uint64, row []byte) error {
+		if has(oldSet, table, h) {
+			return nil
+		}
+		return addRow(table, row)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if oldSchema.sum != newSchema.sum {
+		return nil, fmt.Errorf("%w: the schema changed", ErrNoDelta)
+	}
+	if newSchema.triggers {
+		return nil, fmt.Errorf("%w: the database has triggers", ErrNoDelta)
+	}
+	removed := map[string][][]byte{}
+	removeRow := keepRow(removed)
+	if old, err = openOld(); err != nil {
+		return nil, err
+	}
+	defer old.Close()
+	err = scanRows(old, func(table string, row []byte) error {
+		if has(newSet, table, maphash.Bytes(seed, row)) {
+			return nil
+		}
+		return removeRow(table, row)
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read the earlier dump: %w", err)
+	}
+	d := &Delta{}
+	for _, name := range newSchema.tables {
+		if len(added[name]) == 0 && len(removed[name]) == 0 {
+			continue
+		}
+		create := newSchema.creates[name]
+		if !strings.Contains(create, "ENGINE=InnoDB") {
+			return nil, fmt.Errorf("%w: table %s is not InnoDB", ErrNoDelta, name)
+		}
+		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed[name], Added: added[name]})
+	}
+	return d, nil
+}
+
+// dumpSchema sums up a dump's lines other than rows: comments aside, two
+// dumps whose sums agree have the same tables, columns, keys, views,
+// routines and triggers.
+type dumpSchema struct {
+	h        maphash.Hash
+	sum      uint64
+	tables   []string          // in dump order
+	creates  map[string]string // table → CREATE TABLE
+	create   []byte            // the CREATE TABLE being read
+	triggers bool
+}
+
+func newDumpSchema() *dumpSchema {
+	s := &dumpSchema{creates: map[string]string{}}
+	s.h.SetSeed(schemaSeed)
+	return s
+}
+
+var schemaSeed = maphash.MakeSeed()
+
+// autoIncrementRE matches a table's AUTO_INCREMENT option.
+var autoIncrementRE = regexp.MustCompile(` AUTO_INCREMENT=[0-9]+`)
+
+func (s *dumpSchema) line(line []byte) {
+	if bytes.HasPrefix(line, []byte("--")) || len(bytes.TrimSpace(line)) == 0 {
+		return
+	}
+	if bytes.HasPrefix(line, []byte(") ENGINE=")) {
+		// The counter moves with rows; ApplyDelta sets it.
+		line = autoIncrementRE.ReplaceAll(line, nil)
+	}
+	s.h.Write(line)
+	s.h.WriteByte('\n')
+	s.sum = s.h.Sum64()
+	if bytes.Contains(line, []byte(" TRIGGER ")) {
+		s.triggers = true
+	}
+	switch {
+	case s.create != nil:
+		s.create = append(append(s.create, '\n'), line...)
+		if bytes.HasSuffix(line, []byte(";")) {
+			create := string(s.create[:len(s.create)-1])
+			if name, _, ok := sqlident.CutBackquoted([]byte(create[len("CREATE TABLE "):])); ok {
+				s.tables = append(s.tables, name)
+				s.creates[name] = create
+			}
+			s.create = nil
+		}
+	case bytes.HasPrefix(line, []byte("CREATE TABLE `")):
+		s.create = append([]byte(nil), line...)
+	}
+}
+
+// scanRows reads a dump made by Dump and calls row for each row of its
+// INSERT statements, `(…)` (valid during the call only), and other for
+// each other line (if not nil).
+func scanRows(r io.Reader, row func(table string, row []byte) error, other func(line []byte)) error {
+	lines := lineReader{in: bufio.NewReaderSize(r, 1<<20)}
+	table := ""
+	for {
+		line, err := lines.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if table == "" {
+			if !bytes.HasPrefix(line, insertPrefix) {
+				if other != nil {
+					other(line)
+				}
+				continue
+			}
+			name, rest, ok := sqlident.CutBackquoted(line[len("INSERT INTO "):])
+			i := bytes.Index(rest, []byte("VALUES"))
+			if !ok || i < 0 {
+				return fmt.Errorf("line %d: an INSERT cairn cannot read", lines.n)
+			}
+			table, line = name, rest[i+len("VALUES"):]
+		}
+		done, err := splitRows(line, func(r []byte) error { return row(table, r) })
+		if err != nil {
+			return fmt.Errorf("line %d: %w", lines.n, err)
+		}
+		if done {
+			table = ""
+		}
+	}
+}
+
+// splitRows calls fn for each row on one line of an INSERT's values and
+// reports whether the statement ended. Values hold no parentheses outside
+// strings, so a row ends at the first ')' outside quotes.
+func splitRows(p []byte, fn func(row []byte) error) (done bool, err error) {
+	for i := 0; i < len(p); {
+		switch p[i] {
+		case ' ', ',', '\t':
+			i++
+			continue
+		case ';':
+			return true, nil
+		case '(':
+		default:
+			return false, fmt.Errorf("unexpected %q between rows", p[i])
+		}
+		start := i
+		for i++; ; {
+			j := bytes.IndexAny(p[i:], "')")
+			if j < 0 {
+				return false, errors.New("a row is cut off at the end of its line")
+			}
+			i += j
+			if p[i] == ')' {
+				i++
+				break
+			}
+			if i, err = skipString(p, i); err != nil {
+				return false, err
+			}
+		}
+		if err := fn(p[start:i]); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// skipString returns where the string literal starting at p[i] ends.
+func skipString(p []byte, i int) (int, error) {
+	for i++; ; {
+		j := bytes.IndexByte(p[i:], '\'')
+		if j < 0 {
+			return i, errors.New("a string is not closed on its line")
+		}
+		if k := bytes.IndexByte(p[i:i+j], '\\'); k >= 0 {
+			i += k + 2
+			continue
+		}
+		return i + j + 1, nil
+	}
+}
+
+// splitFields cuts a row `(a,'b',…)` into its literals.
+func splitFields(row []byte) ([][]byte, error) {
+	p := row[1 : len(row)-1]
+	var out [][]byte
+	start := 0
+	for i := 0; i <= len(p); {
+		if i == len(p) || p[i] == ',' {
+			out = append(out, p[start:i])
+			i++
+			start = i
+			continue
+		}
+		if p[i] == '\'' {
+			var err error
+			if i, err = skipString(p, i); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		i++
+	}
+	return out, nil
+}
+
+// primaryKey reads the positions of a table's primary key columns from its
+// CREATE TABLE, with the columns' names.
+func primaryKey(create string) (pos []int, names []string, err error) {
+	var cols []string
+	for _, line := range strings.Split(create, "\n")[1:] {
+		line = strings.TrimLeft(line, " ")
+		if strings.HasPrefix(line, "`") {
+			name, _, ok := sqlident.CutBackquoted([]byte(line))
+			if !ok {
+				return nil, nil, fmt.Errorf("%w: a column cairn cannot read", ErrNoDelta)
+			}
+			cols = append(cols, name)
+			continue
+		}
+		key, ok := strings.CutPrefix(line, "PRIMARY KEY (")
+		if !ok {
+			continue
+		}
+		for _, part := range strings.Split(key[:strings.LastIndex(key, ")")], ",") {
+			name, rest, ok := sqlident.CutBackquoted([]byte(strings.TrimSpace(part)))
+			if !ok || len(rest) > 0 { // a prefix key: (`a`(10))
+				return nil, nil, fmt.Errorf("%w: a primary key cairn cannot use", ErrNoDelta)
+			}
+			i := slices.Index(cols, name)
+			if i < 0 {
+				return nil, nil, fmt.Errorf("%w: primary key column %s not found", ErrNoDelta, name)
+			}
+			pos, names = append(pos, i), append(names, name)
+		}
+	}
+	if len(pos) == 0 {
+		return nil, nil, fmt.Errorf("%w: a table has no primary key", ErrNoDelta)
+	}
+	return pos, names, nil
+}
+
+// ApplyDelta writes d into the database c names in one transaction: each
+// table's removed rows are deleted by primary key, then its added rows
+// inserted; before the commit every changed table must hold the number of
+// rows want gives it (else nothing is written: cairn.ErrMismatch). Rows are
+// written as d has them: rewrite them first if need be. Readers see the
+// database before or after, never between. The tables must be InnoDB and
+// without triggers (Diff makes sure).
+func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64) (err error) {
+	db, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
+	}
+	defer conn.Close()
+	// The dump's own session settings.
+	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO'", "SET foreign_key_checks = 0"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback() //nolint:errcheck
+		}
+	}()
+	const batch = 1 << 20
+	for _, t := range d.Tables {
+		pos, names, err := primaryKey(t.Create)
+		if err != nil {
+			return err
+		}
+		keyCols := make([]string, len(names))
+		for i, n := range names {
+			keyCols[i] = quoteIdent(n)
+		}
+		del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
+		var q strings.Builder
+		end := ")"
+		flush := func() error {
+			if q.Len() == 0 {
+				return nil
+			}
+			q.WriteString(end)
+			_, err := tx.ExecContext(ctx, q.String())
+			q.Reset()
+			if err != nil {
+				return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
+			}
+			return nil
+		}
+		for _, row := range t.Removed {
+			fields, err := splitFields(row)
+			if err != nil || len(fields) <= slices.Max(pos) {
+				return fmt.Errorf("%w: a row of %s cairn cannot read", ErrNoDelta, t.Name)
+			}
+			if q.Len() == 0 {
+				q.WriteString(del)
+			} else {
+				q.WriteByte(',')
+			}
+			q.WriteByte('(')
+			for i, p := range pos {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.Write(fields[p])
+			}
+			q.WriteByte(')')
+			if q.Len() > batch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		end = ""
+		for _, row := range t.Added {
+			if q.Len() == 0 {
+				q.WriteString("INSERT INTO " + quoteIdent(t.Name) + " VALUES ")
+			} else {
+				q.WriteByte(',')
+			}
+			q.Write(row)
+			if q.Len() > batch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		var n int64
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(t.Name)).Scan(&n); err != nil {
+			return fmt.Errorf("count rows of %s: %w", t.Name, err)
+		}
+		if w, ok := want[t.Name]; !ok || n != w {
+			return fmt.Errorf("%w: table %s would hold %d rows, the snapshot %d; nothing was changed", cairn.ErrMismatch, t.Name, n, w)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", c, err)
+	}
+	// Each changed table's AUTO_INCREMENT counter as the new dump has it
+	// (a statement of its own: DDL would end the transaction).
+	for _, t := range d.Tables {
+		if m := autoIncrementRE.FindString(t.Create); m != "" {
+			if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(t.Name)+m); err != nil {
+				return fmt.Errorf("the rows are in place, but setting the AUTO_INCREMENT counter of %s failed: %w", t.Name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"testing"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/testenv"
+)
+
+func dump(t *testing.T, db string) []byte {
+	var b bytes.Buffer
+	if err := Dump(context.Background(), root(db), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func opener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
+func rowCounts(t *testing.T, db string) map[string]int64 {
+	st, err := Stats(context.Background(), root(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int64{}
+	for _, s := range st {
+		m[s.Name] = s.Rows
+	}
+	return m
+}
+
+// A copy loaded from one dump, given the delta to a later dump, becomes
+// that later dump's database exactly (per-table checksums), in one
+// transaction; a count that does not match changes nothing.
+func TestDiffAndApply(t *testing.T) {
+	src := loadFixture(t)
+	ctx := context.Background()
+	before := dump(t, src.Database)
+	dst := testenv.NewMariaDB(t)
+	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"UPDATE every SET vc = CONCAT(vc, ' (edited, it''s \\\\ new)'), bl = UNHEX('00FF27') WHERE id % 300 = 1",
+		"DELETE FROM every WHERE id IN (5, 6, 2999)",
+		"INSERT INTO every (id, vc, lt) VALUES (5000, 'new\trow', 'https://example.com/')",
+		"UPDATE indexed SET u = 'z' WHERE id = 2",
+	} {
+		if _, err := src.Admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	after := dump(t, src.Database)
+	d, err := Diff(ctx, opener(before), bytes.NewReader(after), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tb := range d.Tables {
+		names = append(names, tb.Name)
+	}
+	if removed, added := d.Rows(); !slices.Equal(names, []string{"every", "indexed"}) || removed != 10+3+1 || added != 10+1+1 {
+		t.Fatalf("delta: tables %v, %d rows removed, %d added", names, removed, added)
+	}
+
+	wrong := rowCounts(t, src.Database)
+	wrong["every"]++
+	stateBefore := targetState(t, dst)
+	if err := ApplyDelta(ctx, root(dst.Database), d, wrong); !errors.Is(err, cairn.ErrMismatch) {
+		t.Fatalf("a count that does not match: %v", err)
+	}
+	if got := targetState(t, dst); got != stateBefore {
+		t.Fatalf("a failed delta changed the target:\n%s\n%s", got, stateBefore)
+	}
+
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Stats(ctx, root(src.Database))
+	got, _ := Stats(ctx, root(dst.Database))
+	if !slices.Equal(got, want) {
+		t.Errorf("copy after the delta %+v\nsource %+v", got, want)
+	}
+}
+
+// Dumps whose schemas differ, or that hold triggers, have no delta; nor
+// does a changed table without a primary key, or a delta over the limit.
+func TestNoDelta(t *testing.T) {
+	src := loadFixture(t)
+	ctx := context.Background()
+	before := dump(t, src.Database)
+	for _, c := range []struct{ name, q string }{
+		{"schema", "ALTER TABLE indexed ADD COLUMN extra INT"},
+		{"trigger", "CREATE TRIGGER tr BEFORE INSERT ON indexed FOR EACH ROW SET NEW.s = 'x'"},
+	} {
+		if _, err := src.Admin.Exec(c.q); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), 1<<20)
+		if !errors.Is(err, ErrNoDelta) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		before = dump(t, src.Database)
+	}
+	if _, err := src.Admin.Exec("DROP TRIGGER tr"); err != nil {
+		t.Fatal(err)
+	}
+	before = dump(t, src.Database)
+	if _, err := src.Admin.Exec("UPDATE every SET lt = REPEAT('x', 2000)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), 1<<20); !errors.Is(err, ErrNoDelta) {
+		t.Errorf("over the limit: %v", err)
+	}
+	before = dump(t, src.Database)
+	if _, err := src.Admin.Exec("INSERT INTO gen (a, s) VALUES (3, 'y')"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := testenv.NewMariaDB(t)
+	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database)); !errors.Is(err, ErrNoDelta) {
+		t.Errorf("no primary key: %v", err)
+	}
+}
