@@ -134,6 +134,26 @@ func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verif
 	return mysql.Replace(ctx, d.c, dump, verify)
 }
 
+func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want map[string]int64) error {
+	return mysql.ApplyDelta(ctx, d.c, delta, want)
+}
+
+func (d mysqlDB) UpdateTimes(ctx context.Context) (map[string]string, error) {
+	return mysql.UpdateTimes(ctx, d.c)
+}
+
+// A DeltaTarget takes a row-by-row delta in place (MySQL and MariaDB).
+type DeltaTarget interface {
+	cairn.Database
+	// ApplyDelta writes the delta in one transaction, checked by want's
+	// row counts (see mysql.ApplyDelta).
+	ApplyDelta(ctx context.Context, d *mysql.Delta, want map[string]int64) error
+	// UpdateTimes tells when each table last changed (see
+	// mysql.UpdateTimes): a table whose time is unchanged since the
+	// delta's base was loaded still holds it.
+	UpdateTimes(ctx context.Context) (map[string]string, error)
+}
+
 type postgresDB struct {
 	c postgres.Config
 	o Options

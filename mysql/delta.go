@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/sqlident"
@@ -193,6 +194,10 @@ func (s *dumpSchema) line(line []byte) {
 		s.create = append([]byte(nil), line...)
 	}
 }
+
+// Rows reads a dump made by Dump and calls fn for each row of its INSERT
+// statements, `(…)`, valid during the call only.
+func Rows(r io.Reader, fn func(table string, row []byte) error) error { return scanRows(r, fn, nil) }
 
 // scanRows reads a dump made by Dump and calls row for each row of its
 // INSERT statements, `(…)` (valid during the call only), and other for
@@ -467,4 +472,49 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64) 
 		}
 	}
 	return nil
+}
+
+// UpdateTimes returns when each base table of the database c names last
+// changed (InnoDB's UPDATE_TIME, to the second), as the server can vouch
+// for it: "" where it cannot (the server restarted since, or the table
+// changed in the current second, which a later change could share). It
+// waits, up to a little over two seconds, for the current second to pass
+// when a table changed in it.
+func UpdateTimes(ctx context.Context, c Config) (map[string]string, error) {
+	db, err := c.open()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	for try := 0; ; try++ {
+		rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= NOW() FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", c.Database)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w%s", c, err, hint(err.Error()))
+		}
+		times, recent := map[string]string{}, false
+		for rows.Next() {
+			var name, at string
+			var now bool
+			if err := rows.Scan(&name, &at, &now); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if now {
+				at, recent = "", true
+			}
+			times[name] = at
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if !recent || try == 25 {
+			return times, nil
+		}
+		select { // until the server's clock is past that second
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

@@ -218,6 +218,10 @@ func randomToken() string {
 }
 
 // Close releases the repository.
+// StateDir is this repository's directory of local state (see
+// Options.StateDir).
+func (r *Repo) StateDir() string { return r.opts.StateDir }
+
 func (r *Repo) Close(ctx context.Context) error {
 	if r.packs != nil {
 		d, n, g := r.packs.stats()

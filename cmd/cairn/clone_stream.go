@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -193,7 +194,28 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 			}
 			a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(t.pairs))
 			bar := a.bar("database " + p.from.Name)
-			err := a.loadDatabase(ctx, p, progressReader{readers[i], bar}, bar, recorded, t.pairs, ro)
+			in := progressReader{readers[i], bar}
+			var err error
+			if base, ok := a.deltaBase(ctx, r, p, t.pairs, after); ok {
+				err = a.loadDelta(ctx, r, base, p, in, recorded, t.pairs, ro)
+				if errors.Is(err, mysql.ErrNoDelta) {
+					fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
+					// The tee detaches, so that the snapshot completes;
+					// its dump is then read back whole.
+					readers[i].CloseWithError(err)
+					var snap *cairn.Snapshot
+					if snap, err = ready(); err == nil {
+						var whole io.ReadCloser
+						if whole, err = r.OpenDump(ctx, snap, snap.Databases[i].Name); err == nil {
+							err = a.loadDatabase(ctx, p, progressReader{whole, bar}, bar, recorded, t.pairs, ro)
+							whole.Close()
+						}
+					}
+				}
+				bar.Finish()
+			} else {
+				err = a.loadDatabase(ctx, p, in, bar, recorded, t.pairs, ro)
+			}
 			readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
 			loadErrs[i] = err
 		}()
@@ -250,7 +272,18 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	if err := a.configureApp(snap, t, keep, ro); err != nil {
 		return err
 	}
-	return a.afterRestore(ctx, t, after, ro)
+	if err := a.afterRestore(ctx, t, after, ro); err != nil {
+		return err
+	}
+	if dst.URL != "" {
+		// Before noting what the clone left: a page view may write to
+		// the database.
+		sum.URLStatus = a.checkURL(ctx, dst.URL, ro.json)
+	}
+	for i, p := range loads {
+		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, t.pairs)
+	}
+	return nil
 }
 
 // presync copies the source's files onto the target while the snapshot of

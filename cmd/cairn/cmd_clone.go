@@ -91,7 +91,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		if err := a.streamClone(ctx, r, src, dst, ro, o.noSS, &sum); err != nil {
 			return err
 		}
-		return a.finishClone(ctx, dst, o, &sum, start)
+		return a.finishClone(ctx, dst, o, &sum, start, true)
 	}
 	var snap *cairn.Snapshot
 	t0 := time.Now()
@@ -133,12 +133,13 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		return err
 	}
 	stage("restore", t0)
-	return a.finishClone(ctx, dst, o, &sum, start)
+	return a.finishClone(ctx, dst, o, &sum, start, false)
 }
 
-// finishClone checks the target's URL and prints the summary.
-func (a *app) finishClone(ctx context.Context, dst *config.Environment, o cloneOptions, sum *cloneSummaryJSON, start time.Time) error {
-	if !o.dryRun && dst.URL != "" {
+// finishClone checks the target's URL (unless checked already) and prints
+// the summary.
+func (a *app) finishClone(ctx context.Context, dst *config.Environment, o cloneOptions, sum *cloneSummaryJSON, start time.Time, checked bool) error {
+	if !o.dryRun && !checked && dst.URL != "" {
 		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json)
 	}
 	sum.Seconds["total"] = time.Since(start).Seconds()

@@ -88,15 +88,16 @@ type changeJSON struct {
 
 // databaseRestoreJSON is one database a restore replaced (or would).
 type databaseRestoreJSON struct {
-	MessageType     string   `json:"message_type"` // "database"
-	Name            string   `json:"name"`
-	Target          string   `json:"target"`
-	DryRun          bool     `json:"dry_run"`
-	Tables          int      `json:"tables"`
-	Rows            int64    `json:"rows"`
-	DumpBytes       int64    `json:"dump_bytes"`
-	ChecksumsDiffer []string `json:"checksums_differ,omitempty"`
-	DurationSec     float64  `json:"duration_seconds"`
+	MessageType     string     `json:"message_type"` // "database"
+	Name            string     `json:"name"`
+	Target          string     `json:"target"`
+	DryRun          bool       `json:"dry_run"`
+	Tables          int        `json:"tables"`
+	Rows            int64      `json:"rows"`
+	DumpBytes       int64      `json:"dump_bytes"`
+	ChecksumsDiffer []string   `json:"checksums_differ,omitempty"`
+	DurationSec     float64    `json:"duration_seconds"`
+	Delta           *deltaJSON `json:"delta,omitempty"` // only changed rows were loaded
 }
 
 // rewritePairJSON is one rewrite a restore applies to databases.

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/actions"
+	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/mysql"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/rewrite"
+)
+
+// A clone onto a MySQL or MariaDB database that the last clone left as it
+// was loads only what changed: the new dump is compared row by row with
+// the dump of the snapshot that clone loaded, and the rows that differ go
+// in (rewritten) in one transaction, instead of the whole database through
+// a scratch database. "Left as it was" is proved by InnoDB's UPDATE_TIME
+// of every table, recorded after the last clone (its after_restore actions
+// included) and unchanged since; a server restart, a table changed by
+// anyone since, a schema change, triggers, a table without a primary key,
+// sql: or run: actions (which may not be repeatable), or more than
+// deltaLimit of changed rows each mean the whole dump is loaded.
+
+// deltaLimit bounds the changed rows a delta holds in memory.
+const deltaLimit = 64 << 20
+
+// cloneRecord is what a clone left in one target database.
+type cloneRecord struct {
+	Target   string            `json:"target"`   // the DSN without its password
+	Snapshot string            `json:"snapshot"` // the source snapshot loaded
+	Database string            `json:"database"` // its name in that snapshot
+	Pairs    []rewrite.Pair    `json:"pairs"`
+	Updated  map[string]string `json:"updated"` // table → UPDATE_TIME after the clone
+	Time     time.Time         `json:"time"`
+}
+
+func recordPath(r *repo.Repo, target string) string {
+	sum := sha256.Sum256([]byte(target))
+	return filepath.Join(r.StateDir(), "clones", hex.EncodeToString(sum[:8])+".json")
+}
+
+// writeCloneRecord notes what a clone left in a target database; a failure
+// only costs the next clone its delta.
+func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair) {
+	path := recordPath(r, to.String())
+	os.Remove(path)
+	dt, ok := to.(database.DeltaTarget)
+	if !ok {
+		return
+	}
+	times, err := dt.UpdateTimes(ctx)
+	if err == nil {
+		rec := cloneRecord{Target: to.String(), Snapshot: snap.ID, Database: name, Pairs: pairs, Updated: times, Time: time.Now()}
+		var b []byte
+		if b, err = json.Marshal(rec); err == nil {
+			if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+				err = os.WriteFile(path, b, 0o600)
+			}
+		}
+	}
+	if err != nil {
+		a.log.Info("noting what the clone left failed; the next clone loads the whole database", "target", to.String(), "err", err)
+	}
+}
+
+// deltaBase returns the snapshot whose dump the target database still
+// holds, rewritten by pairs, if the next load can be a delta from it.
+func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (*cairn.Snapshot, bool) {
+	dt, ok := p.to.(database.DeltaTarget)
+	if !ok || p.from.Engine != "mysql" {
+		return nil, false
+	}
+	for _, act := range after {
+		if act.Kind == "sql" || act.Kind == "run" {
+			return nil, false
+		}
+	}
+	b, err := os.ReadFile(recordPath(r, p.to.String()))
+	if err != nil {
+		return nil, false
+	}
+	var rec cloneRecord
+	if json.Unmarshal(b, &rec) != nil || rec.Target != p.to.String() || rec.Database != p.from.Name || !slices.Equal(rec.Pairs, pairs) {
+		return nil, false
+	}
+	now, err := dt.UpdateTimes(ctx)
+	if err != nil || len(now) != len(rec.Updated) {
+		return nil, false
+	}
+	for table, at := range now {
+		if at == "" || rec.Updated[table] != at {
+			a.log.Info("the target changed since the last clone: loading the whole database", "target", p.to.String(), "table", table)
+			return nil, false
+		}
+	}
+	base, err := a.pickIn(ctx, r, rec.Snapshot)
+	if err != nil || base.ID != rec.Snapshot {
+		return nil, false
+	}
+	return base, true
+}
+
+// loadDelta brings the target database from base's dump to the dump that
+// streams in, row by row (see above). recorded waits for the new snapshot
+// (and the safety snapshot) to be complete, like a full load's check.
+// mysql.ErrNoDelta means the whole dump must be loaded instead.
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+	start := time.Now()
+	unlock, err := lockTarget("database " + p.to.String())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	open := func() (io.ReadCloser, error) { return r.OpenDump(ctx, base, p.from.Name) }
+	d, err := mysql.Diff(ctx, open, dump, deltaLimit)
+	if err != nil {
+		return err
+	}
+	info, want, err := recorded()
+	if err != nil {
+		return fmt.Errorf("nothing was changed: %w", err)
+	}
+	counts := map[string]int64{}
+	for _, t := range want {
+		counts[t.Name] = t.Rows
+	}
+	if len(pairs) > 0 {
+		for i := range d.Tables {
+			t := &d.Tables[i]
+			if t.Removed, err = rewriteRows(t.Create, t.Name, t.Removed, pairs); err == nil {
+				t.Added, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
+			}
+			if err != nil {
+				return fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
+			}
+		}
+	}
+	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts); err != nil {
+		if errors.Is(err, mysql.ErrNoDelta) {
+			return err
+		}
+		return fmt.Errorf("update database %s in place: %w", p.to, err)
+	}
+	removed, added := d.Rows()
+	report := databaseRestoreJSON{MessageType: "database", Name: info.Name, Target: p.to.String(), Tables: info.Tables, Rows: info.Rows,
+		DumpBytes: info.Bytes, DurationSec: time.Since(start).Seconds(), Delta: &deltaJSON{Base: base.ID, Removed: removed, Added: added, Tables: len(d.Tables)}}
+	if o.json {
+		return jsonLine(a.stdout, report)
+	}
+	fmt.Fprintf(a.stdout, "database %s updated in place from snapshot %s: %d row(s) out, %d in, in %d table(s); %d rows checked, in %s\n",
+		info.Name, base.ShortID(), removed, added, len(d.Tables), info.Rows, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// deltaJSON tells, in a database's restore report, that only changed rows
+// were loaded.
+type deltaJSON struct {
+	Base    string `json:"base"` // the snapshot the target held
+	Removed int    `json:"rows_removed"`
+	Added   int    `json:"rows_added"`
+	Tables  int    `json:"tables"`
+}
+
+// rewriteRows rewrites rows of one table as they would be in a dump.
+func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][]byte, error) {
+	if len(rows) == 0 {
+		return rows, nil
+	}
+	var in bytes.Buffer
+	in.WriteString(create + ";\nINSERT INTO `" + strings.ReplaceAll(table, "`", "``") + "` VALUES ")
+	in.Write(bytes.Join(rows, []byte(",")))
+	in.WriteString(";\n")
+	w, err := rewrite.New(rewrite.Config{Pairs: pairs})
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if _, err := w.MySQL(&in, &out); err != nil {
+		return nil, err
+	}
+	var rewritten [][]byte
+	err = mysql.Rows(&out, func(_ string, row []byte) error {
+		rewritten = append(rewritten, bytes.Clone(row))
+		return nil
+	})
+	if err == nil && len(rewritten) != len(rows) {
+		err = fmt.Errorf("%d rows in, %d out", len(rows), len(rewritten))
+	}
+	return rewritten, err
+}
