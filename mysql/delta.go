@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn"
@@ -46,64 +47,33 @@ func (d *Delta) Rows() (removed, added int) {
 	return removed, added
 }
 
-// Diff computes the delta from the dump openOld gives (opened twice) to
-// the dump newer streams. It keeps 8 bytes per row of each dump, and the
-// changed rows, up to limit bytes of them: beyond that it returns
+// Diff computes the delta from the dump openOld gives to the one newer
+// streams, which openNew gives again once it has streamed (the first pass
+// keeps up with the stream: it only hashes rows). It reads each dump
+// twice, the two side by side, keeps 8 bytes per row of each, and the
+// changed rows up to limit bytes of them: beyond that it returns
 // ErrNoDelta, as it does when the dumps' schemas (everything but rows)
 // differ or hold triggers.
-func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.Reader, limit int64) (*Delta, error) {
+func Diff(ctx context.Context, openOld, openNew func() (io.ReadCloser, error), newer io.Reader, limit int64) (*Delta, error) {
 	seed := maphash.MakeSeed()
-	hashes := func(r io.Reader, keep func(table string, h uint64, row []byte) error) (map[string][]uint64, *dumpSchema, error) {
-		all := map[string][]uint64{}
-		schema := newDumpSchema()
-		err := scanRows(r, func(table string, row []byte) error {
-			if err := ctx.Err(); err != nil {
+	var oldSet, newSet map[string][]uint64
+	var oldSchema, newSchema *dumpSchema
+	err := both(
+		func() (err error) {
+			newSet, newSchema, err = hashRows(ctx, seed, newer)
+			return err
+		},
+		func() error {
+			old, err := openOld()
+			if err != nil {
 				return err
 			}
-			h := maphash.Bytes(seed, row)
-			all[table] = append(all[table], h)
-			if keep != nil {
-				return keep(table, h, row)
+			defer old.Close()
+			if oldSet, oldSchema, err = hashRows(ctx, seed, old); err != nil {
+				return fmt.Errorf("read the earlier dump: %w", err)
 			}
 			return nil
-		}, schema.line)
-		for _, hs := range all {
-			slices.Sort(hs)
-		}
-		return all, schema, err
-	}
-	has := func(set map[string][]uint64, table string, h uint64) bool {
-		_, ok := slices.BinarySearch(set[table], h)
-		return ok
-	}
-	var kept int64
-	keepRow := func(to map[string][][]byte) func(string, []byte) error {
-		return func(table string, row []byte) error {
-			if kept += int64(len(row)); kept > limit {
-				return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
-			}
-			to[table] = append(to[table], bytes.Clone(row))
-			return nil
-		}
-	}
-
-	old, err := openOld()
-	if err != nil {
-		return nil, err
-	}
-	oldSet, oldSchema, err := hashes(old, nil)
-	old.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read the earlier dump: %w", err)
-	}
-	added := map[string][][]byte{}
-	addRow := keepRow(added)
-	newSet, newSchema, err := hashes(newer, func(table string, h uint64, row []byte) error {
-		if has(oldSet, table, h) {
-			return nil
-		}
-		return addRow(table, row)
-	})
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -113,20 +83,36 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 	if newSchema.triggers {
 		return nil, fmt.Errorf("%w: the database has triggers", ErrNoDelta)
 	}
-	removed := map[string][][]byte{}
-	removeRow := keepRow(removed)
-	if old, err = openOld(); err != nil {
-		return nil, err
-	}
-	defer old.Close()
-	err = scanRows(old, func(table string, row []byte) error {
-		if has(newSet, table, maphash.Bytes(seed, row)) {
-			return nil
+	var mu sync.Mutex
+	var kept int64
+	// changed collects the rows of the dump open gives that other lacks.
+	changed := func(open func() (io.ReadCloser, error), other map[string][]uint64, to map[string][][]byte) func() error {
+		return func() error {
+			r, err := open()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return scanRows(r, func(table string, row []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if _, ok := slices.BinarySearch(other[table], maphash.Bytes(seed, row)); ok {
+					return nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if kept += int64(len(row)); kept > limit {
+					return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
+				}
+				to[table] = append(to[table], bytes.Clone(row))
+				return nil
+			}, nil)
 		}
-		return removeRow(table, row)
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read the earlier dump: %w", err)
+	}
+	removed, added := map[string][][]byte{}, map[string][][]byte{}
+	if err := both(changed(openOld, newSet, removed), changed(openNew, oldSet, added)); err != nil {
+		return nil, err
 	}
 	d := &Delta{}
 	for _, name := range newSchema.tables {
@@ -140,6 +126,32 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed[name], Added: added[name]})
 	}
 	return d, nil
+}
+
+// hashRows hashes every row of a dump, per table (sorted), and sums up its
+// schema.
+func hashRows(ctx context.Context, seed maphash.Seed, r io.Reader) (map[string][]uint64, *dumpSchema, error) {
+	all := map[string][]uint64{}
+	schema := newDumpSchema()
+	err := scanRows(r, func(table string, row []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		all[table] = append(all[table], maphash.Bytes(seed, row))
+		return nil
+	}, schema.line)
+	for _, hs := range all {
+		slices.Sort(hs)
+	}
+	return all, schema, err
+}
+
+// both runs f and g side by side and returns the first error.
+func both(f, g func() error) error {
+	errs := make(chan error, 1)
+	go func() { errs <- g() }()
+	err := f()
+	return errors.Join(err, <-errs)
 }
 
 // dumpSchema sums up a dump's lines other than rows: comments aside, two

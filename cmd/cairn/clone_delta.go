@@ -114,10 +114,12 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 }
 
 // loadDelta brings the target database from base's dump to the dump that
-// streams in, row by row (see above). recorded waits for the new snapshot
-// (and the safety snapshot) to be complete, like a full load's check.
+// streams in, row by row (see above); reread opens that dump again from
+// the new snapshot, once it is complete. recorded waits for the new
+// snapshot (and the safety snapshot) to be complete, like a full load's
+// check.
 // mysql.ErrNoDelta means the whole dump must be loaded instead.
-func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, p dbRestore, dump io.Reader, reread func() (io.ReadCloser, error), recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
 	if err != nil {
@@ -125,7 +127,7 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 	}
 	defer unlock()
 	open := func() (io.ReadCloser, error) { return r.OpenDump(ctx, base, p.from.Name) }
-	d, err := mysql.Diff(ctx, open, dump, deltaLimit)
+	d, err := mysql.Diff(ctx, open, reread, dump, deltaLimit)
 	if err != nil {
 		return err
 	}

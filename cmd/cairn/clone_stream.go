@@ -197,7 +197,14 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 			in := progressReader{readers[i], bar}
 			var err error
 			if base, ok := a.deltaBase(ctx, r, p, t.pairs, after); ok {
-				err = a.loadDelta(ctx, r, base, p, in, recorded, t.pairs, ro)
+				reread := func() (io.ReadCloser, error) {
+					snap, err := ready()
+					if err != nil {
+						return nil, err
+					}
+					return r.OpenDump(ctx, snap, snap.Databases[i].Name)
+				}
+				err = a.loadDelta(ctx, r, base, p, in, reread, recorded, t.pairs, ro)
 				if errors.Is(err, mysql.ErrNoDelta) {
 					fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
 					// The tee detaches, so that the snapshot completes;
