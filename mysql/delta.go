@@ -364,11 +364,17 @@ func primaryKey(create string) (pos []int, names []string, err error) {
 // ApplyDelta writes d into the database c names in one transaction: each
 // table's removed rows are deleted by primary key, then its added rows
 // inserted; before the commit every changed table must hold the number of
-// rows want gives it (else nothing is written: cairn.ErrMismatch). Rows are
+// rows want gives it (else nothing is written: ErrNoDelta and
+// cairn.ErrMismatch). Rows are
 // written as d has them: rewrite them first if need be. Readers see the
 // database before or after, never between. The tables must be InnoDB and
 // without triggers (Diff makes sure).
-func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64) (err error) {
+//
+// With a guard (each table's UPDATE_TIME, as UpdateTimes gave it when the
+// caller decided the database still held the delta's base), the
+// transaction is rolled back with ErrNoDelta should any table have changed
+// since.
+func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, guard map[string]string) (err error) {
 	db, err := c.open()
 	if err != nil {
 		return err
@@ -468,7 +474,28 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64) 
 			return fmt.Errorf("count rows of %s: %w", t.Name, err)
 		}
 		if w, ok := want[t.Name]; !ok || n != w {
-			return fmt.Errorf("%w: table %s would hold %d rows, the snapshot %d; nothing was changed", cairn.ErrMismatch, t.Name, n, w)
+			return fmt.Errorf("%w (%w): table %s would hold %d rows, the snapshot %d; nothing was changed", ErrNoDelta, cairn.ErrMismatch, t.Name, n, w)
+		}
+	}
+	if guard != nil {
+		rows, err := tx.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", c.Database)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+		for rows.Next() {
+			var name, at string
+			if err := rows.Scan(&name, &at); err != nil {
+				rows.Close()
+				return err
+			}
+			if g, ok := guard[name]; !ok || g != at {
+				rows.Close()
+				return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -73,14 +73,24 @@ func TestDiffAndApply(t *testing.T) {
 	wrong := rowCounts(t, src.Database)
 	wrong["every"]++
 	stateBefore := targetState(t, dst)
-	if err := ApplyDelta(ctx, root(dst.Database), d, wrong); !errors.Is(err, cairn.ErrMismatch) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil); !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("a count that does not match: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target:\n%s\n%s", got, stateBefore)
 	}
 
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database)); err != nil {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), map[string]string{"every": "2000-01-01 00:00:00"}); !errors.Is(err, ErrNoDelta) {
+		t.Fatalf("a table changed since the guard was taken: %v", err)
+	}
+	if got := targetState(t, dst); got != stateBefore {
+		t.Fatalf("a failed delta changed the target")
+	}
+	guard, err := UpdateTimes(ctx, root(dst.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), guard); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := Stats(ctx, root(src.Database))
@@ -131,7 +141,7 @@ func TestNoDelta(t *testing.T) {
 	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database)); !errors.Is(err, ErrNoDelta) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("no primary key: %v", err)
 	}
 }

@@ -77,40 +77,41 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 }
 
 // deltaBase returns the snapshot whose dump the target database still
-// holds, rewritten by pairs, if the next load can be a delta from it.
-func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (*cairn.Snapshot, bool) {
+// holds, rewritten by pairs, if the next load can be a delta from it, with
+// the tables' UPDATE_TIMEs that prove it.
+func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (*cairn.Snapshot, map[string]string, bool) {
 	dt, ok := p.to.(database.DeltaTarget)
 	if !ok || p.from.Engine != "mysql" {
-		return nil, false
+		return nil, nil, false
 	}
 	for _, act := range after {
 		if act.Kind == "sql" || act.Kind == "run" {
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	b, err := os.ReadFile(recordPath(r, p.to.String()))
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	var rec cloneRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Target != p.to.String() || rec.Database != p.from.Name || !slices.Equal(rec.Pairs, pairs) {
-		return nil, false
+		return nil, nil, false
 	}
 	now, err := dt.UpdateTimes(ctx)
 	if err != nil || len(now) != len(rec.Updated) {
-		return nil, false
+		return nil, nil, false
 	}
 	for table, at := range now {
 		if at == "" || rec.Updated[table] != at {
 			a.log.Info("the target changed since the last clone: loading the whole database", "target", p.to.String(), "table", table)
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	base, err := a.pickIn(ctx, r, rec.Snapshot)
 	if err != nil || base.ID != rec.Snapshot {
-		return nil, false
+		return nil, nil, false
 	}
-	return base, true
+	return base, now, true
 }
 
 // loadDelta brings the target database from base's dump to the dump that
@@ -119,7 +120,7 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 // snapshot (and the safety snapshot) to be complete, like a full load's
 // check.
 // mysql.ErrNoDelta means the whole dump must be loaded instead.
-func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, p dbRestore, dump io.Reader, reread func() (io.ReadCloser, error), recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, guard map[string]string, p dbRestore, dump io.Reader, reread func() (io.ReadCloser, error), recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
 	if err != nil {
@@ -150,7 +151,7 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 			}
 		}
 	}
-	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts); err != nil {
+	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts, guard); err != nil {
 		if errors.Is(err, mysql.ErrNoDelta) {
 			return err
 		}

@@ -196,7 +196,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 			bar := a.bar("database " + p.from.Name)
 			in := progressReader{readers[i], bar}
 			var err error
-			if base, ok := a.deltaBase(ctx, r, p, t.pairs, after); ok {
+			if base, guard, ok := a.deltaBase(ctx, r, p, t.pairs, after); ok {
 				reread := func() (io.ReadCloser, error) {
 					snap, err := ready()
 					if err != nil {
@@ -204,7 +204,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 					}
 					return r.OpenDump(ctx, snap, snap.Databases[i].Name)
 				}
-				err = a.loadDelta(ctx, r, base, p, in, reread, recorded, t.pairs, ro)
+				err = a.loadDelta(ctx, r, base, guard, p, in, reread, recorded, t.pairs, ro)
 				if errors.Is(err, mysql.ErrNoDelta) {
 					fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
 					// The tee detaches, so that the snapshot completes;
