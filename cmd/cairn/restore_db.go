@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -135,6 +136,8 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 		return err
 	}
 	defer dump.Close()
+	// What a clone noted of this database no longer holds.
+	os.Remove(recordPath(r, p.to.String()))
 	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	bar.Total(0, p.from.Bytes)
