@@ -253,16 +253,9 @@ func scanRows(r io.Reader, row func(table string, row []byte) error, other func(
 // reports whether the statement ended. Values hold no parentheses outside
 // strings, so a row ends at the first ')' outside quotes.
 func splitRows(p []byte, fn func(row []byte) error) (done bool, err error) {
-	for i := 0; i < len(p); {
-		switch p[i] {
-		case ' ', ',', '\t':
-			i++
-			continue
-		case ';':
-			return true, nil
-		case '(':
-		default:
-			return false, fmt.Errorf("unexpected %q between rows", p[i])
+	for i := 0; ; {
+		if i, done, err = nextRow(p, i); done || err != nil || i == len(p) {
+			return done, err
 		}
 		start := i
 		for i++; ; {
@@ -283,7 +276,24 @@ func splitRows(p []byte, fn func(row []byte) error) (done bool, err error) {
 			return false, err
 		}
 	}
-	return false, nil
+}
+
+// nextRow skips what stands between rows from p[i] on and returns where
+// the next row's '(' is, or len(p) when the line ends first, or done at
+// the statement's ';'.
+func nextRow(p []byte, i int) (int, bool, error) {
+	for ; i < len(p); i++ {
+		switch p[i] {
+		case ' ', ',', '\t':
+		case ';':
+			return i, true, nil
+		case '(':
+			return i, false, nil
+		default:
+			return i, false, fmt.Errorf("unexpected %q between rows", p[i])
+		}
+	}
+	return i, false, nil
 }
 
 // skipString returns where the string literal starting at p[i] ends.

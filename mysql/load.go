@@ -463,16 +463,9 @@ func (l *loader) checkWarnings(ctx context.Context, table string) error {
 // mysqldump escapes line breaks inside strings.
 func (f *feed) rows(p []byte) (done bool, err error) {
 	w := f.w
-	for i := 0; i < len(p); {
-		switch p[i] {
-		case ' ', ',', '\t':
-			i++
-			continue
-		case ';':
-			return true, nil
-		case '(':
-		default:
-			return false, fmt.Errorf("unexpected %q between rows", p[i])
+	for i := 0; ; {
+		if i, done, err = nextRow(p, i); done || err != nil || i == len(p) {
+			return done, err
 		}
 		i++
 		for field := 0; ; field++ {
@@ -496,7 +489,6 @@ func (f *feed) rows(p []byte) (done bool, err error) {
 			i++
 		}
 	}
-	return false, nil
 }
 
 // field converts the literal at p[i:] and returns where it ends.

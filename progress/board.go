@@ -61,18 +61,11 @@ func (b *Board) Finish() {
 
 func (b *Board) loop() {
 	defer b.wg.Done()
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			b.mu.Lock()
-			fmt.Fprint(b.w, "\r\033[K"+b.line(termWidth(b.w)))
-			b.mu.Unlock()
-		}
-	}
+	redraw(b.stop, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		fmt.Fprint(b.w, "\r\033[K"+b.line(termWidth(b.w)))
+	})
 }
 
 // Line renders the board in at most width columns.

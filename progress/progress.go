@@ -85,14 +85,19 @@ func (b *Bar) Finish() {
 
 func (b *Bar) loop() {
 	defer b.wg.Done()
+	redraw(b.stop, func() { fmt.Fprint(b.w, "\r\033[K"+b.Line(b.width())) })
+}
+
+// redraw calls draw a few times a second until stop is closed.
+func redraw(stop <-chan struct{}, draw func()) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
-		case <-b.stop:
+		case <-stop:
 			return
 		case <-t.C:
-			fmt.Fprint(b.w, "\r\033[K"+b.Line(b.width()))
+			draw()
 		}
 	}
 }
