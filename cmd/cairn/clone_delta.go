@@ -204,3 +204,33 @@ func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][
 	}
 	return rewritten, err
 }
+
+// planDeltas tells, in a clone's dry run, which target databases a real
+// clone would bring up to date row by row.
+func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot, t restoreTarget, ro restoreOptions) {
+	plan, err := a.databaseTargets(snap, t, ro)
+	if err != nil || t.env == nil {
+		return
+	}
+	after, _ := actions.Parse(t.env.AfterRestore)
+	for _, p := range plan {
+		base, _, ok := a.deltaBase(ctx, r, p, t.pairs, after)
+		if !ok {
+			continue
+		}
+		if ro.json {
+			jsonLine(a.stdout, deltaPlanJSON{MessageType: "database_delta", Name: p.from.Name, Target: p.to.String(), Base: base.ID}) //nolint:errcheck
+			continue
+		}
+		fmt.Fprintf(a.stdout, "database %s → %s: it still holds snapshot %s as the last clone left it, so a clone loads only the rows that changed, in place\n",
+			p.from.Name, p.to, base.ShortID())
+	}
+}
+
+// deltaPlanJSON is a database a clone would update row by row.
+type deltaPlanJSON struct {
+	MessageType string `json:"message_type"` // "database_delta"
+	Name        string `json:"name"`
+	Target      string `json:"target"`
+	Base        string `json:"base"`
+}

@@ -133,6 +133,9 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		return err
 	}
 	stage("restore", t0)
+	if o.dryRun && o.from == "" {
+		a.planDeltas(ctx, r, snap, t, ro)
+	}
 	return a.finishClone(ctx, dst, o, &sum, start, false)
 }
 
