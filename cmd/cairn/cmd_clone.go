@@ -35,7 +35,13 @@ the files are synced by difference, keeping the target's preserve: and
 exclude: paths. Before touching the target, cairn snapshots it (a safety
 snapshot to roll back to; --no-safety-snapshot skips it). The source is
 only read. A protected target needs --force and its name typed back (or
---confirm SITE/DST). --dry-run prints the plan.`,
+--confirm SITE/DST). --dry-run prints the plan.
+
+A fresh clone runs side by side: the dump streams into the repository and
+into the scratch database at once, and the files are copied while they
+are snapshotted; nothing is swapped in before both snapshots are complete.
+A MySQL/MariaDB target that the last clone left untouched gets only the
+rows that changed, in one transaction (see the README).`,
 		Example: "  cairn clone blog/production blog/staging\n  cairn clone blog/production blog/staging --from 2026-11-01 --dry-run",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
