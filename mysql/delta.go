@@ -83,6 +83,9 @@ func Diff(ctx context.Context, openOld, openNew func() (io.ReadCloser, error), n
 	if newSchema.triggers {
 		return nil, fmt.Errorf("%w: the database has triggers", ErrNoDelta)
 	}
+	if newSchema.versioned {
+		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
+	}
 	var mu sync.Mutex
 	var kept int64
 	// changed collects the rows of the dump open gives that other lacks.
@@ -158,12 +161,13 @@ func both(f, g func() error) error {
 // dumps whose sums agree have the same tables, columns, keys, views,
 // routines and triggers.
 type dumpSchema struct {
-	h        maphash.Hash
-	sum      uint64
-	tables   []string          // in dump order
-	creates  map[string]string // table → CREATE TABLE
-	create   []byte            // the CREATE TABLE being read
-	triggers bool
+	h         maphash.Hash
+	sum       uint64
+	tables    []string          // in dump order
+	creates   map[string]string // table → CREATE TABLE
+	create    []byte            // the CREATE TABLE being read
+	triggers  bool
+	versioned bool // a table WITH SYSTEM VERSIONING
 }
 
 func newDumpSchema() *dumpSchema {
@@ -190,6 +194,9 @@ func (s *dumpSchema) line(line []byte) {
 	s.sum = s.h.Sum64()
 	if bytes.Contains(line, []byte(" TRIGGER ")) {
 		s.triggers = true
+	}
+	if bytes.Contains(line, []byte("WITH SYSTEM VERSIONING")) {
+		s.versioned = true
 	}
 	switch {
 	case s.create != nil:
@@ -236,6 +243,10 @@ func scanRows(r io.Reader, row func(table string, row []byte) error, other func(
 			i := bytes.Index(rest, []byte("VALUES"))
 			if !ok || i < 0 {
 				return fmt.Errorf("line %d: an INSERT cairn cannot read", lines.n)
+			}
+			if bytes.HasPrefix(rest, []byte(" (")) {
+				// Generated or invisible columns: rows are not whole.
+				return fmt.Errorf("%w: table %s is dumped with a column list", ErrNoDelta, name)
 			}
 			table, line = name, rest[i+len("VALUES"):]
 		}
