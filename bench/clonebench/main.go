@@ -144,7 +144,31 @@ sites:
 	fmt.Printf("\ncairn second / first: %.2f×\n", c2.Wall.Seconds()/c1.Wall.Seconds())
 	fmt.Printf("\ncairn's stages, first: %s\n", stages(c1.Out))
 	fmt.Printf("cairn's stages, second: %s\n", stages(c2.Out))
+	fmt.Printf("cairn's database load, first: %s\n", databaseLine(c1.Out))
+	fmt.Printf("cairn's database load, second: %s\n", databaseLine(c2.Out))
 	return nil
+}
+
+// databaseLine reads how the database went in from clone's --json output.
+func databaseLine(out []byte) string {
+	for _, line := range strings.Split(string(out), "\n") {
+		var db struct {
+			MessageType string  `json:"message_type"`
+			Seconds     float64 `json:"duration_seconds"`
+			Delta       *struct {
+				Removed int `json:"rows_removed"`
+				Added   int `json:"rows_added"`
+			} `json:"delta"`
+		}
+		if json.Unmarshal([]byte(line), &db) != nil || db.MessageType != "database" {
+			continue
+		}
+		if db.Delta != nil {
+			return fmt.Sprintf("delta, %d rows out and %d in, %.2f s", db.Delta.Removed, db.Delta.Added, db.Seconds)
+		}
+		return fmt.Sprintf("whole dump, %.2f s", db.Seconds)
+	}
+	return "?"
 }
 
 // stages reads the seconds per stage from clone's --json summary.
