@@ -97,170 +97,81 @@ func (d *detachable) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// cloneRun is one fresh clone in progress: what its side-by-side stages
+// share.
+type cloneRun struct {
+	a       *app
+	r       *repo.Repo
+	ctx     context.Context
+	src     *config.Environment
+	dst     *config.Environment
+	ro      restoreOptions
+	req     cairn.SnapshotRequest // the source's snapshot, its dumps teed
+	t       restoreTarget
+	after   []actions.Action
+	loads   []dbRestore      // source database i → target database i
+	readers []*io.PipeReader // database i's dump, as it streams
+	tees    []*detachable
+	hints   []string // for the safety snapshot (see SnapshotRequest.Hints)
+	source  *snapshotResult
+	safety  *snapshotResult
+}
+
 // streamClone clones src onto dst with a fresh snapshot, its stages side by
 // side (see above). ro are the restore options clone set up.
 func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.Environment, ro restoreOptions, noSafety bool, sum *cloneSummaryJSON) error {
 	start := time.Now()
-	req, err := a.snapshotRequest(src.Name, snapshotOptions{})
-	if err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(req.Path)
-	if err != nil {
-		return err
-	}
-	// What the snapshot will say of itself, for the rewrite pairs.
-	planned := &cairn.Snapshot{Site: req.Site, Environment: req.Environment, URL: req.URL, Source: abs}
-	t, err := a.restoreTarget(planned, ro)
-	if err != nil {
-		return err
-	}
-	after, err := actions.Parse(dst.AfterRestore)
-	if err != nil {
-		return fmt.Errorf("%s: %w", dst.Name, err)
-	}
-	if len(dst.Databases) < len(req.Databases) {
-		return fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases:",
-			cairn.ErrInvalidArgument, src.Name, len(req.Databases), dst.Name, len(dst.Databases))
-	}
-	var loads []dbRestore
-	var readers []*io.PipeReader
-	var tees []*detachable
-	for i, db := range req.Databases {
-		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate})
-		if err != nil {
-			return fmt.Errorf("%s: %w", dst.Name, err)
-		}
-		pr, pw := io.Pipe()
-		tees = append(tees, &detachable{pw: pw})
-		req.Databases[i] = teeDatabase{Database: db, tee: tees[i]}
-		loads = append(loads, dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to})
-		readers = append(readers, pr)
-	}
-	// The target was most likely cloned from the source's latest
-	// snapshot: its files need no rereading where they did not change.
-	var hints []string
-	if prev, err := a.pickIn(ctx, r, src.Name+"@latest"); err == nil {
-		hints = []string{prev.ID}
-	}
-
 	interrupted := ctx.Err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	source, safety := newSnapshotResult(), newSnapshotResult()
-	go func() {
-		t0 := time.Now()
-		bar := a.bar("snapshot")
-		snap, err := r.Snapshot(ctx, req, bar)
-		bar.Finish()
-		if err != nil {
-			err = fmt.Errorf("snapshot %s: %w", src.Name, err)
-		}
-		for _, tee := range tees {
-			// A snapshot that failed before dumping a database must
-			// still end its load; a finished dump's pipe stays as is.
-			tee.pw.CloseWithError(errors.Join(err, errors.New("the snapshot did not dump this database")))
-		}
-		source.took = time.Since(t0)
-		source.set(snap, err)
-	}()
-	// Both snapshots must be complete before anything of the target is
-	// replaced.
-	ready := func() (*cairn.Snapshot, error) {
-		snap, err := source.wait(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := safety.wait(ctx); err != nil {
-			return nil, err
-		}
-		return snap, nil
+	c, err := a.planClone(ctx, r, src, dst, ro)
+	if err != nil {
+		return err
 	}
-
+	go c.snapshot()
 	var wg sync.WaitGroup
-	loadErrs := make([]error, len(loads))
-	for i, p := range loads {
+	loadErrs := make([]error, len(c.loads))
+	for i := range c.loads {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) {
-				snap, err := ready()
-				if err != nil {
-					return p.from, nil, fmt.Errorf("nothing was swapped in: %w", err)
-				}
-				info := snap.Databases[i]
-				want, err := r.Tables(ctx, snap, info.Name)
-				return info, want, err
-			}
-			a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(t.pairs))
-			bar := a.bar("database " + p.from.Name)
-			in := progressReader{readers[i], bar}
-			var err error
-			if base, guard, ok := a.deltaBase(ctx, r, p, t.pairs, after); ok {
-				reread := func() (io.ReadCloser, error) {
-					snap, err := ready()
-					if err != nil {
-						return nil, err
-					}
-					return r.OpenDump(ctx, snap, snap.Databases[i].Name)
-				}
-				err = a.loadDelta(ctx, r, base, guard, p, in, reread, recorded, t.pairs, ro)
-				if errors.Is(err, mysql.ErrNoDelta) {
-					fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
-					// The tee detaches, so that the snapshot completes;
-					// its dump is then read back whole.
-					readers[i].CloseWithError(err)
-					var snap *cairn.Snapshot
-					if snap, err = ready(); err == nil {
-						var whole io.ReadCloser
-						if whole, err = r.OpenDump(ctx, snap, snap.Databases[i].Name); err == nil {
-							err = a.loadDatabase(ctx, p, progressReader{whole, bar}, bar, recorded, t.pairs, ro)
-							whole.Close()
-						}
-					}
-				}
-				bar.Finish()
-			} else {
-				err = a.loadDatabase(ctx, p, in, bar, recorded, t.pairs, ro)
-			}
-			readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
-			loadErrs[i] = err
+			loadErrs[i] = c.load(i)
 		}()
 	}
 
 	if noSafety {
-		safety.set(nil, nil)
+		c.safety.set(nil, nil)
 	} else {
 		t0 := time.Now()
-		s, err := a.safetySnapshot(ctx, r, dst, hints, ro.json)
+		s, err := a.safetySnapshot(ctx, r, dst, c.hints, ro.json)
 		if s != nil {
 			sum.Seconds["safety_snapshot"] = time.Since(t0).Seconds()
 			sum.SafetySnapshot = s.ID
 		}
-		safety.set(s, err)
+		c.safety.set(s, err)
 	}
-	if safety.err == nil && !source.failed() {
+	if c.safety.err == nil && !c.source.failed() {
 		t0 := time.Now()
-		a.presync(ctx, req, t, ro)
+		a.presync(ctx, c.req, c.t, ro)
 		sum.Seconds["presync"] = time.Since(t0).Seconds()
 	}
-	snap, err := ready()
+	snap, err := c.ready()
 	if err != nil {
 		cancel()
 		wg.Wait()
-		if safety.err != nil || interrupted() != nil {
+		if c.safety.err != nil || interrupted() != nil {
 			return err
 		}
 		undo := ""
-		if safety.snap != nil {
-			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name, safety.snap.ShortID())
+		if c.safety.snap != nil {
+			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name, c.safety.snap.ShortID())
 		}
 		return fmt.Errorf("%w. Nothing was swapped into %s's databases; its files may be partly synced: run the same command again once the cause is fixed%s", err, dst.Name, undo)
 	}
 	sum.Snapshot = snap.ID
-	sum.Seconds["snapshot"] = source.took.Seconds()
+	sum.Seconds["snapshot"] = c.source.took.Seconds()
 	t0 := time.Now()
-	keep, _, ferr := a.restoreFiles(ctx, r, snap, t, ro)
+	keep, _, ferr := a.restoreFiles(ctx, r, snap, c.t, ro)
 	sum.Seconds["files"] = time.Since(t0).Seconds()
 	if ferr != nil {
 		cancel() // scratch databases are dropped; nothing is swapped
@@ -276,10 +187,10 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	if ferr != nil {
 		return ferr
 	}
-	if err := a.configureApp(snap, t, keep, ro); err != nil {
+	if err := a.configureApp(snap, c.t, keep, ro); err != nil {
 		return err
 	}
-	if err := a.afterRestore(ctx, t, after, ro); err != nil {
+	if err := a.afterRestore(ctx, c.t, c.after, ro); err != nil {
 		return err
 	}
 	if dst.URL != "" {
@@ -287,10 +198,129 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		// the database.
 		sum.URLStatus = a.checkURL(ctx, dst.URL, ro.json)
 	}
-	for i, p := range loads {
-		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, t.pairs)
+	for i, p := range c.loads {
+		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, c.t.pairs)
 	}
 	return nil
+}
+
+// planClone sets a fresh clone up: the source's snapshot request with each
+// dump teed to a load, and the target.
+func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Environment, ro restoreOptions) (*cloneRun, error) {
+	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, dst: dst, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
+	var err error
+	if c.req, err = a.snapshotRequest(src.Name, snapshotOptions{}); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(c.req.Path)
+	if err != nil {
+		return nil, err
+	}
+	// What the snapshot will say of itself, for the rewrite pairs.
+	planned := &cairn.Snapshot{Site: c.req.Site, Environment: c.req.Environment, URL: c.req.URL, Source: abs}
+	if c.t, err = a.restoreTarget(planned, ro); err != nil {
+		return nil, err
+	}
+	if c.after, err = actions.Parse(dst.AfterRestore); err != nil {
+		return nil, fmt.Errorf("%s: %w", dst.Name, err)
+	}
+	if len(dst.Databases) < len(c.req.Databases) {
+		return nil, fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases:",
+			cairn.ErrInvalidArgument, src.Name, len(c.req.Databases), dst.Name, len(dst.Databases))
+	}
+	// The target was most likely cloned from the source's latest snapshot:
+	// its files need no rereading where they did not change.
+	if prev, err := a.pickIn(ctx, r, src.Name+"@latest"); err == nil {
+		c.hints = []string{prev.ID}
+	}
+	for i, db := range c.req.Databases {
+		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", dst.Name, err)
+		}
+		pr, pw := io.Pipe()
+		c.tees = append(c.tees, &detachable{pw: pw})
+		c.req.Databases[i] = teeDatabase{Database: db, tee: c.tees[i]}
+		c.loads = append(c.loads, dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to})
+		c.readers = append(c.readers, pr)
+	}
+	return c, nil
+}
+
+// snapshot takes the source's snapshot.
+func (c *cloneRun) snapshot() {
+	t0 := time.Now()
+	bar := c.a.bar("snapshot")
+	snap, err := c.r.Snapshot(c.ctx, c.req, bar)
+	bar.Finish()
+	if err != nil {
+		err = fmt.Errorf("snapshot %s: %w", c.src.Name, err)
+	}
+	for _, tee := range c.tees {
+		// A snapshot that failed before dumping a database must still end
+		// its load; a finished dump's pipe stays as is.
+		tee.pw.CloseWithError(errors.Join(err, errors.New("the snapshot did not dump this database")))
+	}
+	c.source.took = time.Since(t0)
+	c.source.set(snap, err)
+}
+
+// ready waits for both snapshots: nothing of the target is replaced before
+// they are complete.
+func (c *cloneRun) ready() (*cairn.Snapshot, error) {
+	snap, err := c.source.wait(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.safety.wait(c.ctx); err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// load brings target database i up to the snapshot's dump as it streams:
+// row by row when the target still holds what the last clone left (see
+// clone_delta.go), else whole, through a scratch database.
+func (c *cloneRun) load(i int) error {
+	a, ctx, p, pairs := c.a, c.ctx, c.loads[i], c.t.pairs
+	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) {
+		snap, err := c.ready()
+		if err != nil {
+			return p.from, nil, fmt.Errorf("nothing was swapped in: %w", err)
+		}
+		info := snap.Databases[i]
+		want, err := c.r.Tables(ctx, snap, info.Name)
+		return info, want, err
+	}
+	// The dump again, read back from the complete snapshot.
+	reread := func() (io.ReadCloser, error) {
+		snap, err := c.ready()
+		if err != nil {
+			return nil, err
+		}
+		return c.r.OpenDump(ctx, snap, snap.Databases[i].Name)
+	}
+	a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
+	bar := a.bar("database " + p.from.Name)
+	var err error
+	if base, guard, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
+		err = a.loadDelta(ctx, c.r, base, guard, p, progressReader{c.readers[i], bar}, reread, recorded, pairs, c.ro)
+		if errors.Is(err, mysql.ErrNoDelta) {
+			fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
+			// The tee detaches, so that the snapshot completes.
+			c.readers[i].CloseWithError(err)
+			var whole io.ReadCloser
+			if whole, err = reread(); err == nil {
+				err = a.loadDatabase(ctx, p, progressReader{whole, bar}, bar, recorded, pairs, c.ro)
+				whole.Close()
+			}
+		}
+		bar.Finish()
+	} else {
+		err = a.loadDatabase(ctx, p, progressReader{c.readers[i], bar}, bar, recorded, pairs, c.ro)
+	}
+	c.readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
+	return err
 }
 
 // presync copies the source's files onto the target while the snapshot of
