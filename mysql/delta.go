@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -421,101 +422,13 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, 
 			tx.Rollback() //nolint:errcheck
 		}
 	}()
-	const batch = 1 << 20
 	for _, t := range d.Tables {
-		pos, names, err := primaryKey(t.Create)
-		if err != nil {
+		if err := applyTable(ctx, tx, t, want); err != nil {
 			return err
-		}
-		keyCols := make([]string, len(names))
-		for i, n := range names {
-			keyCols[i] = quoteIdent(n)
-		}
-		del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
-		var q strings.Builder
-		end := ")"
-		flush := func() error {
-			if q.Len() == 0 {
-				return nil
-			}
-			q.WriteString(end)
-			_, err := tx.ExecContext(ctx, q.String())
-			q.Reset()
-			if err != nil {
-				return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
-			}
-			return nil
-		}
-		for _, row := range t.Removed {
-			fields, err := splitFields(row)
-			if err != nil || len(fields) <= slices.Max(pos) {
-				return fmt.Errorf("%w: a row of %s cairn cannot read", ErrNoDelta, t.Name)
-			}
-			if q.Len() == 0 {
-				q.WriteString(del)
-			} else {
-				q.WriteByte(',')
-			}
-			q.WriteByte('(')
-			for i, p := range pos {
-				if i > 0 {
-					q.WriteByte(',')
-				}
-				q.Write(fields[p])
-			}
-			q.WriteByte(')')
-			if q.Len() > batch {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		end = ""
-		for _, row := range t.Added {
-			if q.Len() == 0 {
-				q.WriteString("INSERT INTO " + quoteIdent(t.Name) + " VALUES ")
-			} else {
-				q.WriteByte(',')
-			}
-			q.Write(row)
-			if q.Len() > batch {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		if err := flush(); err != nil {
-			return err
-		}
-		var n int64
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(t.Name)).Scan(&n); err != nil {
-			return fmt.Errorf("count rows of %s: %w", t.Name, err)
-		}
-		if w, ok := want[t.Name]; !ok || n != w {
-			return fmt.Errorf("%w (%w): table %s would hold %d rows, the snapshot %d; nothing was changed", ErrNoDelta, cairn.ErrMismatch, t.Name, n, w)
 		}
 	}
 	if guard != nil {
-		rows, err := tx.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", c.Database)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c, err)
-		}
-		for rows.Next() {
-			var name, at string
-			if err := rows.Scan(&name, &at); err != nil {
-				rows.Close()
-				return err
-			}
-			if g, ok := guard[name]; !ok || g != at {
-				rows.Close()
-				return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := unchangedSince(ctx, tx, c.Database, guard); err != nil {
 			return err
 		}
 	}
@@ -532,6 +445,107 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, 
 		}
 	}
 	return nil
+}
+
+// applyTable deletes a table's removed rows by primary key and inserts its
+// added rows, in tx, then checks its row count against want.
+func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]int64) error {
+	const batch = 1 << 20 // bytes of SQL a statement
+	pos, names, err := primaryKey(t.Create)
+	if err != nil {
+		return err
+	}
+	keyCols := make([]string, len(names))
+	for i, n := range names {
+		keyCols[i] = quoteIdent(n)
+	}
+	del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
+	var q strings.Builder
+	end := ")"
+	flush := func() error {
+		if q.Len() == 0 {
+			return nil
+		}
+		q.WriteString(end)
+		_, err := tx.ExecContext(ctx, q.String())
+		q.Reset()
+		if err != nil {
+			return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
+		}
+		return nil
+	}
+	for _, row := range t.Removed {
+		fields, err := splitFields(row)
+		if err != nil || len(fields) <= slices.Max(pos) {
+			return fmt.Errorf("%w: a row of %s cairn cannot read", ErrNoDelta, t.Name)
+		}
+		if q.Len() == 0 {
+			q.WriteString(del)
+		} else {
+			q.WriteByte(',')
+		}
+		q.WriteByte('(')
+		for i, p := range pos {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.Write(fields[p])
+		}
+		q.WriteByte(')')
+		if q.Len() > batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	end = ""
+	for _, row := range t.Added {
+		if q.Len() == 0 {
+			q.WriteString("INSERT INTO " + quoteIdent(t.Name) + " VALUES ")
+		} else {
+			q.WriteByte(',')
+		}
+		q.Write(row)
+		if q.Len() > batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	var n int64
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(t.Name)).Scan(&n); err != nil {
+		return fmt.Errorf("count rows of %s: %w", t.Name, err)
+	}
+	if w, ok := want[t.Name]; !ok || n != w {
+		return fmt.Errorf("%w (%w): table %s would hold %d rows, the snapshot %d; nothing was changed", ErrNoDelta, cairn.ErrMismatch, t.Name, n, w)
+	}
+	return nil
+}
+
+// unchangedSince fails with ErrNoDelta when a table of the schema changed
+// since guard's UPDATE_TIMEs were read.
+func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[string]string) error {
+	rows, err := tx.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, at string
+		if err := rows.Scan(&name, &at); err != nil {
+			return err
+		}
+		if g, ok := guard[name]; !ok || g != at {
+			return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
+		}
+	}
+	return rows.Err()
 }
 
 // UpdateTimes returns when each base table of the database c names last
