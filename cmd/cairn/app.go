@@ -35,6 +35,8 @@ type app struct {
 	// board, while set, draws every bar a.bar makes as one stage of one
 	// line (a clone's side-by-side stages).
 	board *progress.Board
+	// totals, while set, adds up what a clone does for its summary.
+	totals *totals
 }
 
 func (a *app) rootCommand() *cobra.Command {

@@ -140,15 +140,18 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 	for _, t := range want {
 		counts[t.Name] = t.Rows
 	}
+	var replaced int64
 	if len(pairs) > 0 {
 		for i := range d.Tables {
 			t := &d.Tables[i]
-			if t.Removed, err = rewriteRows(t.Create, t.Name, t.Removed, pairs); err == nil {
-				t.Added, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
+			var n int64
+			if t.Removed, _, err = rewriteRows(t.Create, t.Name, t.Removed, pairs); err == nil {
+				t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
 			}
 			if err != nil {
 				return fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
 			}
+			replaced += n
 		}
 	}
 	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts, guard); err != nil {
@@ -157,6 +160,7 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 		}
 		return fmt.Errorf("update database %s in place: %w", p.to, err)
 	}
+	a.totals.addRows(info.Rows, replaced)
 	removed, added := d.Rows()
 	report := databaseRestoreJSON{MessageType: "database", Name: info.Name, Target: p.to.String(), Tables: info.Tables, Rows: info.Rows,
 		DumpBytes: info.Bytes, DurationSec: time.Since(start).Seconds(), Delta: &deltaJSON{Base: base.ID, Removed: removed, Added: added, Tables: len(d.Tables)}}
@@ -177,10 +181,11 @@ type deltaJSON struct {
 	Tables  int    `json:"tables"`
 }
 
-// rewriteRows rewrites rows of one table as they would be in a dump.
-func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][]byte, error) {
+// rewriteRows rewrites rows of one table as they would be in a dump, and
+// counts the replacements.
+func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][]byte, int64, error) {
 	if len(rows) == 0 {
-		return rows, nil
+		return rows, 0, nil
 	}
 	var in bytes.Buffer
 	in.WriteString(create + ";\nINSERT INTO `" + strings.ReplaceAll(table, "`", "``") + "` VALUES ")
@@ -188,11 +193,16 @@ func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][
 	in.WriteString(";\n")
 	w, err := rewrite.New(rewrite.Config{Pairs: pairs})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out bytes.Buffer
-	if _, err := w.MySQL(&in, &out); err != nil {
-		return nil, err
+	rep, err := w.MySQL(&in, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	var replaced int64
+	for _, c := range rep.Counts {
+		replaced += c.Replacements
 	}
 	var rewritten [][]byte
 	err = mysql.Rows(&out, func(_ string, row []byte) error {
@@ -202,7 +212,7 @@ func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][
 	if err == nil && len(rewritten) != len(rows) {
 		err = fmt.Errorf("%d rows in, %d out", len(rows), len(rewritten))
 	}
-	return rewritten, err
+	return rewritten, replaced, err
 }
 
 // planDeltas tells, in a clone's dry run, which target databases a real

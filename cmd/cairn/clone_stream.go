@@ -341,7 +341,9 @@ func (a *app) presync(ctx context.Context, req cairn.SnapshotRequest, t restoreT
 			var unlock func()
 			if unlock, err = lockTarget(dir); err == nil {
 				bar := a.bar("copy files")
-				_, err = files.Restore(ctx, src, files.Local{Root: dir}, "", files.Options{Keep: keep, Workers: ro.workers, Progress: bar})
+				var st files.Stats
+				st, err = files.Restore(ctx, src, files.Local{Root: dir}, "", files.Options{Keep: keep, Workers: ro.workers, Progress: bar})
+				a.totals.addFiles(st)
 				bar.Finish()
 				unlock()
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -90,6 +92,8 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if !o.dryRun {
 		defer a.startBoard("clone " + src.Name + " → " + dst.Name)()
 	}
+	a.totals = &totals{}
+	defer func() { a.totals = nil }()
 	start := time.Now()
 	sum := cloneSummaryJSON{MessageType: "clone_summary", Source: src.Name, Target: dst.Name, DryRun: o.dryRun, Seconds: map[string]float64{}}
 	stage := func(name string, since time.Time) { sum.Seconds[name] = time.Since(since).Seconds() }
@@ -152,6 +156,7 @@ func (a *app) finishClone(ctx context.Context, dst *config.Environment, o cloneO
 		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json)
 	}
 	sum.Seconds["total"] = time.Since(start).Seconds()
+	a.totals.fill(sum)
 	if o.json {
 		return jsonLine(a.stdout, sum)
 	}
@@ -168,6 +173,37 @@ type cloneSummaryJSON struct {
 	SafetySnapshot string             `json:"safety_snapshot,omitempty"`
 	URLStatus      int                `json:"url_status,omitempty"` // 0: not reachable or not checked
 	Seconds        map[string]float64 `json:"seconds"`              // per stage, and total
+	FilesWritten   int64              `json:"files_written"`        // added or updated in the target
+	FilesDeleted   int64              `json:"files_deleted"`
+	BytesWritten   int64              `json:"bytes_written"`
+	Rows           int64              `json:"rows"`         // in the databases, checked against the snapshot
+	Replacements   int64              `json:"replacements"` // URL and path rewrites in the databases
+}
+
+// totals adds up what a clone did, for its summary; its methods may be
+// called from the clone's stages at once.
+type totals struct {
+	filesWritten, filesDeleted, bytesWritten, rows, replacements atomic.Int64
+}
+
+func (t *totals) addFiles(st files.Stats) {
+	if t != nil {
+		t.filesWritten.Add(st.Added + st.Updated)
+		t.filesDeleted.Add(st.Deleted)
+		t.bytesWritten.Add(st.BytesWritten)
+	}
+}
+
+func (t *totals) addRows(rows, replacements int64) {
+	if t != nil {
+		t.rows.Add(rows)
+		t.replacements.Add(replacements)
+	}
+}
+
+func (t *totals) fill(sum *cloneSummaryJSON) {
+	sum.FilesWritten, sum.FilesDeleted, sum.BytesWritten = t.filesWritten.Load(), t.filesDeleted.Load(), t.bytesWritten.Load()
+	sum.Rows, sum.Replacements = t.rows.Load(), t.replacements.Load()
 }
 
 // checkURL fetches the target's URL, if it is reachable from here, and

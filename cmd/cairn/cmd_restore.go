@@ -261,6 +261,9 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 	if err != nil {
 		return keep, rel, fmt.Errorf("restore %s to %s: %w", s.ShortID(), t.dir, err)
 	}
+	if !o.dryRun {
+		a.totals.addFiles(st)
+	}
 	return keep, rel, a.restoreSummary(s, t.dir, st, o, time.Since(start))
 }
 

@@ -196,9 +196,11 @@ func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar
 	if err != nil {
 		return fmt.Errorf("restore database %s into %s: %w", p.from.Name, p.to, err)
 	}
+	var replaced int64
 	if rw.report != nil {
-		a.reportRewrite(p.from.Name, rw.report)
+		replaced = a.reportRewrite(p.from.Name, rw.report)
 	}
+	a.totals.addRows(info.Rows, replaced)
 	if len(differ) > 0 {
 		fmt.Fprintf(a.stderr, "warning: database %s: the checksum of %s differs from the one taken with the snapshot, though the row counts match: the table changed while the snapshot was taken, or data did not survive the round trip\n",
 			p.from.Name, strings.Join(differ, ", "))
@@ -238,8 +240,9 @@ func rewriteStream(in io.Reader, pairs []rewrite.Pair, engine string) (io.ReadCl
 	return pr, done
 }
 
-// reportRewrite tells what the rewrite of one database did.
-func (a *app) reportRewrite(name string, rep *rewrite.Report) {
+// reportRewrite tells what the rewrite of one database did, and returns
+// the number of replacements.
+func (a *app) reportRewrite(name string, rep *rewrite.Report) int64 {
 	var values, matches int64
 	for _, c := range rep.Counts {
 		values += c.Values
@@ -249,6 +252,7 @@ func (a *app) reportRewrite(name string, rep *rewrite.Report) {
 	for _, u := range rep.Unsafe {
 		fmt.Fprintf(a.stderr, "warning: database %s: line %d, %s.%s left as it was: %s\n", name, u.Line, u.Table, u.Column, u.Reason)
 	}
+	return matches
 }
 
 // progressReader reports bytes read to a bar.
