@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -368,7 +369,11 @@ func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *config.Envi
 		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, takeOptions{hints: hints, noDB: true})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w. Try: fix the cause, or --no-safety-snapshot", dst.Name, err)
+		advice := ". Try: fix the cause, or --no-safety-snapshot"
+		if strings.Contains(err.Error(), "Try: ") {
+			advice = "; or clone without it: --no-safety-snapshot"
+		}
+		return nil, fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w%s", dst.Name, err, advice)
 	}
 	if !quiet {
 		fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
