@@ -25,18 +25,21 @@ import (
 var ErrNoDelta = errors.New("no row-by-row delta")
 
 // A Delta is what changed between two dumps of one database made by Dump:
-// for each table, the rows of the old dump the new one lacks (gone, or
-// changed) and the rows of the new dump the old one lacks (new, or
-// changed). Rows are the dump's own text, `(…)`.
+// for each table, the primary keys of the old dump's rows the new one
+// lacks (gone, or changed), and the rows of the new dump the old one lacks
+// (new, or changed).
 type Delta struct {
 	Tables []TableDelta // the tables that changed, in the new dump's order
 }
 
 // TableDelta is one table's part of a Delta.
 type TableDelta struct {
-	Name           string
-	Create         string // the table's CREATE TABLE statement, from the new dump
-	Removed, Added [][]byte
+	Name   string
+	Create string // the table's CREATE TABLE statement, from the new dump
+	// Removed are primary keys, `(…)` with the key's values in the
+	// dump's own literals, in the order of the key's columns.
+	Removed [][]byte
+	Added   [][]byte // rows, `(…)` as the dump has them
 }
 
 // Rows counts the rows the delta removes and adds.
@@ -48,114 +51,255 @@ func (d *Delta) Rows() (removed, added int) {
 	return removed, added
 }
 
-// Diff computes the delta from the dump openOld gives to the one newer
-// streams, which openNew gives again once it has streamed (the first pass
-// keeps up with the stream: it only hashes rows). It reads each dump
-// twice, the two side by side, keeps 8 bytes per row of each, and the
-// changed rows up to limit bytes of them: beyond that it returns
-// ErrNoDelta, as it does when the dumps' schemas (everything but rows)
-// differ or hold triggers.
-func Diff(ctx context.Context, openOld, openNew func() (io.ReadCloser, error), newer io.Reader, limit int64) (*Delta, error) {
-	seed := maphash.MakeSeed()
-	var oldSet, newSet map[string][]uint64
-	var oldSchema, newSchema *dumpSchema
-	err := both(
-		func() (err error) {
-			newSet, newSchema, err = hashRows(ctx, seed, newer)
-			return err
-		},
-		func() error {
-			old, err := openOld()
-			if err != nil {
-				return err
-			}
-			defer old.Close()
-			if oldSet, oldSchema, err = hashRows(ctx, seed, old); err != nil {
-				return fmt.Errorf("read the earlier dump: %w", err)
-			}
-			return nil
-		})
+// KeyTable is a CREATE TABLE of the table's primary key columns alone, in
+// the key's order: Removed read as rows of it (to rewrite them as a dump).
+func (t TableDelta) KeyTable() (string, error) {
+	_, names, err := primaryKey(t.Create)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if oldSchema.sum != newSchema.sum {
-		return nil, fmt.Errorf("%w: the schema changed", ErrNoDelta)
-	}
-	if newSchema.triggers {
-		return nil, fmt.Errorf("%w: the database has triggers", ErrNoDelta)
-	}
-	if newSchema.versioned {
-		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
-	}
-	var mu sync.Mutex
-	var kept int64
-	// changed collects the rows of the dump open gives that other lacks.
-	changed := func(open func() (io.ReadCloser, error), other map[string][]uint64, to map[string][][]byte) func() error {
-		return func() error {
-			r, err := open()
-			if err != nil {
-				return err
+	defs := map[string]string{}
+	for _, line := range strings.Split(t.Create, "\n")[1:] {
+		if trimmed := strings.TrimLeft(line, " "); strings.HasPrefix(trimmed, "`") {
+			if name, _, ok := sqlident.CutBackquoted([]byte(trimmed)); ok {
+				defs[name] = strings.TrimSuffix(strings.TrimSpace(line), ",")
 			}
-			defer r.Close()
-			return scanRows(r, func(table string, row []byte) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if _, ok := slices.BinarySearch(other[table], maphash.Bytes(seed, row)); ok {
-					return nil
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if kept += int64(len(row)); kept > limit {
-					return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
-				}
-				to[table] = append(to[table], bytes.Clone(row))
-				return nil
-			}, nil)
 		}
 	}
-	removed, added := map[string][][]byte{}, map[string][][]byte{}
-	if err := both(changed(openOld, newSet, removed), changed(openNew, oldSet, added)); err != nil {
+	lines := make([]string, len(names))
+	for i, n := range names {
+		lines[i] = "  " + defs[n]
+	}
+	return "CREATE TABLE " + quoteIdent(t.Name) + " (\n" + strings.Join(lines, ",\n") + "\n)", nil
+}
+
+// Diff computes the delta from the dump old gives to the one newer
+// streams, reading each once, side by side: the old dump (from the
+// repository, faster than a dump tool writes) is hashed row by row, with
+// each row's primary key kept; each table's rows in the stream are checked
+// against the old ones once the old dump is past that table (tables come
+// in the same order in both), so that the stream is held up as little as
+// it can be. It keeps about 16 bytes and the primary key of each old row,
+// 8 bytes of each new row, and the new or changed rows up to limit bytes:
+// beyond that it returns ErrNoDelta, as it does when the dumps' schemas
+// (everything but rows) differ or hold triggers or system-versioned
+// tables, or when a table that changed has no primary key.
+func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.Reader, limit int64) (*Delta, error) {
+	seed := maphash.MakeSeed()
+	old := newOldRows()
+	go func() {
+		r, err := openOld()
+		if err == nil {
+			err = old.read(ctx, seed, r)
+			r.Close()
+		}
+		if err != nil {
+			err = fmt.Errorf("read the earlier dump: %w", err)
+		}
+		old.finish(err)
+	}()
+
+	newSchema := newDumpSchema()
+	newHashes := map[string][]uint64{}
+	added := map[string][][]byte{}
+	var kept int64
+	var table string
+	var oldHashes []uint64 // the current table's, sorted
+	err := scanRows(newer, func(t string, row []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if t != table {
+			table = t
+			var err error
+			if oldHashes, err = old.sorted(t); err != nil {
+				return err
+			}
+		}
+		h := maphash.Bytes(seed, row)
+		newHashes[t] = append(newHashes[t], h)
+		if _, ok := slices.BinarySearch(oldHashes, h); ok {
+			return nil
+		}
+		if kept += int64(len(row)); kept > limit {
+			return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
+		}
+		added[t] = append(added[t], bytes.Clone(row))
+		return nil
+	}, newSchema.line)
+	if err != nil {
+		old.abandon()
 		return nil, err
+	}
+	if err := old.wait(); err != nil {
+		return nil, err
+	}
+	switch {
+	case old.schema.sum != newSchema.sum:
+		return nil, fmt.Errorf("%w: the schema changed", ErrNoDelta)
+	case newSchema.triggers:
+		return nil, fmt.Errorf("%w: the database has triggers", ErrNoDelta)
+	case newSchema.versioned:
+		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
 	}
 	d := &Delta{}
 	for _, name := range newSchema.tables {
-		if len(added[name]) == 0 && len(removed[name]) == 0 {
+		hs := newHashes[name]
+		slices.Sort(hs)
+		removed, err := old.missingFrom(name, hs)
+		if err != nil {
+			return nil, err
+		}
+		if len(added[name]) == 0 && len(removed) == 0 {
 			continue
 		}
 		create := newSchema.creates[name]
 		if !strings.Contains(create, "ENGINE=InnoDB") {
 			return nil, fmt.Errorf("%w: table %s is not InnoDB", ErrNoDelta, name)
 		}
-		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed[name], Added: added[name]})
+		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed, Added: added[name]})
 	}
 	return d, nil
 }
 
-// hashRows hashes every row of a dump, per table (sorted), and sums up its
-// schema.
-func hashRows(ctx context.Context, seed maphash.Seed, r io.Reader) (map[string][]uint64, *dumpSchema, error) {
-	all := map[string][]uint64{}
-	schema := newDumpSchema()
-	err := scanRows(r, func(table string, row []byte) error {
+// oldRows holds the earlier dump's rows as hashes and primary keys, read
+// by one goroutine while another waits for the tables it needs.
+type oldRows struct {
+	mu       sync.Mutex
+	changed  *sync.Cond // a table is complete, or reading ended
+	schema   *dumpSchema
+	tables   map[string]*oldTable
+	current  string // the table being read
+	done     bool
+	err      error
+	abandons chan struct{} // closed when the reader need not go on
+}
+
+// oldTable is one table of the earlier dump.
+type oldTable struct {
+	complete bool
+	keyPos   []int    // primary key columns; nil: no primary key
+	hashes   []uint64 // of the rows, in dump order
+	keys     []uint32 // keys[i]…keys[i+1]: row i's key in arena
+	arena    []byte
+	sorted   []uint64 // hashes, sorted (once complete)
+}
+
+func newOldRows() *oldRows {
+	o := &oldRows{schema: newDumpSchema(), tables: map[string]*oldTable{}, abandons: make(chan struct{})}
+	o.changed = sync.NewCond(&o.mu)
+	return o
+}
+
+// read reads the earlier dump.
+func (o *oldRows) read(ctx context.Context, seed maphash.Seed, r io.Reader) error {
+	var t *oldTable
+	return scanRows(r, func(name string, row []byte) error {
+		select {
+		case <-o.abandons:
+			return context.Canceled
+		default:
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		all[table] = append(all[table], maphash.Bytes(seed, row))
+		if t == nil || name != o.current {
+			o.complete()
+			t = &oldTable{keys: []uint32{0}}
+			t.keyPos, _, _ = primaryKey(o.schema.creates[name])
+			o.mu.Lock()
+			o.tables[name], o.current = t, name
+			o.mu.Unlock()
+		}
+		t.hashes = append(t.hashes, maphash.Bytes(seed, row))
+		if t.keyPos != nil {
+			fields, err := splitFields(row)
+			if err != nil || len(fields) <= slices.Max(t.keyPos) {
+				t.keyPos = nil // the table cannot be changed by key
+			} else {
+				t.arena = append(t.arena, '(')
+				for i, p := range t.keyPos {
+					if i > 0 {
+						t.arena = append(t.arena, ',')
+					}
+					t.arena = append(t.arena, fields[p]...)
+				}
+				t.arena = append(t.arena, ')')
+			}
+		}
+		t.keys = append(t.keys, uint32(len(t.arena)))
 		return nil
-	}, schema.line)
-	for _, hs := range all {
-		slices.Sort(hs)
-	}
-	return all, schema, err
+	}, o.schema.line)
 }
 
-// both runs f and g side by side and returns the first error.
-func both(f, g func() error) error {
-	errs := make(chan error, 1)
-	go func() { errs <- g() }()
-	err := f()
-	return errors.Join(err, <-errs)
+// complete marks the table being read complete.
+func (o *oldRows) complete() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t := o.tables[o.current]; t != nil && !t.complete {
+		t.sorted = slices.Clone(t.hashes)
+		slices.Sort(t.sorted)
+		t.complete = true
+		o.changed.Broadcast()
+	}
+}
+
+// finish ends reading, with its error if any.
+func (o *oldRows) finish(err error) {
+	o.complete()
+	o.mu.Lock()
+	o.done, o.err = true, err
+	o.changed.Broadcast()
+	o.mu.Unlock()
+}
+
+// abandon tells the reader to stop.
+func (o *oldRows) abandon() { close(o.abandons) }
+
+// sorted waits until table name of the earlier dump is read (or reading
+// ended without it) and returns its rows' hashes, sorted.
+func (o *oldRows) sorted(name string) ([]uint64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for {
+		if t := o.tables[name]; t != nil && t.complete {
+			return t.sorted, nil
+		}
+		if o.done {
+			return nil, o.err
+		}
+		o.changed.Wait()
+	}
+}
+
+// wait waits until the earlier dump is read.
+func (o *oldRows) wait() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for !o.done {
+		o.changed.Wait()
+	}
+	return o.err
+}
+
+// missingFrom returns the primary keys of table name's rows whose hashes
+// newHashes (sorted) lacks.
+func (o *oldRows) missingFrom(name string, newHashes []uint64) ([][]byte, error) {
+	t := o.tables[name]
+	if t == nil {
+		return nil, nil
+	}
+	var keys [][]byte
+	for i, h := range t.hashes {
+		if _, ok := slices.BinarySearch(newHashes, h); ok {
+			continue
+		}
+		if t.keyPos == nil {
+			return nil, fmt.Errorf("%w: table %s changed and has no primary key cairn can use", ErrNoDelta, name)
+		}
+		keys = append(keys, t.arena[t.keys[i]:t.keys[i+1]])
+	}
+	return keys, nil
 }
 
 // dumpSchema sums up a dump's lines other than rows: comments aside, two
@@ -451,7 +595,7 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, 
 // added rows, in tx, then checks its row count against want.
 func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]int64) error {
 	const batch = 1 << 20 // bytes of SQL a statement
-	pos, names, err := primaryKey(t.Create)
+	_, names, err := primaryKey(t.Create)
 	if err != nil {
 		return err
 	}
@@ -474,24 +618,13 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]i
 		}
 		return nil
 	}
-	for _, row := range t.Removed {
-		fields, err := splitFields(row)
-		if err != nil || len(fields) <= slices.Max(pos) {
-			return fmt.Errorf("%w: a row of %s cairn cannot read", ErrNoDelta, t.Name)
-		}
+	for _, key := range t.Removed {
 		if q.Len() == 0 {
 			q.WriteString(del)
 		} else {
 			q.WriteByte(',')
 		}
-		q.WriteByte('(')
-		for i, p := range pos {
-			if i > 0 {
-				q.WriteByte(',')
-			}
-			q.Write(fields[p])
-		}
-		q.WriteByte(')')
+		q.Write(key)
 		if q.Len() > batch {
 			if err := flush(); err != nil {
 				return err

@@ -115,12 +115,10 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 }
 
 // loadDelta brings the target database from base's dump to the dump that
-// streams in, row by row (see above); reread opens that dump again from
-// the new snapshot, once it is complete. recorded waits for the new
-// snapshot (and the safety snapshot) to be complete, like a full load's
-// check.
+// streams in, row by row (see above). recorded waits for the new snapshot
+// (and the safety snapshot) to be complete, like a full load's check.
 // mysql.ErrNoDelta means the whole dump must be loaded instead.
-func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, guard map[string]string, p dbRestore, dump io.Reader, reread func() (io.ReadCloser, error), recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, guard map[string]string, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
 	if err != nil {
@@ -128,10 +126,11 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 	}
 	defer unlock()
 	open := func() (io.ReadCloser, error) { return r.OpenDump(ctx, base, p.from.Name) }
-	d, err := mysql.Diff(ctx, open, reread, dump, deltaLimit)
+	d, err := mysql.Diff(ctx, open, dump, deltaLimit)
 	if err != nil {
 		return err
 	}
+	a.log.Info("delta computed", "database", p.from.Name, "base", base.ID, "tables", len(d.Tables), "elapsed", time.Since(start))
 	info, want, err := recorded()
 	if err != nil {
 		return fmt.Errorf("nothing was changed: %w", err)
@@ -144,9 +143,13 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 	if len(pairs) > 0 {
 		for i := range d.Tables {
 			t := &d.Tables[i]
+			// A key holding a URL is the rewritten one in the target.
+			keys, err := t.KeyTable()
 			var n int64
-			if t.Removed, _, err = rewriteRows(t.Create, t.Name, t.Removed, pairs); err == nil {
-				t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
+			if err == nil {
+				if t.Removed, _, err = rewriteRows(keys, t.Name, t.Removed, pairs); err == nil {
+					t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)

@@ -305,7 +305,7 @@ func (c *cloneRun) load(i int) error {
 	bar := a.bar("database " + p.from.Name)
 	var err error
 	if base, guard, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
-		err = a.loadDelta(ctx, c.r, base, guard, p, progressReader{c.readers[i], bar}, reread, recorded, pairs, c.ro)
+		err = a.loadDelta(ctx, c.r, base, guard, p, progressReader{c.readers[i], bar}, recorded, pairs, c.ro)
 		if errors.Is(err, mysql.ErrNoDelta) {
 			fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
 			// The tee detaches, so that the snapshot completes.
