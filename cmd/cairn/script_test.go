@@ -53,6 +53,7 @@ func TestScripts(t *testing.T) {
 			"gentree":   cmdGentree,
 			"s3bucket":  cmdS3Bucket,
 			"waitpacks": cmdWaitPacks,
+			"waitfile":  cmdWaitFile,
 			"tmpfs":     cmdTmpfs,
 			"touch":     cmdTouch,
 			"treeeq":    cmdTreeEq,
@@ -116,6 +117,18 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	d, err := time.ParseDuration(args[0])
 	ts.Check(err)
 	time.Sleep(d)
+}
+
+// waitfile PATH: wait until PATH exists.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.Fatalf("%s did not appear", args[0])
 }
 
 // waitpacks REPO: wait until a data pack blob appears in a local
