@@ -75,8 +75,9 @@ func dumpArgs(defaults string, c Config) []string {
 	}
 }
 
-// Dump streams the database's SQL dump to w. The dump is complete only if
-// Dump returns nil; a tool that fails or dies half-way is an error (its
+// Dump streams the database's SQL dump to w, its INSERT statements
+// re-cut by content (see cutter). The dump is complete only if Dump returns
+// nil; a tool that fails or dies half-way is an error (its
 // last lines of stderr included), never a short dump taken as whole.
 func Dump(ctx context.Context, c Config, w io.Writer) error {
 	tool, err := runtool.Find(mysqlClients, "mariadb-dump", "mysqldump")
@@ -89,12 +90,18 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	}
 	defer os.Remove(defaults)
 	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c)...)
-	cmd.Stdout = w
+	// Statements end where the rows say, not where the tool's buffer
+	// fills: an edited row changes the dump around it only (see cutter).
+	cut := newCutter(w)
+	cmd.Stdout = cut
 	if err := runtool.Run(ctx, cmd); err != nil {
 		if strings.Contains(err.Error(), "Unknown database") {
 			err = fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
 		}
 		return fmt.Errorf("dump %s with %s: %w%s", c, filepath.Base(tool), err, hint(err.Error()))
+	}
+	if err := cut.Close(); err != nil {
+		return fmt.Errorf("dump %s: %w", c, err)
 	}
 	return nil
 }
