@@ -156,14 +156,22 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	}
 	os.Remove(dumpFile)
 
-	// What later snapshots add: unchanged, 1% of rows changed clustered
-	// (the newest posts), 1% spread (every 100th post).
+	// What later snapshots add: unchanged, one row edited, 1% of rows
+	// changed clustered (the newest posts), 1% spread (every 100th post).
 	size0 := dirSize(repoDir)
 	again, err := cairn("snapshot", "bench/db")
 	if err != nil {
 		return err
 	}
 	size1 := dirSize(repoDir)
+	// One post in the middle edited (it grows by a few bytes).
+	if _, err := root.Exec(fmt.Sprintf("UPDATE %s.wp_posts SET post_content = CONCAT(post_content, ' (typo fixed)') WHERE ID = %d", src, rows/2)); err != nil {
+		return err
+	}
+	if _, err := cairn("snapshot", "bench/db"); err != nil {
+		return err
+	}
+	sizeOne := dirSize(repoDir)
 	n := rows / 100
 	if _, err := root.Exec(fmt.Sprintf("UPDATE %s.wp_posts SET post_content = CONCAT(post_content, ' (edited)'), post_modified = NOW() WHERE ID > %d", src, rows-n)); err != nil {
 		return err
@@ -200,7 +208,8 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	}
 	fmt.Printf("| first snapshot | %.1f MiB | %.1f%% | |\n", float64(size0)/(1<<20), 100*float64(size0)/float64(dumpSize))
 	grow("unchanged", size1-size0)
-	grow("1% of rows changed, newest posts", size2-size1)
+	grow("one post in the middle edited", sizeOne-size1)
+	grow("1% of rows changed, newest posts", size2-sizeOne)
 	grow("1% of rows changed, spread (every 100th)", size3-size2)
 	fmt.Printf("\nsnapshot times: clustered change %.2f s, spread change %.2f s\n", clustered.Wall.Seconds(), spread.Wall.Seconds())
 	return nil
