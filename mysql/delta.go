@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -101,30 +102,59 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 
 	newSchema := newDumpSchema()
 	newHashes := map[string][]uint64{}
-	added := map[string][][]byte{}
+	type candidate struct {
+		h   uint64
+		row []byte
+	}
+	candidates := map[string][]candidate{}
 	var kept int64
 	var table string
-	var oldHashes []uint64 // the current table's, sorted
+	var ot *oldTable // the current table's rows in the earlier dump, or nil
+	var n int        // bytes of the current table's rows read so far
 	err := scanRows(newer, func(t string, row []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if t != table {
-			table = t
+			table, n = t, 0
 			var err error
-			if oldHashes, err = old.sorted(t); err != nil {
+			if ot, err = old.table(t); err != nil {
 				return err
 			}
 		}
+		if n += len(row); ot != nil {
+			old.keepUp(ot, n)
+		}
 		h := maphash.Bytes(seed, row)
 		newHashes[t] = append(newHashes[t], h)
-		if _, ok := slices.BinarySearch(oldHashes, h); ok {
+		if ot != nil && ot.has(h) {
 			return nil
 		}
-		if kept += int64(len(row)); kept > limit {
-			return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
+		// Not among the earlier rows read so far: new, changed, or not
+		// read yet (sorted out at the end).
+		candidates[t] = append(candidates[t], candidate{h, bytes.Clone(row)})
+		if kept += int64(len(row)); kept > limit+lagBytes {
+			// Drop the candidates the earlier dump has shown since,
+			// waiting for it to finish this table if need be.
+			prune := func() {
+				kept = 0
+				for name, cs := range candidates {
+					ot, _ := old.table(name)
+					cs = slices.DeleteFunc(cs, func(c candidate) bool { return ot != nil && ot.has(c.h) })
+					for _, c := range cs {
+						kept += int64(len(c.row))
+					}
+					candidates[name] = cs
+				}
+			}
+			if prune(); kept > limit && ot != nil {
+				old.keepUp(ot, math.MaxInt)
+				prune()
+			}
+			if kept > limit {
+				return fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
+			}
 		}
-		added[t] = append(added[t], bytes.Clone(row))
 		return nil
 	}, newSchema.line)
 	if err != nil {
@@ -143,6 +173,7 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
 	}
 	d := &Delta{}
+	var changed int64
 	for _, name := range newSchema.tables {
 		hs := newHashes[name]
 		slices.Sort(hs)
@@ -150,14 +181,23 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 		if err != nil {
 			return nil, err
 		}
-		if len(added[name]) == 0 && len(removed) == 0 {
+		var added [][]byte
+		for _, c := range candidates[name] {
+			if t := old.tables[name]; t == nil || !t.has(c.h) {
+				added = append(added, c.row)
+				if changed += int64(len(c.row)); changed > limit {
+					return nil, fmt.Errorf("%w: more than %d bytes of rows changed", ErrNoDelta, limit)
+				}
+			}
+		}
+		if len(added) == 0 && len(removed) == 0 {
 			continue
 		}
 		create := newSchema.creates[name]
 		if !strings.Contains(create, "ENGINE=InnoDB") {
 			return nil, fmt.Errorf("%w: table %s is not InnoDB", ErrNoDelta, name)
 		}
-		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed, Added: added[name]})
+		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed, Added: added})
 	}
 	return d, nil
 }
@@ -177,13 +217,29 @@ type oldRows struct {
 
 // oldTable is one table of the earlier dump.
 type oldTable struct {
-	complete bool
-	keyPos   []int    // primary key columns; nil: no primary key
-	hashes   []uint64 // of the rows, in dump order
-	keys     []uint32 // keys[i]…keys[i+1]: row i's key in arena
-	arena    []byte
-	sorted   []uint64 // hashes, sorted (once complete)
+	complete  bool     // guarded by oldRows.mu
+	published int      // rows in seen; guarded by oldRows.mu
+	bytes     int      // bytes of the rows published; guarded by oldRows.mu
+	read      int      // bytes of the rows read (the reader's)
+	keyPos    []int    // primary key columns; nil: no primary key
+	hashes    []uint64 // of the rows, in dump order (the reader's)
+	keys      []uint32 // keys[i]…keys[i+1]: row i's key in arena
+	arena     []byte
+	seenMu    sync.RWMutex
+	seen      map[uint64]struct{} // the hashes published so far
 }
+
+// has tells whether a row of this hash was among the rows published.
+func (t *oldTable) has(h uint64) bool {
+	t.seenMu.RLock()
+	_, ok := t.seen[h]
+	t.seenMu.RUnlock()
+	return ok
+}
+
+// lagBytes is how far the stream may run ahead of the earlier dump in one
+// table (bytes of rows); what it reads meanwhile is kept until the end.
+const lagBytes = 4 << 20
 
 func newOldRows() *oldRows {
 	o := &oldRows{schema: newDumpSchema(), tables: map[string]*oldTable{}, abandons: make(chan struct{})}
@@ -205,13 +261,14 @@ func (o *oldRows) read(ctx context.Context, seed maphash.Seed, r io.Reader) erro
 		}
 		if t == nil || name != o.current {
 			o.complete()
-			t = &oldTable{keys: []uint32{0}}
+			t = &oldTable{keys: []uint32{0}, seen: map[uint64]struct{}{}}
 			t.keyPos, _, _ = primaryKey(o.schema.creates[name])
 			o.mu.Lock()
 			o.tables[name], o.current = t, name
 			o.mu.Unlock()
 		}
 		t.hashes = append(t.hashes, maphash.Bytes(seed, row))
+		t.read += len(row)
 		if t.keyPos != nil {
 			fields, err := splitFields(row)
 			if err != nil || len(fields) <= slices.Max(t.keyPos) {
@@ -228,20 +285,42 @@ func (o *oldRows) read(ctx context.Context, seed maphash.Seed, r io.Reader) erro
 			}
 		}
 		t.keys = append(t.keys, uint32(len(t.arena)))
+		if len(t.hashes)%1024 == 0 {
+			o.publish(t)
+		}
 		return nil
 	}, o.schema.line)
+}
+
+// publish makes the rows read so far of t visible to the stream's side.
+func (o *oldRows) publish(t *oldTable) {
+	o.mu.Lock()
+	from := t.published
+	o.mu.Unlock()
+	t.seenMu.Lock()
+	for _, h := range t.hashes[from:] {
+		t.seen[h] = struct{}{}
+	}
+	t.seenMu.Unlock()
+	o.mu.Lock()
+	t.published, t.bytes = len(t.hashes), t.read
+	o.changed.Broadcast()
+	o.mu.Unlock()
 }
 
 // complete marks the table being read complete.
 func (o *oldRows) complete() {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if t := o.tables[o.current]; t != nil && !t.complete {
-		t.sorted = slices.Clone(t.hashes)
-		slices.Sort(t.sorted)
-		t.complete = true
-		o.changed.Broadcast()
+	t := o.tables[o.current]
+	o.mu.Unlock()
+	if t == nil {
+		return
 	}
+	o.publish(t)
+	o.mu.Lock()
+	t.complete = true
+	o.changed.Broadcast()
+	o.mu.Unlock()
 }
 
 // finish ends reading, with its error if any.
@@ -256,20 +335,30 @@ func (o *oldRows) finish(err error) {
 // abandon tells the reader to stop.
 func (o *oldRows) abandon() { close(o.abandons) }
 
-// sorted waits until table name of the earlier dump is read (or reading
-// ended without it) and returns its rows' hashes, sorted.
-func (o *oldRows) sorted(name string) ([]uint64, error) {
+// table waits until the earlier dump's reading has reached table name,
+// and returns it; nil when the earlier dump has no such table.
+func (o *oldRows) table(name string) (*oldTable, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for {
-		if t := o.tables[name]; t != nil && t.complete {
-			return t.sorted, nil
+		if t := o.tables[name]; t != nil {
+			return t, nil
 		}
 		if o.done {
 			return nil, o.err
 		}
 		o.changed.Wait()
 	}
+}
+
+// keepUp waits while the stream, n bytes into t's rows, runs more than
+// lagBytes ahead of the earlier dump in that table.
+func (o *oldRows) keepUp(t *oldTable, n int) {
+	o.mu.Lock()
+	for n > t.bytes+lagBytes && !t.complete && !o.done {
+		o.changed.Wait()
+	}
+	o.mu.Unlock()
 }
 
 // wait waits until the earlier dump is read.
