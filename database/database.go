@@ -138,8 +138,8 @@ func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want map[st
 	return mysql.ApplyDelta(ctx, d.c, delta, want, guard)
 }
 
-func (d mysqlDB) UpdateTimes(ctx context.Context) (map[string]string, error) {
-	return mysql.UpdateTimes(ctx, d.c)
+func (d mysqlDB) UpdateTimes(ctx context.Context, settle bool) (map[string]string, error) {
+	return mysql.UpdateTimes(ctx, d.c, settle)
 }
 
 // A DeltaTarget takes a row-by-row delta in place (MySQL and MariaDB).
@@ -152,7 +152,7 @@ type DeltaTarget interface {
 	// UpdateTimes tells when each table last changed (see
 	// mysql.UpdateTimes): a table whose time is unchanged since the
 	// delta's base was loaded still holds it.
-	UpdateTimes(ctx context.Context) (map[string]string, error)
+	UpdateTimes(ctx context.Context, settle bool) (map[string]string, error)
 }
 
 type postgresDB struct {

@@ -773,10 +773,11 @@ func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[st
 // UpdateTimes returns when each base table of the database c names last
 // changed (InnoDB's UPDATE_TIME, to the second), as the server can vouch
 // for it: "" where it cannot (the server restarted since, or the table
-// changed in the current second, which a later change could share). It
-// waits, up to a little over two seconds, for the current second to pass
-// when a table changed in it.
-func UpdateTimes(ctx context.Context, c Config) (map[string]string, error) {
+// changed in the current second, which a later change could share). With
+// settle it first waits, up to a little over two seconds, for the current
+// second to pass when a table changed in it (to note a state); without,
+// it answers at once (to check one).
+func UpdateTimes(ctx context.Context, c Config, settle bool) (map[string]string, error) {
 	db, err := c.open()
 	if err != nil {
 		return nil, err
@@ -804,7 +805,7 @@ func UpdateTimes(ctx context.Context, c Config) (map[string]string, error) {
 		if err := rows.Err(); err != nil {
 			return nil, err
 		}
-		if !recent || try == 25 {
+		if !recent || !settle || try == 25 {
 			return times, nil
 		}
 		select { // until the server's clock is past that second

@@ -86,7 +86,7 @@ func TestDiffAndApply(t *testing.T) {
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target")
 	}
-	guard, err := UpdateTimes(ctx, root(dst.Database))
+	guard, err := UpdateTimes(ctx, root(dst.Database), false)
 	if err != nil {
 		t.Fatal(err)
 	}

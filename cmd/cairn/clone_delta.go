@@ -61,7 +61,7 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 	if !ok {
 		return
 	}
-	times, err := dt.UpdateTimes(ctx)
+	times, err := dt.UpdateTimes(ctx, true)
 	if err == nil {
 		rec := cloneRecord{Target: to.String(), Snapshot: snap.ID, Database: name, Pairs: pairs, Updated: times, Time: time.Now()}
 		var b []byte
@@ -97,7 +97,7 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 	if json.Unmarshal(b, &rec) != nil || rec.Target != p.to.String() || rec.Database != p.from.Name || !slices.Equal(rec.Pairs, pairs) {
 		return nil, nil, false
 	}
-	now, err := dt.UpdateTimes(ctx)
+	now, err := dt.UpdateTimes(ctx, false)
 	if err != nil || len(now) != len(rec.Updated) {
 		return nil, nil, false
 	}
