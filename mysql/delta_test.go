@@ -86,7 +86,7 @@ func TestDiffAndApply(t *testing.T) {
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target")
 	}
-	guard, err := UpdateTimes(ctx, root(dst.Database), false)
+	guard, err := UpdateTimes(ctx, root(dst.Database), true)
 	if err != nil {
 		t.Fatal(err)
 	}
