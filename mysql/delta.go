@@ -41,6 +41,10 @@ type TableDelta struct {
 	// dump's own literals, in the order of the key's columns.
 	Removed [][]byte
 	Added   [][]byte // rows, `(…)` as the dump has them
+	// Whole: the table is emptied and Added holds all its rows (it
+	// changed on the target's side, so the earlier dump does not say
+	// what it holds).
+	Whole bool
 }
 
 // Rows counts the rows the delta removes and adds.
@@ -84,8 +88,10 @@ func (t TableDelta) KeyTable() (string, error) {
 // 8 bytes of each new row, and the new or changed rows up to limit bytes:
 // beyond that it returns ErrNoDelta, as it does when the dumps' schemas
 // (everything but rows) differ or hold triggers or system-versioned
-// tables, or when a table that changed has no primary key.
-func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.Reader, limit int64) (*Delta, error) {
+// tables, or when a table that changed has no primary key. The tables in
+// whole are taken whole from the new dump (their rows count towards
+// limit).
+func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.Reader, whole map[string]bool, limit int64) (*Delta, error) {
 	seed := maphash.MakeSeed()
 	old := newOldRows()
 	go func() {
@@ -127,6 +133,13 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 		}
 		h := maphash.Bytes(seed, row)
 		newHashes[t] = append(newHashes[t], h)
+		if whole[t] {
+			if kept += int64(len(row)); kept > limit+lagBytes {
+				return fmt.Errorf("%w: more than %d bytes of rows to load", ErrNoDelta, limit)
+			}
+			candidates[t] = append(candidates[t], candidate{h, bytes.Clone(row)})
+			return nil
+		}
 		if ot != nil && ot.has(h) {
 			return nil
 		}
@@ -140,7 +153,7 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 				kept = 0
 				for name, cs := range candidates {
 					ot, _ := old.table(name)
-					cs = slices.DeleteFunc(cs, func(c candidate) bool { return ot != nil && ot.has(c.h) })
+					cs = slices.DeleteFunc(cs, func(c candidate) bool { return !whole[name] && ot != nil && ot.has(c.h) })
 					for _, c := range cs {
 						kept += int64(len(c.row))
 					}
@@ -175,6 +188,14 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 	d := &Delta{}
 	var changed int64
 	for _, name := range newSchema.tables {
+		if whole[name] {
+			var rows [][]byte
+			for _, c := range candidates[name] {
+				rows = append(rows, c.row)
+			}
+			d.Tables = append(d.Tables, TableDelta{Name: name, Create: newSchema.creates[name], Added: rows, Whole: true})
+			continue
+		}
 		hs := newHashes[name]
 		slices.Sort(hs)
 		removed, err := old.missingFrom(name, hs)
@@ -625,9 +646,9 @@ func primaryKey(create string) (pos []int, names []string, err error) {
 // database before or after, never between. The tables must be InnoDB and
 // without triggers (Diff makes sure).
 //
-// With a guard (each table's UPDATE_TIME, as UpdateTimes gave it when the
-// caller decided the database still held the delta's base), the
-// transaction is rolled back with ErrNoDelta should any table have changed
+// With a guard (UPDATE_TIMEs, as UpdateTimes gave them when the caller
+// decided those tables still held the delta's base), the transaction is
+// rolled back with ErrNoDelta should any of those tables have changed
 // since.
 func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, guard map[string]string) (err error) {
 	db, err := c.open()
@@ -684,13 +705,22 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, 
 // added rows, in tx, then checks its row count against want.
 func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]int64) error {
 	const batch = 1 << 20 // bytes of SQL a statement
-	_, names, err := primaryKey(t.Create)
-	if err != nil {
-		return err
+	var keyCols []string
+	if !t.Whole {
+		// Rows told apart by their hashes alone need a key: without one
+		// a table may hold the same row twice.
+		_, names, err := primaryKey(t.Create)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			keyCols = append(keyCols, quoteIdent(n))
+		}
 	}
-	keyCols := make([]string, len(names))
-	for i, n := range names {
-		keyCols[i] = quoteIdent(n)
+	if t.Whole {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(t.Name)); err != nil {
+			return fmt.Errorf("empty table %s: %w%s", t.Name, err, hint(err.Error()))
+		}
 	}
 	del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
 	var q strings.Builder
@@ -750,7 +780,7 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]i
 	return nil
 }
 
-// unchangedSince fails with ErrNoDelta when a table of the schema changed
+// unchangedSince fails with ErrNoDelta when a table guard names changed
 // since guard's UPDATE_TIMEs were read.
 func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[string]string) error {
 	rows, err := tx.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
@@ -763,7 +793,7 @@ func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[st
 		if err := rows.Scan(&name, &at); err != nil {
 			return err
 		}
-		if g, ok := guard[name]; !ok || g != at {
+		if g, ok := guard[name]; ok && g != at {
 			return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
 		}
 	}

@@ -58,7 +58,7 @@ func TestDiffAndApply(t *testing.T) {
 		}
 	}
 	after := dump(t, src.Database)
-	d, err := Diff(ctx, opener(before), bytes.NewReader(after), 1<<20)
+	d, err := Diff(ctx, opener(before), bytes.NewReader(after), nil, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestNoDelta(t *testing.T) {
 		if _, err := src.Admin.Exec(c.q); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), 1<<20)
+		_, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
 		if !errors.Is(err, ErrNoDelta) {
 			t.Errorf("%s: %v", c.name, err)
 		}
@@ -126,14 +126,14 @@ func TestNoDelta(t *testing.T) {
 	if _, err := src.Admin.Exec("UPDATE every SET lt = REPEAT('x', 2000)"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), 1<<20); !errors.Is(err, ErrNoDelta) {
+	if _, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("over the limit: %v", err)
 	}
 	before = dump(t, src.Database)
 	if _, err := src.Admin.Exec("INSERT INTO gen (a, s) VALUES (3, 'y')"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), 1<<20)
+	d, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestNoDelta(t *testing.T) {
 	// A table dumped with a column list (MySQL's mysqldump does so for
 	// generated columns) has no delta either: its rows are not whole.
 	listed := bytes.ReplaceAll(before, []byte("INSERT INTO `every` VALUES"), []byte("INSERT INTO `every` (`id`) VALUES"))
-	if _, err := Diff(ctx, opener(before), bytes.NewReader(listed), 1<<20); !errors.Is(err, ErrNoDelta) {
+	if _, err := Diff(ctx, opener(before), bytes.NewReader(listed), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("column list: %v", err)
 	}
 }

@@ -23,16 +23,19 @@ import (
 	"github.com/cairn-backup/cairn/rewrite"
 )
 
-// A clone onto a MySQL or MariaDB database that the last clone left as it
-// was loads only what changed: the new dump is compared row by row with
-// the dump of the snapshot that clone loaded, and the rows that differ go
-// in (rewritten) in one transaction, instead of the whole database through
-// a scratch database. "Left as it was" is proved by InnoDB's UPDATE_TIME
-// of every table, recorded after the last clone (its after_restore actions
-// included) and unchanged since; a server restart, a table changed by
-// anyone since, a schema change, triggers, a table without a primary key,
-// sql: or run: actions (which may not be repeatable), or more than
-// deltaLimit of changed rows each mean the whole dump is loaded.
+// A clone onto a MySQL or MariaDB database that the last clone loaded
+// loads only what changed: the new dump is compared row by row with the
+// dump of the snapshot that clone loaded, and the rows that differ go in
+// (rewritten) in one transaction, instead of the whole database through a
+// scratch database. Which tables still hold what the last clone left is
+// proved by InnoDB's UPDATE_TIME of each, recorded after the last clone
+// (its after_restore actions and URL check included) and unchanged since;
+// the tables changed since (by a person, a page view, a plugin) are
+// emptied and loaded whole in the same transaction. A server restart (it
+// forgets those times), a schema change, triggers, a changed table without
+// a primary key, sql: or run: actions (which may not be repeatable), or
+// more than deltaLimit of rows to load each mean the whole dump is loaded
+// as the first time.
 
 // deltaLimit bounds the changed rows a delta holds in memory.
 const deltaLimit = 64 << 20
@@ -77,48 +80,57 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 }
 
 // deltaBase returns the snapshot whose dump the target database still
-// holds, rewritten by pairs, if the next load can be a delta from it, with
-// the tables' UPDATE_TIMEs that prove it.
-func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (*cairn.Snapshot, map[string]string, bool) {
-	dt, ok := p.to.(database.DeltaTarget)
-	if !ok || p.from.Engine != "mysql" {
-		return nil, nil, false
+// holds, rewritten by pairs, if the next load can be a delta from it; with
+// the tables that changed since on the target's side (they are loaded
+// whole), and the UPDATE_TIMEs that prove the others unchanged.
+func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (base *cairn.Snapshot, dirty map[string]bool, guard map[string]string, ok bool) {
+	dt, isDelta := p.to.(database.DeltaTarget)
+	if !isDelta || p.from.Engine != "mysql" {
+		return nil, nil, nil, false
 	}
 	for _, act := range after {
 		if act.Kind == "sql" || act.Kind == "run" {
-			return nil, nil, false
+			return nil, nil, nil, false
 		}
 	}
 	b, err := os.ReadFile(recordPath(r, p.to.String()))
 	if err != nil {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	var rec cloneRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Target != p.to.String() || rec.Database != p.from.Name || !slices.Equal(rec.Pairs, pairs) {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	now, err := dt.UpdateTimes(ctx, false)
 	if err != nil || len(now) != len(rec.Updated) {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
+	dirty, guard = map[string]bool{}, map[string]string{}
 	for table, at := range now {
-		if at == "" || rec.Updated[table] != at {
-			a.log.Info("the target changed since the last clone: loading the whole database", "target", p.to.String(), "table", table)
-			return nil, nil, false
+		was, known := rec.Updated[table]
+		switch {
+		case !known:
+			return nil, nil, nil, false // a table the last clone did not leave
+		case at == "" || at != was:
+			dirty[table] = true
+		default:
+			guard[table] = at
 		}
 	}
-	base, err := a.pickIn(ctx, r, rec.Snapshot)
-	if err != nil || base.ID != rec.Snapshot {
-		return nil, nil, false
+	if len(dirty) > 0 {
+		a.log.Info("tables changed on the target since the last clone are loaded whole", "target", p.to.String(), "tables", len(dirty))
 	}
-	return base, now, true
+	if base, err = a.pickIn(ctx, r, rec.Snapshot); err != nil || base.ID != rec.Snapshot {
+		return nil, nil, nil, false
+	}
+	return base, dirty, guard, true
 }
 
 // loadDelta brings the target database from base's dump to the dump that
 // streams in, row by row (see above). recorded waits for the new snapshot
 // (and the safety snapshot) to be complete, like a full load's check.
 // mysql.ErrNoDelta means the whole dump must be loaded instead.
-func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, guard map[string]string, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, dirty map[string]bool, guard map[string]string, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
 	if err != nil {
@@ -126,7 +138,7 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 	}
 	defer unlock()
 	open := func() (io.ReadCloser, error) { return r.OpenDump(ctx, base, p.from.Name) }
-	d, err := mysql.Diff(ctx, open, dump, deltaLimit)
+	d, err := mysql.Diff(ctx, open, dump, dirty, deltaLimit)
 	if err != nil {
 		return err
 	}
@@ -143,13 +155,16 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 	if len(pairs) > 0 {
 		for i := range d.Tables {
 			t := &d.Tables[i]
-			// A key holding a URL is the rewritten one in the target.
-			keys, err := t.KeyTable()
 			var n int64
-			if err == nil {
-				if t.Removed, _, err = rewriteRows(keys, t.Name, t.Removed, pairs); err == nil {
-					t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
+			if len(t.Removed) > 0 {
+				// A key holding a URL is the rewritten one in the target.
+				var keys string
+				if keys, err = t.KeyTable(); err == nil {
+					t.Removed, _, err = rewriteRows(keys, t.Name, t.Removed, pairs)
 				}
+			}
+			if err == nil {
+				t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
 			}
 			if err != nil {
 				return fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
@@ -227,7 +242,7 @@ func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot
 	}
 	after, _ := actions.Parse(t.env.AfterRestore)
 	for _, p := range plan {
-		base, _, ok := a.deltaBase(ctx, r, p, t.pairs, after)
+		base, _, _, ok := a.deltaBase(ctx, r, p, t.pairs, after)
 		if !ok {
 			continue
 		}

@@ -304,8 +304,8 @@ func (c *cloneRun) load(i int) error {
 	a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	var err error
-	if base, guard, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
-		err = a.loadDelta(ctx, c.r, base, guard, p, progressReader{c.readers[i], bar}, recorded, pairs, c.ro)
+	if base, dirty, guard, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
+		err = a.loadDelta(ctx, c.r, base, dirty, guard, p, progressReader{c.readers[i], bar}, recorded, pairs, c.ro)
 		if errors.Is(err, mysql.ErrNoDelta) {
 			fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
 			// The tee detaches, so that the snapshot completes.
