@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,23 +243,29 @@ func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot
 	}
 	after, _ := actions.Parse(t.env.AfterRestore)
 	for _, p := range plan {
-		base, _, _, ok := a.deltaBase(ctx, r, p, t.pairs, after)
+		base, dirty, _, ok := a.deltaBase(ctx, r, p, t.pairs, after)
 		if !ok {
 			continue
 		}
+		whole := slices.Sorted(maps.Keys(dirty))
 		if ro.json {
-			jsonLine(a.stdout, deltaPlanJSON{MessageType: "database_delta", Name: p.from.Name, Target: p.to.String(), Base: base.ID}) //nolint:errcheck
+			jsonLine(a.stdout, deltaPlanJSON{MessageType: "database_delta", Name: p.from.Name, Target: p.to.String(), Base: base.ID, Whole: whole}) //nolint:errcheck
 			continue
 		}
-		fmt.Fprintf(a.stdout, "database %s → %s: it still holds snapshot %s as the last clone left it, so a clone loads only the rows that changed, in place\n",
-			p.from.Name, p.to, base.ShortID())
+		except := ""
+		if len(whole) > 0 {
+			except = fmt.Sprintf(" (%s changed since: loaded whole)", strings.Join(whole, ", "))
+		}
+		fmt.Fprintf(a.stdout, "database %s → %s: it still holds snapshot %s as the last clone left it%s, so a clone loads only the rows that changed, in place\n",
+			p.from.Name, p.to, base.ShortID(), except)
 	}
 }
 
 // deltaPlanJSON is a database a clone would update row by row.
 type deltaPlanJSON struct {
-	MessageType string `json:"message_type"` // "database_delta"
-	Name        string `json:"name"`
-	Target      string `json:"target"`
-	Base        string `json:"base"`
+	MessageType string   `json:"message_type"` // "database_delta"
+	Name        string   `json:"name"`
+	Target      string   `json:"target"`
+	Base        string   `json:"base"`
+	Whole       []string `json:"whole,omitempty"` // tables changed since, loaded whole
 }
