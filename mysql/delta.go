@@ -704,9 +704,12 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, 
 // applyTable deletes a table's removed rows by primary key and inserts its
 // added rows, in tx, then checks its row count against want.
 func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]int64) error {
-	const batch = 1 << 20 // bytes of SQL a statement
 	var keyCols []string
-	if !t.Whole {
+	if t.Whole {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(t.Name)); err != nil {
+			return fmt.Errorf("empty table %s: %w%s", t.Name, err, hint(err.Error()))
+		}
+	} else {
 		// Rows told apart by their hashes alone need a key: without one
 		// a table may hold the same row twice.
 		_, names, err := primaryKey(t.Create)
@@ -717,58 +720,14 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]i
 			keyCols = append(keyCols, quoteIdent(n))
 		}
 	}
-	if t.Whole {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(t.Name)); err != nil {
-			return fmt.Errorf("empty table %s: %w%s", t.Name, err, hint(err.Error()))
+	if len(t.Removed) > 0 {
+		del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
+		if err := execBatches(ctx, tx, del, t.Removed, ")"); err != nil {
+			return fmt.Errorf("change table %s: %w", t.Name, err)
 		}
 	}
-	del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
-	var q strings.Builder
-	end := ")"
-	flush := func() error {
-		if q.Len() == 0 {
-			return nil
-		}
-		q.WriteString(end)
-		_, err := tx.ExecContext(ctx, q.String())
-		q.Reset()
-		if err != nil {
-			return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
-		}
-		return nil
-	}
-	for _, key := range t.Removed {
-		if q.Len() == 0 {
-			q.WriteString(del)
-		} else {
-			q.WriteByte(',')
-		}
-		q.Write(key)
-		if q.Len() > batch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	end = ""
-	for _, row := range t.Added {
-		if q.Len() == 0 {
-			q.WriteString("INSERT INTO " + quoteIdent(t.Name) + " VALUES ")
-		} else {
-			q.WriteByte(',')
-		}
-		q.Write(row)
-		if q.Len() > batch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
+	if err := execBatches(ctx, tx, "INSERT INTO "+quoteIdent(t.Name)+" VALUES ", t.Added, ""); err != nil {
+		return fmt.Errorf("change table %s: %w", t.Name, err)
 	}
 	var n int64
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(t.Name)).Scan(&n); err != nil {
@@ -780,24 +739,68 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]i
 	return nil
 }
 
+// execBatches runs head, items joined by commas, then tail, in statements
+// of about a MiB of SQL each.
+func execBatches(ctx context.Context, tx *sql.Tx, head string, items [][]byte, tail string) error {
+	var q strings.Builder
+	for i, item := range items {
+		if q.Len() == 0 {
+			q.WriteString(head)
+		} else {
+			q.WriteByte(',')
+		}
+		q.Write(item)
+		if q.Len() < 1<<20 && i < len(items)-1 {
+			continue
+		}
+		q.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, q.String()); err != nil {
+			return fmt.Errorf("%w%s", err, hint(err.Error()))
+		}
+		q.Reset()
+	}
+	return nil
+}
+
 // unchangedSince fails with ErrNoDelta when a table guard names changed
 // since guard's UPDATE_TIMEs were read.
 func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[string]string) error {
-	rows, err := tx.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), '') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
+	times, _, err := tableTimes(ctx, tx, schema)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var name, at string
-		if err := rows.Scan(&name, &at); err != nil {
-			return err
-		}
+	for name, at := range times {
 		if g, ok := guard[name]; ok && g != at {
 			return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
 		}
 	}
-	return rows.Err()
+	return nil
+}
+
+// tableTimes reads the UPDATE_TIME of each base table of schema, "" for
+// one the server cannot vouch for: unknown, or in the current second
+// (recent tells whether there was one such).
+func tableTimes(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, schema string) (times map[string]string, recent bool, err error) {
+	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= NOW() FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	times = map[string]string{}
+	for rows.Next() {
+		var name, at string
+		var now bool
+		if err := rows.Scan(&name, &at, &now); err != nil {
+			return nil, false, err
+		}
+		if now {
+			at, recent = "", true
+		}
+		times[name] = at
+	}
+	return times, recent, rows.Err()
 }
 
 // UpdateTimes returns when each base table of the database c names last
@@ -814,26 +817,9 @@ func UpdateTimes(ctx context.Context, c Config, settle bool) (map[string]string,
 	}
 	defer db.Close()
 	for try := 0; ; try++ {
-		rows, err := db.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= NOW() FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", c.Database)
+		times, recent, err := tableTimes(ctx, db, c.Database)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w%s", c, err, hint(err.Error()))
-		}
-		times, recent := map[string]string{}, false
-		for rows.Next() {
-			var name, at string
-			var now bool
-			if err := rows.Scan(&name, &at, &now); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if now {
-				at, recent = "", true
-			}
-			times[name] = at
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
 		}
 		if !recent || !settle || try == 25 {
 			return times, nil
