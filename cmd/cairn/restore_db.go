@@ -128,7 +128,8 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 			p.from.Name, p.to, progress.Bytes(p.from.Bytes), p.from.Tables, p.from.Rows)
 		return nil
 	}
-	if _, err := r.Tables(ctx, s, p.from.Name); err != nil {
+	want, err := r.Tables(ctx, s, p.from.Name)
+	if err != nil {
 		return err
 	}
 	dump, err := r.OpenDump(ctx, s, p.from.Name)
@@ -141,10 +142,7 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	bar.Total(0, p.from.Bytes)
-	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) {
-		want, err := r.Tables(ctx, s, p.from.Name)
-		return p.from, want, err
-	}
+	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) { return p.from, want, nil }
 	return a.loadDatabase(ctx, p, progressReader{dump, bar}, bar, recorded, pairs, o)
 }
 
