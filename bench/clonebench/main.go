@@ -13,7 +13,6 @@ package main
 
 import (
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -24,8 +23,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/cairn-backup/cairn/bench/internal/measure"
 )
@@ -55,7 +52,7 @@ func run(filesMB, dbMB int, keep bool) error {
 	if err != nil {
 		return err
 	}
-	root, err := connect("")
+	root, err := measure.MariaDB("")
 	if err != nil {
 		return err
 	}
@@ -204,16 +201,6 @@ func stages(out []byte) string {
 	return strings.TrimSuffix(b.String(), "; ")
 }
 
-func connect(db string) (*sql.DB, error) {
-	c := driver.NewConfig()
-	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", "127.0.0.1:3306", db
-	conn, err := driver.NewConnector(c)
-	if err != nil {
-		return nil, err
-	}
-	return sql.OpenDB(conn), nil
-}
-
 var words = strings.Fields(`the of and to in is that for it as was with be by on not he this are or his from at which but have
 site page post theme plugin garden river bread bicycle morning evening market village harbour mountain window letter kitchen`)
 
@@ -270,7 +257,7 @@ func changeTree(dir string) error {
 
 // generateDB fills db with posts (~1 KiB of dump each, links in half).
 func generateDB(db string, sizeMB int) (int, error) {
-	conn, err := connect(db)
+	conn, err := measure.MariaDB(db)
 	if err != nil {
 		return 0, err
 	}

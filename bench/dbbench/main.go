@@ -12,7 +12,6 @@ package main
 
 import (
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -22,8 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/cairn-backup/cairn/bench/internal/measure"
 )
@@ -52,7 +49,7 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	if err != nil {
 		return err
 	}
-	root, err := connect("")
+	root, err := measure.MariaDB("")
 	if err != nil {
 		return err
 	}
@@ -215,20 +212,10 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	return nil
 }
 
-func connect(db string) (*sql.DB, error) {
-	c := driver.NewConfig()
-	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", "127.0.0.1:3306", db
-	conn, err := driver.NewConnector(c)
-	if err != nil {
-		return nil, err
-	}
-	return sql.OpenDB(conn), nil
-}
-
 // generate fills db with WordPress-like posts and postmeta, about sizeMB
 // of dump, and returns the number of posts.
 func generate(db string, sizeMB int) (int, error) {
-	conn, err := connect(db)
+	conn, err := measure.MariaDB(db)
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@
 package measure
 
 import (
+	"database/sql"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	driver "github.com/go-sql-driver/mysql"
 )
 
 // Result is one timed command.
@@ -64,4 +67,16 @@ func Walls(rs []Result) string {
 		out = append(out, fmt.Sprintf("%.2f", r.Wall.Seconds()))
 	}
 	return strings.Join(out, "/") + " s"
+}
+
+// MariaDB connects to db (or the server, db "") on the MariaDB the
+// benchmarks use: 127.0.0.1:3306, root, no password.
+func MariaDB(db string) (*sql.DB, error) {
+	c := driver.NewConfig()
+	c.User, c.Net, c.Addr, c.DBName = "root", "tcp", "127.0.0.1:3306", db
+	conn, err := driver.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
 }
