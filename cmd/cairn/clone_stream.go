@@ -105,7 +105,6 @@ type cloneRun struct {
 	r       *repo.Repo
 	ctx     context.Context
 	src     *config.Environment
-	dst     *config.Environment
 	ro      restoreOptions
 	req     cairn.SnapshotRequest // the source's snapshot, its dumps teed
 	t       restoreTarget
@@ -208,7 +207,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 // planClone sets a fresh clone up: the source's snapshot request with each
 // dump teed to a load, and the target.
 func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Environment, ro restoreOptions) (*cloneRun, error) {
-	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, dst: dst, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
+	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
 	var err error
 	if c.req, err = a.snapshotRequest(src.Name, snapshotOptions{}); err != nil {
 		return nil, err
