@@ -61,17 +61,69 @@ func writeOpt(b *bytes.Buffer, key, val string) {
 // dumpArgs are the tool's arguments. The defaults file must come first.
 // One database named without --databases: the dump holds no CREATE
 // DATABASE or USE, so it loads into any database name.
-func dumpArgs(defaults string, c Config) []string {
-	return []string{
+//
+// When binary is true the data is dumped with the binary character set
+// (see binarySafe), else in utf8mb4 with binary columns in hex.
+func dumpArgs(defaults string, c Config, binary bool) []string {
+	charset := []string{"--hex-blob", "--default-character-set=utf8mb4"}
+	if binary {
+		charset = []string{"--default-character-set=binary"}
+	}
+	return append([]string{
 		"--defaults-extra-file=" + defaults,
 		"--single-transaction", "--quick", // consistent InnoDB view, row by row
 		"--routines", "--triggers", "--events",
-		"--hex-blob", "--default-character-set=utf8mb4",
+	}, append(charset,
 		"--skip-dump-date",   // identical data gives identical bytes: dedup
 		"--no-tablespaces",   // needs no PROCESS privilege: a read-only user suffices
 		"--skip-lock-tables", // --single-transaction already gives consistency
 		"--max-allowed-packet=1G",
 		c.Database,
+	)...)
+}
+
+// binarySafe tells whether every column of the database loads back the
+// same from a dump in the binary character set: each value's bytes as the
+// server stores them, escaped as strings (binary columns too: --hex-blob
+// would turn every text column into hex). That is exact for any character
+// set (latin1 tables holding UTF-8 included, which a utf8mb4 dump converts
+// twice), and it spares the tool its character-aware escaping, which took
+// 60% of its CPU (3.8 s against 1.4 s of user time for a 500 MB dump).
+// Table definitions are unaffected: the tool wraps each CREATE in its own
+// character set. But a binary string is the raw form of MariaDB's UUID and
+// INET types, and MySQL's JSON refuses one, so a database with a column of
+// a type not listed here is dumped in utf8mb4. The rewrite skips binary
+// columns by their type, as it skips their hex.
+func binarySafe(ctx context.Context, c Config) bool {
+	db, err := c.open()
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT DISTINCT LOWER(DATA_TYPE) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()")
+	if err != nil {
+		return false // the dump tool says what is wrong
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t string
+		if rows.Scan(&t) != nil || !binaryLoads[t] {
+			return false
+		}
+	}
+	return rows.Err() == nil
+}
+
+// binaryLoads are the column types whose values load back the same from a
+// binary string as from text.
+var binaryLoads = map[string]bool{}
+
+func init() {
+	for _, t := range strings.Fields(`tinyint smallint mediumint int bigint decimal float double bit
+		char varchar tinytext text mediumtext longtext binary varbinary tinyblob blob mediumblob longblob
+		date time datetime timestamp year enum set
+		geometry point linestring polygon multipoint multilinestring multipolygon geometrycollection`) {
+		binaryLoads[t] = true
 	}
 }
 
@@ -89,7 +141,7 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 		return fmt.Errorf("dump %s: write defaults file: %w", c, err)
 	}
 	defer os.Remove(defaults)
-	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c)...)
+	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c, binarySafe(ctx, c))...)
 	// Statements end where the rows say, not where the tool's buffer
 	// fills: an edited row changes the dump around it only (see cutter).
 	cut := newCutter(w)

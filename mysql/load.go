@@ -388,12 +388,18 @@ func (l *loader) startFeed(ctx context.Context, table, cols string, plan loadPla
 			return err
 		}
 	}
+	// The rows are in the dump's character set (its SET NAMES): binary,
+	// or utf8mb4 in snapshots taken before cairn dumped bytes as stored.
+	var charset string
+	if err := l.conn.QueryRowContext(ctx, "SELECT @@character_set_client").Scan(&charset); err != nil {
+		return err
+	}
 	pr, pw := io.Pipe()
 	f := &feed{table: table, cols: cols, pw: pw, w: bufio.NewWriterSize(pw, 1<<20), done: make(chan error, 1),
 		handler: "cairn-" + strconv.FormatInt(feeds.Add(1), 10), plan: plan}
 	driver.RegisterReaderHandler(f.handler, func() io.Reader { return pr })
 	q := "LOAD DATA LOCAL INFILE 'Reader::" + f.handler + "' INTO TABLE " + quoteIdent(table) +
-		` CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' ` + cols
+		` CHARACTER SET ` + charset + ` FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' ` + cols
 	go func() {
 		_, err := l.conn.ExecContext(ctx, q)
 		f.over.Store(true)

@@ -98,7 +98,7 @@ func TestDumpAndStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(dump)
-	for _, want := range []string{"CREATE TABLE `posts`", "CREATE TABLE `log`", "0000-00-00 00:00:00", "🎉", "0x000102FF275C", "posts_bi", "titles"} {
+	for _, want := range []string{"CREATE TABLE `posts`", "CREATE TABLE `log`", "0000-00-00 00:00:00", "🎉", "'\\0\x01\x02\xff\\'\\\\'", "posts_bi", "titles"} {
 		if !strings.Contains(s, want) && !strings.Contains(strings.ToUpper(s), strings.ToUpper(want)) {
 			t.Errorf("dump lacks %q", want)
 		}

@@ -10,13 +10,16 @@ import (
 // MySQL rewrites a mysqldump or mariadb-dump stream from in to out. Only
 // the string values of INSERT statements are rewritten (one statement on a
 // line, or one row a line as MariaDB 10.11+ writes them); CREATE TABLE
-// statements name the columns (for SkipColumns and the report). A line
+// statements name the columns (for SkipColumns and the report) and tell
+// which are binary: those are never rewritten (a dump made with the binary
+// character set holds them as strings, not hex). A line
 // without a match passes through without being parsed: mysqldump escapes
 // newlines inside strings, so every line of an INSERT is whole rows.
 func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 	columns := map[string][]string{}
-	var creating string  // the table whose CREATE TABLE is being read
-	var ins *mysqlInsert // the INSERT statement being read
+	binary := map[string][]bool{} // table → which columns are binary
+	var creating string           // the table whose CREATE TABLE is being read
+	var ins *mysqlInsert          // the INSERT statement being read
 	handle := func(bw *countingWriter, p piece) {
 		switch {
 		case ins != nil:
@@ -30,16 +33,17 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 			}
 			head := len(p.b) - len(rest) + len(valuesKeyword) + 1
 			bw.Write(p.b[:head])
-			ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], line: w.report.Lines, passThrough: !w.selected(table)}
+			ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], binCols: binary[table], line: w.report.Lines, passThrough: !w.selected(table)}
 			ins.piece(p.b[head:], p.whole, p.end)
 		case p.start && bytes.HasPrefix(p.b, createTable):
 			if t, _, ok := sqlident.CutBackquoted(p.b[len(createTable)-1:]); ok {
-				creating, columns[t] = t, nil
+				creating, columns[t], binary[t] = t, nil, nil
 			}
 			bw.Write(p.b)
 		case p.start && creating != "" && bytes.HasPrefix(p.b, []byte("  `")):
-			if c, _, ok := sqlident.CutBackquoted(p.b[2:]); ok {
+			if c, def, ok := sqlident.CutBackquoted(p.b[2:]); ok {
 				columns[creating] = append(columns[creating], c)
+				binary[creating] = append(binary[creating], binaryType(def))
 			}
 			bw.Write(p.b)
 		default:
@@ -61,6 +65,23 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 	return w.stream(in, out, handle, atEnd)
 }
 
+// binaryType tells whether a column definition in SHOW CREATE TABLE's
+// form (what follows the column's name) is of a binary type.
+func binaryType(def []byte) bool {
+	def = bytes.TrimLeft(def, " ")
+	for _, t := range binaryTypes {
+		if bytes.HasPrefix(def, t) {
+			return true
+		}
+	}
+	if q := bytes.IndexByte(def, '\''); q >= 0 {
+		def = def[:q] // not in a default value or comment
+	}
+	return bytes.Contains(def, []byte(" CHARACTER SET binary"))
+}
+
+var binaryTypes = [][]byte{[]byte("binary("), []byte("varbinary("), []byte("tinyblob"), []byte("blob"), []byte("mediumblob"), []byte("longblob")}
+
 var (
 	insertInto    = []byte("INSERT INTO `")
 	createTable   = []byte("CREATE TABLE `")
@@ -71,11 +92,12 @@ var (
 // of any size: `(…,'…',…),(…);`. Strings are collected (up to MaxValue),
 // unescaped, rewritten and escaped again; all else is copied.
 type mysqlInsert struct {
-	w     *Rewriter
-	out   *countingWriter
-	table string
-	cols  []string
-	line  int64
+	w       *Rewriter
+	out     *countingWriter
+	table   string
+	cols    []string
+	binCols []bool // by column: binary, never rewritten
+	line    int64
 
 	passThrough bool // copy the statement as it is
 	done        bool // the statement's ; was seen
@@ -147,7 +169,8 @@ func (m *mysqlInsert) feed(p []byte) {
 		// An opening quote.
 		m.out.Write(p[i : i+1])
 		m.inStr, m.escape, m.over = true, false, false
-		m.binary = bytes.HasSuffix(m.prev[:], []byte("_binary ")) || bytes.HasSuffix(m.prev[:], []byte("_binary"))
+		m.binary = bytes.HasSuffix(m.prev[:], []byte("_binary ")) || bytes.HasSuffix(m.prev[:], []byte("_binary")) ||
+			m.col < len(m.binCols) && m.binCols[m.col]
 		m.val = m.val[:0]
 		m.prev = [8]byte{}
 		p = p[i+1:]

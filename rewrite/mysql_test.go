@@ -69,6 +69,26 @@ func TestMySQLEscapes(t *testing.T) {
 	}
 }
 
+// A dump in the binary character set holds binary columns as strings:
+// their bytes are never rewritten, whatever they hold.
+func TestMySQLBinaryColumns(t *testing.T) {
+	create := "CREATE TABLE `t` (\n" +
+		"  `id` int(11) NOT NULL,\n" +
+		"  `b` blob DEFAULT NULL,\n" +
+		"  `v` varbinary(64) DEFAULT NULL,\n" +
+		"  `c` char(40) CHARACTER SET binary COLLATE binary DEFAULT NULL,\n" +
+		"  `s` text DEFAULT NULL COMMENT ' CHARACTER SET binary',\n" +
+		"  `l` longblob DEFAULT NULL,\n" +
+		"  PRIMARY KEY (`id`)\n" +
+		") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+	url := "'https://example.com'"
+	in := create + "INSERT INTO `t` VALUES\n(1," + url + "," + url + "," + url + "," + url + "," + url + "),\n(2,NULL,'',NULL,'x https://example.com/a','\\0https://example.com');\n"
+	want := create + "INSERT INTO `t` VALUES\n(1," + url + "," + url + "," + url + ",'https://staging.example.com'," + url + "),\n(2,NULL,'',NULL,'x https://staging.example.com/a','\\0https://example.com');\n"
+	if got, _ := rewriteMySQL(t, stage, in); got != want {
+		t.Errorf("\n got %q\nwant %q", got, want)
+	}
+}
+
 func TestMySQLLongLines(t *testing.T) {
 	big := strings.Repeat("x", 6<<20)
 	in := "INSERT INTO `t` VALUES ('" + big + " https://example.com'),('https://example.com');\n"
