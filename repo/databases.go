@@ -17,6 +17,7 @@ import (
 
 	"github.com/kopia/kopia/fs"
 	"github.com/kopia/kopia/fs/virtualfs"
+	"github.com/kopia/kopia/snapshot"
 
 	"github.com/cairn-backup/cairn"
 )
@@ -55,6 +56,9 @@ type dumpJob struct {
 	db   cairn.Database
 	name string // entry name, unique in the snapshot
 
+	reuse []*snapshot.DirEntry // for a Reused database: its stored chunks
+	tail  func(context.Context, io.Writer) ([]cairn.TableStat, error)
+
 	once   sync.Once
 	chunks chan []byte   // cut chunks, in order; closed when the dump ends
 	abort  chan struct{} // closed when kopia stops reading
@@ -65,7 +69,7 @@ type dumpJob struct {
 	err    error             // set before done closes
 }
 
-func newDumpJobs(ctx context.Context, dbs []cairn.Database) []*dumpJob {
+func (r *Repo) newDumpJobs(ctx context.Context, dbs []cairn.Database) ([]*dumpJob, error) {
 	used := map[string]bool{}
 	var jobs []*dumpJob
 	for _, db := range dbs {
@@ -74,10 +78,18 @@ func newDumpJobs(ctx context.Context, dbs []cairn.Database) []*dumpJob {
 			name = db.Name() + "-" + strconv.Itoa(i)
 		}
 		used[name] = true
-		jobs = append(jobs, &dumpJob{ctx: ctx, db: db, name: name, done: make(chan struct{}),
-			chunks: make(chan []byte, chunkQueue), abort: make(chan struct{})})
+		j := &dumpJob{ctx: ctx, db: db, name: name, done: make(chan struct{}),
+			chunks: make(chan []byte, chunkQueue), abort: make(chan struct{}), tail: db.Dump}
+		if re, ok := db.(Reused); ok {
+			var err error
+			if j.reuse, err = r.dumpEntries(ctx, re.From); err != nil {
+				return nil, fmt.Errorf("database %s: the stored dump to start from: %w", name, err)
+			}
+			j.tail = re.Tail
+		}
+		jobs = append(jobs, j)
 	}
-	return jobs
+	return jobs, nil
 }
 
 // chunkQueue is how many cut chunks may wait for kopia: the dump runs on
@@ -90,7 +102,7 @@ func (j *dumpJob) start() {
 	j.once.Do(func() {
 		go func() {
 			cw := &chunkWriter{j: j}
-			stats, err := j.db.Dump(j.ctx, cw)
+			stats, err := j.tail(j.ctx, cw)
 			if err == nil {
 				err = cw.flush()
 			}
@@ -187,17 +199,24 @@ func (j *dumpJob) info() cairn.DatabaseInfo {
 
 // chunks hands the dump's chunks to kopia as files, in order: kopia then
 // hashes, compresses and uploads them in parallel. The dump starts at the
-// first call.
+// first call; a Reused database's stored chunks come first, unread.
 type chunks struct {
 	j *dumpJob
 	t time.Time
 	n int // chunks so far
 }
 
+func (c *chunks) name() string { c.n++; return fmt.Sprintf("%08d", c.n-1) }
+
 // readSize bounds the spare room of a chunk buffer past cdcMax.
 const readSize = 256 << 10
 
 func (c *chunks) Next(ctx context.Context) (fs.Entry, error) {
+	if c.n < len(c.j.reuse) {
+		de := c.j.reuse[c.n]
+		c.j.bytes.Add(de.FileSize)
+		return reusedChunk{de: de, name: c.name(), t: c.t}, nil
+	}
 	c.j.start()
 	var chunk []byte
 	var ok bool
@@ -213,9 +232,7 @@ func (c *chunks) Next(ctx context.Context) (fs.Entry, error) {
 		}
 		return nil, nil
 	}
-	f := &streamFile{name: fmt.Sprintf("%08d", c.n), t: c.t, size: int64(len(chunk)), r: &chunkReader{bytes.NewReader(chunk), chunk}}
-	c.n++
-	return f, nil
+	return &streamFile{name: c.name(), t: c.t, size: int64(len(chunk)), r: &chunkReader{bytes.NewReader(chunk), chunk}}, nil
 }
 
 // chunkBuffers recycles the buffers chunks are cut in.
@@ -301,7 +318,9 @@ func snapshotRoot(files fs.Directory, jobs []*dumpJob, app *cairn.AppInfo, t tim
 		}
 		entries = append(entries, &streamFile{name: appFile, t: t, r: io.NopCloser(bytes.NewReader(b))})
 	}
-	entries = append(entries, renamed{files, filesDir})
+	if files != nil {
+		entries = append(entries, renamed{files, filesDir})
+	}
 	return virtualfs.NewStaticDirectory("", entries), nil
 }
 

@@ -87,7 +87,10 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		// Dumps still running when the upload fails are stopped.
 		dctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		jobs := newDumpJobs(dctx, req.Databases)
+		jobs, err := r.newDumpJobs(dctx, req.Databases)
+		if err != nil {
+			return err
+		}
 		root, err := snapshotRoot(src.wrapDir(dir, ""), jobs, req.App, start)
 		if err != nil {
 			return err
