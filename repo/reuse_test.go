@@ -27,7 +27,7 @@ func (f fakeDump) Dump(_ context.Context, w io.Writer) ([]cairn.TableStat, error
 	return []cairn.TableStat{{Name: "t", Rows: 1}}, err
 }
 func (f fakeDump) Replace(context.Context, io.Reader, cairn.Verify) error { return nil }
-func (f fakeDump) Exec(context.Context, string) error                   { return nil }
+func (f fakeDump) Exec(context.Context, string) error                     { return nil }
 
 // A dump saved as state, then a state and a snapshot that start from it
 // by reference and add a tail: their dumps read back as the whole, the
