@@ -3,6 +3,7 @@ package mysql
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -30,7 +31,8 @@ var ErrNoDelta = errors.New("no row-by-row delta")
 // lacks (gone, or changed), and the rows of the new dump the old one lacks
 // (new, or changed).
 type Delta struct {
-	Tables []TableDelta // the tables that changed, in the new dump's order
+	Tables  []TableDelta // the tables that changed, in the new dump's order
+	Charset string       // the dumps' character set (their SET NAMES)
 }
 
 // TableDelta is one table's part of a Delta.
@@ -185,7 +187,7 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 	case newSchema.versioned:
 		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
 	}
-	d := &Delta{}
+	d := &Delta{Charset: newSchema.charset}
 	var changed int64
 	for _, name := range newSchema.tables {
 		if whole[name] {
@@ -422,16 +424,20 @@ type dumpSchema struct {
 	creates   map[string]string // table → CREATE TABLE
 	create    []byte            // the CREATE TABLE being read
 	triggers  bool
-	versioned bool // a table WITH SYSTEM VERSIONING
+	versioned bool   // a table WITH SYSTEM VERSIONING
+	charset   string // of the rows: the dump's SET NAMES
 }
 
 func newDumpSchema() *dumpSchema {
-	s := &dumpSchema{creates: map[string]string{}}
+	s := &dumpSchema{creates: map[string]string{}, charset: "utf8mb4"}
 	s.h.SetSeed(schemaSeed)
 	return s
 }
 
 var schemaSeed = maphash.MakeSeed()
+
+// setNamesRE matches the dump's character set line.
+var setNamesRE = regexp.MustCompile(`^/\*!40101 SET NAMES ([a-z0-9_]+) \*/;$`)
 
 // autoIncrementRE matches a table's AUTO_INCREMENT option.
 var autoIncrementRE = regexp.MustCompile(` AUTO_INCREMENT=[0-9]+`)
@@ -452,6 +458,9 @@ func (s *dumpSchema) line(line []byte) {
 	}
 	if bytes.Contains(line, []byte("WITH SYSTEM VERSIONING")) {
 		s.versioned = true
+	}
+	if m := setNamesRE.FindSubmatch(line); m != nil {
+		s.charset = string(m[1])
 	}
 	switch {
 	case s.create != nil:
@@ -662,7 +671,7 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want map[string]int64, 
 	}
 	defer conn.Close()
 	// The dump's own session settings.
-	for _, q := range []string{"SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO'", "SET foreign_key_checks = 0"} {
+	for _, q := range d.session() {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}
@@ -720,14 +729,15 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]i
 			keyCols = append(keyCols, quoteIdent(n))
 		}
 	}
-	if len(t.Removed) > 0 {
-		del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
-		if err := execBatches(ctx, tx, del, t.Removed, ")"); err != nil {
-			return fmt.Errorf("change table %s: %w", t.Name, err)
+	exec := func(q string) error {
+		_, err := tx.ExecContext(ctx, q)
+		if err != nil {
+			err = fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
 		}
+		return err
 	}
-	if err := execBatches(ctx, tx, "INSERT INTO "+quoteIdent(t.Name)+" VALUES ", t.Added, ""); err != nil {
-		return fmt.Errorf("change table %s: %w", t.Name, err)
+	if err := t.statements(keyCols, exec); err != nil {
+		return err
 	}
 	var n int64
 	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(t.Name)).Scan(&n); err != nil {
@@ -739,9 +749,21 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want map[string]i
 	return nil
 }
 
-// execBatches runs head, items joined by commas, then tail, in statements
-// of about a MiB of SQL each.
-func execBatches(ctx context.Context, tx *sql.Tx, head string, items [][]byte, tail string) error {
+// statements gives the statements that delete the table's removed rows
+// (by keyCols) and insert its added ones, in batches of about a MiB.
+func (t TableDelta) statements(keyCols []string, emit func(string) error) error {
+	if len(t.Removed) > 0 {
+		del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
+		if err := batches(del, t.Removed, ")", emit); err != nil {
+			return err
+		}
+	}
+	return batches("INSERT INTO "+quoteIdent(t.Name)+" VALUES ", t.Added, "", emit)
+}
+
+// batches emits head, items joined by commas, then tail, in statements of
+// about a MiB of SQL each.
+func batches(head string, items [][]byte, tail string, emit func(string) error) error {
 	var q strings.Builder
 	for i, item := range items {
 		if q.Len() == 0 {
@@ -754,12 +776,55 @@ func execBatches(ctx context.Context, tx *sql.Tx, head string, items [][]byte, t
 			continue
 		}
 		q.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, q.String()); err != nil {
-			return fmt.Errorf("%w%s", err, hint(err.Error()))
+		if err := emit(q.String()); err != nil {
+			return err
 		}
 		q.Reset()
 	}
 	return nil
+}
+
+// session is the session settings the dumps' rows need.
+func (d *Delta) session() []string {
+	charset := cmp.Or(d.Charset, "utf8mb4")
+	return []string{"SET NAMES " + charset, "SET time_zone = '+00:00'", "SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO'", "SET foreign_key_checks = 0"}
+}
+
+// WriteSQL writes the delta as SQL that does what ApplyDelta does (without
+// its checks), to follow the earlier dump: the two load as the new one.
+func (d *Delta) WriteSQL(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	emit := func(q string) error {
+		bw.WriteString(q)
+		_, err := bw.WriteString(";\n")
+		return err
+	}
+	bw.WriteString("-- cairn: the rows that changed since the dump above\n")
+	for _, q := range d.session() {
+		emit(q)
+	}
+	for _, t := range d.Tables {
+		var keyCols []string
+		if t.Whole {
+			emit("DELETE FROM " + quoteIdent(t.Name))
+		} else {
+			_, names, err := primaryKey(t.Create)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				keyCols = append(keyCols, quoteIdent(n))
+			}
+		}
+		if err := t.statements(keyCols, emit); err != nil {
+			return err
+		}
+		if m := autoIncrementRE.FindString(t.Create); m != "" {
+			emit("ALTER TABLE " + quoteIdent(t.Name) + m)
+		}
+	}
+	emit("SET foreign_key_checks = 1")
+	return bw.Flush()
 }
 
 // unchangedSince fails with ErrNoDelta when a table guard names changed

@@ -38,11 +38,19 @@ func rowCounts(t *testing.T, db string) map[string]int64 {
 
 // A copy loaded from one dump, given the delta to a later dump, becomes
 // that later dump's database exactly (per-table checksums), in one
-// transaction; a count that does not match changes nothing.
+// transaction; a count that does not match changes nothing. The earlier
+// dump followed by the delta as SQL loads as the later one too. The dumps
+// are in the binary character set, with latin1 values changed.
 func TestDiffAndApply(t *testing.T) {
 	src := loadFixture(t)
 	ctx := context.Background()
+	if _, err := src.Admin.Exec("DROP TABLE inet"); err != nil {
+		t.Fatal(err)
+	}
 	before := dump(t, src.Database)
+	if !bytes.Contains(before, []byte("SET NAMES binary")) {
+		t.Fatal("the fixture is not dumped in binary")
+	}
 	dst := testenv.NewMariaDB(t)
 	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
 		t.Fatal(err)
@@ -52,6 +60,7 @@ func TestDiffAndApply(t *testing.T) {
 		"DELETE FROM every WHERE id IN (5, 6, 2999)",
 		"INSERT INTO every (id, vc, lt) VALUES (5000, 'new\trow', 'https://example.com/')",
 		"UPDATE indexed SET u = 'z' WHERE id = 2",
+		"UPDATE every SET lat = 'Ålborg Ø' WHERE id = 8",
 	} {
 		if _, err := src.Admin.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -66,7 +75,7 @@ func TestDiffAndApply(t *testing.T) {
 	for _, tb := range d.Tables {
 		names = append(names, tb.Name)
 	}
-	if removed, added := d.Rows(); !slices.Equal(names, []string{"every", "indexed"}) || removed != 10+3+1 || added != 10+1+1 {
+	if removed, added := d.Rows(); !slices.Equal(names, []string{"every", "indexed"}) || removed != 10+3+1+1 || added != 10+1+1+1 || d.Charset != "binary" {
 		t.Fatalf("delta: tables %v, %d rows removed, %d added", names, removed, added)
 	}
 
@@ -97,6 +106,18 @@ func TestDiffAndApply(t *testing.T) {
 	got, _ := Stats(ctx, root(dst.Database))
 	if !slices.Equal(got, want) {
 		t.Errorf("copy after the delta %+v\nsource %+v", got, want)
+	}
+
+	var sql bytes.Buffer
+	if err := d.WriteSQL(&sql); err != nil {
+		t.Fatal(err)
+	}
+	chained := testenv.NewMariaDB(t)
+	if err := Load(ctx, root(chained.Database), io.MultiReader(bytes.NewReader(before), &sql)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Stats(ctx, root(chained.Database)); !slices.Equal(got, want) {
+		t.Errorf("earlier dump + delta SQL %+v\nsource %+v", got, want)
 	}
 }
 
@@ -150,5 +171,47 @@ func TestNoDelta(t *testing.T) {
 	listed := bytes.ReplaceAll(before, []byte("INSERT INTO `every` VALUES"), []byte("INSERT INTO `every` (`id`) VALUES"))
 	if _, err := Diff(ctx, opener(before), bytes.NewReader(listed), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("column list: %v", err)
+	}
+}
+
+// The schema fingerprint moves with what a dump holds besides rows, not
+// with the rows; DumpTables dumps the tables named only.
+func TestSchemaAndDumpTables(t *testing.T) {
+	src := loadFixture(t)
+	ctx := context.Background()
+	c := root(src.Database)
+	first, err := Schema(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Admin.Exec("INSERT INTO indexed VALUES (9, 'q', 'w')"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Schema(ctx, c); again != first {
+		t.Errorf("a new row changed the schema fingerprint")
+	}
+	for _, q := range []string{
+		"ALTER TABLE indexed ADD COLUMN extra INT",
+		"ALTER TABLE indexed ADD INDEX (extra)",
+		"CREATE VIEW v AS SELECT 1 AS one",
+		"CREATE PROCEDURE p() SELECT 1",
+		"CREATE TRIGGER tr BEFORE INSERT ON gen FOR EACH ROW SET NEW.s = 'x'",
+		"ALTER TABLE gen COMMENT 'changed'",
+	} {
+		if _, err := src.Admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+		next, err := Schema(ctx, c)
+		if err != nil || next == first {
+			t.Errorf("%s: fingerprint unchanged (%v)", q, err)
+		}
+		first = next
+	}
+	var b bytes.Buffer
+	if err := DumpTables(ctx, c, &b, []string{"indexed"}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b.Bytes(), []byte("CREATE TABLE `indexed`")) || bytes.Contains(b.Bytes(), []byte("CREATE TABLE `every`")) {
+		t.Errorf("DumpTables(indexed) holds other tables, or not indexed")
 	}
 }

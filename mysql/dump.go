@@ -64,22 +64,22 @@ func writeOpt(b *bytes.Buffer, key, val string) {
 //
 // When binary is true the data is dumped with the binary character set
 // (see binarySafe), else in utf8mb4 with binary columns in hex.
-func dumpArgs(defaults string, c Config, binary bool) []string {
-	charset := []string{"--hex-blob", "--default-character-set=utf8mb4"}
-	if binary {
-		charset = []string{"--default-character-set=binary"}
-	}
-	return append([]string{
+func dumpArgs(defaults string, c Config, binary bool, tables []string) []string {
+	args := []string{
 		"--defaults-extra-file=" + defaults,
 		"--single-transaction", "--quick", // consistent InnoDB view, row by row
 		"--routines", "--triggers", "--events",
-	}, append(charset,
 		"--skip-dump-date",   // identical data gives identical bytes: dedup
 		"--no-tablespaces",   // needs no PROCESS privilege: a read-only user suffices
 		"--skip-lock-tables", // --single-transaction already gives consistency
 		"--max-allowed-packet=1G",
-		c.Database,
-	)...)
+	}
+	if binary {
+		args = append(args, "--default-character-set=binary")
+	} else {
+		args = append(args, "--hex-blob", "--default-character-set=utf8mb4")
+	}
+	return append(append(args, c.Database), tables...)
 }
 
 // binarySafe tells whether every column of the database loads back the
@@ -131,7 +131,11 @@ func init() {
 // re-cut by content (see cutter). The dump is complete only if Dump returns
 // nil; a tool that fails or dies half-way is an error (its
 // last lines of stderr included), never a short dump taken as whole.
-func Dump(ctx context.Context, c Config, w io.Writer) error {
+func Dump(ctx context.Context, c Config, w io.Writer) error { return DumpTables(ctx, c, w, nil) }
+
+// DumpTables is Dump of some of the database's tables (all when tables
+// is empty), with its routines and events.
+func DumpTables(ctx context.Context, c Config, w io.Writer, tables []string) error {
 	tool, err := runtool.Find(mysqlClients, "mariadb-dump", "mysqldump")
 	if err != nil {
 		return err
@@ -141,7 +145,7 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 		return fmt.Errorf("dump %s: write defaults file: %w", c, err)
 	}
 	defer os.Remove(defaults)
-	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c, binarySafe(ctx, c))...)
+	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c, binarySafe(ctx, c), tables)...)
 	// Statements end where the rows say, not where the tool's buffer
 	// fills: an edited row changes the dump around it only (see cutter).
 	cut := newCutter(w)

@@ -152,7 +152,7 @@ func (l *loader) run(ctx context.Context) error {
 			switch {
 			case len(trimmed) == 0 || bytes.HasPrefix(trimmed, []byte("--")):
 				continue
-			case l.lines.n == 1 && bytes.HasPrefix(line, sandboxLine):
+			case bytes.HasPrefix(line, sandboxLine): // at the top of each dump, dumps may follow one another
 				continue
 			case bytes.HasPrefix(line, []byte("DELIMITER ")):
 				l.delim = string(bytes.TrimSpace(line[len("DELIMITER "):]))
