@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cairn-backup/cairn"
@@ -126,6 +127,22 @@ func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, erro
 		})
 }
 
+func (d mysqlDB) DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error) {
+	named := map[string]bool{}
+	for _, t := range tables {
+		named[t] = true
+	}
+	return dumpWithStats(ctx, w, mysql.NewRowCounter(),
+		func(ctx context.Context, w io.Writer) error { return mysql.DumpTables(ctx, d.c, w, tables) },
+		func(ctx context.Context) ([]cairn.TableStat, error) {
+			s, err := mysql.Checksums(ctx, d.c)
+			s = slices.DeleteFunc(s, func(t mysql.TableStat) bool { return !named[t.Name] })
+			return mysql.Plain(s), err
+		})
+}
+
+func (d mysqlDB) Schema(ctx context.Context) (string, error) { return mysql.Schema(ctx, d.c) }
+
 func (d mysqlDB) Exec(ctx context.Context, sql string) error {
 	return mysql.Exec(ctx, d.c, sql)
 }
@@ -153,6 +170,11 @@ type DeltaTarget interface {
 	// mysql.UpdateTimes): a table whose time is unchanged since the
 	// delta's base was loaded still holds it.
 	UpdateTimes(ctx context.Context, settle bool) (map[string]string, error)
+	// DumpTables is Dump of the tables named only.
+	DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error)
+	// Schema fingerprints all the database's dump holds besides rows
+	// (see mysql.Schema).
+	Schema(ctx context.Context) (string, error)
 }
 
 type postgresDB struct {

@@ -49,16 +49,24 @@ type cloneRecord struct {
 	Pairs    []rewrite.Pair    `json:"pairs"`
 	Updated  map[string]string `json:"updated"` // table → UPDATE_TIME after the clone
 	Time     time.Time         `json:"time"`
+	// What the target was loaded from, kept (see clone_state.go).
+	Loaded      string            `json:"loaded,omitempty"`       // the state's ID
+	LoadedTimes map[string]string `json:"loaded_times,omitempty"` // table → UPDATE_TIME right after the load
+	Schema      string            `json:"schema,omitempty"`       // fingerprint right after the load
 }
 
 func recordPath(r *repo.Repo, target string) string {
+	return filepath.Join(r.StateDir(), "clones", recordName(target)+".json")
+}
+
+func recordName(target string) string {
 	sum := sha256.Sum256([]byte(target))
-	return filepath.Join(r.StateDir(), "clones", hex.EncodeToString(sum[:8])+".json")
+	return hex.EncodeToString(sum[:8])
 }
 
 // writeCloneRecord notes what a clone left in a target database; a failure
 // only costs the next clone its delta.
-func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair) {
+func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair, loaded loadedState) {
 	path := recordPath(r, to.String())
 	os.Remove(path)
 	dt, ok := to.(database.DeltaTarget)
@@ -67,7 +75,8 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 	}
 	times, err := dt.UpdateTimes(ctx, true)
 	if err == nil {
-		rec := cloneRecord{Target: to.String(), Snapshot: snap.ID, Database: name, Pairs: pairs, Updated: times, Time: time.Now()}
+		rec := cloneRecord{Target: to.String(), Snapshot: snap.ID, Database: name, Pairs: pairs, Updated: times, Time: time.Now(),
+			Loaded: loaded.id, LoadedTimes: loaded.times, Schema: loaded.schema}
 		var b []byte
 		if b, err = json.Marshal(rec); err == nil {
 			if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
@@ -80,73 +89,91 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 	}
 }
 
-// deltaBase returns the snapshot whose dump the target database still
-// holds, rewritten by pairs, if the next load can be a delta from it; with
-// the tables that changed since on the target's side (they are loaded
-// whole), and the UPDATE_TIMEs that prove the others unchanged.
-func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (base *cairn.Snapshot, dirty map[string]bool, guard map[string]string, ok bool) {
+// deltaPlan is how a target database can be brought up to date row by
+// row from the snapshot it still holds, rewritten.
+type deltaPlan struct {
+	base  *cairn.Snapshot
+	dirty map[string]bool   // tables changed since on the target's side: loaded whole
+	guard map[string]string // the UPDATE_TIMEs that prove the others unchanged
+	state string            // the state the last clone kept (see clone_state.go), "" if none
+	exact map[string]bool   // the tables that state holds as the target does
+}
+
+// deltaBase returns how the next load can be a delta, if it can.
+func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []rewrite.Pair, after []actions.Action) (*deltaPlan, bool) {
 	dt, isDelta := p.to.(database.DeltaTarget)
 	if !isDelta || p.from.Engine != "mysql" {
-		return nil, nil, nil, false
+		return nil, false
 	}
 	for _, act := range after {
 		if act.Kind == "sql" || act.Kind == "run" {
-			return nil, nil, nil, false
+			return nil, false
 		}
 	}
 	b, err := os.ReadFile(recordPath(r, p.to.String()))
 	if err != nil {
-		return nil, nil, nil, false
+		return nil, false
 	}
 	var rec cloneRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Target != p.to.String() || rec.Database != p.from.Name || !slices.Equal(rec.Pairs, pairs) {
-		return nil, nil, nil, false
+		return nil, false
 	}
 	now, err := dt.UpdateTimes(ctx, false)
 	if err != nil || len(now) != len(rec.Updated) {
-		return nil, nil, nil, false
+		return nil, false
 	}
-	dirty, guard = map[string]bool{}, map[string]string{}
+	if rec.Schema != "" {
+		// A column or key changed on the target by hand need not move
+		// UPDATE_TIME: the schema as the last load left it must hold.
+		if schema, err := dt.Schema(ctx); err != nil || schema != rec.Schema {
+			return nil, false
+		}
+	}
+	plan := &deltaPlan{dirty: map[string]bool{}, guard: map[string]string{}, state: rec.Loaded, exact: map[string]bool{}}
 	for table, at := range now {
 		was, known := rec.Updated[table]
 		switch {
 		case !known:
-			return nil, nil, nil, false // a table the last clone did not leave
+			return nil, false // a table the last clone did not leave
 		case at == "" || at != was:
-			dirty[table] = true
+			plan.dirty[table] = true
 		default:
-			guard[table] = at
+			plan.guard[table] = at
+		}
+		if loaded := rec.LoadedTimes[table]; plan.dirty[table] || loaded != "" && at == loaded {
+			plan.exact[table] = true
 		}
 	}
-	if len(dirty) > 0 {
-		a.log.Info("tables changed on the target since the last clone are loaded whole", "target", p.to.String(), "tables", len(dirty))
+	if len(plan.dirty) > 0 {
+		a.log.Info("tables changed on the target since the last clone are loaded whole", "target", p.to.String(), "tables", len(plan.dirty))
 	}
-	if base, err = a.pickIn(ctx, r, rec.Snapshot); err != nil || base.ID != rec.Snapshot {
-		return nil, nil, nil, false
+	if plan.base, err = a.pickIn(ctx, r, rec.Snapshot); err != nil || plan.base.ID != rec.Snapshot {
+		return nil, false
 	}
-	return base, dirty, guard, true
+	return plan, true
 }
 
 // loadDelta brings the target database from base's dump to the dump that
 // streams in, row by row (see above). recorded waits for the new snapshot
 // (and the safety snapshot) to be complete, like a full load's check.
 // mysql.ErrNoDelta means the whole dump must be loaded instead.
-func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot, dirty map[string]bool, guard map[string]string, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) (loadedState, error) {
+	base := plan.base
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
 	if err != nil {
-		return err
+		return loadedState{}, err
 	}
 	defer unlock()
 	open := func() (io.ReadCloser, error) { return r.OpenDump(ctx, base, p.from.Name) }
-	d, err := mysql.Diff(ctx, open, dump, dirty, deltaLimit)
+	d, err := mysql.Diff(ctx, open, dump, plan.dirty, deltaLimit)
 	if err != nil {
-		return err
+		return loadedState{}, err
 	}
 	a.log.Info("delta computed", "database", p.from.Name, "base", base.ID, "tables", len(d.Tables), "elapsed", time.Since(start))
 	info, want, err := recorded()
 	if err != nil {
-		return fmt.Errorf("nothing was changed: %w", err)
+		return loadedState{}, fmt.Errorf("nothing was changed: %w", err)
 	}
 	counts := map[string]int64{}
 	for _, t := range want {
@@ -168,27 +195,28 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, base *cairn.Snapshot,
 				t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
 			}
 			if err != nil {
-				return fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
+				return loadedState{}, fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
 			}
 			replaced += n
 		}
 	}
-	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts, guard); err != nil {
+	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts, plan.guard); err != nil {
 		if errors.Is(err, mysql.ErrNoDelta) {
-			return err
+			return loadedState{}, err
 		}
-		return fmt.Errorf("update database %s in place: %w", p.to, err)
+		return loadedState{}, fmt.Errorf("update database %s in place: %w", p.to, err)
 	}
+	loaded := a.noteLoad(ctx, p.to, a.saveDeltaState(ctx, r, p.to, plan.state, d, want), func(t string) bool { return plan.exact[t] })
 	a.totals.addRows(info.Rows, replaced)
 	removed, added := d.Rows()
 	report := databaseRestoreJSON{MessageType: "database", Name: info.Name, Target: p.to.String(), Tables: info.Tables, Rows: info.Rows,
 		DumpBytes: info.Bytes, DurationSec: time.Since(start).Seconds(), Delta: &deltaJSON{Base: base.ID, Removed: removed, Added: added, Tables: len(d.Tables)}}
 	if o.json {
-		return jsonLine(a.stdout, report)
+		return loaded, jsonLine(a.stdout, report)
 	}
 	fmt.Fprintf(a.stdout, "database %s updated in place from snapshot %s: %d row(s) out, %d in, in %d table(s); %d rows checked, in %s\n",
 		info.Name, base.ShortID(), removed, added, len(d.Tables), info.Rows, time.Since(start).Round(time.Millisecond))
-	return nil
+	return loaded, nil
 }
 
 // deltaJSON tells, in a database's restore report, that only changed rows
@@ -243,11 +271,11 @@ func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot
 	}
 	after, _ := actions.Parse(t.env.AfterRestore)
 	for _, p := range plan {
-		base, dirty, _, ok := a.deltaBase(ctx, r, p, t.pairs, after)
+		plan, ok := a.deltaBase(ctx, r, p, t.pairs, after)
 		if !ok {
 			continue
 		}
-		whole := slices.Sorted(maps.Keys(dirty))
+		base, whole := plan.base, slices.Sorted(maps.Keys(plan.dirty))
 		if ro.json {
 			jsonLine(a.stdout, deltaPlanJSON{MessageType: "database_delta", Name: p.from.Name, Target: p.to.String(), Base: base.ID, Whole: whole}) //nolint:errcheck
 			continue

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/pattern"
+	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -112,7 +113,8 @@ type cloneRun struct {
 	loads   []dbRestore      // source database i → target database i
 	readers []*io.PipeReader // database i's dump, as it streams
 	tees    []*detachable
-	hints   []string // for the safety snapshot (see SnapshotRequest.Hints)
+	hints   []string      // for the safety snapshot (see SnapshotRequest.Hints)
+	loaded  []loadedState // what load i left, for the record
 	source  *snapshotResult
 	safety  *snapshotResult
 }
@@ -143,7 +145,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		c.safety.set(nil, nil)
 	} else {
 		t0 := time.Now()
-		s, err := a.safetySnapshot(ctx, r, dst, c.hints, ro.json)
+		s, err := a.safetySnapshot(ctx, r, dst, takeOptions{hints: c.hints, reuse: c.reusable()}, ro.json)
 		if s != nil {
 			sum.Seconds["safety_snapshot"] = time.Since(t0).Seconds()
 			sum.SafetySnapshot = s.ID
@@ -199,7 +201,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		sum.URLStatus = a.checkURL(ctx, dst.URL, ro.json)
 	}
 	for i, p := range c.loads {
-		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, c.t.pairs)
+		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, c.t.pairs, c.loaded[i])
 	}
 	return nil
 }
@@ -244,7 +246,20 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 		c.loads = append(c.loads, dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to})
 		c.readers = append(c.readers, pr)
 	}
+	c.loaded = make([]loadedState, len(c.loads))
 	return c, nil
+}
+
+// reusable returns, for the safety snapshot, the target databases that
+// can be taken from what the last clone kept (see clone_state.go).
+func (c *cloneRun) reusable() []repo.Reused {
+	var out []repo.Reused
+	for _, p := range c.loads {
+		if re, ok := c.a.reuseState(c.ctx, c.r, p.to); ok {
+			out = append(out, re)
+		}
+	}
+	return out
 }
 
 // snapshot takes the source's snapshot.
@@ -303,23 +318,42 @@ func (c *cloneRun) load(i int) error {
 	a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	var err error
-	if base, dirty, guard, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
-		err = a.loadDelta(ctx, c.r, base, dirty, guard, p, progressReader{c.readers[i], bar}, recorded, pairs, c.ro)
+	if plan, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
+		c.loaded[i], err = a.loadDelta(ctx, c.r, plan, p, progressReader{c.readers[i], bar}, recorded, pairs, c.ro)
 		if errors.Is(err, mysql.ErrNoDelta) {
 			fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
 			// The tee detaches, so that the snapshot completes.
 			c.readers[i].CloseWithError(err)
 			var whole io.ReadCloser
 			if whole, err = reread(); err == nil {
-				err = a.loadDatabase(ctx, p, progressReader{whole, bar}, bar, recorded, pairs, c.ro)
+				err = c.loadWhole(i, progressReader{whole, bar}, bar, recorded)
 				whole.Close()
 			}
 		}
 		bar.Finish()
 	} else {
-		err = a.loadDatabase(ctx, p, progressReader{c.readers[i], bar}, bar, recorded, pairs, c.ro)
+		err = c.loadWhole(i, progressReader{c.readers[i], bar}, bar, recorded)
 	}
 	c.readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
+	return err
+}
+
+// loadWhole loads target database i with the whole dump, and keeps what
+// it read for the next safety snapshot (see clone_state.go).
+func (c *cloneRun) loadWhole(i int, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error)) error {
+	a, p := c.a, c.loads[i]
+	var keep io.Writer
+	end := func(error) string { return "" }
+	if _, ok := p.to.(database.DeltaTarget); ok && p.from.Engine == "mysql" {
+		keep, end = a.saveWholeState(c.ctx, c.r, p.to, func() ([]cairn.TableStat, error) {
+			_, want, err := recorded()
+			return blankChecksums(want), err
+		})
+	}
+	err := a.loadDatabase(c.ctx, p, dump, bar, recorded, c.t.pairs, c.ro, keep)
+	if id := end(err); err == nil {
+		c.loaded[i] = a.noteLoad(c.ctx, p.to, id, nil)
+	}
 	return err
 }
 
@@ -357,15 +391,23 @@ func (a *app) presync(ctx context.Context, req cairn.SnapshotRequest, t restoreT
 // safetySnapshot snapshots a clone's target before it is overwritten; a
 // database the target does not have yet holds nothing to keep (the clone
 // creates it), so then the files are kept alone.
-func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *config.Environment, hints []string, quiet bool) (*cairn.Snapshot, error) {
+func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *config.Environment, o takeOptions, quiet bool) (*cairn.Snapshot, error) {
 	if _, err := os.Stat(a.cfg.FilesPath(dst)); err != nil {
 		return nil, nil
 	}
 	label := "safety snapshot " + dst.Name
-	safety, err := a.takeSnapshot(ctx, r, dst.Name, label, takeOptions{hints: hints})
+	safety, err := a.takeSnapshot(ctx, r, dst.Name, label, o)
+	if err != nil && len(o.reuse) > 0 && ctx.Err() == nil {
+		// What the last clone kept did not do: the databases are
+		// dumped whole.
+		a.log.Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
+		o.reuse = nil
+		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, o)
+	}
 	if errors.Is(err, cairn.ErrNotFound) {
 		fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name)
-		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, takeOptions{hints: hints, noDB: true})
+		o.noDB, o.reuse = true, nil
+		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, o)
 	}
 	if err != nil {
 		advice := ". Try: fix the cause, or --no-safety-snapshot"

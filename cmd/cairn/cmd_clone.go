@@ -125,7 +125,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		t0 := time.Now()
 		// The target's files were most likely cloned from the source:
 		// its snapshot spares rereading those that did not change.
-		safety, err := a.safetySnapshot(ctx, r, dst, []string{snap.ID}, o.json)
+		safety, err := a.safetySnapshot(ctx, r, dst, takeOptions{hints: []string{snap.ID}}, o.json)
 		if err != nil {
 			return err
 		}
@@ -278,8 +278,9 @@ func (a *app) pickIn(ctx context.Context, r *repo.Repo, arg string) (*cairn.Snap
 // takeSnapshot snapshots an environment from the config.
 // takeOptions tune takeSnapshot.
 type takeOptions struct {
-	hints []string // see cairn.SnapshotRequest.Hints
-	noDB  bool     // files only
+	hints []string      // see cairn.SnapshotRequest.Hints
+	noDB  bool          // files only
+	reuse []repo.Reused // databases taken so, by their DSN (see clone_state.go)
 }
 
 func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string, o takeOptions) (*cairn.Snapshot, error) {
@@ -288,6 +289,13 @@ func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string
 		return nil, err
 	}
 	req.Hints = o.hints
+	for i, db := range req.Databases {
+		for _, re := range o.reuse {
+			if re.String() == db.String() {
+				req.Databases[i] = re
+			}
+		}
+	}
 	bar := a.bar(label)
 	snap, err := r.Snapshot(ctx, req, bar)
 	bar.Finish()

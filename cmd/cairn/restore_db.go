@@ -139,19 +139,23 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	defer dump.Close()
 	// What a clone noted of this database no longer holds.
 	os.Remove(recordPath(r, p.to.String()))
+	if err := r.DropState(ctx, stateKey(r, p.to)); err != nil {
+		a.log.Info("dropping what the last clone kept failed", "target", p.to.String(), "err", err)
+	}
 	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	bar.Total(0, p.from.Bytes)
 	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) { return p.from, want, nil }
-	return a.loadDatabase(ctx, p, progressReader{dump, bar}, bar, recorded, pairs, o)
+	return a.loadDatabase(ctx, p, progressReader{dump, bar}, bar, recorded, pairs, o, nil)
 }
 
 // loadDatabase replaces p.to with a dump, rewritten on its way in by pairs
 // (bar shows the dump's progress and is finished before the result).
 // Before the swap, recorded gives the database's record in the snapshot
 // and its tables, which the loaded copy must match; an error from it
-// cancels the swap.
-func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) error {
+// cancels the swap. keep, if not nil, is also given the dump as it goes
+// in.
+func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions, keep io.Writer) error {
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
 	if err != nil {
@@ -160,8 +164,14 @@ func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar
 	defer unlock()
 	in := dump
 	var rewritten <-chan rewriteResult
+	var rewriter io.Closer
 	if len(pairs) > 0 {
-		in, rewritten = rewriteStream(in, pairs, p.from.Engine)
+		var rc io.ReadCloser
+		rc, rewritten = rewriteStream(in, pairs, p.from.Engine)
+		in, rewriter = rc, rc
+	}
+	if keep != nil {
+		in = io.TeeReader(in, keep)
 	}
 	var differ []string
 	info := p.from
@@ -183,9 +193,7 @@ func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar
 	bar.Finish()
 	var rw rewriteResult
 	if rewritten != nil {
-		if c, ok := in.(io.Closer); ok {
-			c.Close() // ends the rewriter if Replace stopped reading early
-		}
+		rewriter.Close() // ends the rewriter if Replace stopped reading early
 		rw = <-rewritten
 		if err == nil && rw.err != nil {
 			err = rw.err

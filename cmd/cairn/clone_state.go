@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/mysql"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// After a clone into a MySQL or MariaDB database, cairn keeps in the
+// repository, as state (repo.SaveState, never listed), the dump that
+// database now holds: for a whole load the source's dump as rewritten on
+// its way in; for a delta the last such dump, by reference, followed by
+// the delta as SQL. The clone record notes each table's UPDATE_TIME right
+// after the load, and the schema's fingerprint.
+//
+// The next clone's safety snapshot of that database then does not dump
+// it: the tables still as that load left them (UPDATE_TIME unchanged,
+// schema unchanged) are the stored dump, taken by reference (unread,
+// unwritten), and only the others (changed since by a person, a page
+// view, an after_restore action) are dumped, after it, where they replace
+// what the stored dump made of them. Should any of the reused tables
+// change while those are dumped, or anything else not hold, the safety
+// snapshot dumps the whole database as before.
+
+// loadedState is what one load left in a target database, for the record.
+type loadedState struct {
+	id     string            // the state saved, "" if none
+	times  map[string]string // table → UPDATE_TIME right after the load ("" where the state is not what the table holds)
+	schema string
+}
+
+// noteLoad reads the UPDATE_TIMEs (settled) and schema of a database just
+// loaded from state id; exact tells which tables the state holds as the
+// database does (nil: all). A failure costs the next safety snapshot its
+// reuse only.
+func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool) loadedState {
+	dt, ok := to.(database.DeltaTarget)
+	if !ok || id == "" {
+		return loadedState{}
+	}
+	times, err := dt.UpdateTimes(ctx, true)
+	var schema string
+	if err == nil {
+		schema, err = dt.Schema(ctx)
+	}
+	if err != nil {
+		a.log.Info("noting what the load left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		return loadedState{}
+	}
+	for t := range times {
+		if exact != nil && !exact(t) {
+			times[t] = ""
+		}
+	}
+	return loadedState{id: id, times: times, schema: schema}
+}
+
+// stateKey names the state kept for a target database.
+func stateKey(r *repo.Repo, to cairn.Database) string {
+	return "clone/" + recordName(to.String())
+}
+
+// saveWholeState keeps, as to's state, the dump a whole load reads: the
+// returned writer takes it (it never fails nor blocks the load for long:
+// should saving fail, it drops what it is given), end closes it (err nil
+// when the load succeeded) and returns the state's ID, "" when none was
+// saved. want gives the loaded tables' stats.
+func (a *app) saveWholeState(ctx context.Context, r *repo.Repo, to cairn.Database, want func() ([]cairn.TableStat, error)) (w io.Writer, end func(err error) string) {
+	pr, pw := io.Pipe()
+	tee := &detachable{pw: pw}
+	done := make(chan string, 1)
+	go func() {
+		id, err := r.SaveState(ctx, stateKey(r, to), []cairn.Database{pipedDump{to, pr, want}})
+		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+		if err != nil {
+			a.log.Info("keeping what the load read failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		}
+		done <- id
+	}()
+	return tee, func(err error) string {
+		if err == nil && tee.gone {
+			err = errors.New("the state stopped reading")
+		}
+		pw.CloseWithError(err)
+		if id := <-done; err == nil {
+			return id
+		}
+		return ""
+	}
+}
+
+// pipedDump is a database whose dump is what a pipe gives.
+type pipedDump struct {
+	cairn.Database
+	r     io.Reader
+	stats func() ([]cairn.TableStat, error)
+}
+
+func (p pipedDump) Dump(_ context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	if _, err := io.Copy(w, p.r); err != nil {
+		return nil, err
+	}
+	return p.stats()
+}
+
+// saveDeltaState keeps, as to's state, the state it held (prev) followed
+// by the delta it took; want gives its tables' stats after.
+func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Database, prev string, d *mysql.Delta, want []cairn.TableStat) string {
+	if prev == "" {
+		return ""
+	}
+	tail := func(_ context.Context, w io.Writer) ([]cairn.TableStat, error) {
+		return blankChecksums(want), d.WriteSQL(w)
+	}
+	id, err := r.SaveState(ctx, stateKey(r, to), []cairn.Database{repo.Reused{Database: to, From: repo.DumpRef{ID: prev, Name: to.Name()}, Tail: tail}})
+	if err != nil {
+		a.log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		return ""
+	}
+	return id
+}
+
+// blankChecksums drops the checksums of rewritten tables.
+func blankChecksums(stats []cairn.TableStat) []cairn.TableStat {
+	out := slices.Clone(stats)
+	for i := range out {
+		out[i].Checksum = ""
+	}
+	return out
+}
+
+// reuseState returns how a safety snapshot of to can take the state the
+// last clone kept, if it can (see above).
+func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (repo.Reused, bool) {
+	dt, ok := to.(database.DeltaTarget)
+	if !ok {
+		return repo.Reused{}, false
+	}
+	b, err := os.ReadFile(recordPath(r, to.String()))
+	if err != nil {
+		return repo.Reused{}, false
+	}
+	var rec cloneRecord
+	if json.Unmarshal(b, &rec) != nil || rec.Target != to.String() || rec.Loaded == "" {
+		return repo.Reused{}, false
+	}
+	now, err := dt.UpdateTimes(ctx, false)
+	if err != nil || !slices.Equal(slices.Sorted(maps.Keys(now)), slices.Sorted(maps.Keys(rec.LoadedTimes))) {
+		return repo.Reused{}, false
+	}
+	if schema, err := dt.Schema(ctx); err != nil || schema != rec.Schema {
+		return repo.Reused{}, false
+	}
+	ref := repo.DumpRef{ID: rec.Loaded, Name: to.Name()}
+	stored, err := r.StateTables(ctx, ref)
+	if err != nil {
+		return repo.Reused{}, false
+	}
+	var fresh []string
+	kept := map[string]string{}
+	for t, at := range now {
+		if was := rec.LoadedTimes[t]; at == "" || was == "" || at != was {
+			fresh = append(fresh, t)
+		} else {
+			kept[t] = at
+		}
+	}
+	slices.Sort(fresh)
+	a.log.Info("safety snapshot from the state the last clone kept", "target", to.String(), "tables_kept", len(kept), "tables_dumped", len(fresh))
+	tail := func(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+		var dumped []cairn.TableStat
+		if len(fresh) > 0 {
+			var err error
+			if dumped, err = dt.DumpTables(ctx, w, fresh); err != nil {
+				return nil, err
+			}
+		}
+		after, err := dt.UpdateTimes(ctx, false)
+		if err != nil {
+			return nil, err
+		}
+		for t, at := range kept {
+			if after[t] != at {
+				return nil, fmt.Errorf("%w: table %s changed while the safety snapshot was taken", errStateStale, t)
+			}
+		}
+		byName := map[string]cairn.TableStat{}
+		for _, s := range stored {
+			if _, ok := kept[s.Name]; ok {
+				byName[s.Name] = s
+			}
+		}
+		for _, s := range dumped {
+			byName[s.Name] = s
+		}
+		return slices.SortedFunc(maps.Values(byName), func(a, b cairn.TableStat) int {
+			return strings.Compare(a.Name, b.Name)
+		}), nil
+	}
+	return repo.Reused{Database: to, From: ref, Tail: tail}, true
+}
+
+// errStateStale ends a safety snapshot that took a stored state the
+// database no longer holds: it is taken again, whole.
+var errStateStale = errors.New("the stored state is stale")
