@@ -157,7 +157,11 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 // streams in, row by row (see above). recorded waits for the new snapshot
 // (and the safety snapshot) to be complete, like a full load's check.
 // mysql.ErrNoDelta means the whole dump must be loaded instead.
-func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions) (loadedState, error) {
+//
+// What the target then holds is kept (see clone_state.go): the safety
+// snapshot's dump of it (complete when recorded returns) followed by the
+// delta, or without one, what the last clone kept followed by the delta.
+func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), safety func() *cairn.Snapshot, pairs []rewrite.Pair, o restoreOptions) (loadedState, error) {
 	base := plan.base
 	start := time.Now()
 	unlock, err := lockTarget("database " + p.to.String())
@@ -206,7 +210,16 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p db
 		}
 		return loadedState{}, fmt.Errorf("update database %s in place: %w", p.to, err)
 	}
-	loaded := a.noteLoad(ctx, p.to, a.saveDeltaState(ctx, r, p.to, plan.state, d, want), func(t string) bool { return plan.exact[t] })
+	from, exact := repo.DumpRef{ID: plan.state, Name: p.to.Name()}, func(t string) bool { return plan.exact[t] }
+	if s := safety(); s != nil {
+		for _, db := range s.Databases {
+			if db.DSN == p.to.String() {
+				// The target as it was when the delta's guard began.
+				from, exact = repo.DumpRef{ID: s.ID, Name: db.Name}, nil
+			}
+		}
+	}
+	loaded := a.noteLoad(ctx, p.to, a.saveDeltaState(ctx, r, p.to, from, d, want), exact)
 	a.totals.addRows(info.Rows, replaced)
 	removed, added := d.Rows()
 	report := databaseRestoreJSON{MessageType: "database", Name: info.Name, Target: p.to.String(), Tables: info.Tables, Rows: info.Rows,

@@ -18,11 +18,12 @@ import (
 )
 
 // After a clone into a MySQL or MariaDB database, cairn keeps in the
-// repository, as state (repo.SaveState, never listed), the dump that
-// database now holds: for a whole load the source's dump as rewritten on
-// its way in; for a delta the last such dump, by reference, followed by
-// the delta as SQL. The clone record notes each table's UPDATE_TIME right
-// after the load, and the schema's fingerprint.
+// repository, as state (repo.SaveState, never listed), a dump of what that
+// database holds right after the load: for a whole load the source's dump
+// as rewritten on its way in; for a delta the safety snapshot's dump of
+// the database (or without one, the state kept before), by reference,
+// followed by the delta as SQL. The clone record notes each table's
+// UPDATE_TIME right after the load, and the schema's fingerprint.
 //
 // The next clone's safety snapshot of that database then does not dump
 // it: the tables still as that load left them (UPDATE_TIME unchanged,
@@ -114,21 +115,44 @@ func (p pipedDump) Dump(_ context.Context, w io.Writer) ([]cairn.TableStat, erro
 	return p.stats()
 }
 
-// saveDeltaState keeps, as to's state, the state it held (prev) followed
-// by the delta it took; want gives its tables' stats after.
-func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Database, prev string, d *mysql.Delta, want []cairn.TableStat) string {
-	if prev == "" {
+// saveDeltaState keeps, as to's state, a dump of what it held before a
+// delta (from) followed by the delta; want gives the stats of the tables
+// the delta changed.
+func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Database, from repo.DumpRef, d *mysql.Delta, want []cairn.TableStat) string {
+	if from.ID == "" {
 		return ""
 	}
-	tail := func(_ context.Context, w io.Writer) ([]cairn.TableStat, error) {
-		return blankChecksums(want), d.WriteSQL(w)
+	before, err := r.StateTables(ctx, from)
+	if err != nil {
+		a.log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		return ""
 	}
-	id, err := r.SaveState(ctx, stateKey(r, to), []cairn.Database{repo.Reused{Database: to, From: repo.DumpRef{ID: prev, Name: to.Name()}, Tail: tail}})
+	changed := map[string]bool{}
+	for _, t := range d.Tables {
+		changed[t.Name] = true
+	}
+	stats := map[string]cairn.TableStat{}
+	for _, s := range before {
+		stats[s.Name] = s
+	}
+	for _, s := range want {
+		if changed[s.Name] {
+			stats[s.Name] = cairn.TableStat{Name: s.Name, Rows: s.Rows}
+		}
+	}
+	tail := func(_ context.Context, w io.Writer) ([]cairn.TableStat, error) {
+		return sortedStats(stats), d.WriteSQL(w)
+	}
+	id, err := r.SaveState(ctx, stateKey(r, to), []cairn.Database{repo.Reused{Database: to, From: from, Tail: tail}})
 	if err != nil {
 		a.log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return ""
 	}
 	return id
+}
+
+func sortedStats(byName map[string]cairn.TableStat) []cairn.TableStat {
+	return slices.SortedFunc(maps.Values(byName), func(a, b cairn.TableStat) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // blankChecksums drops the checksums of rewritten tables.
@@ -204,9 +228,7 @@ func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (
 		for _, s := range dumped {
 			byName[s.Name] = s
 		}
-		return slices.SortedFunc(maps.Values(byName), func(a, b cairn.TableStat) int {
-			return strings.Compare(a.Name, b.Name)
-		}), nil
+		return sortedStats(byName), nil
 	}
 	return repo.Reused{Database: to, From: ref, Tail: tail}, true
 }

@@ -114,6 +114,7 @@ type cloneRun struct {
 	readers []*io.PipeReader // database i's dump, as it streams
 	tees    []*detachable
 	hints   []string      // for the safety snapshot (see SnapshotRequest.Hints)
+	plans   []*deltaPlan  // load i as a delta, or nil (see clone_delta.go)
 	loaded  []loadedState // what load i left, for the record
 	source  *snapshotResult
 	safety  *snapshotResult
@@ -243,8 +244,13 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 		pr, pw := io.Pipe()
 		c.tees = append(c.tees, &detachable{pw: pw})
 		c.req.Databases[i] = teeDatabase{Database: db, tee: c.tees[i]}
-		c.loads = append(c.loads, dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to})
+		p := dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to}
+		c.loads = append(c.loads, p)
 		c.readers = append(c.readers, pr)
+		// Before the safety snapshot starts: a delta's guard then covers
+		// everything since the target's dump.
+		plan, _ := a.deltaBase(ctx, r, p, c.t.pairs, c.after)
+		c.plans = append(c.plans, plan)
 	}
 	c.loaded = make([]loadedState, len(c.loads))
 	return c, nil
@@ -318,8 +324,8 @@ func (c *cloneRun) load(i int) error {
 	a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
 	bar := a.bar("database " + p.from.Name)
 	var err error
-	if plan, ok := a.deltaBase(ctx, c.r, p, pairs, c.after); ok {
-		c.loaded[i], err = a.loadDelta(ctx, c.r, plan, p, progressReader{c.readers[i], bar}, recorded, pairs, c.ro)
+	if plan := c.plans[i]; plan != nil {
+		c.loaded[i], err = a.loadDelta(ctx, c.r, plan, p, progressReader{c.readers[i], bar}, recorded, func() *cairn.Snapshot { return c.safety.snap }, pairs, c.ro)
 		if errors.Is(err, mysql.ErrNoDelta) {
 			fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
 			// The tee detaches, so that the snapshot completes.
