@@ -8,7 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"github.com/cespare/xxhash/v2"
 	"io"
 	"math"
 	"regexp"
@@ -33,6 +33,7 @@ var ErrNoDelta = errors.New("no row-by-row delta")
 type Delta struct {
 	Tables  []TableDelta // the tables that changed, in the new dump's order
 	Charset string       // the dumps' character set (their SET NAMES)
+	Index   *RowIndex    // the new dump's, for the next Diff
 }
 
 // TableDelta is one table's part of a Delta.
@@ -93,22 +94,27 @@ func (t TableDelta) KeyTable() (string, error) {
 // tables, or when a table that changed has no primary key. The tables in
 // whole are taken whole from the new dump (their rows count towards
 // limit).
-func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.Reader, whole map[string]bool, limit int64) (*Delta, error) {
-	seed := maphash.MakeSeed()
-	old := newOldRows()
-	go func() {
-		r, err := openOld()
-		if err == nil {
-			err = old.read(ctx, seed, r)
-			r.Close()
-		}
-		if err != nil {
-			err = fmt.Errorf("read the earlier dump: %w", err)
-		}
-		old.finish(err)
-	}()
+func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *RowIndex, newer io.Reader, whole map[string]bool, limit int64) (*Delta, error) {
+	var old *oldRows
+	if index != nil {
+		old = fromIndex(index)
+	} else {
+		old = newOldRows()
+		go func() {
+			r, err := openOld()
+			if err == nil {
+				err = old.read(ctx, r)
+				r.Close()
+			}
+			if err != nil {
+				err = fmt.Errorf("read the earlier dump: %w", err)
+			}
+			old.finish(err)
+		}()
+	}
 
 	newSchema := newDumpSchema()
+	ix := &indexer{schema: newSchema, tables: map[string]*IndexTable{}}
 	newHashes := map[string][]uint64{}
 	type candidate struct {
 		h   uint64
@@ -133,7 +139,8 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 		if n += len(row); ot != nil {
 			old.keepUp(ot, n)
 		}
-		h := maphash.Bytes(seed, row)
+		h := rowHash(row)
+		ix.row(t, row, h)
 		newHashes[t] = append(newHashes[t], h)
 		if whole[t] {
 			if kept += int64(len(row)); kept > limit+lagBytes {
@@ -187,7 +194,7 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), newer io.R
 	case newSchema.versioned:
 		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
 	}
-	d := &Delta{Charset: newSchema.charset}
+	d := &Delta{Charset: newSchema.charset, Index: ix.index()}
 	var changed int64
 	for _, name := range newSchema.tables {
 		if whole[name] {
@@ -271,7 +278,7 @@ func newOldRows() *oldRows {
 }
 
 // read reads the earlier dump.
-func (o *oldRows) read(ctx context.Context, seed maphash.Seed, r io.Reader) error {
+func (o *oldRows) read(ctx context.Context, r io.Reader) error {
 	var t *oldTable
 	return scanRows(r, func(name string, row []byte) error {
 		select {
@@ -290,21 +297,12 @@ func (o *oldRows) read(ctx context.Context, seed maphash.Seed, r io.Reader) erro
 			o.tables[name], o.current = t, name
 			o.mu.Unlock()
 		}
-		t.hashes = append(t.hashes, maphash.Bytes(seed, row))
+		t.hashes = append(t.hashes, rowHash(row))
 		t.read += len(row)
 		if t.keyPos != nil {
-			fields, err := splitFields(row)
-			if err != nil || len(fields) <= slices.Max(t.keyPos) {
+			var ok bool
+			if t.arena, ok = appendKey(t.arena, row, t.keyPos); !ok {
 				t.keyPos = nil // the table cannot be changed by key
-			} else {
-				t.arena = append(t.arena, '(')
-				for i, p := range t.keyPos {
-					if i > 0 {
-						t.arena = append(t.arena, ',')
-					}
-					t.arena = append(t.arena, fields[p]...)
-				}
-				t.arena = append(t.arena, ')')
 			}
 		}
 		t.keys = append(t.keys, uint32(len(t.arena)))
@@ -418,7 +416,7 @@ func (o *oldRows) missingFrom(name string, newHashes []uint64) ([][]byte, error)
 // dumps whose sums agree have the same tables, columns, keys, views,
 // routines and triggers.
 type dumpSchema struct {
-	h         maphash.Hash
+	h         xxhash.Digest
 	sum       uint64
 	tables    []string          // in dump order
 	creates   map[string]string // table → CREATE TABLE
@@ -430,11 +428,9 @@ type dumpSchema struct {
 
 func newDumpSchema() *dumpSchema {
 	s := &dumpSchema{creates: map[string]string{}, charset: "utf8mb4"}
-	s.h.SetSeed(schemaSeed)
+	s.h.Reset()
 	return s
 }
-
-var schemaSeed = maphash.MakeSeed()
 
 // setNamesRE matches the dump's character set line.
 var setNamesRE = regexp.MustCompile(`^/\*!40101 SET NAMES ([a-z0-9_]+) \*/;$`)
@@ -451,7 +447,7 @@ func (s *dumpSchema) line(line []byte) {
 		line = autoIncrementRE.ReplaceAll(line, nil)
 	}
 	s.h.Write(line)
-	s.h.WriteByte('\n')
+	s.h.Write([]byte{'\n'})
 	s.sum = s.h.Sum64()
 	if bytes.Contains(line, []byte(" TRIGGER ")) {
 		s.triggers = true
@@ -587,11 +583,14 @@ func skipString(p []byte, i int) (int, error) {
 }
 
 // splitFields cuts a row `(a,'b',…)` into its literals.
-func splitFields(row []byte) ([][]byte, error) {
+func splitFields(row []byte) ([][]byte, error) { return leadingFields(row, -1) }
+
+// leadingFields is splitFields that stops after n fields (n < 0: all).
+func leadingFields(row []byte, n int) ([][]byte, error) {
 	p := row[1 : len(row)-1]
 	var out [][]byte
 	start := 0
-	for i := 0; i <= len(p); {
+	for i := 0; i <= len(p) && len(out) != n; {
 		if i == len(p) || p[i] == ',' {
 			out = append(out, p[start:i])
 			i++

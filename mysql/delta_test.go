@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -67,9 +68,34 @@ func TestDiffAndApply(t *testing.T) {
 		}
 	}
 	after := dump(t, src.Database)
-	d, err := Diff(ctx, opener(before), bytes.NewReader(after), nil, 1<<20)
+	d, err := Diff(ctx, opener(before), nil, bytes.NewReader(after), nil, 1<<20)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The earlier dump's index, written and read back, gives the same
+	// delta without the dump; the delta's index of the later dump is what
+	// indexing it gives.
+	index, err := IndexDump(ctx, bytes.NewReader(before))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored bytes.Buffer
+	if _, err := index.WriteTo(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if index, err = ReadRowIndex(&stored); err != nil {
+		t.Fatal(err)
+	}
+	noDump := func() (io.ReadCloser, error) { return nil, errors.New("the dump was read") }
+	fromIndex, err := Diff(ctx, noDump, index, bytes.NewReader(after), nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromIndex.Tables, d.Tables) {
+		t.Errorf("the delta from the index differs from the delta from the dump")
+	}
+	if afterIndex, err := IndexDump(ctx, bytes.NewReader(after)); err != nil || !reflect.DeepEqual(afterIndex, d.Index) {
+		t.Errorf("the delta's index of the later dump differs from indexing it (%v)", err)
 	}
 	var names []string
 	for _, tb := range d.Tables {
@@ -134,7 +160,7 @@ func TestNoDelta(t *testing.T) {
 		if _, err := src.Admin.Exec(c.q); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
+		_, err := Diff(ctx, opener(before), nil, bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
 		if !errors.Is(err, ErrNoDelta) {
 			t.Errorf("%s: %v", c.name, err)
 		}
@@ -147,14 +173,14 @@ func TestNoDelta(t *testing.T) {
 	if _, err := src.Admin.Exec("UPDATE every SET lt = REPEAT('x', 2000)"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
+	if _, err := Diff(ctx, opener(before), nil, bytes.NewReader(dump(t, src.Database)), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("over the limit: %v", err)
 	}
 	before = dump(t, src.Database)
 	if _, err := src.Admin.Exec("INSERT INTO gen (a, s) VALUES (3, 'y')"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Diff(ctx, opener(before), bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
+	d, err := Diff(ctx, opener(before), nil, bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +195,7 @@ func TestNoDelta(t *testing.T) {
 	// A table dumped with a column list (MySQL's mysqldump does so for
 	// generated columns) has no delta either: its rows are not whole.
 	listed := bytes.ReplaceAll(before, []byte("INSERT INTO `every` VALUES"), []byte("INSERT INTO `every` (`id`) VALUES"))
-	if _, err := Diff(ctx, opener(before), bytes.NewReader(listed), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
+	if _, err := Diff(ctx, opener(before), nil, bytes.NewReader(listed), nil, 1<<20); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("column list: %v", err)
 	}
 }

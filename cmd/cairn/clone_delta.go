@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -86,7 +87,9 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 	}
 	if err != nil {
 		a.log.Info("noting what the clone left failed; the next clone loads the whole database", "target", to.String(), "err", err)
+		return
 	}
+	writeRowIndex(r, to, snap.ID, loaded.index)
 }
 
 // deltaPlan is how a target database can be brought up to date row by
@@ -97,6 +100,7 @@ type deltaPlan struct {
 	guard map[string]string // the UPDATE_TIMEs that prove the others unchanged
 	state string            // the state the last clone kept (see clone_state.go), "" if none
 	exact map[string]bool   // the tables that state holds as the target does
+	index *mysql.RowIndex   // base's dump's rows, if kept: then that dump is not read
 }
 
 // deltaBase returns how the next load can be a delta, if it can.
@@ -150,6 +154,7 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 	if plan.base, err = a.pickIn(ctx, r, rec.Snapshot); err != nil || plan.base.ID != rec.Snapshot {
 		return nil, false
 	}
+	plan.index = readRowIndex(r, p.to, rec.Snapshot)
 	return plan, true
 }
 
@@ -170,11 +175,11 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p db
 	}
 	defer unlock()
 	open := func() (io.ReadCloser, error) { return r.OpenDump(ctx, base, p.from.Name) }
-	d, err := mysql.Diff(ctx, open, dump, plan.dirty, deltaLimit)
+	d, err := mysql.Diff(ctx, open, plan.index, dump, plan.dirty, deltaLimit)
 	if err != nil {
 		return loadedState{}, err
 	}
-	a.log.Info("delta computed", "database", p.from.Name, "base", base.ID, "tables", len(d.Tables), "elapsed", time.Since(start))
+	a.log.Info("delta computed", "database", p.from.Name, "base", base.ID, "from_index", plan.index != nil, "tables", len(d.Tables), "elapsed", time.Since(start))
 	info, want, err := recorded()
 	if err != nil {
 		return loadedState{}, fmt.Errorf("nothing was changed: %w", err)
@@ -220,6 +225,7 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p db
 		}
 	}
 	loaded := a.noteLoad(ctx, p.to, a.saveDeltaState(ctx, r, p.to, from, d, want), exact)
+	loaded.index = d.Index
 	a.totals.addRows(info.Rows, replaced)
 	removed, added := d.Rows()
 	report := databaseRestoreJSON{MessageType: "database", Name: info.Name, Target: p.to.String(), Tables: info.Tables, Rows: info.Rows,
@@ -309,4 +315,53 @@ type deltaPlanJSON struct {
 	Target      string   `json:"target"`
 	Base        string   `json:"base"`
 	Whole       []string `json:"whole,omitempty"` // tables changed since, loaded whole
+}
+
+// A clone also keeps, beside its record, the row index of the dump it
+// loaded (see mysql.RowIndex), so that the next delta need not read that
+// dump back from the repository.
+
+func rowIndexPath(r *repo.Repo, to cairn.Database, snapshot string) string {
+	return filepath.Join(r.StateDir(), "clones", recordName(to.String())+"-"+snapshot+".rows")
+}
+
+// writeRowIndex keeps the index of snapshot's dump for to, in place of
+// any other; nil removes them. A failure costs the next delta a read.
+func writeRowIndex(r *repo.Repo, to cairn.Database, snapshot string, x *mysql.RowIndex) {
+	old, _ := filepath.Glob(filepath.Join(r.StateDir(), "clones", recordName(to.String())+"-*.rows"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	if x == nil {
+		return
+	}
+	path := rowIndexPath(r, to, snapshot)
+	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return
+	}
+	_, err = x.WriteTo(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(path+".tmp", path)
+	}
+	if err != nil {
+		os.Remove(path + ".tmp")
+	}
+}
+
+// readRowIndex returns the kept index of snapshot's dump for to, or nil.
+func readRowIndex(r *repo.Repo, to cairn.Database, snapshot string) *mysql.RowIndex {
+	f, err := os.Open(rowIndexPath(r, to, snapshot))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	x, err := mysql.ReadRowIndex(bufio.NewReader(f))
+	if err != nil {
+		return nil
+	}
+	return x
 }

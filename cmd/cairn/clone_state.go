@@ -39,6 +39,7 @@ type loadedState struct {
 	id     string            // the state saved, "" if none
 	times  map[string]string // table → UPDATE_TIME right after the load ("" where the state is not what the table holds)
 	schema string
+	index  *mysql.RowIndex // of the source's dump loaded
 }
 
 // noteLoad reads the UPDATE_TIMEs (settled) and schema of a database just

@@ -356,11 +356,45 @@ func (c *cloneRun) loadWhole(i int, dump io.Reader, bar *progress.Bar, recorded 
 			return blankChecksums(want), err
 		})
 	}
+	var index func(error) *mysql.RowIndex
+	if keep != nil {
+		// The rows of the dump as it comes, for the next delta.
+		dump, index = indexDump(c.ctx, dump)
+	}
 	err := a.loadDatabase(c.ctx, p, dump, bar, recorded, c.t.pairs, c.ro, keep)
-	if id := end(err); err == nil {
-		c.loaded[i] = a.noteLoad(c.ctx, p.to, id, nil)
+	id := end(err)
+	if index != nil {
+		x := index(err)
+		if err == nil {
+			c.loaded[i] = a.noteLoad(c.ctx, p.to, id, nil)
+			c.loaded[i].index = x
+		}
 	}
 	return err
+}
+
+// indexDump reads a row index of what is read from dump (see
+// mysql.RowIndex), without ever holding up the reading; end returns it,
+// or nil, once reading ended (err nil when the whole dump was read).
+func indexDump(ctx context.Context, dump io.Reader) (io.Reader, func(err error) *mysql.RowIndex) {
+	pr, pw := io.Pipe()
+	tee := &detachable{pw: pw}
+	done := make(chan *mysql.RowIndex, 1)
+	go func() {
+		x, err := mysql.IndexDump(ctx, pr)
+		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+		done <- x
+	}()
+	return io.TeeReader(dump, tee), func(err error) *mysql.RowIndex {
+		if err == nil && tee.gone {
+			err = errors.New("the index stopped reading")
+		}
+		pw.CloseWithError(err)
+		if x := <-done; err == nil {
+			return x
+		}
+		return nil
+	}
 }
 
 // presync copies the source's files onto the target while the snapshot of
