@@ -151,8 +151,8 @@ func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verif
 	return mysql.Replace(ctx, d.c, dump, verify)
 }
 
-func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want map[string]int64, guard map[string]string) error {
-	return mysql.ApplyDelta(ctx, d.c, delta, want, guard)
+func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want, before map[string]int64, guard map[string]string) error {
+	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, settle bool) (map[string]string, error) {
@@ -163,9 +163,9 @@ func (d mysqlDB) UpdateTimes(ctx context.Context, settle bool) (map[string]strin
 type DeltaTarget interface {
 	cairn.Database
 	// ApplyDelta writes the delta in one transaction, checked by want's
-	// row counts, unless a table changed since guard (see
-	// mysql.ApplyDelta).
-	ApplyDelta(ctx context.Context, d *mysql.Delta, want map[string]int64, guard map[string]string) error
+	// row counts (before: the counts known before), unless a table
+	// changed since guard (see mysql.ApplyDelta).
+	ApplyDelta(ctx context.Context, d *mysql.Delta, want, before map[string]int64, guard map[string]string) error
 	// UpdateTimes tells when each table last changed (see
 	// mysql.UpdateTimes): a table whose time is unchanged since the
 	// delta's base was loaded still holds it.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"reflect"
 	"slices"
 	"testing"
@@ -108,14 +109,22 @@ func TestDiffAndApply(t *testing.T) {
 	wrong := rowCounts(t, src.Database)
 	wrong["every"]++
 	stateBefore := targetState(t, dst)
-	if err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil); !errors.Is(err, cairn.ErrMismatch) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil, nil); !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("a count that does not match: %v", err)
+	}
+	// Counts known before stand for counting (a large table is read
+	// whole to be counted): a wrong one is caught all the same.
+	counted := rowCounts(t, dst.Database)
+	wrongBefore := maps.Clone(counted)
+	wrongBefore["every"]--
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), wrongBefore, nil); !errors.Is(err, cairn.ErrMismatch) {
+		t.Fatalf("a count before that does not match: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target:\n%s\n%s", got, stateBefore)
 	}
 
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), map[string]string{"every": "2000-01-01 00:00:00"}); !errors.Is(err, ErrNoDelta) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, map[string]string{"every": "2000-01-01 00:00:00"}); !errors.Is(err, ErrNoDelta) {
 		t.Fatalf("a table changed since the guard was taken: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
@@ -125,7 +134,7 @@ func TestDiffAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), guard); err != nil {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), counted, guard); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := Stats(ctx, root(src.Database))
@@ -188,7 +197,7 @@ func TestNoDelta(t *testing.T) {
 	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil); !errors.Is(err, ErrNoDelta) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("no primary key: %v", err)
 	}
 

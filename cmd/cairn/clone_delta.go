@@ -209,7 +209,17 @@ func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p db
 			replaced += n
 		}
 	}
-	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts, plan.guard); err != nil {
+	// A table still as the last load left it holds as many rows as the
+	// base snapshot's: it need not be counted.
+	before := map[string]int64{}
+	if stats, err := r.Tables(ctx, base, p.from.Name); err == nil {
+		for _, t := range stats {
+			if plan.exact[t.Name] && !plan.dirty[t.Name] {
+				before[t.Name] = t.Rows
+			}
+		}
+	}
+	if err := p.to.(database.DeltaTarget).ApplyDelta(ctx, d, counts, before, plan.guard); err != nil {
 		if errors.Is(err, mysql.ErrNoDelta) {
 			return loadedState{}, err
 		}
