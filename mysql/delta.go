@@ -715,22 +715,6 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 // unless the count before is known (in before) or the table was emptied,
 // and every statement changed the rows it named.
 func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want, before map[string]int64) error {
-	var keyCols []string
-	if t.Whole {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(t.Name)); err != nil {
-			return fmt.Errorf("empty table %s: %w%s", t.Name, err, hint(err.Error()))
-		}
-	} else {
-		// Rows told apart by their hashes alone need a key: without one
-		// a table may hold the same row twice.
-		_, names, err := primaryKey(t.Create)
-		if err != nil {
-			return err
-		}
-		for _, n := range names {
-			keyCols = append(keyCols, quoteIdent(n))
-		}
-	}
 	var deleted, inserted int64
 	exec := func(q string) error {
 		res, err := tx.ExecContext(ctx, q)
@@ -745,14 +729,14 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want, before map[
 		}
 		return err
 	}
-	if err := t.statements(keyCols, exec); err != nil {
+	if err := t.statements(exec); err != nil {
 		return err
 	}
 	// Counting a large table reads all of it: the count follows from the
 	// one before when every row named was there to delete, and went in.
 	n, known := before[t.Name]
 	if t.Whole {
-		n, known = 0, true
+		n, known, deleted = 0, true, 0 // emptied
 	}
 	if known && deleted == int64(len(t.Removed)) && inserted == int64(len(t.Added)) {
 		n += inserted - deleted
@@ -766,12 +750,29 @@ func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want, before map[
 }
 
 // statements gives the statements that delete the table's removed rows
-// (by keyCols) and insert its added ones, in batches of about a MiB.
-func (t TableDelta) statements(keyCols []string, emit func(string) error) error {
-	if len(t.Removed) > 0 {
-		del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
-		if err := batches(del, t.Removed, ")", emit); err != nil {
+// by primary key (or all its rows, when it is loaded whole) and insert its
+// added ones, in batches of about a MiB.
+func (t TableDelta) statements(emit func(string) error) error {
+	if t.Whole {
+		if err := emit("DELETE FROM " + quoteIdent(t.Name)); err != nil {
 			return err
+		}
+	} else {
+		// Rows told apart by their hashes alone need a key: without one
+		// a table may hold the same row twice.
+		_, names, err := primaryKey(t.Create)
+		if err != nil {
+			return err
+		}
+		keyCols := make([]string, len(names))
+		for i, n := range names {
+			keyCols[i] = quoteIdent(n)
+		}
+		if len(t.Removed) > 0 {
+			del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
+			if err := batches(del, t.Removed, ")", emit); err != nil {
+				return err
+			}
 		}
 	}
 	return batches("INSERT INTO "+quoteIdent(t.Name)+" VALUES ", t.Added, "", emit)
@@ -820,19 +821,7 @@ func (d *Delta) WriteSQL(w io.Writer) error {
 		emit(q)
 	}
 	for _, t := range d.Tables {
-		var keyCols []string
-		if t.Whole {
-			emit("DELETE FROM " + quoteIdent(t.Name))
-		} else {
-			_, names, err := primaryKey(t.Create)
-			if err != nil {
-				return err
-			}
-			for _, n := range names {
-				keyCols = append(keyCols, quoteIdent(n))
-			}
-		}
-		if err := t.statements(keyCols, emit); err != nil {
+		if err := t.statements(emit); err != nil {
 			return err
 		}
 		if m := autoIncrementRE.FindString(t.Create); m != "" {

@@ -28,15 +28,7 @@ func sqliteDB(t *testing.T, script string) cairn.Database {
 
 func TestSnapshotWithDatabases(t *testing.T) {
 	ctx := context.Background()
-	opts := testOptions(t, Location{Path: filepath.Join(t.TempDir(), "repo")})
-	if _, err := Init(ctx, opts); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(ctx)
+	r, _ := initRepo(t)
 
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"index.php": "<?php", "databases/x.sql": "a file, not a dump"})

@@ -35,15 +35,7 @@ func (f fakeDump) Exec(context.Context, string) error                     { retu
 // new state under the same key replaces the old.
 func TestReusedDumps(t *testing.T) {
 	ctx := context.Background()
-	opts := testOptions(t, Location{Path: filepath.Join(t.TempDir(), "repo")})
-	if _, err := Init(ctx, opts); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close(ctx)
+	r, opts := initRepo(t)
 
 	var base bytes.Buffer
 	rng := rand.New(rand.NewSource(1))
@@ -141,4 +133,20 @@ func repoSize(t *testing.T, dir string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// initRepo creates a local repository and opens it, for the test's time.
+func initRepo(t *testing.T) (*Repo, Options) {
+	t.Helper()
+	ctx := context.Background()
+	opts := testOptions(t, Location{Path: filepath.Join(t.TempDir(), "repo")})
+	if _, err := Init(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(ctx) })
+	return r, opts
 }
