@@ -257,7 +257,7 @@ func (m *mysqlInsert) flush() {
 // finish writes one complete string's content, rewritten if need be.
 func (m *mysqlInsert) finish(raw []byte) {
 	col := columnName(m.cols, m.col)
-	if m.w.skip[col] || (!m.w.r.mayMatch(raw) && !m.w.r.mayHideMatch(raw)) {
+	if m.w.skip[col] || (!m.w.r.mayMatch(raw) && !m.w.r.mayHideMatchValue(raw)) {
 		m.out.Write(raw)
 		return
 	}

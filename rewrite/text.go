@@ -170,6 +170,7 @@ func base64Needles(core string) [][]byte {
 }
 
 // mayHideMatch tells whether v may hold a pair's core encoded in base64.
+// Of a value rather than a line, see mayHideMatchValue.
 func (r *replacer) mayHideMatch(v []byte) bool {
 	for _, n := range r.b64 {
 		if bytes.Contains(v, n) {
@@ -179,10 +180,31 @@ func (r *replacer) mayHideMatch(v []byte) bool {
 	return false
 }
 
+// mayHideMatchValue is mayHideMatch for a whole value: only a value that
+// is base64 through and through can hide a match (see hidesMatch), and
+// most text shows it is not within its first few bytes.
+func (r *replacer) mayHideMatchValue(v []byte) bool {
+	for _, c := range bytes.TrimSpace(v) {
+		if !base64Byte[c] {
+			return false
+		}
+	}
+	return r.mayHideMatch(v)
+}
+
+// base64Byte holds the bytes of the base64 alphabets (standard and URL,
+// padding included), and the line breaks decoders skip, escaped or not.
+var base64Byte = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=\\\r\n") {
+		t[c] = true
+	}
+	return t
+}()
+
 // hidesMatch tells whether v is base64 whose decoding holds a core: such
 // a value cannot be rewritten, only reported.
 func (r *replacer) hidesMatch(v []byte) bool {
-	if !r.mayHideMatch(v) {
+	if !r.mayHideMatchValue(v) {
 		return false
 	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
