@@ -300,6 +300,13 @@ func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot
 	}
 	after, _ := actions.Parse(t.env.AfterRestore)
 	for _, p := range plan {
+		if re, ok := a.reuseState(ctx, r, p.to); ok {
+			if ro.json {
+				jsonLine(a.stdout, safetyPlanJSON{MessageType: "safety_from_state", Target: p.to.String(), TablesKept: re.kept, TablesDumped: re.dumped}) //nolint:errcheck
+			} else {
+				fmt.Fprintf(a.stdout, "safety snapshot of %s: %d table(s) as the last clone left them, taken from what it kept; %d dumped\n", p.to, re.kept, re.dumped)
+			}
+		}
 		plan, ok := a.deltaBase(ctx, r, p, t.pairs, after)
 		if !ok {
 			continue
@@ -316,6 +323,15 @@ func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot
 		fmt.Fprintf(a.stdout, "database %s → %s: it still holds snapshot %s as the last clone left it%s, so a clone loads only the rows that changed, in place\n",
 			p.from.Name, p.to, base.ShortID(), except)
 	}
+}
+
+// safetyPlanJSON is a target database whose safety snapshot would take
+// what the last clone kept (see clone_state.go).
+type safetyPlanJSON struct {
+	MessageType  string `json:"message_type"` // "safety_from_state"
+	Target       string `json:"target"`
+	TablesKept   int    `json:"tables_kept"`
+	TablesDumped int    `json:"tables_dumped"`
 }
 
 // deltaPlanJSON is a database a clone would update row by row.

@@ -165,32 +165,39 @@ func blankChecksums(stats []cairn.TableStat) []cairn.TableStat {
 	return out
 }
 
+// stateReuse is how a safety snapshot of a database takes the state the
+// last clone kept.
+type stateReuse struct {
+	repo.Reused
+	kept, dumped int // tables taken from the state, and dumped
+}
+
 // reuseState returns how a safety snapshot of to can take the state the
 // last clone kept, if it can (see above).
-func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (repo.Reused, bool) {
+func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (stateReuse, bool) {
 	dt, ok := to.(database.DeltaTarget)
 	if !ok {
-		return repo.Reused{}, false
+		return stateReuse{}, false
 	}
 	b, err := os.ReadFile(recordPath(r, to.String()))
 	if err != nil {
-		return repo.Reused{}, false
+		return stateReuse{}, false
 	}
 	var rec cloneRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Target != to.String() || rec.Loaded == "" {
-		return repo.Reused{}, false
+		return stateReuse{}, false
 	}
 	now, err := dt.UpdateTimes(ctx, false)
 	if err != nil || !slices.Equal(slices.Sorted(maps.Keys(now)), slices.Sorted(maps.Keys(rec.LoadedTimes))) {
-		return repo.Reused{}, false
+		return stateReuse{}, false
 	}
 	if schema, err := dt.Schema(ctx); err != nil || schema != rec.Schema {
-		return repo.Reused{}, false
+		return stateReuse{}, false
 	}
 	ref := repo.DumpRef{ID: rec.Loaded, Name: to.Name()}
 	stored, err := r.StateTables(ctx, ref)
 	if err != nil {
-		return repo.Reused{}, false
+		return stateReuse{}, false
 	}
 	var fresh []string
 	kept := map[string]string{}
@@ -231,7 +238,7 @@ func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (
 		}
 		return sortedStats(byName), nil
 	}
-	return repo.Reused{Database: to, From: ref, Tail: tail}, true
+	return stateReuse{repo.Reused{Database: to, From: ref, Tail: tail}, len(kept), len(fresh)}, true
 }
 
 // errStateStale ends a safety snapshot that took a stored state the

@@ -262,7 +262,7 @@ func (c *cloneRun) reusable() []repo.Reused {
 	var out []repo.Reused
 	for _, p := range c.loads {
 		if re, ok := c.a.reuseState(c.ctx, c.r, p.to); ok {
-			out = append(out, re)
+			out = append(out, re.Reused)
 		}
 	}
 	return out
