@@ -69,7 +69,7 @@ func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact 
 }
 
 // stateKey names the state kept for a target database.
-func stateKey(r *repo.Repo, to cairn.Database) string {
+func stateKey(to cairn.Database) string {
 	return "clone/" + recordName(to.String())
 }
 
@@ -79,23 +79,15 @@ func stateKey(r *repo.Repo, to cairn.Database) string {
 // when the load succeeded) and returns the state's ID, "" when none was
 // saved. want gives the loaded tables' stats.
 func (a *app) saveWholeState(ctx context.Context, r *repo.Repo, to cairn.Database, want func() ([]cairn.TableStat, error)) (w io.Writer, end func(err error) string) {
-	pr, pw := io.Pipe()
-	tee := &detachable{pw: pw}
-	done := make(chan string, 1)
-	go func() {
-		id, err := r.SaveState(ctx, stateKey(r, to), []cairn.Database{pipedDump{to, pr, want}})
-		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+	w, saved := teeTo(func(pr io.Reader) (string, error) {
+		id, err := r.SaveState(ctx, stateKey(to), []cairn.Database{pipedDump{to, pr, want}})
 		if err != nil {
 			a.log.Info("keeping what the load read failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		}
-		done <- id
-	}()
-	return tee, func(err error) string {
-		if err == nil && tee.gone {
-			err = errors.New("the state stopped reading")
-		}
-		pw.CloseWithError(err)
-		if id := <-done; err == nil {
+		return id, err
+	})
+	return w, func(err error) string {
+		if id, ok := saved(err); ok {
 			return id
 		}
 		return ""
@@ -144,7 +136,7 @@ func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Databas
 	tail := func(_ context.Context, w io.Writer) ([]cairn.TableStat, error) {
 		return sortedStats(stats), d.WriteSQL(w)
 	}
-	id, err := r.SaveState(ctx, stateKey(r, to), []cairn.Database{repo.Reused{Database: to, From: from, Tail: tail}})
+	id, err := r.SaveState(ctx, stateKey(to), []cairn.Database{repo.Reused{Database: to, From: from, Tail: tail}})
 	if err != nil {
 		a.log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return ""

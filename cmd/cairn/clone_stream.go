@@ -377,23 +377,34 @@ func (c *cloneRun) loadWhole(i int, dump io.Reader, bar *progress.Bar, recorded 
 // mysql.RowIndex), without ever holding up the reading; end returns it,
 // or nil, once reading ended (err nil when the whole dump was read).
 func indexDump(ctx context.Context, dump io.Reader) (io.Reader, func(err error) *mysql.RowIndex) {
+	w, end := teeTo(func(r io.Reader) (*mysql.RowIndex, error) { return mysql.IndexDump(ctx, r) })
+	return io.TeeReader(dump, w), func(err error) *mysql.RowIndex { x, _ := end(err); return x }
+}
+
+// teeTo runs consume on what is written to w, in its own goroutine; w
+// never fails nor blocks for long (should consume stop, w drops what it
+// is given). end closes w (err nil when all was written) and returns
+// consume's result, ok only if consume read it all and succeeded.
+func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err error) (T, bool)) {
 	pr, pw := io.Pipe()
 	tee := &detachable{pw: pw}
-	done := make(chan *mysql.RowIndex, 1)
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
-		x, err := mysql.IndexDump(ctx, pr)
+		v, err := consume(pr)
 		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
-		done <- x
+		done <- result{v, err}
 	}()
-	return io.TeeReader(dump, tee), func(err error) *mysql.RowIndex {
+	return tee, func(err error) (T, bool) {
 		if err == nil && tee.gone {
-			err = errors.New("the index stopped reading")
+			err = errors.New("stopped reading")
 		}
 		pw.CloseWithError(err)
-		if x := <-done; err == nil {
-			return x
-		}
-		return nil
+		res := <-done
+		return res.v, err == nil && res.err == nil
 	}
 }
 

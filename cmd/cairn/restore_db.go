@@ -140,7 +140,7 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	// What a clone noted of this database no longer holds.
 	os.Remove(recordPath(r, p.to.String()))
 	writeRowIndex(r, p.to, "", nil)
-	if err := r.DropState(ctx, stateKey(r, p.to)); err != nil {
+	if err := r.DropState(ctx, stateKey(p.to)); err != nil {
 		a.log.Info("dropping what the last clone kept failed", "target", p.to.String(), "err", err)
 	}
 	a.log.Info("restore database", "snapshot", s.ID, "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
