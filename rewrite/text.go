@@ -31,17 +31,17 @@ type Options struct {
 // idempotently (a match that is already part of its To is left alone, so
 // a second run changes nothing even when To contains From).
 type replacer struct {
-	cores [][]byte // per pair: the longest run of host-like bytes of From
+	cores []needle // per pair: the longest run of host-like bytes of From
 	forms [][]form // per pair, longest first
 	reach []int    // per pair: the largest offset of the core in a form
-	b64   [][]byte // the cores' base64 spellings, at each alignment
+	b64   []needle // the cores' base64 spellings, at each alignment
 }
 
 func newReplacer(pairs []Pair, o Options) *replacer {
 	r := &replacer{}
 	for _, p := range pairs {
 		core := coreOf(p.From)
-		r.cores = append(r.cores, []byte(core))
+		r.cores = append(r.cores, newNeedle([]byte(core)))
 		var fs []form
 		seen := map[string]bool{}
 		add := func(from, to string, email bool) {
@@ -72,7 +72,9 @@ func newReplacer(pairs []Pair, o Options) *replacer {
 			reach = max(reach, f.core)
 		}
 		r.reach = append(r.reach, reach)
-		r.b64 = append(r.b64, base64Needles(core)...)
+		for _, n := range base64Needles(core) {
+			r.b64 = append(r.b64, newNeedle(n))
+		}
 	}
 	return r
 }
@@ -173,7 +175,7 @@ func base64Needles(core string) [][]byte {
 // Of a value rather than a line, see mayHideMatchValue.
 func (r *replacer) mayHideMatch(v []byte) bool {
 	for _, n := range r.b64 {
-		if bytes.Contains(v, n) {
+		if n.in(v) {
 			return true
 		}
 	}
@@ -219,7 +221,7 @@ func (r *replacer) hidesMatch(v []byte) bool {
 // cannot change.
 func (r *replacer) mayMatch(v []byte) bool {
 	for _, c := range r.cores {
-		if bytes.Contains(v, c) {
+		if c.in(v) {
 			return true
 		}
 	}
@@ -250,7 +252,7 @@ func (r *replacer) next(v []byte, pos int) (int, *form) {
 	bestAt, best := -1, (*form)(nil)
 	for i, core := range r.cores {
 		for from := pos; from < len(v); {
-			c := bytes.Index(v[from:], core)
+			c := core.index(v[from:])
 			if c < 0 {
 				break
 			}

@@ -1,6 +1,9 @@
 package rewrite
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestText(t *testing.T) {
 	stage := []Pair{{"https://example.com", "https://staging.example.com"}}
@@ -40,5 +43,26 @@ func TestText(t *testing.T) {
 		if string(again) != string(got) || n2 != 0 {
 			t.Errorf("%v: second run on %q changed it: %q (%d)", tt.pairs, got, again, n2)
 		}
+	}
+}
+
+// needle.index finds what bytes.Index finds, whichever byte it looks for
+// first and however often that byte occurs.
+func TestNeedleIndex(t *testing.T) {
+	texts := []string{
+		"", "e", "example.com", "see https://example.com/x", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxexample.com",
+		strings.Repeat("x", 5000) + "example.co" + strings.Repeat("ex", 3000) + "example.com!",
+		strings.Repeat("examplexcom ", 400), "exampl", "example.cox", "\x00example.com\x00",
+	}
+	for _, s := range []string{"example.com", "x", "ex", "ZXhhbXBsZS5jb20", ".", "com"} {
+		n := newNeedle([]byte(s))
+		for _, v := range texts {
+			if got, want := n.index([]byte(v)), strings.Index(v, s); got != want {
+				t.Errorf("needle %q (rare byte %q) in %.40q…: %d, want %d", s, s[n.rare], v, got, want)
+			}
+		}
+	}
+	if n := newNeedle([]byte("example.com")); n.s[n.rare] != 'x' {
+		t.Errorf("rarest byte of example.com = %q, want x", n.s[n.rare])
 	}
 }
