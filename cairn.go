@@ -146,6 +146,29 @@ type SnapshotRequest struct {
 	// files with the same size and time as there are taken from them
 	// without being read, as from an earlier snapshot of the same tree.
 	Hints []string
+	// Mirror, when not nil, is given a copy of each file as the snapshot
+	// reads it.
+	Mirror FileMirror
+}
+
+// FileMirror receives copies of the files a snapshot reads (a clone writes
+// its target's files from them). A mirror must never slow a snapshot down
+// by failing: it drops what it cannot copy.
+type FileMirror interface {
+	// MirrorFile is called as the snapshot starts reading the file rel
+	// (slash-separated, relative to the snapshot's root), recorded with
+	// mode, size and mtime; it returns where to copy the file's bytes,
+	// or nil to leave the file alone.
+	MirrorFile(rel string, mode fs.FileMode, size int64, mtime time.Time) MirrorWriter
+}
+
+// MirrorWriter takes one file's bytes in order. Its Write never fails.
+type MirrorWriter interface {
+	io.Writer
+	// Finish is called once, when reading is over: complete says the
+	// file was read whole, from start to end, and did not change
+	// meanwhile.
+	Finish(complete bool)
 }
 
 // Repository is where snapshots live. Implementations are safe for one

@@ -112,38 +112,17 @@ func (l Local) Mkdir(rel string, mode fs.FileMode) error {
 func (l Local) Open(rel string) (io.ReadCloser, error) { return os.Open(l.path(rel)) }
 
 func (l Local) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error {
-	dst := l.path(rel)
-	tmp, err := os.CreateTemp(filepath.Dir(dst), tempPrefix+filepath.Base(dst)+".*"+tempSuffix)
+	tmp, err := createTemp(l.path(rel))
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	// writerOnly hides *os.File's ReadFrom so that the pooled buffer is used.
-	if _, err := io.CopyBuffer(writerOnly{tmp}, ctxReader{ctx, r}, *buf); err != nil {
+	if _, err := io.CopyBuffer(tmp, ctxReader{ctx, r}, *buf); err != nil {
+		tmp.abort()
 		return err
 	}
-	if err := tmp.Chmod(mode.Perm()); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chtimes(tmp.Name(), mtime, mtime); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return tmp.commit(mode, mtime)
 }
 
 func (l Local) Symlink(target, rel string) error {
@@ -180,8 +159,6 @@ func (l Local) SetAttrs(rel string, mode fs.FileMode, mtime time.Time) error {
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
-
-type writerOnly struct{ io.Writer }
 
 // ctxReader stops a long copy when the context is cancelled.
 type ctxReader struct {

@@ -79,7 +79,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
 	}
-	src := &source{exclude: excl}
+	src := &source{exclude: excl, mirror: req.Mirror}
 	si := snapshot.SourceInfo{Host: req.Site, UserName: req.Environment, Path: abs}
 
 	var snap *cairn.Snapshot

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"sort"
@@ -10,15 +11,17 @@ import (
 
 	"github.com/kopia/kopia/fs"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/pattern"
 )
 
 // source wraps a local kopia directory so that the snapshot sees exactly
 // the tree cairn means: excluded paths are left out (with the same matcher
 // that restore uses to keep them), and files that change while being read
-// are noted.
+// are noted. Files read whole are handed to the mirror, if any.
 type source struct {
 	exclude pattern.Set
+	mirror  cairn.FileMirror
 
 	mu      sync.Mutex
 	changed []string
@@ -113,21 +116,55 @@ func (f *sourceFile) Open(ctx context.Context) (fs.Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", f.rel, err)
 	}
-	return &sourceReader{Reader: r, f: f}, nil
+	sr := &sourceReader{Reader: r, f: f}
+	if f.src.mirror != nil {
+		sr.mirror = f.src.mirror.MirrorFile(f.rel, f.Mode(), f.Size(), f.ModTime())
+	}
+	return sr, nil
 }
 
 type sourceReader struct {
 	fs.Reader
 	f *sourceFile
+
+	mirror cairn.MirrorWriter // nil: not mirrored, or no longer
+	read   int64
+	eof    bool
+}
+
+func (r *sourceReader) Read(p []byte) (int, error) {
+	n, err := r.Reader.Read(p)
+	if r.mirror != nil && n > 0 {
+		r.mirror.Write(p[:n]) //nolint:errcheck // it never fails
+	}
+	r.read += int64(n)
+	r.eof = r.eof || err == io.EOF
+	return n, err //nolint:wrapcheck
+}
+
+// Seek is only used by kopia to read a large file in parts, each opened
+// anew: the mirror takes files read whole, start to end.
+func (r *sourceReader) Seek(offset int64, whence int) (int64, error) {
+	if r.mirror != nil {
+		r.mirror.Finish(false)
+		r.mirror = nil
+	}
+	return r.Reader.Seek(offset, whence) //nolint:wrapcheck
 }
 
 func (r *sourceReader) Close() error {
 	err := r.Reader.Close()
+	changed := false
 	if p := r.f.LocalFilesystemPath(); p != "" {
 		st, serr := os.Lstat(p)
 		if serr != nil || st.Size() != r.f.Size() || !st.ModTime().Equal(r.f.ModTime()) {
 			r.f.src.noteChanged(r.f.rel)
+			changed = true
 		}
+	}
+	if r.mirror != nil {
+		r.mirror.Finish(err == nil && !changed && r.eof && r.read == r.f.Size())
+		r.mirror = nil
 	}
 	return err //nolint:wrapcheck
 }

@@ -29,11 +29,13 @@ import (
 //     the repository, streams through the rewriter into a scratch database
 //     beside the target's (the target itself is not touched);
 //   - meanwhile the target's safety snapshot is taken;
-//   - once both snapshots are complete, the target's files are synced from
-//     the new snapshot while the loads finish;
+//   - once the safety snapshot is complete, each file the source's
+//     snapshot reads is also written onto the target, and once both
+//     snapshots are complete, the target's files are synced from the new
+//     snapshot (what is in place already is left) while the loads finish;
 //   - each load is checked against the row counts the snapshot recorded
 //     and swapped in only once both snapshots are complete: if either
-//     fails, no database is swapped and no file is written.
+//     fails, no database is swapped (and files may be partly synced).
 //
 // The result is what a snapshot followed by a restore of it gives.
 
@@ -118,6 +120,9 @@ type cloneRun struct {
 	loaded  []loadedState // what load i left, for the record
 	source  *snapshotResult
 	safety  *snapshotResult
+	mirror  *files.Mirror // the source's files onto the target, as read
+	// unlockMirror releases the target's lock startMirror took.
+	unlockMirror func()
 }
 
 // streamClone clones src onto dst with a fresh snapshot, its stages side by
@@ -154,14 +159,14 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		c.safety.set(s, err)
 	}
 	if c.safety.err == nil && !c.source.failed() {
-		t0 := time.Now()
-		a.presync(ctx, c.req, c.t, ro)
-		sum.Seconds["presync"] = time.Since(t0).Seconds()
+		c.startMirror()
 	}
 	snap, err := c.ready()
 	if err != nil {
 		cancel()
 		wg.Wait()
+		<-c.source.done // its dumps' loads are over, so it ends
+		c.stopMirror()
 		if c.safety.err != nil || interrupted() != nil {
 			return err
 		}
@@ -171,6 +176,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		}
 		return fmt.Errorf("%w. Nothing was swapped into %s's databases; its files may be partly synced: run the same command again once the cause is fixed%s", err, dst.Name, undo)
 	}
+	c.stopMirror() // the snapshot reads no more
 	sum.Snapshot = snap.ID
 	sum.Seconds["snapshot"] = c.source.took.Seconds()
 	t0 := time.Now()
@@ -224,6 +230,12 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 	if c.t, err = a.restoreTarget(planned, ro); err != nil {
 		return nil, err
 	}
+	keep, err := pattern.Compile(c.t.keep...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
+	}
+	c.mirror = files.NewMirror(c.t.dir, keep)
+	c.req.Mirror = c.mirror
 	if c.after, err = actions.Parse(dst.AfterRestore); err != nil {
 		return nil, fmt.Errorf("%s: %w", dst.Name, err)
 	}
@@ -408,34 +420,34 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 	}
 }
 
-// presync copies the source's files onto the target while the snapshot of
-// them is taken (the target's safety snapshot is complete): restoring the
+// startMirror has the source's snapshot copy each file it reads onto the
+// target (once the target's safety snapshot is complete): restoring the
 // snapshot afterwards finds them in place, same size and time, and writes
-// only what changed in between. It is only a head start: a failure is
-// noted and left to that restore.
-func (a *app) presync(ctx context.Context, req cairn.SnapshotRequest, t restoreTarget, ro restoreOptions) {
-	src, err := files.Tree(req.Path)
-	dir, _ := filepath.Abs(t.dir)
+// only the rest (files the snapshot took unread from an earlier one, and
+// any it read before this). It is only a head start, so a failure is
+// noted and left to that restore. stopMirror must follow.
+func (c *cloneRun) startMirror() {
+	dir, err := filepath.Abs(c.t.dir)
 	if err == nil {
 		err = os.MkdirAll(dir, 0o755)
 	}
 	if err == nil {
-		var keep pattern.Set
-		// Neither the target's kept paths nor what the snapshot leaves out.
-		if keep, err = pattern.Compile(append(append([]string(nil), t.keep...), req.Exclude...)...); err == nil {
-			var unlock func()
-			if unlock, err = lockTarget(dir); err == nil {
-				bar := a.bar("copy files")
-				var st files.Stats
-				st, err = files.Restore(ctx, src, files.Local{Root: dir}, "", files.Options{Keep: keep, Workers: ro.workers, Progress: bar})
-				a.totals.addFiles(st)
-				bar.Finish()
-				unlock()
-			}
-		}
+		c.unlockMirror, err = lockTarget(dir)
 	}
-	if err != nil && ctx.Err() == nil {
-		a.log.Info("copying the files ahead of the snapshot failed; the restore does it", "err", err)
+	if err != nil {
+		c.a.log.Info("copying the files as they are snapshotted failed; the restore does it", "err", err)
+		return
+	}
+	c.mirror.Start()
+}
+
+// stopMirror ends the copying startMirror began (the source's snapshot is
+// over) and counts what it wrote.
+func (c *cloneRun) stopMirror() {
+	c.a.totals.addFiles(c.mirror.Stop())
+	if c.unlockMirror != nil {
+		c.unlockMirror()
+		c.unlockMirror = nil
 	}
 }
 

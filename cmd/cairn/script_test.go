@@ -119,11 +119,11 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 	time.Sleep(d)
 }
 
-// waitfile PATH: wait until PATH exists.
+// waitfile PATH: wait until PATH (or a file matching it, a glob) exists.
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+		if m, _ := filepath.Glob(ts.MkAbs(args[0])); len(m) > 0 {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
