@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/mysql"
@@ -155,8 +156,8 @@ func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want, befor
 	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard)
 }
 
-func (d mysqlDB) UpdateTimes(ctx context.Context, settle bool) (map[string]string, error) {
-	return mysql.UpdateTimes(ctx, d.c, settle)
+func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {
+	return mysql.UpdateTimes(ctx, d.c, note)
 }
 
 // A DeltaTarget takes a row-by-row delta in place (MySQL and MariaDB).
@@ -169,7 +170,7 @@ type DeltaTarget interface {
 	// UpdateTimes tells when each table last changed (see
 	// mysql.UpdateTimes): a table whose time is unchanged since the
 	// delta's base was loaded still holds it.
-	UpdateTimes(ctx context.Context, settle bool) (map[string]string, error)
+	UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error)
 	// DumpTables is Dump of the tables named only.
 	DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error)
 	// Schema fingerprints all the database's dump holds besides rows

@@ -835,7 +835,7 @@ func (d *Delta) WriteSQL(w io.Writer) error {
 // unchangedSince fails with ErrNoDelta when a table guard names changed
 // since guard's UPDATE_TIMEs were read.
 func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[string]string) error {
-	times, _, err := tableTimes(ctx, tx, schema)
+	times, _, err := tableTimes(ctx, tx, schema, false)
 	if err != nil {
 		return err
 	}
@@ -848,56 +848,78 @@ func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[st
 }
 
 // tableTimes reads the UPDATE_TIME of each base table of schema, "" for
-// one the server cannot vouch for: unknown, or in the current second
-// (recent tells whether there was one such).
+// one the server cannot vouch for: unknown, or changed in the current
+// second, which a later change could share (unless note). left is what
+// remains of that second on the server's clock, when some table changed in
+// it.
 func tableTimes(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, schema string) (times map[string]string, recent bool, err error) {
-	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= NOW() FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", schema)
+}, schema string, note bool) (times map[string]string, left time.Duration, err error) {
+	// The second is the one InnoDB's clock may still be in (see
+	// coarseClock).
+	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), "+
+		"UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= DATE_FORMAT(NOW(6) - INTERVAL ? MICROSECOND, '%Y-%m-%d %H:%i:%s'), "+
+		"1000000 - MICROSECOND(NOW(6) - INTERVAL ? MICROSECOND) "+
+		"FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+		coarseClock.Microseconds(), coarseClock.Microseconds(), schema)
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
 	defer rows.Close()
 	times = map[string]string{}
 	for rows.Next() {
 		var name, at string
 		var now bool
-		if err := rows.Scan(&name, &at, &now); err != nil {
-			return nil, false, err
+		var micros int64
+		if err := rows.Scan(&name, &at, &now, &micros); err != nil {
+			return nil, 0, err
 		}
 		if now {
-			at, recent = "", true
+			left = time.Duration(micros)*time.Microsecond + coarseClock
+			if !note {
+				at = ""
+			}
 		}
 		times[name] = at
 	}
-	return times, recent, rows.Err()
+	return times, left, rows.Err()
 }
+
+// coarseClock is how far behind the server's NOW() the clock InnoDB
+// stamps UPDATE_TIME with may lag (time(), the kernel's coarse clock,
+// moves once a tick): a change made this soon after a second began may
+// still be stamped with the second before.
+const coarseClock = 50 * time.Millisecond
 
 // UpdateTimes returns when each base table of the database c names last
 // changed (InnoDB's UPDATE_TIME, to the second), as the server can vouch
 // for it: "" where it cannot (the server restarted since, or the table
-// changed in the current second, which a later change could share). With
-// settle it first waits, up to a little over two seconds, for the current
-// second to pass when a table changed in it (to note a state); without,
-// it answers at once (to check one).
-func UpdateTimes(ctx context.Context, c Config, settle bool) (map[string]string, error) {
+// changed in the current second, which a later change could share: then
+// the second is waited out once, and the table asked about again).
+//
+// With note, to note a state just written, a table changed in the current
+// second gets that second at once, and quiet is what remains of it: a
+// change the caller makes itself before quiet has passed would not move
+// UPDATE_TIME, so one that must show waits that long first. Changes by
+// others within that second cannot be told apart, waiting or not.
+func UpdateTimes(ctx context.Context, c Config, note bool) (times map[string]string, quiet time.Duration, err error) {
 	db, err := c.open()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer db.Close()
 	for try := 0; ; try++ {
-		times, recent, err := tableTimes(ctx, db, c.Database)
+		times, quiet, err = tableTimes(ctx, db, c.Database, note)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w%s", c, err, hint(err.Error()))
+			return nil, 0, fmt.Errorf("%s: %w%s", c, err, hint(err.Error()))
 		}
-		if !recent || !settle || try == 25 {
-			return times, nil
+		if note || quiet == 0 || try == 1 {
+			return times, quiet, nil
 		}
-		select { // until the server's clock is past that second
-		case <-time.After(100 * time.Millisecond):
+		select {
+		case <-time.After(quiet):
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 	}
 }

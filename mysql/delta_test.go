@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/testenv"
@@ -130,7 +131,7 @@ func TestDiffAndApply(t *testing.T) {
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target")
 	}
-	guard, err := UpdateTimes(ctx, root(dst.Database), true)
+	guard, _, err := UpdateTimes(ctx, root(dst.Database), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +154,53 @@ func TestDiffAndApply(t *testing.T) {
 	}
 	if got, _ := Stats(ctx, root(chained.Database)); !slices.Equal(got, want) {
 		t.Errorf("earlier dump + delta SQL %+v\nsource %+v", got, want)
+	}
+}
+
+// A table changed in the current second gets that second at once when the
+// time is wanted to note a state, with how long until a change of the
+// caller's own would show; asked to vouch for it, UpdateTimes waits the
+// second out first.
+func TestUpdateTimes(t *testing.T) {
+	m := testenv.NewMariaDB(t)
+	ctx := context.Background()
+	if _, err := m.Admin.Exec("CREATE TABLE t (id int PRIMARY KEY) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+	var noted map[string]string
+	var quiet time.Duration
+	for i := 2; ; i++ { // until the insert and the read share a second
+		if _, err := m.Admin.Exec("INSERT INTO t VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if noted, quiet, err = UpdateTimes(ctx, root(m.Database), true); err != nil {
+			t.Fatal(err)
+		}
+		if quiet > 0 || i == 5 {
+			break
+		}
+	}
+	if noted["t"] == "" || quiet <= 0 || quiet > time.Second+coarseClock {
+		t.Fatalf("noted %q, quiet %v: want the current second, and under a second to wait", noted["t"], quiet)
+	}
+	start := time.Now()
+	check, left, err := UpdateTimes(ctx, root(m.Database), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if check["t"] != noted["t"] || left != 0 || time.Since(start) < quiet-100*time.Millisecond {
+		t.Errorf("vouched %q (left %v) after %v, want %q once the second was over", check["t"], left, time.Since(start), noted["t"])
+	}
+	if _, err := m.Admin.Exec("INSERT INTO t VALUES (100)"); err != nil {
+		t.Fatal(err)
+	}
+	later, _, err := UpdateTimes(ctx, root(m.Database), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later["t"] <= noted["t"] {
+		t.Errorf("a change after quiet has passed shows as %q, noted %q: want later", later["t"], noted["t"])
 	}
 }
 

@@ -167,13 +167,18 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	if err != nil {
 		return nil, fmt.Errorf("find previous snapshots: %w", err)
 	}
+	var hinted []*snapshot.Manifest
 	for _, id := range hints {
 		// A tree restored from another snapshot has its files' sizes and
 		// times: kopia may take their contents from it, unread.
 		if m, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id)); err == nil && m.Tags[labelLayout] == layout {
-			previous = append(previous, m)
+			hinted = append(hinted, m)
 		}
 	}
+	// Kopia looks for each file in the previous snapshots in turn, reading
+	// each one's directory as it goes: the tree most likely restored from
+	// comes first, so that the others are seldom read.
+	previous = append(hinted, previous...)
 	stop := context.AfterFunc(ctx, u.Cancel)
 	defer stop()
 	man, err := u.Upload(ctx, root, tree, si, previous...)

@@ -74,7 +74,9 @@ func (a *app) writeCloneRecord(ctx context.Context, r *repo.Repo, to cairn.Datab
 	if !ok {
 		return
 	}
-	times, err := dt.UpdateTimes(ctx, true)
+	// No change of the clone's own follows: the current second needs no
+	// waiting for (see mysql.UpdateTimes).
+	times, _, err := dt.UpdateTimes(ctx, true)
 	if err == nil {
 		rec := cloneRecord{Target: to.String(), Snapshot: snap.ID, Database: name, Pairs: pairs, Updated: times, Time: time.Now(),
 			Loaded: loaded.id, LoadedTimes: loaded.times, Schema: loaded.schema}
@@ -122,7 +124,7 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 	if json.Unmarshal(b, &rec) != nil || rec.Target != p.to.String() || rec.Database != p.from.Name || !slices.Equal(rec.Pairs, pairs) {
 		return nil, false
 	}
-	now, err := dt.UpdateTimes(ctx, false)
+	now, _, err := dt.UpdateTimes(ctx, false)
 	if err != nil || len(now) != len(rec.Updated) {
 		return nil, false
 	}

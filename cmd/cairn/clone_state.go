@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
@@ -40,9 +41,13 @@ type loadedState struct {
 	times  map[string]string // table → UPDATE_TIME right after the load ("" where the state is not what the table holds)
 	schema string
 	index  *mysql.RowIndex // of the source's dump loaded
+	// quiet is when the second of the load is over: a change the clone
+	// makes itself to that database (after_restore actions, a page view)
+	// must wait until then to show in UPDATE_TIME (see cloneRun.quiet).
+	quiet time.Time
 }
 
-// noteLoad reads the UPDATE_TIMEs (settled) and schema of a database just
+// noteLoad reads the UPDATE_TIMEs and schema of a database just
 // loaded from state id; exact tells which tables the state holds as the
 // database does (nil: all). A failure costs the next safety snapshot its
 // reuse only.
@@ -51,7 +56,7 @@ func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact 
 	if !ok || id == "" {
 		return loadedState{}
 	}
-	times, err := dt.UpdateTimes(ctx, true)
+	times, quiet, err := dt.UpdateTimes(ctx, true)
 	var schema string
 	if err == nil {
 		schema, err = dt.Schema(ctx)
@@ -65,7 +70,7 @@ func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact 
 			times[t] = ""
 		}
 	}
-	return loadedState{id: id, times: times, schema: schema}
+	return loadedState{id: id, times: times, schema: schema, quiet: time.Now().Add(quiet)}
 }
 
 // stateKey names the state kept for a target database.
@@ -179,7 +184,7 @@ func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (
 	if json.Unmarshal(b, &rec) != nil || rec.Target != to.String() || rec.Loaded == "" {
 		return stateReuse{}, false
 	}
-	now, err := dt.UpdateTimes(ctx, false)
+	now, _, err := dt.UpdateTimes(ctx, false)
 	if err != nil || !slices.Equal(slices.Sorted(maps.Keys(now)), slices.Sorted(maps.Keys(rec.LoadedTimes))) {
 		return stateReuse{}, false
 	}
@@ -210,7 +215,7 @@ func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (
 				return nil, err
 			}
 		}
-		after, err := dt.UpdateTimes(ctx, false)
+		after, _, err := dt.UpdateTimes(ctx, false)
 		if err != nil {
 			return nil, err
 		}

@@ -199,13 +199,16 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	if err := a.configureApp(snap, c.t, keep, ro); err != nil {
 		return err
 	}
+	if len(c.after) > 0 {
+		c.quiet(ctx)
+	}
 	if err := a.afterRestore(ctx, c.t, c.after, ro); err != nil {
 		return err
 	}
 	if dst.URL != "" {
 		// Before noting what the clone left: a page view may write to
 		// the database.
-		sum.URLStatus = a.checkURL(ctx, dst.URL, ro.json)
+		sum.URLStatus = a.checkURL(ctx, dst.URL, ro.json, func() { c.quiet(ctx) })
 	}
 	for i, p := range c.loads {
 		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, c.t.pairs, c.loaded[i])
@@ -439,6 +442,21 @@ func (c *cloneRun) startMirror() {
 		return
 	}
 	c.mirror.Start()
+}
+
+// quiet waits until the second of each load is over, before the clone
+// changes those databases itself: the change then shows in UPDATE_TIME,
+// and what the load left is not taken for what the tables hold (see
+// loadedState.quiet).
+func (c *cloneRun) quiet(ctx context.Context) {
+	for _, l := range c.loaded {
+		if d := time.Until(l.quiet); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+	}
 }
 
 // stopMirror ends the copying startMirror began (the source's snapshot is

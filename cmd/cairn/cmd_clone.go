@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -153,7 +154,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 // the summary.
 func (a *app) finishClone(ctx context.Context, dst *config.Environment, o cloneOptions, sum *cloneSummaryJSON, start time.Time, checked bool) error {
 	if !o.dryRun && !checked && dst.URL != "" {
-		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json)
+		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json, nil)
 	}
 	sum.Seconds["total"] = time.Since(start).Seconds()
 	a.totals.fill(sum)
@@ -208,7 +209,7 @@ func (t *totals) fill(sum *cloneSummaryJSON) {
 
 // checkURL fetches the target's URL, if it is reachable from here, and
 // reports the HTTP status: a quick sign the copy serves pages.
-func (a *app) checkURL(ctx context.Context, u string, quiet bool) int {
+func (a *app) checkURL(ctx context.Context, u string, quiet bool, connected func()) int {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -216,7 +217,23 @@ func (a *app) checkURL(ctx context.Context, u string, quiet bool) int {
 		return 0
 	}
 	req.Header.Set("User-Agent", "cairn/"+cairn.Version+" (clone check)")
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if connected != nil {
+		// A page view may write to the site's database: connected is
+		// called before the request goes out, once the server answers.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		dialer := &net.Dialer{Timeout: 10 * time.Second}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				connected()
+			}
+			return c, err
+		}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(a.stderr, "note: %s is not reachable from here, so the copy was not checked (%v)\n", u, err)
 		return 0
