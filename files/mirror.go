@@ -73,14 +73,14 @@ func (m *Mirror) MirrorFile(rel string, mode fs.FileMode, size int64, mtime time
 	dst := m.dst.path(rel)
 	// Most often the target lacks the file (a first clone): it is made
 	// in place.
-	tmp, err := createNew(dst)
+	tmp, err := createNew(dst, mode)
 	exists := errors.Is(err, fs.ErrExist)
 	if exists {
 		cur, serr := os.Lstat(dst)
 		if serr != nil || cur.IsDir() || cur.Size() == size && cur.ModTime().Equal(mtime) && cur.Mode().Perm() == mode.Perm() {
 			return nil // a directory is the restore's to replace; an equal file is done
 		}
-		tmp, err = createTemp(dst)
+		tmp, err = createTemp(dst, mode)
 	}
 	if err != nil {
 		return nil

@@ -1,10 +1,11 @@
 package files
 
 import (
-	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,30 +116,43 @@ func TestMirror(t *testing.T) {
 	}
 }
 
-// A copy that cannot be put in place (its directory went away) is
-// dropped; the reader reads on.
-func TestMirrorWriteFails(t *testing.T) {
+// A copy that fails for want of space is dropped, the reader reads on,
+// and no partial file stays. (A real full disk: a tiny tmpfs, which needs
+// root, as the test machines have.)
+func TestMirrorDiskFull(t *testing.T) {
 	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs to fill (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	m := NewMirror(dir, pattern.Set{})
 	m.Start()
-	w := m.MirrorFile("gone/file.php", 0o644, 4, time.Now())
+	big := strings.Repeat("x", 256<<10)
+	w := m.MirrorFile("big.bin", 0o644, int64(len(big)), time.Now())
 	if w == nil {
 		t.Fatal("no copy attempted")
 	}
-	if err := os.RemoveAll(filepath.Join(dir, "gone")); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := w.Write([]byte("data")); n != 4 || err != nil {
-		t.Fatalf("Write = %d, %v: a mirror's writes never fail", n, err)
+	for i := 0; i < len(big); i += 32 << 10 {
+		if n, err := w.Write([]byte(big[i : i+32<<10])); n != 32<<10 || err != nil {
+			t.Fatalf("Write = %d, %v: a mirror's writes never fail", n, err)
+		}
 	}
 	w.Finish(true)
-	if _, err := os.Lstat(filepath.Join(dir, "gone", "file.php")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a copy whose directory went away was put in place: %v", err)
+	if !copyThrough(m, "small.php", "fits", 0o644, time.Now(), true) {
+		t.Fatal("the next file was not copied")
 	}
-	if st := m.Stop(); st.Added != 0 {
-		t.Errorf("stats = %+v, want nothing written", st)
+	if st := m.Stop(); st.Added != 1 {
+		t.Errorf("stats = %+v, want the small file only", st)
 	}
-	if got := readTree(t, dir); len(got) != 0 {
-		t.Errorf("left behind: %v", got)
+	if got := readTree(t, dir); len(got) != 1 || got["small.php"] != "fits" {
+		t.Errorf("left on the full disk: %v", keysOf(got))
 	}
+}
+
+func keysOf(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -112,7 +112,7 @@ func (l Local) Mkdir(rel string, mode fs.FileMode) error {
 func (l Local) Open(rel string) (io.ReadCloser, error) { return os.Open(l.path(rel)) }
 
 func (l Local) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error {
-	tmp, err := createTemp(l.path(rel))
+	tmp, err := createTemp(l.path(rel), mode)
 	if err != nil {
 		return err
 	}

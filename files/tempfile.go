@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,23 +23,33 @@ import (
 type tempFile struct {
 	fd       int
 	tmp, dst string // the same for a file made in place (createNew)
+	perm     fs.FileMode
 }
+
+// umask is the process's, read once: a file created with permissions the
+// umask leaves whole needs no chmod.
+var umask = func() fs.FileMode {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return fs.FileMode(m)
+}()
 
 var tempSeq atomic.Uint64
 
-// createTemp creates a temporary file for dst in dst's directory.
-func createTemp(dst string) (*tempFile, error) {
+// createTemp creates a temporary file for dst in dst's directory, with
+// permissions perm (where the umask allows: commit sets them).
+func createTemp(dst string, perm fs.FileMode) (*tempFile, error) {
 	dir, base := filepath.Split(dst)
 	for range 100 {
 		tmp := dir + tempPrefix + base + "." + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 36) + tempSuffix
-		fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.Perm()|0o600))
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EEXIST) {
 			continue
 		}
 		if err != nil {
 			return nil, &fs.PathError{Op: "create", Path: tmp, Err: err}
 		}
-		return &tempFile{fd: fd, tmp: tmp, dst: dst}, nil
+		return &tempFile{fd: fd, tmp: tmp, dst: dst, perm: (perm.Perm() | 0o600) &^ umask}, nil
 	}
 	return nil, fmt.Errorf("create a temporary file beside %s: too many attempts", dst)
 }
@@ -47,16 +58,16 @@ func createTemp(dst string) (*tempFile, error) {
 // target lacks, a reader sees no file or a partial one either way, and the
 // rename is saved. abort removes it again. It fails with an error
 // satisfying errors.Is(err, fs.ErrExist) if dst exists.
-func createNew(dst string) (*tempFile, error) {
+func createNew(dst string, perm fs.FileMode) (*tempFile, error) {
 	for {
-		fd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(perm.Perm()|0o600))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			return nil, &fs.PathError{Op: "create", Path: dst, Err: err}
 		}
-		return &tempFile{fd: fd, tmp: dst, dst: dst}, nil
+		return &tempFile{fd: fd, tmp: dst, dst: dst, perm: (perm.Perm() | 0o600) &^ umask}, nil
 	}
 }
 
@@ -77,15 +88,18 @@ func (t *tempFile) Write(p []byte) (int, error) {
 
 // commit sets the file's permissions and time and renames it over dst.
 func (t *tempFile) commit(mode fs.FileMode, mtime time.Time) error {
-	err := unix.Fchmod(t.fd, uint32(mode.Perm()))
+	var err error
+	if t.perm != mode.Perm() {
+		err = unix.Fchmod(t.fd, uint32(mode.Perm()))
+	}
+	if err == nil {
+		ts := unix.NsecToTimespec(mtime.UnixNano())
+		err = futimens(t.fd, &[2]unix.Timespec{ts, ts})
+	}
 	if cerr := unix.Close(t.fd); err == nil {
 		err = cerr
 	}
 	t.fd = -1
-	if err == nil {
-		ts := unix.NsecToTimespec(mtime.UnixNano())
-		err = unix.UtimesNanoAt(unix.AT_FDCWD, t.tmp, []unix.Timespec{ts, ts}, 0)
-	}
 	if err == nil && t.tmp != t.dst {
 		// dst is known not to be a directory (the caller looked), so the
 		// check os.Rename makes first is not needed.
@@ -94,6 +108,16 @@ func (t *tempFile) commit(mode fs.FileMode, mtime time.Time) error {
 	if err != nil {
 		t.abort()
 		return &fs.PathError{Op: "write", Path: t.dst, Err: err}
+	}
+	return nil
+}
+
+// futimens sets an open file's times (utimensat with no path): no path
+// lookup, and nanoseconds kept, which unix.Futimes would round.
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }
