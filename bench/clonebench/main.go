@@ -2,10 +2,13 @@
 // replaces, in one run, on a generated site (files and a WordPress-style
 // MariaDB database): `rsync -a --delete` for the files and
 // `mariadb-dump --single-transaction --quick | sed | mariadb` for the
-// database. It clones once, then twice more, each time after changing 1%
-// of the files and another 1% of the rows.
+// database. It takes the first clone several times (rounds), each onto an
+// empty staging, the pipeline and cairn taking turns to go first, and
+// reports the median; then it clones twice more, each time after changing
+// 1% of the files and another 1% of the rows. Every timed step starts
+// after a sync.
 //
-//	go run ./bench/clonebench [-files 1024] [-db 500] [-keep]
+//	go run ./bench/clonebench [-files 1024] [-db 500] [-rounds 3] [-keep]
 //
 // It needs MariaDB at 127.0.0.1:3306 (root, no password), mariadb-client
 // and rsync. Its databases are dropped at the end.
@@ -23,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/cairn-backup/cairn/bench/internal/measure"
 )
@@ -31,8 +35,9 @@ func main() {
 	filesMB := flag.Int("files", 1024, "site files in MiB")
 	dbMB := flag.Int("db", 500, "database dump size in MiB")
 	keep := flag.Bool("keep", false, "keep the work directory and databases")
+	rounds := flag.Int("rounds", 3, "first clones to take (each onto an empty staging); the median is reported")
 	flag.Parse()
-	if err := run(*filesMB, *dbMB, *keep); err != nil {
+	if err := run(*filesMB, *dbMB, *rounds, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "clonebench:", err)
 		os.Exit(1)
 	}
@@ -40,7 +45,7 @@ func main() {
 
 const from, to = "https://example.com", "https://staging.example.com"
 
-func run(filesMB, dbMB int, keep bool) error {
+func run(filesMB, dbMB, rounds int, keep bool) error {
 	work, err := os.MkdirTemp("", "cairn-clonebench-")
 	if err != nil {
 		return err
@@ -60,16 +65,34 @@ func run(filesMB, dbMB int, keep bool) error {
 	id := make([]byte, 4)
 	rand.Read(id) //nolint:errcheck
 	prefix := "cairn_clone_" + hex.EncodeToString(id)
-	prodDB, stageDB, handDB := prefix+"_prod", prefix+"_stage", prefix+"_hand"
-	for _, db := range []string{prodDB, stageDB, handDB} {
-		if _, err := root.Exec("CREATE DATABASE " + db + " CHARACTER SET utf8mb4"); err != nil {
-			return err
-		}
-		if !keep {
-			defer root.Exec("DROP DATABASE IF EXISTS " + db) //nolint:errcheck
-		}
+	newDB := func(name string) (string, error) {
+		db := prefix + "_" + name
+		_, err := root.Exec("CREATE DATABASE " + db + " CHARACTER SET utf8mb4")
+		return db, err // dropped at the end, with the others
 	}
-	prod, stage, hand := filepath.Join(work, "prod"), filepath.Join(work, "stage"), filepath.Join(work, "hand")
+	defer func() {
+		if !keep {
+			rows, err := root.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", prefix+"\\_%")
+			if err != nil {
+				return
+			}
+			var dbs []string
+			for rows.Next() {
+				var db string
+				rows.Scan(&db) //nolint:errcheck
+				dbs = append(dbs, db)
+			}
+			rows.Close()
+			for _, db := range dbs {
+				root.Exec("DROP DATABASE IF EXISTS " + db) //nolint:errcheck
+			}
+		}
+	}()
+	prodDB, err := newDB("prod")
+	if err != nil {
+		return err
+	}
+	prod := filepath.Join(work, "prod")
 	fmt.Fprintf(os.Stderr, "generating %d MiB of files and a %d MiB database…\n", filesMB, dbMB)
 	if err := generateTree(prod, filesMB); err != nil {
 		return err
@@ -78,10 +101,24 @@ func run(filesMB, dbMB int, keep bool) error {
 	if err != nil {
 		return err
 	}
-	os.MkdirAll(stage, 0o755)
-	os.MkdirAll(hand, 0o755)
-	cfg := filepath.Join(work, "cairn.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`repository: {path: %s}
+
+	// A round is a first clone onto an empty staging (a new repository,
+	// directory and database each time) and the hand pipeline onto an
+	// empty copy, in turn first and second from one round to the next.
+	newRound := func(n int) (*round, error) {
+		stageDB, err := newDB(fmt.Sprintf("stage%d", n))
+		if err != nil {
+			return nil, err
+		}
+		handDB, err := newDB(fmt.Sprintf("hand%d", n))
+		if err != nil {
+			return nil, err
+		}
+		stage, hand := filepath.Join(work, fmt.Sprintf("stage%d", n)), filepath.Join(work, fmt.Sprintf("hand%d", n))
+		os.MkdirAll(stage, 0o755)
+		os.MkdirAll(hand, 0o755)
+		cfg := filepath.Join(work, fmt.Sprintf("cairn%d.yaml", n))
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`repository: {path: %s}
 sites:
   bench:
     environments:
@@ -93,67 +130,113 @@ sites:
         url: %s
         files: %s
         databases: ["mysql://root@127.0.0.1:3306/%s"]
-`, filepath.Join(work, "repo"), from, prod, prodDB, to, stage, stageDB)), 0o644)
-	env := append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(work, "home"))
-	cairn := func(args ...string) (measure.Result, error) {
-		c := exec.Command(bin, append([]string{"--no-progress"}, args...)...)
-		c.Env = env
-		return measure.Timed(c)
+`, filepath.Join(work, fmt.Sprintf("repo%d", n)), from, prod, prodDB, to, stage, stageDB)), 0o644)
+		r := &round{bin: bin, env: append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(work, "home"))}
+		r.hand = func() (measure.Result, error) {
+			sh := fmt.Sprintf("rsync -a --delete %s/ %s/ && mariadb-dump --single-transaction --quick --routines --triggers --events --hex-blob -uroot -h127.0.0.1 %s | sed 's#%s#%s#g' | mariadb --max-allowed-packet=1G -uroot -h127.0.0.1 %s",
+				prod, hand, prodDB, from, to, handDB)
+			// Each timed step starts with no dirty pages of the step
+			// before it to write back (the files generated, or the copy
+			// the other just made): none pays for another's writes.
+			syscall.Sync()
+			return measure.Timed(exec.Command("sh", "-c", sh))
+		}
+		_, err = r.run("init")
+		return r, err
 	}
-	handPipeline := func() (measure.Result, error) {
-		sh := fmt.Sprintf("rsync -a --delete %s/ %s/ && mariadb-dump --single-transaction --quick --routines --triggers --events --hex-blob -uroot -h127.0.0.1 %s | sed 's#%s#%s#g' | mariadb --max-allowed-packet=1G -uroot -h127.0.0.1 %s",
-			prod, hand, prodDB, from, to, handDB)
-		return measure.Timed(exec.Command("sh", "-c", sh))
+
+	var c1s, h1s []measure.Result
+	var last *round
+	for n := 1; n <= rounds; n++ {
+		fmt.Fprintf(os.Stderr, "first clone, round %d of %d…\n", n, rounds)
+		r, err := newRound(n)
+		if err != nil {
+			return err
+		}
+		first, second := r.hand, r.cairn
+		if n%2 == 0 {
+			first, second = r.cairn, r.hand
+		}
+		a, err := first()
+		if err != nil {
+			return err
+		}
+		b, err := second()
+		if err != nil {
+			return err
+		}
+		if n%2 == 0 {
+			a, b = b, a
+		}
+		h1s, c1s = append(h1s, a), append(c1s, b)
+		last = r
 	}
-	if _, err := cairn("init"); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "first clone…")
-	h1, err := handPipeline()
-	if err != nil {
-		return err
-	}
-	c1, err := cairn("clone", "bench/production", "bench/staging", "--json")
-	if err != nil {
-		return err
-	}
-	// Later clones: 1% more changed each time (a weekly refresh); the
-	// third shows the steady state, where staging's safety snapshot
-	// finds most of its dump stored already.
+	// Later clones, on the last round's staging: 1% more changed each
+	// time (a weekly refresh); the third shows the steady state, where
+	// staging's safety snapshot finds most of its dump stored already.
 	var cs, hs []measure.Result
-	for round := 1; round <= 2; round++ {
+	for n := 1; n <= 2; n++ {
 		fmt.Fprintln(os.Stderr, "changing 1% of files and rows…")
 		if err := changeTree(prod); err != nil {
 			return err
 		}
-		if _, err := root.Exec(fmt.Sprintf("UPDATE %s.wp_posts SET post_content = CONCAT(post_content, ' (edited)') WHERE ID > %d AND ID <= %d", prodDB, rows-rows/100*round, rows-rows/100*(round-1))); err != nil {
+		if _, err := root.Exec(fmt.Sprintf("UPDATE %s.wp_posts SET post_content = CONCAT(post_content, ' (edited)') WHERE ID > %d AND ID <= %d", prodDB, rows-rows/100*n, rows-rows/100*(n-1))); err != nil {
 			return err
 		}
-		fmt.Fprintln(os.Stderr, "clone", round+1, "…")
-		h, err := handPipeline()
+		fmt.Fprintln(os.Stderr, "clone", n+1, "…")
+		h, err := last.hand()
 		if err != nil {
 			return err
 		}
-		c, err := cairn("clone", "bench/production", "bench/staging", "--json")
+		c, err := last.cairn()
 		if err != nil {
 			return err
 		}
 		cs, hs = append(cs, c), append(hs, h)
 	}
+
 	fmt.Printf("\nsite: %d MiB of files, %d MiB database (%d posts)\n\n", filesMB, dbMB, rows)
-	fmt.Println("| clone | cairn clone | rsync + dump \\| sed \\| load | ratio | cairn / its first | peak RSS cairn |")
+	fmt.Println("| clone | cairn clone | rsync + dump \\| sed \\| load | ratio | cairn / its first (median) | peak RSS cairn |")
 	fmt.Println("|---|---|---|---|---|---|")
-	row := func(name string, c, h measure.Result) {
-		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %.2f× | %d MiB |\n", name, c.Wall.Seconds(), h.Wall.Seconds(), c.Wall.Seconds()/h.Wall.Seconds(), c.Wall.Seconds()/c1.Wall.Seconds(), c.RSS/1024)
+	var ratios []float64
+	for i := range c1s {
+		ratios = append(ratios, c1s[i].Wall.Seconds()/h1s[i].Wall.Seconds())
 	}
-	row("first", c1, h1)
+	sort.Float64s(ratios)
+	firstMedian := measure.Median(c1s).Wall.Seconds()
+	row := func(name string, c, h measure.Result) {
+		fmt.Printf("| %s | %.2f s | %.2f s | %.2f× | %.2f× | %d MiB |\n", name, c.Wall.Seconds(), h.Wall.Seconds(), c.Wall.Seconds()/h.Wall.Seconds(), c.Wall.Seconds()/firstMedian, c.RSS/1024)
+	}
+	for i := range c1s {
+		row(fmt.Sprintf("first, round %d", i+1), c1s[i], h1s[i])
+	}
 	row("second, 1% changed", cs[0], hs[0])
 	row("third, 1% more changed", cs[1], hs[1])
-	fmt.Println()
-	for i, c := range append([]measure.Result{c1}, cs...) {
+	fmt.Printf("\nfirst clone: median ratio %.2f× over %d rounds (cairn median %.2f s)\n\n", ratios[len(ratios)/2], len(ratios), firstMedian)
+	for i, c := range append(c1s, cs...) {
 		fmt.Printf("cairn clone %d: stages %s; database: %s\n", i+1, stages(c.Out), databaseLine(c.Out))
 	}
 	return nil
+}
+
+// round is one staging (repository, directory and database) and one copy
+// by hand, each cloned onto from production.
+type round struct {
+	bin  string
+	env  []string // cairn's, with the round's configuration
+	hand func() (measure.Result, error)
+}
+
+// run runs cairn, after a sync (see hand).
+func (r *round) run(args ...string) (measure.Result, error) {
+	syscall.Sync()
+	c := exec.Command(r.bin, append([]string{"--no-progress"}, args...)...)
+	c.Env = r.env
+	return measure.Timed(c)
+}
+
+func (r *round) cairn() (measure.Result, error) {
+	return r.run("clone", "bench/production", "bench/staging", "--json")
 }
 
 // databaseLine reads how the database went in from clone's --json output.
