@@ -17,9 +17,11 @@ import (
 // that snapshot them, instead of reading them a second time. It is a head
 // start only: a file it does not finish (read in part, changed while read,
 // a write that failed) is left as it was, for the restore that follows.
-// Files are written as WriteFile writes them: atomically, with the size,
-// permissions and time the snapshot records, so that the restore finds
-// them in place.
+// Files get the size, permissions and time the snapshot records, so that
+// the restore finds them in place. A file the target has is replaced
+// atomically, as WriteFile does; one it lacks is made in place and
+// removed again if its copy fails (after a crash, its size or time tells
+// the restore to write it again).
 //
 // A Mirror copies nothing until Start and nothing after Stop; it is safe
 // for concurrent use.
