@@ -13,7 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
-// loadFixture holds every column type LOAD DATA takes, with the values a
+// loadFixture holds every column type batches take, with the values a
 // converter gets wrong (tabs, backslashes, NUL, Ctrl-Z, quotes, a literal
 // \N, empty strings beside NULLs, every byte in a blob, extreme numbers,
 // zero dates), enough rows for several INSERT statements, and tables that
@@ -68,7 +68,7 @@ func loadFixture(t *testing.T) *testenv.MariaDB {
 	return m
 }
 
-// Both ways of loading (LOAD DATA, and the dump's INSERTs as they are)
+// Both ways of loading (rows by batches, and the dump's INSERTs as they are)
 // give a copy whose per-table checksums are the source's, from the dump as
 // mariadb-dump writes it (a row a line) and with all rows of a statement
 // on one line (MySQL's mysqldump, older MariaDB); from a dump in utf8mb4
@@ -101,20 +101,20 @@ func TestLoadEveryType(t *testing.T) {
 		for _, c := range []struct {
 			name   string
 			dump   []byte
-			infile bool
-		}{{"load data", dump.Bytes(), true}, {"inserts", dump.Bytes(), false}, {"load data, one-line inserts", oneLine, true}} {
+			batched bool
+		}{{"batches", dump.Bytes(), true}, {"inserts", dump.Bytes(), false}, {"batches, one-line inserts", oneLine, true}} {
 			t.Run(charset+", "+c.name, func(t *testing.T) {
 				dst := testenv.NewMariaDB(t)
-				infiled, err := load(ctx, root(dst.Database), bytes.NewReader(c.dump), c.infile)
+				batched, err := load(ctx, root(dst.Database), bytes.NewReader(c.dump), c.batched)
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantInfiled := []string{"every", "indexed"}
+				wantBatched := []string{"every", "indexed"}
 				if charset == "utf8mb4" {
-					wantInfiled = []string{"every", "indexed", "inet"}
+					wantBatched = []string{"every", "indexed", "inet"}
 				}
-				if c.infile && !slices.Equal(infiled, wantInfiled) || !c.infile && len(infiled) > 0 {
-					t.Errorf("tables loaded by LOAD DATA: %v", infiled)
+				if c.batched && !slices.Equal(batched, wantBatched) || !c.batched && len(batched) > 0 {
+					t.Errorf("tables loaded by batches: %v", batched)
 				}
 				got, err := Stats(ctx, root(dst.Database))
 				if err != nil {
@@ -151,7 +151,7 @@ func TestLoadBadDumps(t *testing.T) {
 		{"cut in a statement", "CREATE TABLE x (\n  a INT", "cut short"},
 		{"syntax", "CREATE TABLE x (;\n", "line 1: Error 1064"},
 		{"garbled row", string(garbled), "unexpected literal"},
-		{"row short of a field", string(short), "the rows were read wrongly"},
+		{"row short of a field", string(short), "a row has 28 values, the first had 27: the dump is damaged"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dst := testenv.NewMariaDB(t)
@@ -180,12 +180,12 @@ func TestLoadMatchesClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			ours, theirs := testenv.NewMariaDB(t), testenv.NewMariaDB(t)
-			infiled, err := load(ctx, root(ours.Database), bytes.NewReader(dump), true)
+			batched, err := load(ctx, root(ours.Database), bytes.NewReader(dump), true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(infiled) == 0 {
-				t.Errorf("no table went in by LOAD DATA")
+			if len(batched) == 0 {
+				t.Errorf("no table went in by batches")
 			}
 			client := exec.Command("mariadb", "-uroot", "-h127.0.0.1", "--default-character-set=utf8mb4", theirs.Database)
 			client.Stdin = bytes.NewReader(dump)
