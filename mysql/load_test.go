@@ -99,8 +99,8 @@ func TestLoadEveryType(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range []struct {
-			name   string
-			dump   []byte
+			name    string
+			dump    []byte
 			batched bool
 		}{{"batches", dump.Bytes(), true}, {"inserts", dump.Bytes(), false}, {"batches, one-line inserts", oneLine, true}} {
 			t.Run(charset+", "+c.name, func(t *testing.T) {
