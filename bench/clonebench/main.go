@@ -6,7 +6,7 @@
 // empty staging, the pipeline and cairn taking turns to go first, and
 // reports the median; then it clones twice more, each time after changing
 // 1% of the files and another 1% of the rows. Every timed step starts
-// after a sync.
+// once the steps before it are on disk (see quiesce).
 //
 //	go run ./bench/clonebench [-files 1024] [-db 500] [-rounds 3] [-keep]
 //
@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cairn-backup/cairn/bench/internal/measure"
 )
@@ -135,10 +136,7 @@ sites:
 		r.hand = func() (measure.Result, error) {
 			sh := fmt.Sprintf("rsync -a --delete %s/ %s/ && mariadb-dump --single-transaction --quick --routines --triggers --events --hex-blob -uroot -h127.0.0.1 %s | sed 's#%s#%s#g' | mariadb --max-allowed-packet=1G -uroot -h127.0.0.1 %s",
 				prod, hand, prodDB, from, to, handDB)
-			// Each timed step starts with no dirty pages of the step
-			// before it to write back (the files generated, or the copy
-			// the other just made): none pays for another's writes.
-			syscall.Sync()
+			quiesce()
 			return measure.Timed(exec.Command("sh", "-c", sh))
 		}
 		_, err = r.run("init")
@@ -219,6 +217,36 @@ sites:
 	return nil
 }
 
+// quiesce waits, before a timed step, for the writes of the steps before
+// it to be on disk: the page cache's (a sync) and MariaDB's (the dirty
+// pages of its buffer pool, which it otherwise flushes at its leisure,
+// for a minute after a 500 MiB load, while the next step runs). Without
+// it, each step pays for the one before (the pipeline for cairn's load,
+// cairn for the pipeline's). MariaDB is made to flush them at once
+// (innodb_max_dirty_pages_pct 0) and given its setting back.
+func quiesce() {
+	syscall.Sync()
+	db, err := measure.MariaDB("")
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	var pct string
+	if db.QueryRow("SELECT @@GLOBAL.innodb_max_dirty_pages_pct").Scan(&pct) != nil {
+		return
+	}
+	db.Exec("SET GLOBAL innodb_max_dirty_pages_pct = 0")            //nolint:errcheck
+	defer db.Exec("SET GLOBAL innodb_max_dirty_pages_pct = " + pct) //nolint:errcheck
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var name string
+		var dirty int
+		if db.QueryRow("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'").Scan(&name, &dirty) != nil || dirty < 100 {
+			break
+		}
+	}
+	syscall.Sync()
+}
+
 // round is one staging (repository, directory and database) and one copy
 // by hand, each cloned onto from production.
 type round struct {
@@ -227,9 +255,9 @@ type round struct {
 	hand func() (measure.Result, error)
 }
 
-// run runs cairn, after a sync (see hand).
+// run runs cairn, once all is quiet (see quiesce).
 func (r *round) run(args ...string) (measure.Result, error) {
-	syscall.Sync()
+	quiesce()
 	c := exec.Command(r.bin, append([]string{"--no-progress"}, args...)...)
 	c.Env = r.env
 	return measure.Timed(c)
