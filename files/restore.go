@@ -70,7 +70,7 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		opts.Progress = cairn.NoProgress{}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx}
+	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx, slots: make(chan struct{}, min(dirWalkers, opts.Workers-1))}
 	r.planner, _ = src.(cairn.ReadPlanner)
 	for i := 0; i < opts.Workers; i++ {
 		g.Go(r.worker)
@@ -81,6 +81,8 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 			if err := r.dir(src, at); err != nil {
 				return err
 			}
+			r.qmu.Lock()
+			defer r.qmu.Unlock()
 			return r.flush()
 		}
 		j, err := r.entry(src, at, r.existing(at))
@@ -90,6 +92,8 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		if err := r.queue([]job{*j}); err != nil {
 			return err
 		}
+		r.qmu.Lock()
+		defer r.qmu.Unlock()
 		return r.flush()
 	})
 	if err := g.Wait(); err != nil {
@@ -117,12 +121,23 @@ type restorer struct {
 	ctx  context.Context
 
 	planner cairn.ReadPlanner
-	batch   []job // copies waiting to be ordered by the planner
+	qmu     sync.Mutex // guards batch and the order of sends
+	batch   []job      // copies waiting to be ordered by the planner
+
+	// slots lets more directories be walked at once than the first:
+	// reading a tree's directories (a repository's, decrypted and
+	// decoded) and listing the target's takes as long as the copies
+	// when few files changed.
+	slots chan struct{}
 
 	mu    sync.Mutex
 	stats Stats
 	dirs  []dirAttr
 }
+
+// dirWalkers is how many directories are walked at once besides the first
+// (fewer with fewer workers: one worker, one walker).
+const dirWalkers = 3
 
 // batchSize bounds the copies held back for ordering: enough for a site's
 // tree to be read pack by pack, a few MB of memory.
@@ -207,6 +222,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 	}
 	inSnap := make(map[string]bool, len(kids))
 	var pending []job // this directory's files to copy, queued after the prefetch hint
+	var subdirs errgroup.Group
 	for _, k := range kids {
 		inSnap[k.Name()] = true
 		p := path.Join(rel, k.Name())
@@ -217,13 +233,28 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		if fi, ok := present[k.Name()]; ok {
 			curK = &fi
 		}
+		if k.Mode().IsDir() && (curK == nil || curK.Mode.IsDir()) && !r.opts.DryRun { // a plan is listed in order
+			select {
+			case r.slots <- struct{}{}: // a walker is free: it takes the subdirectory
+				subdirs.Go(func() error {
+					defer func() { <-r.slots }()
+					return r.dir(k, p)
+				})
+				continue
+			default:
+			}
+		}
 		j, err := r.entry(k, p, curK)
 		if err != nil {
+			subdirs.Wait() //nolint:errcheck // this error is the one reported
 			return err
 		}
 		if j != nil {
 			pending = append(pending, *j)
 		}
+	}
+	if err := subdirs.Wait(); err != nil {
+		return err
 	}
 	if err := r.queue(pending); err != nil {
 		return err
@@ -276,6 +307,8 @@ func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
 // queue hands copies to the workers. With a planner they are first
 // gathered into a batch and read in the order the planner prefers.
 func (r *restorer) queue(jobs []job) error {
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
 	if r.planner == nil || r.opts.DryRun {
 		return r.send(jobs)
 	}
@@ -286,7 +319,7 @@ func (r *restorer) queue(jobs []job) error {
 	return nil
 }
 
-// flush sends the batch in the planner's order.
+// flush sends the batch in the planner's order. r.qmu is held.
 func (r *restorer) flush() error {
 	if len(r.batch) == 0 {
 		return nil
