@@ -21,9 +21,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(stopMinIO{m}, map[string]func(){
 		"cairn": func() { os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
+}
+
+// stopMinIO stops the tests' MinIO, if one was started, once they ran
+// (testscript.Main exits without returning), so that its data is removed.
+type stopMinIO struct{ *testing.M }
+
+func (s stopMinIO) Run() int {
+	code := s.M.Run()
+	testenv.StopMinIO()
+	return code
 }
 
 // TestScripts runs the end-to-end scripts in testdata/script: what a user
