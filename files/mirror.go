@@ -87,7 +87,7 @@ func (m *Mirror) MirrorFile(rel string, mode fs.FileMode, size int64, mtime time
 	if err != nil {
 		return nil
 	}
-	return &mirrorFile{m: m, tmp: tmp, rel: rel, mode: mode, size: size, mtime: mtime, exists: exists}
+	return &mirrorFile{m: m, tmp: tmp, mode: mode, size: size, mtime: mtime, exists: exists}
 }
 
 // kept reports whether rel or a directory above it is one the target keeps.
@@ -142,7 +142,6 @@ func (m *Mirror) mkdirAll(dir string) error {
 type mirrorFile struct {
 	m       *Mirror
 	tmp     *tempFile
-	rel     string
 	mode    fs.FileMode
 	size    int64
 	mtime   time.Time

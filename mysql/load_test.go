@@ -144,6 +144,10 @@ func TestLoadBadDumps(t *testing.T) {
 		t.Fatal("the fixture's first row has changed: the test needs its NULLs")
 	}
 	garbled := bytes.Replace(d, []byte("INSERT INTO `every` VALUES\n("), []byte("INSERT INTO `every` VALUES\n(]"), 1)
+	// The same rows twice: the server refuses a batch (a duplicate key).
+	first := d[bytes.Index(d, []byte("INSERT INTO `every`")):]
+	first = first[:bytes.Index(first, []byte(";\n"))+2]
+	twice := bytes.Replace(d, first, append(append([]byte(nil), first...), first...), 1)
 	for _, c := range []struct {
 		name, dump, want string
 	}{
@@ -152,6 +156,7 @@ func TestLoadBadDumps(t *testing.T) {
 		{"syntax", "CREATE TABLE x (;\n", "line 1: Error 1064"},
 		{"garbled row", string(garbled), "unexpected literal"},
 		{"row short of a field", string(short), "a row has 28 values, the first had 27: the dump is damaged"},
+		{"batch refused", string(twice), "load the rows of every: Error 1062"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dst := testenv.NewMariaDB(t)
