@@ -149,6 +149,10 @@ type SnapshotRequest struct {
 	// Mirror, when not nil, is given a copy of each file as the snapshot
 	// reads it.
 	Mirror FileMirror
+	// Protect lists absolute, resolved paths never snapshotted: cairn's
+	// own repository, keys and state. One that lies inside Path is left
+	// out, and the snapshot's warnings say so.
+	Protect []string
 }
 
 // FileMirror receives copies of the files a snapshot reads (a clone writes

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
 )
 
 // Config is one parsed cairn.yaml.
@@ -346,17 +347,17 @@ func (c *Config) checkMissing(prefix string) error {
 
 // FindByPath returns the environment whose files are the local directory dir.
 func (c *Config) FindByPath(dir string) (site, env string, ok bool) {
-	abs, err := filepath.Abs(dir)
+	abs, err := files.Resolve(dir)
 	if err != nil {
 		return "", "", false
 	}
 	for _, sn := range sortedKeys(c.Sites) {
 		for _, en := range sortedKeys(c.Sites[sn].Environments) {
-			files := c.Sites[sn].Environments[en].Files
-			if files == "" || strings.Contains(files, "://") {
+			dir := c.Sites[sn].Environments[en].Files
+			if dir == "" || strings.Contains(dir, "://") {
 				continue
 			}
-			if fa, err := filepath.Abs(c.resolve(files)); err == nil && fa == abs {
+			if fa, err := files.Resolve(c.resolve(dir)); err == nil && fa == abs {
 				return sn, en, true
 			}
 		}

@@ -3,13 +3,13 @@ package files
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path"
 	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/pattern"
+	"golang.org/x/sys/unix"
 )
 
 // Mirror copies files onto a local directory from another reader's reads:
@@ -26,7 +26,7 @@ import (
 // A Mirror copies nothing until Start and nothing after Stop; it is safe
 // for concurrent use.
 type Mirror struct {
-	dst  Local
+	dst  *Local
 	keep pattern.Set
 
 	mu    sync.Mutex
@@ -37,21 +37,23 @@ type Mirror struct {
 
 var _ cairn.FileMirror = (*Mirror)(nil)
 
-// NewMirror returns a mirror onto dir that never writes the paths keep
-// matches (nor anything below them).
-func NewMirror(dir string, keep pattern.Set) *Mirror {
-	return &Mirror{dst: Local{Root: dir}, keep: keep, dirs: map[string]bool{"": true}}
+// NewMirror returns a mirror that never writes the paths keep matches
+// (nor anything below them).
+func NewMirror(keep pattern.Set) *Mirror {
+	return &Mirror{keep: keep, dirs: map[string]bool{"": true}}
 }
 
-// Start begins copying; files opened before are not copied.
-func (m *Mirror) Start() {
+// Start begins copying onto dst; files opened before are not copied. dst
+// stays the caller's to close, after Stop.
+func (m *Mirror) Start(dst *Local) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.on = true
+	m.dst, m.on = dst, true
 }
 
 // Stop ends copying and returns what was written. Files being written
-// when it is called are still finished.
+// when it is called are still finished (the target's handles they use
+// stay open until then, even once it is closed).
 func (m *Mirror) Stop() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -64,7 +66,17 @@ func (m *Mirror) MirrorFile(rel string, mode fs.FileMode, size int64, mtime time
 	m.mu.Lock()
 	on := m.on
 	m.mu.Unlock()
-	if !on || !mode.IsRegular() || m.kept(rel) {
+	if !on {
+		return nil
+	}
+	if w := m.mirrorFile(rel, mode, size, mtime); w != nil {
+		return w
+	}
+	return nil // a nil *mirrorFile is not a nil MirrorWriter
+}
+
+func (m *Mirror) mirrorFile(rel string, mode fs.FileMode, size int64, mtime time.Time) *mirrorFile {
+	if !mode.IsRegular() || m.kept(rel) {
 		return nil
 	}
 	// Directories above are made or checked first: one that is a link
@@ -72,22 +84,29 @@ func (m *Mirror) MirrorFile(rel string, mode fs.FileMode, size int64, mtime time
 	if err := m.mkdirAll(path.Dir(rel)); err != nil {
 		return nil
 	}
-	dst := m.dst.path(rel)
-	// Most often the target lacks the file (a first clone): it is made
-	// in place.
-	tmp, err := createNew(dst, mode)
-	exists := errors.Is(err, fs.ErrExist)
-	if exists {
-		cur, serr := os.Lstat(dst)
-		if serr != nil || cur.IsDir() || cur.Size() == size && cur.ModTime().Equal(mtime) && cur.Mode().Perm() == mode.Perm() {
-			return nil // a directory is the restore's to replace; an equal file is done
-		}
-		tmp, err = createTemp(dst, mode)
-	}
+	dirfd, name, release, err := m.dst.at(rel)
 	if err != nil {
 		return nil
 	}
-	return &mirrorFile{m: m, tmp: tmp, mode: mode, size: size, mtime: mtime, exists: exists}
+	display := m.dst.displayPath(rel)
+	// Most often the target lacks the file (a first clone): it is made
+	// in place.
+	tmp, err := createNew(dirfd, name, display, mode)
+	exists := errors.Is(err, fs.ErrExist)
+	if exists {
+		var cur unix.Stat_t
+		serr := fstatat(dirfd, name, &cur)
+		if serr != nil || cur.Mode&unix.S_IFMT == unix.S_IFDIR || cur.Size == size && cur.Mtim.Nano() == mtime.UnixNano() && fs.FileMode(cur.Mode&0o777) == mode.Perm() {
+			release()
+			return nil // a directory is the restore's to replace; an equal file is done
+		}
+		tmp, err = createTemp(dirfd, name, display, mode)
+	}
+	if err != nil {
+		release()
+		return nil
+	}
+	return &mirrorFile{m: m, tmp: tmp, release: release, mode: mode, size: size, mtime: mtime, exists: exists}
 }
 
 // kept reports whether rel or a directory above it is one the target keeps.
@@ -121,11 +140,11 @@ func (m *Mirror) mkdirAll(dir string) error {
 	if err := m.mkdirAll(path.Dir(dir)); err != nil {
 		return err
 	}
-	err := os.Mkdir(m.dst.path(dir), 0o755)
+	err := m.dst.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		// Something is there: a directory does, anything else is the
 		// restore's to replace.
-		if fi, serr := os.Lstat(m.dst.path(dir)); serr != nil || !fi.IsDir() {
+		if fi, serr := m.dst.Lstat(dir); serr != nil || !fi.Mode.IsDir() {
 			return fs.ErrExist
 		}
 		err = nil
@@ -142,6 +161,7 @@ func (m *Mirror) mkdirAll(dir string) error {
 type mirrorFile struct {
 	m       *Mirror
 	tmp     *tempFile
+	release func() // gives back the directory's handle
 	mode    fs.FileMode
 	size    int64
 	mtime   time.Time
@@ -161,6 +181,7 @@ func (f *mirrorFile) Write(p []byte) (int, error) {
 }
 
 func (f *mirrorFile) Finish(complete bool) {
+	defer f.release()
 	if !complete || f.failed || f.written != f.size {
 		f.tmp.abort()
 		return

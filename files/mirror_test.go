@@ -44,11 +44,11 @@ func TestMirror(t *testing.T) {
 	os.Chmod(filepath.Join(dir, "same.php"), 0o640)
 	os.Chtimes(filepath.Join(dir, "same.php"), mtime, mtime)
 
-	m := NewMirror(dir, pattern.MustCompile("uploads/", "wp-config.php"))
+	m := NewMirror(pattern.MustCompile("uploads/", "wp-config.php"))
 	if copyThrough(m, "before-start.php", "x", 0o644, mtime, true) {
 		t.Fatal("a mirror copied a file before Start")
 	}
-	m.Start()
+	m.Start(local(t, dir))
 	for _, c := range []struct {
 		rel, content string
 		complete     bool
@@ -125,8 +125,8 @@ func TestMirrorDiskFull(t *testing.T) {
 		t.Fatalf("mount a tmpfs to fill (needs root): %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	m := NewMirror(dir, pattern.Set{})
-	m.Start()
+	m := NewMirror(pattern.Set{})
+	m.Start(local(t, dir))
 	big := strings.Repeat("x", 256<<10)
 	w := m.MirrorFile("big.bin", 0o644, int64(len(big)), time.Now())
 	if w == nil {

@@ -41,8 +41,18 @@ type Change struct {
 // Options control a restore.
 type Options struct {
 	// Keep lists paths restore never writes nor deletes: the environment's
-	// excludes and preserves.
+	// excludes and preserves. A link on the target matches a directory
+	// pattern too.
 	Keep pattern.Set
+	// Delete removes what the target has and the snapshot lacks (except
+	// what Keep matches). Without it such entries are left as they are
+	// and counted in Stats.Extra.
+	Delete bool
+	// Protect lists paths (relative, slash-separated) that restore must
+	// never write, replace nor remove, nor any directory above them:
+	// cairn's own repository, keys and state when they lie inside the
+	// target. A snapshot that would need one replaced fails the restore.
+	Protect []string
 	// DryRun reports the changes without making them.
 	DryRun bool
 	// Workers is how many files are copied at once (default 8).
@@ -57,6 +67,13 @@ type Options struct {
 type Stats struct {
 	Added, Updated, Meta, Deleted, Unchanged int64
 	BytesWritten, BytesDeleted               int64
+	// Extra counts entries the target has and the snapshot lacks, left
+	// in place because Options.Delete was not set.
+	Extra int64
+	// Unsafe lists files whose setuid or setgid bit was not restored:
+	// ownership is not restored, so the bit would lend the restoring
+	// user's rights to whoever runs the file.
+	Unsafe []string
 }
 
 // Restore makes the target path at (relative, "" = root) hold exactly the
@@ -68,6 +85,9 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 	}
 	if opts.Progress == nil {
 		opts.Progress = cairn.NoProgress{}
+	}
+	if p := (&restorer{opts: opts}).protected(at); p == insideProtected || p == aboveProtected && !src.Mode().IsDir() {
+		return Stats{}, fmt.Errorf("restore onto %s/%s: %w", dst, at, errProtectedPath)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx, slots: make(chan struct{}, min(dirWalkers, opts.Workers-1))}
@@ -85,7 +105,16 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 			defer r.qmu.Unlock()
 			return r.flush()
 		}
-		j, err := r.entry(src, at, r.existing(at))
+		cur, err := r.existing(at)
+		if errors.Is(err, ErrNotDir) {
+			if err = r.mkdirAll(path.Dir(at), 0o755); err == nil {
+				cur, err = r.existing(at)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		j, err := r.entry(src, at, cur)
 		if err != nil || j == nil {
 			return err
 		}
@@ -178,19 +207,30 @@ func (r *restorer) report(c Change) {
 	}
 }
 
-func (r *restorer) existing(rel string) *Info {
+// existing describes the target's entry at rel, or returns nil if there
+// is none.
+func (r *restorer) existing(rel string) (*Info, error) {
 	fi, err := r.dst.Lstat(rel)
-	if err != nil {
-		return nil
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	return &fi
+	if err != nil {
+		return nil, fmt.Errorf("look at %s: %w", r.where(rel), err)
+	}
+	return &fi, nil
 }
 
 func (r *restorer) dir(n cairn.Node, rel string) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	cur := r.existing(rel)
+	cur, err := r.existing(rel)
+	if errors.Is(err, ErrNotDir) {
+		cur, err = nil, nil // a link above: mkdirAll replaces it
+	}
+	if err != nil {
+		return err
+	}
 	if cur != nil && !cur.Mode.IsDir() {
 		if err := r.remove(rel, *cur); err != nil {
 			return err
@@ -226,12 +266,21 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 	for _, k := range kids {
 		inSnap[k.Name()] = true
 		p := path.Join(rel, k.Name())
-		if r.opts.Keep.Match(p, k.Mode().IsDir()) {
-			continue
-		}
 		var curK *Info
 		if fi, ok := present[k.Name()]; ok {
 			curK = &fi
+		}
+		if r.kept(p, k.Mode(), curK) {
+			continue
+		}
+		switch r.protected(p) {
+		case insideProtected:
+			continue
+		case aboveProtected:
+			if !k.Mode().IsDir() {
+				subdirs.Wait() //nolint:errcheck // this error is the one reported
+				return fmt.Errorf("the snapshot has a file at %s, which holds cairn's own repository, keys or state: %w", r.where(p), errProtectedPath)
+			}
 		}
 		if k.Mode().IsDir() && (curK == nil || curK.Mode.IsDir()) && !r.opts.DryRun { // a plan is listed in order
 			select {
@@ -276,7 +325,13 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 			}
 			continue
 		}
-		if r.opts.Keep.Match(p, fi.Mode.IsDir()) {
+		if r.kept(p, fi.Mode, nil) || r.protected(p) != notProtected {
+			continue
+		}
+		if !r.opts.Delete {
+			r.mu.Lock()
+			r.stats.Extra++
+			r.mu.Unlock()
 			continue
 		}
 		if err := r.remove(p, fi); err != nil {
@@ -289,12 +344,33 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 	return nil
 }
 
+// mkdirAll makes the directory rel and those above it that the target
+// lacks; anything else in their place (a link, most often) is replaced.
 func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
-	if rel == "" || r.existing(rel) != nil {
+	if rel == "" {
 		return nil
 	}
-	if parent := path.Dir(rel); parent != "." {
-		if err := r.mkdirAll(parent, 0o755); err != nil {
+	cur, err := r.existing(rel)
+	if err != nil && !errors.Is(err, ErrNotDir) {
+		return err
+	}
+	if cur != nil && cur.Mode.IsDir() {
+		return nil
+	}
+	if cur == nil { // missing, or something above is not a directory
+		if parent := path.Dir(rel); parent != "." {
+			if err := r.mkdirAll(parent, 0o755); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			if cur, err = r.existing(rel); err != nil {
+				return err
+			}
+		}
+	}
+	if cur != nil {
+		if err := r.remove(rel, *cur); err != nil {
 			return err
 		}
 	}
@@ -373,6 +449,13 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 	case mode&fs.ModeSymlink != 0:
 		return nil, r.symlink(n, rel, cur)
 	case mode.IsRegular():
+		if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+			r.mu.Lock()
+			r.stats.Unsafe = append(r.stats.Unsafe, rel)
+			r.mu.Unlock()
+			n = safeMode{n}
+			mode = n.Mode()
+		}
 		if cur != nil && !cur.Mode.IsRegular() {
 			if err := r.remove(rel, *cur); err != nil {
 				return nil, err
@@ -382,7 +465,7 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 		j := job{node: n, rel: rel, exists: cur != nil}
 		if cur != nil && cur.Size == n.Size() {
 			if cur.ModTime.Equal(n.ModTime()) {
-				if cur.Mode.Perm() != mode.Perm() {
+				if cur.Mode&modeBits != mode&modeBits {
 					r.report(Change{Op: OpMeta, Path: rel})
 					if !r.opts.DryRun {
 						if err := r.dst.SetAttrs(rel, mode, n.ModTime()); err != nil {
@@ -438,6 +521,9 @@ func (r *restorer) symlink(n cairn.Node, rel string, cur *Info) error {
 }
 
 func (r *restorer) remove(rel string, fi Info) error {
+	if p := r.protected(rel); p != notProtected {
+		return fmt.Errorf("refusing to remove %s: %w", r.where(rel), errProtectedPath)
+	}
 	r.report(Change{Op: OpDelete, Path: rel, Size: fi.Size, Dir: fi.Mode.IsDir()})
 	if r.opts.DryRun {
 		return nil

@@ -120,7 +120,7 @@ func equalMaps(a, b map[string]string) bool {
 func TestRestoreIntoEmpty(t *testing.T) {
 	want := map[string]string{"index.php": "<?php", "wp-content/themes/t/style.css": "body{}", "link": "->index.php"}
 	dst := t.TempDir()
-	st, err := Restore(context.Background(), tree(want), Local{dst}, "", Options{})
+	st, err := Restore(context.Background(), tree(want), local(t, dst), "", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRestoreIntoEmpty(t *testing.T) {
 func TestRestoreDelta(t *testing.T) {
 	snap := tree(map[string]string{"same.txt": "same", "changed.txt": "new content", "touched.txt": "equal", "gone/dir/x": "x"})
 	dst := t.TempDir()
-	if _, err := Restore(context.Background(), snap, Local{dst}, "", Options{}); err != nil {
+	if _, err := Restore(context.Background(), snap, local(t, dst), "", Options{Delete: true}); err != nil {
 		t.Fatal(err)
 	}
 	// Now diverge the target in every way restore must notice.
@@ -157,7 +157,7 @@ func TestRestoreDelta(t *testing.T) {
 
 	var changes []Change
 	keep := pattern.MustCompile("cache/", "uploads/")
-	st, err := Restore(context.Background(), snap, Local{dst}, "", Options{Keep: keep, OnChange: func(c Change) { changes = append(changes, c) }})
+	st, err := Restore(context.Background(), snap, local(t, dst), "", Options{Keep: keep, Delete: true, OnChange: func(c Change) { changes = append(changes, c) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestRestoreDryRunChangesNothing(t *testing.T) {
 	write(t, dst, map[string]string{"a.txt": "different", "extra": "e"})
 	before := readTree(t, dst)
 	var plan []string
-	st, err := Restore(context.Background(), snap, Local{dst}, "", Options{DryRun: true, OnChange: func(c Change) { plan = append(plan, string(c.Op)+" "+c.Path) }})
+	st, err := Restore(context.Background(), snap, local(t, dst), "", Options{DryRun: true, Delete: true, OnChange: func(c Change) { plan = append(plan, string(c.Op)+" "+c.Path) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestRestoreSubtree(t *testing.T) {
 			wpc = k
 		}
 	}
-	if _, err := Restore(context.Background(), wpc, Local{dst}, "wp-content", Options{}); err != nil {
+	if _, err := Restore(context.Background(), wpc, local(t, dst), "wp-content", Options{Delete: true}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"index.php": "local", "wp-content/themes/t/a.css": "a"}
@@ -226,7 +226,7 @@ func TestRestoreInterruptedThenResumed(t *testing.T) {
 	dst := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	_, err := Restore(ctx, snap, Local{dst}, "", Options{Workers: 2, OnChange: func(Change) {
+	_, err := Restore(ctx, snap, local(t, dst), "", Options{Workers: 2, OnChange: func(Change) {
 		if n++; n == 20 {
 			cancel()
 		}
@@ -239,7 +239,7 @@ func TestRestoreInterruptedThenResumed(t *testing.T) {
 			t.Errorf("temporary file left behind: %s", p)
 		}
 	}
-	if _, err := Restore(context.Background(), snap, Local{dst}, "", Options{}); err != nil {
+	if _, err := Restore(context.Background(), snap, local(t, dst), "", Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := readTree(t, dst); !equalMaps(got, files) {
@@ -295,7 +295,7 @@ func TestRestoreWithPlanner(t *testing.T) {
 		root := &plannedRoot{memNode: tree(files), broken: broken}
 		dst := t.TempDir()
 		var order []string
-		st, err := Restore(context.Background(), root, Local{dst}, "", Options{Workers: 1, OnChange: func(c Change) {
+		st, err := Restore(context.Background(), root, local(t, dst), "", Options{Workers: 1, OnChange: func(c Change) {
 			if !c.Dir {
 				order = append(order, c.Path)
 			}
@@ -319,11 +319,22 @@ func TestRestoreWithPlanner(t *testing.T) {
 func TestRestoreSingleFileWithPlanner(t *testing.T) {
 	file := &plannedRoot{memNode: &memNode{name: "wp-config.php", mode: 0o640, data: "<?php", mtime: t0}}
 	dst := t.TempDir()
-	st, err := Restore(context.Background(), file, Local{dst}, "wp-config.php", Options{})
+	st, err := Restore(context.Background(), file, local(t, dst), "wp-config.php", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := readTree(t, dst); got["wp-config.php"] != "<?php" || st.Added != 1 {
 		t.Fatalf("restored %v, stats %+v", got, st)
 	}
+}
+
+// local opens dir as a target for the length of the test.
+func local(t testing.TB, dir string) *Local {
+	t.Helper()
+	l, err := OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

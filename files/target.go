@@ -8,13 +8,13 @@ package files
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +24,9 @@ type Info struct {
 	Mode    fs.FileMode // type bits and permissions
 	Size    int64
 	ModTime time.Time
+	// Dev, Ino and Nlink identify a local file's inode, for hard links;
+	// zero where the target has none.
+	Dev, Ino, Nlink uint64
 }
 
 // Target is a file tree that can be restored onto. Paths are relative,
@@ -65,97 +68,19 @@ func isTemp(name string) bool {
 	return strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix)
 }
 
-// Local is a directory on this machine.
-type Local struct{ Root string }
+// tempMaxBase bounds how much of a file's name its temporary name
+// repeats: every name the file system takes (255 bytes) must have a
+// temporary name it takes too.
+const tempMaxBase = 200
 
-var _ Target = Local{}
+var tempSeq atomic.Uint64
 
-func (l Local) path(rel string) string { return filepath.Join(l.Root, filepath.FromSlash(rel)) }
-
-func (l Local) String() string { return l.Root }
-
-func infoOf(fi fs.FileInfo) Info {
-	return Info{Name: fi.Name(), Mode: fi.Mode(), Size: fi.Size(), ModTime: fi.ModTime()}
-}
-
-func (l Local) Lstat(rel string) (Info, error) {
-	fi, err := os.Lstat(l.path(rel))
-	if err != nil {
-		return Info{}, err
+// tempName is a fresh temporary name for a file named name.
+func tempName(name string) string {
+	if len(name) > tempMaxBase {
+		name = name[:tempMaxBase]
 	}
-	return infoOf(fi), nil
-}
-
-func (l Local) ReadDir(rel string) ([]Info, error) {
-	entries, err := os.ReadDir(l.path(rel))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Info, 0, len(entries))
-	for _, e := range entries {
-		fi, err := e.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // vanished while listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, infoOf(fi))
-	}
-	return out, nil
-}
-
-func (l Local) Mkdir(rel string, mode fs.FileMode) error {
-	return os.Mkdir(l.path(rel), mode.Perm()|0o700)
-}
-
-func (l Local) Open(rel string) (io.ReadCloser, error) { return os.Open(l.path(rel)) }
-
-func (l Local) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error {
-	tmp, err := createTemp(l.path(rel), mode)
-	if err != nil {
-		return err
-	}
-	buf := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(buf)
-	if _, err := io.CopyBuffer(tmp, ctxReader{ctx, r}, *buf); err != nil {
-		tmp.abort()
-		return err
-	}
-	return tmp.commit(mode, mtime)
-}
-
-func (l Local) Symlink(target, rel string) error {
-	dst := l.path(rel)
-	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf("%s%s.%d%s", tempPrefix, filepath.Base(dst), time.Now().UnixNano(), tempSuffix))
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-func (l Local) Readlink(rel string) (string, error) { return os.Readlink(l.path(rel)) }
-
-func (l Local) RemoveAll(rel string) error {
-	if rel == "" {
-		return fmt.Errorf("refusing to remove the target's root")
-	}
-	return os.RemoveAll(l.path(rel))
-}
-
-func (l Local) SetAttrs(rel string, mode fs.FileMode, mtime time.Time) error {
-	p := l.path(rel)
-	if mode&fs.ModeSymlink == 0 {
-		if err := os.Chmod(p, mode.Perm()); err != nil {
-			return err
-		}
-		return os.Chtimes(p, mtime, mtime)
-	}
-	return nil
+	return tempPrefix + name + "." + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 36) + tempSuffix
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
@@ -172,3 +97,24 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Missing is a target directory that does not exist yet, for planning a
+// restore onto it (a dry run): it holds nothing and takes no writes.
+type Missing string
+
+var _ Target = Missing("")
+
+func (m Missing) String() string                                { return string(m) }
+func (m Missing) Lstat(string) (Info, error)                    { return Info{}, fs.ErrNotExist }
+func (m Missing) ReadDir(string) ([]Info, error)                { return nil, fs.ErrNotExist }
+func (m Missing) Open(string) (io.ReadCloser, error)            { return nil, fs.ErrNotExist }
+func (m Missing) Readlink(string) (string, error)               { return "", fs.ErrNotExist }
+func (m Missing) Mkdir(string, fs.FileMode) error               { return errMissing }
+func (m Missing) Symlink(string, string) error                  { return errMissing }
+func (m Missing) RemoveAll(string) error                        { return errMissing }
+func (m Missing) SetAttrs(string, fs.FileMode, time.Time) error { return errMissing }
+func (m Missing) WriteFile(context.Context, string, io.Reader, fs.FileMode, time.Time) error {
+	return errMissing
+}
+
+var errMissing = errors.New("the target does not exist")

@@ -141,7 +141,7 @@ func (n node) PlanReads(ctx context.Context, files []cairn.Node) []int {
 	return order
 }
 
-func (n node) Name() string       { return n.e.Name() }
+func (n node) Name() string       { return unescapeName(n.e.Name()) }
 func (n node) Mode() fs.FileMode  { return n.e.Mode() }
 func (n node) Size() int64        { return n.e.Size() }
 func (n node) ModTime() time.Time { return n.e.ModTime() }

@@ -66,7 +66,13 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 	if err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(abs); err != nil {
+	// The tree is read where its path leads (a deploy layout's current ->
+	// releases/42), and recorded under the path as given.
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
+	}
+	if st, err := os.Stat(resolved); err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("snapshot %s: not a directory", req.Path)
@@ -75,11 +81,11 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 	if err != nil {
 		return nil, fmt.Errorf("%w: exclude: %v", cairn.ErrInvalidArgument, err)
 	}
-	dir, err := localfs.Directory(abs)
+	dir, err := localfs.Directory(resolved)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
 	}
-	src := &source{exclude: excl, mirror: req.Mirror}
+	src := &source{exclude: excl, mirror: req.Mirror, protect: relativeInside(resolved, req.Protect)}
 	si := snapshot.SourceInfo{Host: req.Site, UserName: req.Environment, Path: abs}
 
 	var snap *cairn.Snapshot
@@ -109,7 +115,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		snap = &cairn.Snapshot{
 			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
 			URL: req.URL, Host: r.host, Source: abs, Version: cairn.Version,
-			Warnings: changedWarnings(src.changedFiles()), App: req.App,
+			Warnings: append(src.warningsSorted(), changedWarnings(src.changedFiles())...), App: req.App,
 		}
 		for _, j := range jobs {
 			snap.Databases = append(snap.Databases, j.info())
@@ -374,4 +380,18 @@ func (u *uploadProgress) failures() []string {
 	defer u.mu.Unlock()
 	sort.Strings(u.failed)
 	return u.failed
+}
+
+// relativeInside returns those of paths (absolute, resolved) that lie
+// strictly inside root, relative to it and slash-separated.
+func relativeInside(root string, paths []string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range paths {
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		out[filepath.ToSlash(rel)] = true
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,13 +23,31 @@ import (
 type source struct {
 	exclude pattern.Set
 	mirror  cairn.FileMirror
+	// protect are paths (relative, slash-separated) never read: cairn's
+	// own repository, keys and state inside the tree.
+	protect map[string]bool
 
-	mu      sync.Mutex
-	changed []string
+	mu       sync.Mutex
+	changed  []string
+	warnings []string // what the snapshot could not keep
 }
 
 func (s *source) wrapDir(d fs.Directory, rel string) fs.Directory {
-	return &sourceDir{Directory: d, rel: rel, src: s}
+	return &sourceDir{Directory: d, rel: rel, name: escapeName(d.Name()), src: s}
+}
+
+func (s *source) warn(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
+}
+
+func (s *source) warningsSorted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]string(nil), s.warnings...)
+	sort.Strings(out)
+	return out
 }
 
 func (s *source) noteChanged(rel string) {
@@ -46,32 +65,69 @@ func (s *source) changedFiles() []string {
 }
 
 // wrap applies the exclude rules to one entry; it returns nil when the
-// entry is excluded.
+// entry is left out. Names are escaped (see escapeName).
 func (s *source) wrap(e fs.Entry, rel string) fs.Entry {
 	if s.exclude.Match(rel, e.IsDir()) {
+		return nil
+	}
+	if s.protect[rel] {
+		s.warn("%s left out: it holds cairn's own repository, keys or state, which are never snapshotted", rel)
 		return nil
 	}
 	switch e := e.(type) {
 	case fs.Directory:
 		return s.wrapDir(e, rel)
 	case fs.File:
-		return &sourceFile{File: e, rel: rel, src: s}
+		return &sourceFile{File: e, rel: rel, name: escapeName(e.Name()), src: s}
+	case fs.Symlink:
+		if name := escapeName(e.Name()); name != e.Name() {
+			return renamedLink{e, name}
+		}
+	case fs.ErrorEntry:
+		if errors.Is(e.ErrorInfo(), fs.ErrUnknown) {
+			s.warn("%s left out: a %s is not kept (only files, directories and links are)", rel, kindOf(e.Mode()))
+			return nil
+		}
 	}
 	return e
 }
 
-type sourceDir struct {
-	fs.Directory
-	rel string
-	src *source
+func kindOf(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
 }
 
+type renamedLink struct {
+	fs.Symlink
+	name string
+}
+
+func (l renamedLink) Name() string { return l.name }
+
+type sourceDir struct {
+	fs.Directory
+	rel  string
+	name string // as stored
+	src  *source
+}
+
+func (d *sourceDir) Name() string { return d.name }
+
 func (d *sourceDir) Child(ctx context.Context, name string) (fs.Entry, error) {
-	e, err := d.Directory.Child(ctx, name)
+	e, err := d.Directory.Child(ctx, unescapeName(name))
 	if err != nil {
 		return nil, err //nolint:wrapcheck
 	}
-	w := d.src.wrap(e, path.Join(d.rel, name))
+	w := d.src.wrap(e, path.Join(d.rel, e.Name()))
 	if w == nil {
 		return nil, fs.ErrEntryNotFound
 	}
@@ -107,9 +163,12 @@ func (it *sourceIter) Next(ctx context.Context) (fs.Entry, error) {
 // the directory listing and the end of reading it.
 type sourceFile struct {
 	fs.File
-	rel string
-	src *source
+	rel  string
+	name string // as stored
+	src  *source
 }
+
+func (f *sourceFile) Name() string { return f.name }
 
 func (f *sourceFile) Open(ctx context.Context) (fs.Reader, error) {
 	r, err := f.File.Open(ctx)

@@ -152,8 +152,13 @@ func TestSnapshotMirror(t *testing.T) {
 	old := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
 	os.Chtimes(filepath.Join(dir, "index.php"), old, old)
 	os.Chmod(filepath.Join(dir, "index.php"), 0o600)
-	m := files.NewMirror(dst, pattern.Set{})
-	m.Start()
+	target, err := files.OpenLocal(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	m := files.NewMirror(pattern.Set{})
+	m.Start(target)
 	snap, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "s", Environment: "e", Path: dir, Exclude: []string{"cache/"}, Mirror: m}, cairn.NoProgress{})
 	if err != nil {
 		t.Fatal(err)

@@ -96,43 +96,12 @@ type repoSettings struct {
 
 func (a *app) repoSettings() (repoSettings, error) {
 	var s repoSettings
-	if err := a.cfg.CheckRepository(); err != nil {
-		return s, err
-	}
-	rc := a.cfg.Repository
-	raw := a.repoFlag
-	if raw == "" {
-		raw = os.Getenv("CAIRN_REPOSITORY")
-	}
-	if raw == "" {
-		switch {
-		case rc.URL != "" && rc.Path != "":
-			return s, fmt.Errorf("%s: repository: set url or path, not both", a.cfg.File)
-		case rc.URL != "":
-			raw = rc.URL
-		case rc.Path != "":
-			raw = a.cfg.RepositoryPath()
-		}
-	}
-	if raw == "" {
-		dir, err := dataDir()
-		if err != nil {
-			return s, err
-		}
-		raw, s.isDefault = filepath.Join(dir, "repository"), true
-	}
-	loc, err := repo.ParseLocation(raw)
+	loc, isDefault, err := a.repoLocation()
 	if err != nil {
 		return s, err
 	}
-	if loc.S3 != nil {
-		loc.S3.AccessKeyID = rc.S3.AccessKeyID
-		loc.S3.SecretAccessKey = rc.S3.SecretAccessKey
-		loc.S3.SessionToken = rc.S3.SessionToken
-		if loc.S3.Region == "" {
-			loc.S3.Region = rc.S3.Region
-		}
-	}
+	s.isDefault = isDefault
+	rc := a.cfg.Repository
 	password, err := a.password()
 	if err != nil {
 		return s, err
@@ -155,6 +124,48 @@ func (a *app) repoSettings() (repoSettings, error) {
 		Logger:      a.log,
 	}
 	return s, nil
+}
+
+// repoLocation works out where the repository is; isDefault says it is
+// the per-user default local one.
+func (a *app) repoLocation() (loc repo.Location, isDefault bool, err error) {
+	if err := a.cfg.CheckRepository(); err != nil {
+		return loc, false, err
+	}
+	rc := a.cfg.Repository
+	raw := a.repoFlag
+	if raw == "" {
+		raw = os.Getenv("CAIRN_REPOSITORY")
+	}
+	if raw == "" {
+		switch {
+		case rc.URL != "" && rc.Path != "":
+			return loc, false, fmt.Errorf("%s: repository: set url or path, not both", a.cfg.File)
+		case rc.URL != "":
+			raw = rc.URL
+		case rc.Path != "":
+			raw = a.cfg.RepositoryPath()
+		}
+	}
+	if raw == "" {
+		dir, err := dataDir()
+		if err != nil {
+			return loc, false, err
+		}
+		raw, isDefault = filepath.Join(dir, "repository"), true
+	}
+	if loc, err = repo.ParseLocation(raw); err != nil {
+		return loc, false, err
+	}
+	if loc.S3 != nil {
+		loc.S3.AccessKeyID = rc.S3.AccessKeyID
+		loc.S3.SecretAccessKey = rc.S3.SecretAccessKey
+		loc.S3.SessionToken = rc.S3.SessionToken
+		if loc.S3.Region == "" {
+			loc.S3.Region = rc.S3.Region
+		}
+	}
+	return loc, isDefault, nil
 }
 
 // password returns the password from $CAIRN_PASSWORD, $CAIRN_PASSWORD_FILE,

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
@@ -171,7 +172,7 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), safety func() *cairn.Snapshot, pairs []rewrite.Pair, o restoreOptions) (loadedState, error) {
 	base := plan.base
 	start := time.Now()
-	unlock, err := lockTarget("database " + p.to.String())
+	unlock, err := lockTarget("database "+p.to.String(), targetlock.Write)
 	if err != nil {
 		return loadedState{}, err
 	}

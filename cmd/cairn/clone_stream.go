@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/progress"
@@ -121,7 +122,8 @@ type cloneRun struct {
 	source  *snapshotResult
 	safety  *snapshotResult
 	mirror  *files.Mirror // the source's files onto the target, as read
-	// unlockMirror releases the target's lock startMirror took.
+	// unlockMirror releases the target's lock startMirror took, and its
+	// handle.
 	unlockMirror func()
 }
 
@@ -237,7 +239,7 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
-	c.mirror = files.NewMirror(c.t.dir, keep)
+	c.mirror = files.NewMirror(keep)
 	c.req.Mirror = c.mirror
 	if c.after, err = actions.Parse(dst.AfterRestore); err != nil {
 		return nil, fmt.Errorf("%s: %w", dst.Name, err)
@@ -287,7 +289,7 @@ func (c *cloneRun) reusable() []repo.Reused {
 func (c *cloneRun) snapshot() {
 	t0 := time.Now()
 	bar := c.a.bar("snapshot")
-	snap, err := c.r.Snapshot(c.ctx, c.req, bar)
+	snap, err := c.a.snapshotTree(c.ctx, c.r, c.req, bar)
 	bar.Finish()
 	if err != nil {
 		err = fmt.Errorf("snapshot %s: %w", c.src.Name, err)
@@ -430,18 +432,43 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 // any it read before this). It is only a head start, so a failure is
 // noted and left to that restore. stopMirror must follow.
 func (c *cloneRun) startMirror() {
-	dir, err := filepath.Abs(c.t.dir)
-	if err == nil {
-		err = os.MkdirAll(dir, 0o755)
-	}
-	if err == nil {
-		c.unlockMirror, err = lockTarget(dir)
-	}
+	target, unlock, err := c.openMirrorTarget()
 	if err != nil {
 		c.a.log.Info("copying the files as they are snapshotted failed; the restore does it", "err", err)
 		return
 	}
-	c.mirror.Start()
+	c.unlockMirror = func() { target.Close(); unlock() }
+	c.mirror.Start(target)
+}
+
+// openMirrorTarget locks and opens the clone's target directory, made if
+// missing, as a restore onto it does.
+func (c *cloneRun) openMirrorTarget() (*files.Local, func(), error) {
+	dir, err := files.Resolve(c.t.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	protect, err := c.a.guardTarget(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(protect) > 0 {
+		return nil, nil, fmt.Errorf("%s holds cairn's own files: the restore copies it, keeping them", dir)
+	}
+	unlock, err := lockTarget(dir, targetlock.Write)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	target, err := files.OpenLocal(dir)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return target, unlock, nil
 }
 
 // quiet waits until the second of each load is over, before the clone

@@ -314,7 +314,7 @@ func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string
 		}
 	}
 	bar := a.bar(label)
-	snap, err := r.Snapshot(ctx, req, bar)
+	snap, err := a.snapshotTree(ctx, r, req, bar)
 	bar.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)

@@ -3,15 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
@@ -32,6 +30,7 @@ type restoreOptions struct {
 	to, path, only, confirm        string
 	exclude, preserve, databases   []string
 	dryRun, json, force, terminate bool
+	delete                         bool
 	workers                        int
 	confirmed                      bool // a protected target was confirmed already (clone)
 }
@@ -73,6 +72,7 @@ unless --database is given.`,
 	f.BoolVar(&o.terminate, "terminate-sessions", false, "PostgreSQL: end other sessions on the target database at the swap instead of refusing")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "never write nor delete paths matching `PATTERN`")
 	f.StringArrayVar(&o.preserve, "preserve", nil, "keep the target's own paths matching `PATTERN`")
+	f.BoolVar(&o.delete, "delete", false, "with --to DIR: remove what the snapshot lacks (always done for an environment's files, and for a directory an earlier restore made)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print what would change, change nothing")
 	f.BoolVar(&o.json, "json", false, "print changes (with --dry-run) and a summary as JSON lines")
 	f.BoolVar(&o.force, "force", false, "allow restoring onto a protected environment (asks to confirm)")
@@ -86,6 +86,14 @@ type restoreTarget struct {
 	dir  string
 	env  *config.Environment // nil for a plain directory
 	keep []string
+	// protected are the environments marked protected: true that the
+	// restore writes: t.env, or those whose files a directory target is,
+	// holds, or lies in.
+	protected []*config.Environment
+	// deleteExtra removes what the snapshot lacks: always in an
+	// environment's files, else only with --delete or in a directory
+	// cairn restored into while it was empty.
+	deleteExtra bool
 	// pairs rewrite the databases on their way in: the source
 	// environment's URL and files path become the target's.
 	pairs []rewrite.Pair
@@ -108,7 +116,10 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 		if e.Files == "" || strings.Contains(e.Files, "://") {
 			return t, fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", e.Name, e.Files)
 		}
-		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...)}
+		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...), deleteExtra: true}
+		if e.Protected {
+			t.protected = append(t.protected, e)
+		}
 		if e.Name != s.Name() {
 			t.pairs = append(movePairs(s, e.URL, t.dir), sitePairs(a.cfg.Sites[site].Replace)...)
 		}
@@ -118,9 +129,42 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 		if e, err := a.cfg.Env(s.Site, s.Environment); err == nil {
 			t.keep = append(t.keep, e.Exclude...)
 		}
+		if err := a.directoryTarget(&t, o); err != nil {
+			return t, err
+		}
 	}
 	t.keep = append(append(t.keep, o.exclude...), o.preserve...)
 	return t, nil
+}
+
+// directoryTarget applies to a --to DIR restore what belongs to the
+// environments it writes: a directory that is an environment's files is
+// restored as those files are (its keep rules, protection, deletions),
+// and one that holds or lies in a protected environment's files needs
+// that environment's confirmation.
+func (a *app) directoryTarget(t *restoreTarget, o restoreOptions) error {
+	dir, err := files.Resolve(t.dir)
+	if err != nil {
+		return err
+	}
+	exact, overlapping := envAt(a.cfg, dir)
+	if exact != nil {
+		fmt.Fprintf(a.stderr, "note: %s is the files of %s; they are restored as that environment's\n", t.dir, exact.Name)
+		t.keep = append(append(t.keep, exact.Exclude...), exact.Preserve...)
+		t.deleteExtra = true
+		overlapping = append(overlapping, exact)
+	}
+	for _, e := range overlapping {
+		if e.Protected {
+			t.protected = append(t.protected, e)
+		}
+	}
+	if o.delete {
+		t.deleteExtra = true
+	} else if rec, err := restoredRecords(); err == nil && rec.Has(dir) {
+		t.deleteExtra = true
+	}
+	return nil
 }
 
 // movePairs are the rewrites that move a snapshot's data to another
@@ -173,9 +217,11 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 // restoreSnapshot writes a snapshot onto a target: databases first (with
 // t's rewrites), then files.
 func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, t restoreTarget, o restoreOptions) error {
-	if t.env != nil && t.env.Protected && !o.dryRun && !o.confirmed {
-		if err := a.confirmProtected(t.env.Name, o); err != nil {
-			return err
+	if !o.dryRun && !o.confirmed {
+		for _, e := range t.protected {
+			if err := a.confirmProtected(e.Name, o); err != nil {
+				return err
+			}
 		}
 	}
 	var after []actions.Action
@@ -228,35 +274,51 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 	if err != nil {
 		return keep, rel, fmt.Errorf("--path %s in snapshot %s: %w", o.path, s.ShortID(), err)
 	}
-	abs, err := filepath.Abs(t.dir)
+	dir, err := files.Resolve(t.dir)
 	if err != nil {
 		return keep, rel, err
 	}
-	unlock, err := lockTarget(abs)
+	protect, err := a.guardTarget(dir)
+	if err != nil {
+		return keep, rel, err
+	}
+	unlock, err := lockTarget(dir, targetlock.Write)
 	if err != nil {
 		return keep, rel, err
 	}
 	defer unlock()
+	made := false
 	if !o.dryRun {
-		parent := t.dir
-		if rel != "" {
-			parent = filepath.Join(t.dir, filepath.Dir(filepath.FromSlash(rel)))
-		}
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return keep, rel, fmt.Errorf("create %s: %w", parent, err)
+		made = isEmptyDir(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return keep, rel, fmt.Errorf("create %s: %w", dir, err)
 		}
 	}
-	a.log.Info("restore", "snapshot", s.ID, "path", rel, "target", t.dir, "keep", t.keep, "dry_run", o.dryRun)
+	var target files.Target = files.Missing(dir)
+	if !o.dryRun || pathExists(dir) {
+		l, err := files.OpenLocal(dir)
+		if err != nil {
+			return keep, rel, fmt.Errorf("open %s: %w", t.dir, err)
+		}
+		defer l.Close()
+		target = l
+	}
+	if made {
+		if rec, err := restoredRecords(); err == nil {
+			rec.Add(dir) //nolint:errcheck // without the record, the next restore there only keeps extras
+		}
+	}
+	a.log.Info("restore", "snapshot", s.ID, "path", rel, "target", dir, "keep", t.keep, "dry_run", o.dryRun)
 	start := time.Now()
 	bar := a.bar("restore " + s.ShortID())
 	if rel == "" {
 		bar.Total(s.Files, s.Bytes)
 	}
-	opts := files.Options{Keep: keep, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
+	opts := files.Options{Keep: keep, Delete: t.deleteExtra || made, Protect: protect, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
 	if o.dryRun {
 		opts.OnChange = a.printChange(o.json)
 	}
-	st, err := files.Restore(ctx, src, files.Local{Root: t.dir}, rel, opts)
+	st, err := files.Restore(ctx, src, target, rel, opts)
 	bar.Finish()
 	if err != nil {
 		return keep, rel, fmt.Errorf("restore %s to %s: %w", s.ShortID(), t.dir, err)
@@ -412,27 +474,4 @@ func (a *app) confirmProtected(name string, o restoreOptions) error {
 		return fmt.Errorf("%s: %w: confirmation did not match; nothing was changed", name, cairn.ErrProtected)
 	}
 	return nil
-}
-
-// lockTarget keeps two cairn processes from restoring onto one target (a
-// directory's absolute path, or a database).
-func lockTarget(target string) (func(), error) {
-	state, err := stateDir()
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(target))
-	lockDir := filepath.Join(state, "locks")
-	if err := os.MkdirAll(lockDir, 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(lockDir, hex.EncodeToString(sum[:8])+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("restore to %s: %w. Try: wait for the other restore to finish", target, cairn.ErrLocked)
-	}
-	return func() { f.Close() }, nil
 }

@@ -124,7 +124,7 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 	defer r.Close(ctx)
 	a.log.Info("snapshot", "site", req.Site, "environment", req.Environment, "path", req.Path, "exclude", req.Exclude, "databases", len(req.Databases))
 	bar := a.bar("snapshot " + req.Site + "/" + req.Environment)
-	snap, err := r.Snapshot(ctx, req, bar)
+	snap, err := a.snapshotTree(ctx, r, req, bar)
 	bar.Finish()
 	if err != nil {
 		return fmt.Errorf("snapshot %s/%s: %w", req.Site, req.Environment, err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-backup/cairn/internal/targetlock"
 )
 
 // cairnEnv runs the test binary as "cairn" (testscript.Main dispatches on
@@ -95,7 +97,7 @@ func TestExitCodes(t *testing.T) {
 	t.Setenv("HOME", c.home)
 	t.Setenv("XDG_STATE_HOME", "")
 	target := filepath.Join(t.TempDir(), "out")
-	unlock, err := lockTarget(target)
+	unlock, err := lockTarget(target, targetlock.Write)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
@@ -158,7 +159,7 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 // in.
 func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions, keep io.Writer) error {
 	start := time.Now()
-	unlock, err := lockTarget("database " + p.to.String())
+	unlock, err := lockTarget("database "+p.to.String(), targetlock.Write)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/targetlock"
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// ownPaths are cairn's own files, resolved: the local repository, the key
+// files, the state directory (kopia's config and caches, locks, records)
+// and the password file. They are never snapshotted, overwritten or
+// deleted.
+func (a *app) ownPaths() ([]string, error) {
+	var raw []string
+	if loc, _, err := a.repoLocation(); err == nil && loc.Path != "" {
+		raw = append(raw, loc.Path)
+	}
+	cfgDir, err := configDir()
+	if err != nil {
+		return nil, err
+	}
+	state, err := stateDir()
+	if err != nil {
+		return nil, err
+	}
+	raw = append(raw, filepath.Join(cfgDir, "keys"), state)
+	for _, f := range []string{os.Getenv("CAIRN_PASSWORD_FILE"), a.cfg.Repository.PasswordFile} {
+		if f != "" {
+			raw = append(raw, f)
+		}
+	}
+	out := make([]string, 0, len(raw))
+	for _, p := range raw {
+		r, err := files.Resolve(p)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", p, err)
+		}
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// guardTarget checks a restore's resolved target against cairn's own
+// files: a target inside one of them is refused; those inside the target
+// are returned relative to it, for the restore to leave alone.
+func (a *app) guardTarget(target string) ([]string, error) {
+	own, err := a.ownPaths()
+	if err != nil {
+		return nil, err
+	}
+	var inside []string
+	for _, p := range own {
+		if files.Within(target, p) {
+			return nil, fmt.Errorf("%w: %s is inside cairn's own %s; a restore there could destroy the backups. Try: restore to another directory", cairn.ErrInvalidArgument, target, p)
+		}
+		if files.Within(p, target) {
+			rel, _ := filepath.Rel(target, p)
+			inside = append(inside, filepath.ToSlash(rel))
+		}
+	}
+	return inside, nil
+}
+
+// lockTarget keeps cairn processes from writing one target at once, or
+// from snapshotting a directory while another restores it (see package
+// targetlock). A directory target must be resolved; anything else (a
+// database) is named as it is.
+func lockTarget(target string, kind targetlock.Kind) (func(), error) {
+	state, err := stateDir()
+	if err != nil {
+		return nil, err
+	}
+	l, err := targetlock.Acquire(filepath.Join(state, "locks"), target, kind)
+	if err != nil {
+		return nil, err
+	}
+	return l.Release, nil
+}
+
+// snapshotTree takes a snapshot with cairn's own files left out, while no
+// restore writes the tree.
+func (a *app) snapshotTree(ctx context.Context, r *repo.Repo, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error) {
+	own, err := a.ownPaths()
+	if err != nil {
+		return nil, err
+	}
+	req.Protect = own
+	dir, err := files.Resolve(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockTarget(dir, targetlock.Read)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return r.Snapshot(ctx, req, p)
+}
+
+// envAt returns the environment whose files are the resolved directory
+// dir, and those (protected or not) whose files overlap it: inside it or
+// around it.
+func envAt(cfg *config.Config, dir string) (exact *config.Environment, overlapping []*config.Environment) {
+	for _, sn := range sortedNames(cfg.Sites) {
+		for _, en := range sortedNames(cfg.Sites[sn].Environments) {
+			e := cfg.Sites[sn].Environments[en]
+			if e.Files == "" || strings.Contains(e.Files, "://") {
+				continue
+			}
+			p, err := files.Resolve(cfg.FilesPath(e))
+			if err != nil {
+				continue
+			}
+			switch {
+			case p == dir:
+				exact = e
+			case files.Within(p, dir) || files.Within(dir, p):
+				overlapping = append(overlapping, e)
+			}
+		}
+	}
+	return exact, overlapping
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// madeByRestore records directories cairn restored into while they were
+// empty: a later restore there may delete what the snapshot lacks
+// without --delete, as in an environment's own files.
+type madeByRestore struct{ dir string }
+
+func restoredRecords() (madeByRestore, error) {
+	state, err := stateDir()
+	if err != nil {
+		return madeByRestore{}, err
+	}
+	return madeByRestore{filepath.Join(state, "restored")}, nil
+}
+
+func (m madeByRestore) file(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(m.dir, hex.EncodeToString(sum[:12]))
+}
+
+// identity names a directory's inode, so that a record outlives neither
+// the directory nor its replacement by another.
+func identity(dir string) string {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10) + "\n" + dir
+}
+
+// Has reports whether cairn made dir (resolved) by a restore.
+func (m madeByRestore) Has(dir string) bool {
+	id := identity(dir)
+	b, err := os.ReadFile(m.file(dir))
+	return err == nil && id != "" && string(b) == id
+}
+
+// Add records that cairn made dir.
+func (m madeByRestore) Add(dir string) error {
+	id := identity(dir)
+	if id == "" {
+		return nil
+	}
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(m.file(dir), []byte(id), 0o600)
+}
+
+// isEmptyDir reports whether dir is missing or an empty directory.
+func isEmptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if os.IsNotExist(err) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return err != nil && len(names) == 0
+}

@@ -1,0 +1,58 @@
+package files
+
+import (
+	"errors"
+	"io/fs"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// errProtectedPath is returned when a restore would have to write,
+// replace or remove one of the paths Options.Protect names.
+var errProtectedPath = errors.New("cairn never overwrites its own repository, keys or state. Try: restore to another directory, or move the repository out of the target")
+
+// ErrProtectedPath reports whether err is a refusal to touch a protected
+// path.
+func ErrProtectedPath(err error) bool { return errors.Is(err, errProtectedPath) }
+
+type protection int
+
+const (
+	notProtected    protection = iota
+	insideProtected            // a protected path or below one
+	aboveProtected             // a directory above a protected path
+)
+
+// protected tells how rel relates to the paths restore must not touch.
+func (r *restorer) protected(rel string) protection {
+	for _, p := range r.opts.Protect {
+		switch {
+		case rel == p || strings.HasPrefix(rel, p+"/") || p == "":
+			return insideProtected
+		case rel == "" || strings.HasPrefix(p, rel+"/"):
+			return aboveProtected
+		}
+	}
+	return notProtected
+}
+
+// kept reports whether Keep matches rel, as the snapshot's entry (of
+// mode) or the target's (cur, if any) would have it: a link matches
+// directory patterns too, so a preserved directory that is a link on
+// either side is kept.
+func (r *restorer) kept(rel string, mode fs.FileMode, cur *Info) bool {
+	match := func(m fs.FileMode) bool {
+		return r.opts.Keep.Match(rel, m.IsDir()) || m&fs.ModeSymlink != 0 && r.opts.Keep.Match(rel, true)
+	}
+	return match(mode) || cur != nil && match(cur.Mode)
+}
+
+// modeBits are the bits of a mode restore sets.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+// safeMode is a snapshot file restored without its setuid and setgid
+// bits (see Stats.Unsafe).
+type safeMode struct{ cairn.Node }
+
+func (s safeMode) Mode() fs.FileMode { return s.Node.Mode() &^ (fs.ModeSetuid | fs.ModeSetgid) }

@@ -1,0 +1,599 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotDir is returned when a path the restore walks through is not a
+// directory on the target: most often a symbolic link put where the
+// snapshot has a directory, which is never followed.
+var ErrNotDir = errors.New("not a directory (a symbolic link is never followed)")
+
+// Local is a directory on this machine. Every read and write is made
+// relative to a directory handle, and every handle is opened from the
+// root down, one name at a time, without following symbolic links: a link
+// in the target (put there before the restore or swapped in while it
+// runs) is seen as a link and replaced, never written through, so nothing
+// outside the root is ever created, changed or removed. The root itself
+// is resolved once, when the target is opened.
+//
+// A Local holds open descriptors: Close it when done.
+type Local struct {
+	root string // resolved, absolute
+	dirs *dirCache
+}
+
+var _ Target = (*Local)(nil)
+
+// OpenLocal opens the directory dir (which must exist) as a target. Links
+// in dir itself are resolved here, once: a deploy layout's
+// current -> releases/42 is restored in releases/42.
+func OpenLocal(dir string) (*Local, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := openDir(unix.AT_FDCWD, resolved)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: resolved, Err: err}
+	}
+	return &Local{root: resolved, dirs: newDirCache(fd)}, nil
+}
+
+// Root is the target's resolved absolute path.
+func (l *Local) Root() string { return l.root }
+
+func (l *Local) String() string { return l.root }
+
+// Close releases the target's descriptors.
+func (l *Local) Close() error { return l.dirs.close() }
+
+// at resolves rel to its parent's handle and its own name. release must
+// be called when done with the handle.
+func (l *Local) at(rel string) (dirfd int, name string, release func(), err error) {
+	if rel == "" {
+		return 0, "", nil, fmt.Errorf("the target's root has no parent here")
+	}
+	dir, name := path.Split(rel)
+	d, err := l.dirs.get(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return 0, "", nil, err
+	}
+	return d.fd, name, func() { l.dirs.put(d) }, nil
+}
+
+func (l *Local) pathError(op, rel string, err error) error {
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		err = ErrNotDir
+	}
+	return &fs.PathError{Op: op, Path: filepath.Join(l.root, filepath.FromSlash(rel)), Err: err}
+}
+
+func (l *Local) Lstat(rel string) (Info, error) {
+	var st unix.Stat_t
+	if rel == "" {
+		d, err := l.dirs.get("")
+		if err != nil {
+			return Info{}, err
+		}
+		defer l.dirs.put(d)
+		if err := unix.Fstat(d.fd, &st); err != nil {
+			return Info{}, l.pathError("lstat", rel, err)
+		}
+		return infoOfStat(path.Base(l.root), &st), nil
+	}
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return Info{}, err
+	}
+	defer release()
+	if err := fstatat(fd, name, &st); err != nil {
+		return Info{}, l.pathError("lstat", rel, err)
+	}
+	return infoOfStat(name, &st), nil
+}
+
+func (l *Local) ReadDir(rel string) ([]Info, error) {
+	d, err := l.dirs.get(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer l.dirs.put(d)
+	names, err := readNames(d.fd)
+	if err != nil {
+		return nil, l.pathError("readdir", rel, err)
+	}
+	out := make([]Info, 0, len(names))
+	for _, name := range names {
+		var st unix.Stat_t
+		err := fstatat(d.fd, name, &st)
+		if errors.Is(err, unix.ENOENT) {
+			continue // vanished while listing
+		}
+		if err != nil {
+			return nil, l.pathError("lstat", path.Join(rel, name), err)
+		}
+		out = append(out, infoOfStat(name, &st))
+	}
+	return out, nil
+}
+
+func (l *Local) Mkdir(rel string, mode fs.FileMode) error {
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := ignoringEINTR(func() error { return unix.Mkdirat(fd, name, unixMode(mode)&0o7777|0o700) }); err != nil {
+		return l.pathError("mkdir", rel, err)
+	}
+	return nil
+}
+
+func (l *Local) Open(rel string) (io.ReadCloser, error) {
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var f int
+	err = ignoringEINTR(func() (err error) {
+		f, err = unix.Openat(fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, l.pathError("open", rel, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(f, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(f) //nolint:errcheck
+		return nil, l.pathError("open", rel, unix.EINVAL)
+	}
+	if err := unix.SetNonblock(f, false); err != nil {
+		unix.Close(f) //nolint:errcheck
+		return nil, l.pathError("open", rel, err)
+	}
+	return os.NewFile(uintptr(f), filepath.Join(l.root, rel)), nil
+}
+
+func (l *Local) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error {
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	tmp, err := createTemp(fd, name, l.displayPath(rel), mode)
+	if err != nil {
+		return err
+	}
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	if _, err := io.CopyBuffer(tmp, ctxReader{ctx, r}, *buf); err != nil {
+		tmp.abort()
+		return err
+	}
+	return tmp.commit(mode, mtime)
+}
+
+func (l *Local) displayPath(rel string) string {
+	return filepath.Join(l.root, filepath.FromSlash(rel))
+}
+
+func (l *Local) Symlink(target, rel string) error {
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for range 100 {
+		tmp := tempName(name)
+		err := unix.Symlinkat(target, fd, tmp)
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return l.pathError("symlink", rel, err)
+		}
+		if err := unix.Renameat(fd, tmp, fd, name); err != nil {
+			unix.Unlinkat(fd, tmp, 0) //nolint:errcheck
+			return l.pathError("symlink", rel, err)
+		}
+		return nil
+	}
+	return l.pathError("symlink", rel, unix.EEXIST)
+}
+
+func (l *Local) Readlink(rel string) (string, error) {
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(fd, name, buf)
+		if err != nil {
+			return "", l.pathError("readlink", rel, err)
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+func (l *Local) RemoveAll(rel string) error {
+	if rel == "" {
+		return fmt.Errorf("refusing to remove the target's root")
+	}
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	l.dirs.forget(rel)
+	if err := removeAllAt(fd, name); err != nil {
+		return l.pathError("remove", rel, err)
+	}
+	return nil
+}
+
+func (l *Local) SetAttrs(rel string, mode fs.FileMode, mtime time.Time) error {
+	if mode&fs.ModeSymlink != 0 {
+		return nil
+	}
+	var (
+		fd   int
+		name string
+	)
+	if rel == "" {
+		d, err := l.dirs.get("")
+		if err != nil {
+			return err
+		}
+		defer l.dirs.put(d)
+		fd, name = d.fd, ""
+	} else {
+		dfd, n, release, err := l.at(rel)
+		if err != nil {
+			return err
+		}
+		defer release()
+		fd, name = dfd, n
+	}
+	if err := chmodAt(fd, name, unixMode(mode)&0o7777); err != nil {
+		return l.pathError("chmod", rel, err)
+	}
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if name == "" {
+		flags = unix.AT_EMPTY_PATH
+	}
+	if err := ignoringEINTR(func() error { return unix.UtimesNanoAt(fd, name, []unix.Timespec{ts, ts}, flags) }); err != nil {
+		return l.pathError("chtimes", rel, err)
+	}
+	return nil
+}
+
+// chmodAt changes the mode of name in dirfd ("" for dirfd itself) without
+// following a link: with fchmodat2 where the kernel has it (Linux 6.6),
+// else through an O_PATH handle, which names the entry itself.
+func chmodAt(dirfd int, name string, mode uint32) error {
+	if name == "" {
+		return unix.Fchmod(dirfd, mode)
+	}
+	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd) //nolint:errcheck
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil // a link has no mode of its own
+	}
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
+}
+
+// openDir opens name in dirfd as a directory, never through a link.
+func openDir(dirfd int, name string) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return err
+	})
+	return fd, err
+}
+
+func fstatat(dirfd int, name string, st *unix.Stat_t) error {
+	return ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW) })
+}
+
+// readNames lists a directory open as fd.
+func readNames(fd int) ([]string, error) {
+	dup, err := openDir(fd, ".")
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(dup), ".")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// removeAllAt removes name in dirfd and everything below it, each entry
+// relative to its own directory's handle: a link is removed, never
+// followed.
+func removeAllAt(dirfd int, name string) error {
+	err := ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, 0) })
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	fd, oerr := openDir(dirfd, name)
+	if oerr != nil {
+		if errors.Is(oerr, unix.ENOENT) {
+			return nil
+		}
+		if errors.Is(oerr, unix.ENOTDIR) || errors.Is(oerr, unix.ELOOP) {
+			return err // not a directory after all: unlink's error stands
+		}
+		return oerr
+	}
+	for {
+		names, err := readNames(fd)
+		if err != nil {
+			unix.Close(fd) //nolint:errcheck
+			return err
+		}
+		if len(names) == 0 {
+			break
+		}
+		for _, n := range names {
+			if err := removeAllAt(fd, n); err != nil {
+				unix.Close(fd) //nolint:errcheck
+				return err
+			}
+		}
+	}
+	unix.Close(fd) //nolint:errcheck
+	err = ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) })
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// unixMode turns Go's mode bits into the kernel's, the setuid, setgid
+// and sticky bits included.
+func unixMode(m fs.FileMode) uint32 {
+	out := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		out |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		out |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		out |= unix.S_ISVTX
+	}
+	return out
+}
+
+func infoOfStat(name string, st *unix.Stat_t) Info {
+	mode := fs.FileMode(st.Mode & 0o777)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	}
+	if st.Mode&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if st.Mode&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if st.Mode&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return Info{
+		Name: name, Mode: mode, Size: st.Size,
+		ModTime: time.Unix(st.Mtim.Sec, st.Mtim.Nsec),
+		Dev:     st.Dev, Ino: st.Ino, Nlink: uint64(st.Nlink),
+	}
+}
+
+// dirCache keeps the handles of the directories a restore is working in,
+// so that each file costs one walk step, not one per level. A handle in
+// use is never closed; unused ones are closed beyond maxOpenDirs.
+type dirCache struct {
+	mu   sync.Mutex
+	open map[string]*dirHandle
+	tick uint64
+}
+
+type dirHandle struct {
+	rel  string
+	fd   int
+	refs int
+	used uint64
+	gone bool // removed from the cache: closed when no longer used
+}
+
+const maxOpenDirs = 256
+
+func newDirCache(root int) *dirCache {
+	return &dirCache{open: map[string]*dirHandle{"": {fd: root, refs: 1}}} // the root's reference is never given back
+}
+
+// get returns the handle of the directory rel, opening it (and those
+// above it) name by name, without following links.
+func (c *dirCache) get(rel string) (*dirHandle, error) {
+	c.mu.Lock()
+	if d, ok := c.open[rel]; ok {
+		d.refs++
+		c.tick++
+		d.used = c.tick
+		c.mu.Unlock()
+		return d, nil
+	}
+	c.mu.Unlock()
+	parent, name := path.Split(rel)
+	p, err := c.get(strings.TrimSuffix(parent, "/"))
+	if err != nil {
+		return nil, err
+	}
+	fd, err := openDir(p.fd, name)
+	c.put(p)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			err = ErrNotDir
+		}
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.open[rel]; ok { // opened meanwhile by another walker
+		unix.Close(fd) //nolint:errcheck
+		d.refs++
+		return d, nil
+	}
+	c.tick++
+	d := &dirHandle{rel: rel, fd: fd, refs: 1, used: c.tick}
+	c.open[rel] = d
+	c.evict()
+	return d, nil
+}
+
+func (c *dirCache) put(d *dirHandle) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.refs--
+	if d.refs == 0 && d.gone {
+		unix.Close(d.fd) //nolint:errcheck
+	}
+}
+
+// evict closes the least recently used idle handles beyond maxOpenDirs.
+// c.mu is held.
+func (c *dirCache) evict() {
+	for len(c.open) > maxOpenDirs {
+		var oldest *dirHandle
+		for _, d := range c.open {
+			if d.refs == 0 && (oldest == nil || d.used < oldest.used) {
+				oldest = d
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		delete(c.open, oldest.rel)
+		unix.Close(oldest.fd) //nolint:errcheck
+	}
+}
+
+// forget drops the handles of rel and everything below it: they are
+// about to be removed.
+func (c *dirCache) forget(rel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, d := range c.open {
+		if k == rel || strings.HasPrefix(k, rel+"/") {
+			delete(c.open, k)
+			d.gone = true
+			if d.refs == 0 {
+				unix.Close(d.fd) //nolint:errcheck
+			}
+		}
+	}
+}
+
+// close closes the idle handles, and the others once they are given back.
+func (c *dirCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, d := range c.open {
+		delete(c.open, k)
+		if k == "" {
+			d.refs-- // the root's own reference
+		}
+		d.gone = true
+		if d.refs == 0 {
+			unix.Close(d.fd) //nolint:errcheck
+		}
+	}
+	return nil
+}
+
+// Resolve returns path made absolute with every symbolic link in it
+// resolved, as far as it exists: the part that does not exist yet is
+// appended as given (cleaned). It is how targets are compared and locked,
+// whatever spelling names them.
+func Resolve(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; {
+		resolved, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(append([]string{resolved}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs, nil
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
+}
+
+// Within reports whether path p is dir or inside it (both absolute and
+// clean).
+func Within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}

@@ -1,0 +1,155 @@
+// Package targetlock keeps cairn processes that write a target from
+// running at the same time as others that read or write it: a restore of a
+// directory excludes a snapshot of it (which would record a torn tree) and
+// any other restore, of that directory or of one inside or around it.
+//
+// Locks live in one directory (cairn's state). Each held lock is a small
+// file naming its target, kept locked with flock by the process holding
+// it, so a lock whose process died (even by kill -9) is seen as free. A
+// process never conflicts with its own locks: a clone snapshots and
+// restores in turn, and orders its own stages.
+package targetlock
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// Kind says what a lock's holder does to its target.
+type Kind string
+
+const (
+	Read  Kind = "read"  // a snapshot: other readers may run
+	Write Kind = "write" // a restore or clone: nothing else may
+)
+
+// Lock is a held lock.
+type Lock struct {
+	f    *os.File
+	path string
+}
+
+var seq atomic.Uint64
+
+// Acquire locks target for kind, or fails at once with an error
+// satisfying errors.Is(err, cairn.ErrLocked) naming the other process's
+// target. A target that starts with "/" is a directory (resolved, absolute)
+// and conflicts with directories inside or above it; anything else (a
+// database's name) conflicts only with itself.
+func Acquire(dir, target string, kind Kind) (*Lock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", target, err)
+	}
+	// One process at a time looks at the locks and adds its own.
+	guard, err := os.OpenFile(filepath.Join(dir, "guard"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", target, err)
+	}
+	defer guard.Close()
+	if err := flock(guard, unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", target, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", target, err)
+	}
+	pid := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".lock") || strings.HasPrefix(name, pid+"-") {
+			continue
+		}
+		other, otherKind, alive := inspect(filepath.Join(dir, name))
+		if !alive {
+			os.Remove(filepath.Join(dir, name)) //nolint:errcheck // a dead process's
+			continue
+		}
+		if overlap(target, other) && (kind == Write || otherKind == Write) {
+			return nil, conflict(target, kind, other, otherKind)
+		}
+	}
+	path := filepath.Join(dir, pid+"-"+strconv.FormatUint(seq.Add(1), 10)+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", target, err)
+	}
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		_, err = f.WriteString(string(kind) + "\n" + target)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path) //nolint:errcheck
+		return nil, fmt.Errorf("lock %s: %w", target, err)
+	}
+	return &Lock{f: f, path: path}, nil
+}
+
+// Release gives the lock back.
+func (l *Lock) Release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	os.Remove(l.path) //nolint:errcheck
+	l.f.Close()
+	l.f = nil
+}
+
+// inspect reads a lock file and tells whether its process still holds it.
+func inspect(path string) (target string, kind Kind, alive bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", false
+	}
+	defer f.Close()
+	if err := flock(f, unix.LOCK_SH|unix.LOCK_NB); err == nil {
+		return "", "", false // nobody holds it
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", false
+	}
+	k, t, _ := strings.Cut(string(b), "\n")
+	return t, Kind(k), true
+}
+
+func overlap(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if !strings.HasPrefix(a, "/") || !strings.HasPrefix(b, "/") {
+		return false
+	}
+	return within(a, b) || within(b, a)
+}
+
+// within reports whether path p is inside directory dir.
+func within(p, dir string) bool {
+	return dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+func conflict(target string, kind Kind, other string, otherKind Kind) error {
+	doing := map[Kind]string{Read: "snapshotting", Write: "restoring onto"}
+	what := "restore to " + target
+	if kind == Read {
+		what = "snapshot of " + target
+	}
+	return fmt.Errorf("%s: %w (%s %s). Try: wait for it to finish and run the command again", what, cairn.ErrLocked, doing[otherKind], other)
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
