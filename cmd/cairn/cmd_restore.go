@@ -438,10 +438,13 @@ func (a *app) printChange(asJSON bool) func(files.Change) {
 }
 
 func (a *app) restoreSummary(s *cairn.Snapshot, dir string, st files.Stats, o restoreOptions, took time.Duration) error {
+	if n := len(st.Unsafe); n > 0 {
+		fmt.Fprintf(a.stderr, "warning: %d file(s) restored without their setuid/setgid bit, because ownership is not restored: %s\n", n, strings.Join(firstN(st.Unsafe, 5), ", "))
+	}
 	if o.json {
 		return jsonLine(a.stdout, restoreSummaryJSON{MessageType: "summary", Snapshot: s.ID, Target: dir, DryRun: o.dryRun,
 			Added: st.Added, Updated: st.Updated, Meta: st.Meta, Deleted: st.Deleted, Unchanged: st.Unchanged,
-			BytesWritten: st.BytesWritten, DurationSec: took.Seconds()})
+			Extra: st.Extra, BytesWritten: st.BytesWritten, DurationSec: took.Seconds()})
 	}
 	verb := "restored"
 	if o.dryRun {
@@ -450,7 +453,17 @@ func (a *app) restoreSummary(s *cairn.Snapshot, dir string, st files.Stats, o re
 	fmt.Fprintf(a.stdout, "%s snapshot %s (%s, %s) to %s: %d added, %d updated, %d attributes fixed, %d deleted, %d unchanged; %s written in %s\n",
 		verb, s.ShortID(), s.Name(), s.Time.Local().Format("2006-01-02 15:04"), dir, st.Added, st.Updated, st.Meta,
 		st.Deleted, st.Unchanged, progress.Bytes(st.BytesWritten), took.Round(time.Millisecond))
+	if st.Extra > 0 {
+		fmt.Fprintf(a.stdout, "%d entries the snapshot lacks were left in %s; add --delete to remove them\n", st.Extra, dir)
+	}
 	return nil
+}
+
+func firstN(list []string, n int) []string {
+	if len(list) <= n {
+		return list
+	}
+	return append(append([]string(nil), list[:n]...), fmt.Sprintf("and %d more", len(list)-n))
 }
 
 // confirmProtected asks for --force and the environment's name typed back.

@@ -119,6 +119,7 @@ type restoreSummaryJSON struct {
 	Meta         int64   `json:"attributes_fixed"`
 	Deleted      int64   `json:"deleted"`
 	Unchanged    int64   `json:"unchanged"`
+	Extra        int64   `json:"extra_kept"` // what the snapshot lacks, left without --delete
 	BytesWritten int64   `json:"bytes_written"`
 	DurationSec  float64 `json:"duration_seconds"`
 }

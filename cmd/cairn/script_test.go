@@ -61,6 +61,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"gentree":   cmdGentree,
+			"bytenames": cmdByteNames,
 			"s3bucket":  cmdS3Bucket,
 			"waitpacks": cmdWaitPacks,
 			"waitfile":  cmdWaitFile,
@@ -207,6 +208,30 @@ func cmdJSONEnv(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Setenv(args[0], fmt.Sprint(v))
+}
+
+// bytenames DIR: files named with every byte value but '/' (and NUL, which
+// no name holds): alone (but '.'), inside a name, and twice in a row.
+func cmdByteNames(ts *testscript.TestScript, neg bool, args []string) {
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	for b := 1; b <= 0xFF; b++ {
+		if b == '/' {
+			continue
+		}
+		c := string([]byte{byte(b)})
+		names := []string{"caf" + c + ".txt", c + c + "x"}
+		if b != '.' {
+			names = append(names, c)
+		}
+		for _, n := range names {
+			ts.Check(os.WriteFile(filepath.Join(dir, n), []byte(fmt.Sprintf("%x", n)), 0o644))
+		}
+	}
+	// The longest names a file system takes (255 bytes).
+	for _, n := range []string{strings.Repeat("l", 255), strings.Repeat("\xe9", 255)} {
+		ts.Check(os.WriteFile(filepath.Join(dir, n), []byte("long"), 0o644))
+	}
 }
 
 // treeeq A B: the two trees hold the same files with the same content.
