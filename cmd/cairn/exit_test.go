@@ -106,6 +106,33 @@ func TestExitCodes(t *testing.T) {
 	if code != exitLocked || !strings.Contains(stderr, "locked by another cairn process") {
 		t.Errorf("restore onto a locked target = exit %d, %q; want %d", code, stderr, exitLocked)
 	}
+
+	// The lock is on the resolved directory: another spelling of it, or a
+	// directory inside it, is locked too; and a snapshot of a directory
+	// being restored waits for no torn tree: it is refused.
+	real := t.TempDir()
+	os.WriteFile(filepath.Join(real, "index.php"), []byte("<?php"), 0o644)
+	link := filepath.Join(t.TempDir(), "link")
+	os.Symlink(real, link)
+	unlock, err = lockTarget(real, targetlock.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, args := range [][]string{
+		{"restore", "blog/production@latest", "--to", link},
+		{"restore", "blog/production@latest", "--to", link + "/sub"},
+		{"snapshot", link},
+		{"snapshot", real},
+	} {
+		code, stderr := c.run(append([]string{"--config", cfg}, args...)...)
+		if code != exitLocked || !strings.Contains(stderr, "restoring onto "+real) {
+			t.Errorf("cairn %s while %s is being restored = exit %d, %q; want %d", strings.Join(args, " "), real, code, stderr, exitLocked)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(real, "sub")); err == nil {
+		t.Error("a refused restore wrote into the locked directory")
+	}
 }
 
 // Ctrl-C during a snapshot exits 130 and records nothing.
