@@ -157,6 +157,11 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	for _, c := range []string{opts.Compression, opts.DumpCompression} {
+		if err := CheckCompression(c); err != nil {
+			return nil, err
+		}
+	}
 	password := opts.Password.Reveal()
 	if password == "" {
 		b, err := os.ReadFile(opts.KeyFile)
