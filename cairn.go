@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -234,24 +233,6 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redact(s) + 
 
 // Reveal returns the secret's value.
 func (s Secret) Reveal() string { return string(s) }
-
-// RedactDSN removes the password from a database DSN or repository URL,
-// for messages: user:secret@host becomes user:xxxxx@host.
-func RedactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		if i := strings.LastIndex(dsn, "@"); i >= 0 {
-			if j := strings.Index(dsn, "://"); j >= 0 && j < i {
-				return dsn[:j+3] + "…@" + dsn[i+1:]
-			}
-		}
-		return dsn
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
 
 func redact(s Secret) string {
 	if s == "" {

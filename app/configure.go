@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // Target is what a copy of an application must point at.
@@ -63,12 +65,15 @@ func Configure(dir string, t Target, keep func(file string) bool, dryRun bool) (
 
 // dbSettings splits a DSN into the parts applications configure.
 func dbSettings(dsn string) (user, pass, host, port, name string, err error) {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		return "", "", "", "", "", fmt.Errorf("bad database DSN")
+	d, err := cairn.SplitDSN(dsn)
+	if err != nil {
+		return "", "", "", "", "", err
 	}
-	pass, _ = u.User.Password()
-	return u.User.Username(), pass, u.Hostname(), u.Port(), strings.Trim(u.Path, "/"), nil
+	u, err := url.Parse(d.Rest)
+	if err != nil || u.Scheme == "" {
+		return "", "", "", "", "", fmt.Errorf("bad database DSN %s", cairn.RedactDSN(dsn))
+	}
+	return d.User, d.Password.Reveal(), u.Hostname(), u.Port(), strings.Trim(u.Path, "/"), nil
 }
 
 // setLiterals replaces the PHP literals re finds (key in group keyAt,

@@ -30,6 +30,8 @@ type Config struct {
 	// missing maps key paths to the environment variables they referred
 	// to that were not set. A key is only an error when it is used.
 	missing map[string]missingVar
+	// doc is the parsed document, for Check's file:line.
+	doc *yaml.Node
 }
 
 type missingVar struct {
@@ -148,8 +150,10 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, err
 	}
 	if err := doc.Decode(cfg); err != nil {
-		return nil, fmt.Errorf("%s: %v", name, trimYAML(err))
+		// A type error quotes the value, which may be a secret.
+		return nil, fmt.Errorf("%s: %s", name, quotedRE.ReplaceAllString(trimYAML(err), "a value"))
 	}
+	cfg.doc = doc
 	if cfg.Sites == nil {
 		cfg.Sites = map[string]*Site{}
 	}
@@ -164,6 +168,7 @@ func trimYAML(err error) string {
 }
 
 var (
+	quotedRE      = regexp.MustCompile("`[^`]*`")
 	varRE         = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 	placeholderRE = regexp.MustCompile(placeholder + `([A-Za-z_][A-Za-z0-9_]*)` + placeholder)
 )
@@ -254,7 +259,98 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 			}
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.ScalarNode && n.Tag != "!!null":
-		return fmt.Errorf("%s:%d: %s: expected a list, e.g. [%s]", file, n.Line, path, n.Value)
+		return fmt.Errorf("%s:%d: %s: expected a list, e.g. [%s]", file, n.Line, path, cairn.RedactDSN(n.Value))
+	case t.Kind() == reflect.Slice && n.Kind == yaml.MappingNode:
+		return fmt.Errorf("%s:%d: %s: expected a list, not a mapping of keys to values", file, n.Line, path)
+	default:
+		return checkScalar(file, n, t, path)
+	}
+	return nil
+}
+
+// checkScalar reports a value of the wrong type (a list where one value
+// is wanted, a word where true or false is) without quoting it: it may be
+// a secret.
+func checkScalar(file string, n *yaml.Node, t reflect.Type, path string) error {
+	var want string
+	switch t.Kind() {
+	case reflect.String:
+		want = "one value"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		want = "a whole number"
+	default:
+		return nil
+	}
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		return fmt.Errorf("%s:%d: %s: expected %s, not a list", file, n.Line, path, want)
+	case n.Kind == yaml.MappingNode:
+		return fmt.Errorf("%s:%d: %s: expected %s, not a mapping of keys to values", file, n.Line, path, want)
+	case n.Kind != yaml.ScalarNode || n.Tag == "!!null" || strings.Contains(n.Value, placeholder):
+		return nil
+	}
+	v := reflect.New(t)
+	if err := n.Decode(v.Interface()); err != nil {
+		return fmt.Errorf("%s:%d: %s: expected %s", file, n.Line, path, want)
+	}
+	return nil
+}
+
+// Check runs check on the value of every key that pattern matches
+// (dot-separated keys; * is any key of a mapping, [*] any item of a list:
+// "sites.*.environments.*.databases[*]"), and turns its first failure into
+// an error naming the file, the line and the key. Values that use an unset
+// ${VAR} are left for Env to report. check's error is kept as text only:
+// a config error is a config error, whatever check found.
+func (c *Config) Check(pattern string, check func(value string) error) error {
+	if c.doc == nil {
+		return nil
+	}
+	return c.walk(c.doc, strings.Split(pattern, "."), "", check)
+}
+
+func (c *Config) walk(n *yaml.Node, segs []string, path string, check func(string) error) error {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if len(segs) == 0 {
+		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+			return nil
+		}
+		if _, unset := c.missing[path]; unset {
+			return nil
+		}
+		if err := check(n.Value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %s", c.File, n.Line, path, strings.TrimPrefix(err.Error(), cairn.ErrInvalidArgument.Error()+": "))
+		}
+		return nil
+	}
+	key, list := strings.CutSuffix(segs[0], "[*]")
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i].Value, n.Content[i+1]
+		if key != "*" && k != key {
+			continue
+		}
+		p := join(path, k)
+		if !list {
+			if err := c.walk(v, segs[1:], p, check); err != nil {
+				return err
+			}
+			continue
+		}
+		if v.Kind != yaml.SequenceNode {
+			continue
+		}
+		for j, item := range v.Content {
+			if err := c.walk(item, segs[1:], fmt.Sprintf("%s[%d]", p, j), check); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -376,6 +472,18 @@ func (c *Config) resolve(p string) string {
 // FilesPath returns the environment's local files directory, resolved
 // against the configuration file's directory.
 func (c *Config) FilesPath(e *Environment) string { return c.resolve(e.Files) }
+
+// PasswordFilePath returns repository.password_file resolved like
+// FilesPath.
+func (c *Config) PasswordFilePath() string { return c.resolve(c.Repository.PasswordFile) }
+
+// Where names a key for messages: "FILE:LINE: KEY" (dot-separated keys).
+func (c *Config) Where(key string) string {
+	if c.File == "" {
+		return key
+	}
+	return fmt.Sprintf("%s:%d: %s", c.File, lineOf(c.doc, strings.Split(key, ".")...), key)
+}
 
 // RepositoryPath returns repository.path resolved like FilesPath.
 func (c *Config) RepositoryPath() string { return c.resolve(c.Repository.Path) }

@@ -56,12 +56,22 @@ func TestParseErrors(t *testing.T) {
 		{"sites:\n  blog: {}\n", "sites.blog: no environments"},
 		{"sites:\n  bad name:\n    environments: {p: {files: /x}}\n", "a site name may hold"},
 		{"repository: [\n", "cairn.yaml: "},
-		{"sites:\n  blog:\n    environments:\n      prod:\n        protected: maybe\n", "cairn.yaml: line 5: cannot unmarshal"},
+		{"sites:\n  blog:\n    environments:\n      prod:\n        protected: maybe\n", "cairn.yaml:5: sites.blog.environments.prod.protected: expected true or false"},
+		{"sites:\n  blog:\n    environments:\n      prod:\n        files: [a, b]\n", "cairn.yaml:5: sites.blog.environments.prod.files: expected one value, not a list"},
+		{"sites:\n  blog:\n    environments:\n      prod:\n        url: {a: b}\n", "cairn.yaml:5: sites.blog.environments.prod.url: expected one value, not a mapping"},
+		{"sites:\n  blog:\n    environments: {p: {files: /x}}\n    retention: {daily: lots}\n", "cairn.yaml:4: sites.blog.retention.daily: expected a whole number"},
+		{"sites:\n  blog:\n    environments: {p: {files: /x}}\n    replace: {a: [b]}\n", "cairn.yaml:4: sites.blog.replace.a: expected one value, not a list"},
+		{"sites:\n  blog:\n    environments: {p: {databases: {a: b}}}\n", "cairn.yaml:3: sites.blog.environments.p.databases: expected a list, not a mapping"},
+		{"repository:\n  password: [Zq9secret]\n", "cairn.yaml:2: repository.password: expected one value, not a list"},
+		{"sites:\n  blog:\n    environments:\n      prod:\n        databases: mysql://u:Zq9/sec@h/db\n", "cairn.yaml:5: sites.blog.environments.prod.databases: expected a list, e.g. [mysql://u:xxxxx@h/db]"},
 	}
 	for _, tt := range tests {
 		_, err := Parse("cairn.yaml", []byte(tt.src), lookup(nil))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) error = %v, want it to contain %q", tt.src, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Zq9") {
+			t.Errorf("Parse(%q) error = %v: it shows the secret", tt.src, err)
 		}
 	}
 }

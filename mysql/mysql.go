@@ -30,19 +30,19 @@ type Config struct {
 
 // ParseDSN reads a mysql:// or mariadb:// DSN.
 func ParseDSN(dsn string) (Config, error) {
-	u, err := url.Parse(dsn)
+	d, err := cairn.SplitDSN(dsn)
 	if err != nil {
-		return Config{}, fmt.Errorf("%w: database DSN: %v", cairn.ErrInvalidArgument, redactErr(err, dsn))
+		return Config{}, fmt.Errorf("%w: %s: %v", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), err)
+	}
+	// The password is out of what is parsed: a URL parser's errors quote it.
+	u, err := url.Parse(d.Rest)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: database DSN %s: %v", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), redactErr(err, d.Rest))
 	}
 	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
 		return Config{}, fmt.Errorf("%w: %s: not a mysql:// or mariadb:// DSN", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
-	c := Config{Port: 3306, Database: strings.Trim(u.Path, "/")}
-	if u.User != nil {
-		c.User = u.User.Username()
-		p, _ := u.User.Password()
-		c.Password = cairn.Secret(p)
-	}
+	c := Config{Port: 3306, Database: strings.Trim(u.Path, "/"), User: d.User, Password: d.Password}
 	if c.Database == "" || strings.Contains(c.Database, "/") {
 		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. mysql://user@host/wordpress", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}

@@ -28,19 +28,19 @@ type Config struct {
 
 // ParseDSN reads a postgres:// or postgresql:// DSN.
 func ParseDSN(dsn string) (Config, error) {
-	u, err := url.Parse(dsn)
+	d, err := cairn.SplitDSN(dsn)
 	if err != nil {
-		return Config{}, fmt.Errorf("%w: database DSN is not a URL", cairn.ErrInvalidArgument)
+		return Config{}, fmt.Errorf("%w: %s: %v", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), err)
+	}
+	// The password is out of what is parsed: a URL parser's errors quote it.
+	u, err := url.Parse(d.Rest)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: database DSN %s is not a URL", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return Config{}, fmt.Errorf("%w: %s: not a postgres:// DSN", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}
-	c := Config{Port: 5432, Host: u.Hostname(), Database: strings.Trim(u.Path, "/")}
-	if u.User != nil {
-		c.User = u.User.Username()
-		p, _ := u.User.Password()
-		c.Password = cairn.Secret(p)
-	}
+	c := Config{Port: 5432, Host: u.Hostname(), Database: strings.Trim(u.Path, "/"), User: d.User, Password: d.Password}
 	if c.Database == "" || strings.Contains(c.Database, "/") {
 		return Config{}, fmt.Errorf("%w: %s: name one database, e.g. postgres://user@host/app", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
 	}

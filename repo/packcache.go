@@ -3,6 +3,7 @@ package repo
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/blob/s3"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // Restoring from S3 through kopia costs one ranged GET per file, which
@@ -27,7 +30,9 @@ import (
 // for S3 repositories.
 const cachedS3Type = "cairn-s3"
 
-// cachedS3Options are kopia's S3 options plus the pack cache's place.
+// cachedS3Options are kopia's S3 options plus the pack cache's place. They
+// are what kopia's connection file holds, so they carry no credentials:
+// CredentialsRef names them in s3Credentials, in this process's memory.
 type cachedS3Options struct {
 	s3.Options
 	PackCacheDir   string `json:"cairnPackCacheDir"`
@@ -35,31 +40,68 @@ type cachedS3Options struct {
 	// PackCacheToken names the cache in packCaches, so that the Repo that
 	// opened the storage can find it and ask for prefetches.
 	PackCacheToken string `json:"cairnPackCacheToken"`
+	// CredentialsRef names the credentials in s3Credentials.
+	CredentialsRef string `json:"cairnCredentials"`
 }
 
 // packCaches maps tokens to live pack caches.
 var packCaches sync.Map
 
-func init() {
-	blob.AddSupportedStorage(cachedS3Type, cachedS3Options{}, func(ctx context.Context, o *cachedS3Options, create bool) (blob.Storage, error) {
-		st, err := s3.New(ctx, &o.Options, create)
-		if err != nil {
-			return nil, err //nolint:wrapcheck
-		}
-		if o.PackCacheDir == "" {
-			return st, nil
-		}
-		c, err := newPackCache(st, o.PackCacheDir, o.PackCacheBytes)
-		if err != nil {
-			return nil, err
-		}
-		if o.PackCacheToken != "" {
-			c.token = o.PackCacheToken
-			packCaches.Store(c.token, c)
-		}
-		return c, nil
-	})
+// s3Credentials maps a location's ID to its S3 credentials (s3Creds). They
+// live in memory only: kopia gets them when it opens the storage, and its
+// connection file (which it reads to open the repository, and may write
+// back) never holds them, so no crash can leave them on disk.
+var s3Credentials sync.Map
+
+type s3Creds struct {
+	AccessKeyID              string
+	SecretAccessKey, Session cairn.Secret
 }
+
+func init() {
+	blob.AddSupportedStorage(cachedS3Type, cachedS3Options{}, openCachedS3)
+}
+
+// openCachedS3 is kopia's factory for cachedS3Type storage.
+func openCachedS3(ctx context.Context, o *cachedS3Options, create bool) (blob.Storage, error) {
+	info := blob.ConnectionInfo{Type: cachedS3Type, Config: o}
+	so := o.Options
+	if o.CredentialsRef != "" {
+		v, ok := s3Credentials.Load(o.CredentialsRef)
+		if !ok {
+			return nil, errors.New("the S3 credentials of this connection are not in memory: only the cairn process that opens the repository has them")
+		}
+		c := v.(s3Creds)
+		so.AccessKeyID, so.SecretAccessKey, so.SessionToken = c.AccessKeyID, c.SecretAccessKey.Reveal(), c.Session.Reveal()
+	}
+	st, err := s3.New(ctx, &so, create)
+	if err != nil {
+		return nil, err //nolint:wrapcheck
+	}
+	if o.PackCacheDir == "" {
+		return withConnectionInfo{st, info}, nil
+	}
+	c, err := newPackCache(st, o.PackCacheDir, o.PackCacheBytes)
+	if err != nil {
+		st.Close(ctx) //nolint:errcheck
+		return nil, err
+	}
+	c.info = info
+	if o.PackCacheToken != "" {
+		c.token = o.PackCacheToken
+		packCaches.Store(c.token, c)
+	}
+	return c, nil
+}
+
+// withConnectionInfo describes a storage by its credential-free options
+// (kopia's S3 storage would describe itself with its credentials).
+type withConnectionInfo struct {
+	blob.Storage
+	info blob.ConnectionInfo
+}
+
+func (w withConnectionInfo) ConnectionInfo() blob.ConnectionInfo { return w.info }
 
 type packCache struct {
 	blob.Storage
@@ -83,6 +125,7 @@ type packCache struct {
 	queued  map[blob.ID]bool
 
 	token     string
+	info      blob.ConnectionInfo
 	wanted    chan blob.ID
 	startOnce sync.Once
 	bg        context.Context
@@ -325,6 +368,9 @@ func removeStale(parent string) {
 		}
 	}
 }
+
+// ConnectionInfo describes the storage without its credentials.
+func (c *packCache) ConnectionInfo() blob.ConnectionInfo { return c.info }
 
 func (c *packCache) Close(ctx context.Context) error {
 	c.stopBg()

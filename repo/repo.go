@@ -5,7 +5,7 @@
 //
 // Traps of embedding kopia that this package handles: kopia's fatal-error
 // hook calls os.Exit (overridden), its connection file would keep S3 secrets
-// in clear (scrubbed right after opening), its config and caches live under
+// in clear (they are given to it in memory instead), its config and caches live under
 // cairn's state directory, compression is off unless set (set), and there is
 // no default password (a random one is generated into a 0600 key file).
 package repo
@@ -157,6 +157,11 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	for _, c := range []string{opts.Compression, opts.DumpCompression} {
+		if err := CheckCompression(c); err != nil {
+			return nil, err
+		}
+	}
 	password := opts.Password.Reveal()
 	if password == "" {
 		b, err := os.ReadFile(opts.KeyFile)
@@ -188,11 +193,6 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		},
 		DisableRepositoryLog: true,
 	})
-	// The connection file held S3 credentials only while opening.
-	if serr := scrubConnection(cfgFile); serr != nil && err == nil {
-		kr.Close(ctx) //nolint:errcheck
-		return nil, serr
-	}
 	if err != nil {
 		if errors.Is(err, repo.ErrInvalidPassword) {
 			return nil, fmt.Errorf("%w for %s. Try: check CAIRN_PASSWORD or the password file; the password cannot be recovered", cairn.ErrWrongPassword, opts.Location)
@@ -356,7 +356,12 @@ func writeConnection(ctx context.Context, opts Options, token string) (string, e
 	c.Caching = &content.CachingOptions{}
 	if opts.Location.S3 != nil {
 		so := cachedS3Options{Options: *s3Options(opts.Location.S3), PackCacheDir: filepath.Join(opts.StateDir, "packs"),
-			PackCacheToken: token}
+			PackCacheToken: token, CredentialsRef: opts.Location.ID()}
+		// The credentials stay in memory (see s3Credentials).
+		creds := opts.Location.S3.withEnvCredentials()
+		s3Credentials.Store(so.CredentialsRef, s3Creds{AccessKeyID: creds.AccessKeyID,
+			SecretAccessKey: creds.SecretAccessKey, Session: creds.SessionToken})
+		so.AccessKeyID, so.SecretAccessKey, so.SessionToken = "", "", ""
 		so.Limits.UploadBytesPerSecond = opts.LimitUpload
 		c.Storage = &blob.ConnectionInfo{Type: cachedS3Type, Config: &so}
 		// For snapshots kopia's metadata cache (directory listings,
@@ -387,31 +392,6 @@ func writeConnection(ctx context.Context, opts Options, token string) (string, e
 		return "", fmt.Errorf("write connection file: %w", err)
 	}
 	return path, nil
-}
-
-// scrubConnection removes credentials from the connection file once the
-// repository is open.
-func scrubConnection(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	if st, ok := m["storage"].(map[string]any); ok {
-		if cfg, ok := st["config"].(map[string]any); ok {
-			for _, k := range []string{"accessKeyID", "secretAccessKey", "sessionToken"} {
-				delete(cfg, k)
-			}
-		}
-	}
-	b, err = json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(path, b, 0o600)
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {

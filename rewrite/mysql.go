@@ -20,21 +20,42 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 	binary := map[string][]bool{} // table → which columns are binary
 	var creating string           // the table whose CREATE TABLE is being read
 	var ins *mysqlInsert          // the INSERT statement being read
+	var other *Place              // a data statement not understood, being passed through
+	otherMatch := false           // it holds a match
+	start := func(bw *countingWriter, p piece, table string, cols []string, head int) {
+		bw.Write(p.b[:head])
+		bin := binary[table]
+		if cols == nil {
+			cols = columns[table]
+		} else {
+			bin = binaryByName(columns[table], binary[table], cols)
+		}
+		ins = &mysqlInsert{w: w, out: bw, table: table, cols: cols, binCols: bin, line: w.report.Lines, passThrough: !w.selected(table)}
+		ins.piece(p.b[head:], p.whole, p.end)
+	}
 	handle := func(bw *countingWriter, p piece) {
 		switch {
 		case ins != nil:
 			ins.piece(p.b, p.whole, p.end)
+		case other != nil:
+			// The statement's next line.
 		case p.start && bytes.HasPrefix(p.b, insertInto):
 			table, rest, ok := sqlident.CutBackquoted(p.b[len(insertInto)-1:])
-			if !ok || !bytes.HasPrefix(rest, valuesKeyword) || len(rest) == len(valuesKeyword) || (rest[len(valuesKeyword)] != ' ' && rest[len(valuesKeyword)] != '\n') {
-				w.place(&w.report.Unparsed, Place{Table: table, Line: w.report.Lines, Reason: "INSERT without VALUES, or with a column list: passed through"})
-				bw.Write(p.b)
-				return
+			if ok && bytes.HasPrefix(rest, valuesKeyword) && len(rest) > len(valuesKeyword) && (rest[len(valuesKeyword)] == ' ' || rest[len(valuesKeyword)] == '\n') {
+				start(bw, p, table, nil, len(p.b)-len(rest)+len(valuesKeyword)+1)
+				break
 			}
-			head := len(p.b) - len(rest) + len(valuesKeyword) + 1
-			bw.Write(p.b[:head])
-			ins = &mysqlInsert{w: w, out: bw, table: table, cols: columns[table], binCols: binary[table], line: w.report.Lines, passThrough: !w.selected(table)}
-			ins.piece(p.b[head:], p.whole, p.end)
+			fallthrough
+		case p.start && len(p.b) > 0 && (p.b[0]|0x20 == 'i' || p.b[0]|0x20 == 'r' || p.b[0]|0x20 == 'u') && dataStatement(p.b):
+			if h, ok := parseInsertHead(p.b); ok {
+				start(bw, p, h.table, h.cols, h.n)
+				break
+			}
+			other, otherMatch = &Place{Line: w.report.Lines}, false
+			// The table, for the report, of a head whose VALUES is elsewhere.
+			if h, ok := parseInsertHead(append(append([]byte(nil), bytes.TrimRight(p.b, " \r\n")...), " VALUES "...)); ok {
+				other.Table = h.table
+			}
 		case p.start && bytes.HasPrefix(p.b, createTable):
 			if t, _, ok := sqlident.CutBackquoted(p.b[len(createTable)-1:]); ok {
 				creating, columns[t], binary[t] = t, nil, nil
@@ -52,17 +73,52 @@ func (w *Rewriter) MySQL(in io.Reader, out io.Writer) (*Report, error) {
 			}
 			bw.Write(p.b)
 		}
+		if other != nil && ins == nil {
+			bw.Write(p.b)
+			otherMatch = otherMatch || w.r.mayMatch(p.b) || w.r.mayHideMatch(p.b)
+			if p.end && bytes.HasSuffix(bytes.TrimRight(p.b, " \r\n"), []byte(";")) {
+				w.unparsed(other, otherMatch)
+				other = nil
+			}
+		}
 		if ins != nil && ins.done {
 			ins = nil
 		}
 	}
 	atEnd := func() {
+		if other != nil {
+			w.unparsed(other, otherMatch)
+		}
 		if ins != nil {
 			ins.flush()
 			w.place(&w.report.Unparsed, Place{Table: ins.table, Line: ins.line, Reason: "the dump ends inside this INSERT statement"})
 		}
 	}
 	return w.stream(in, out, handle, atEnd)
+}
+
+// unparsed reports a data statement passed through without being
+// understood, when it holds a match.
+func (w *Rewriter) unparsed(p *Place, match bool) {
+	if !match {
+		return
+	}
+	w.report.UnparsedMatches++
+	p.Reason = "holds a match but is not understood: passed through unchanged"
+	w.place(&w.report.Unparsed, *p)
+}
+
+// binaryByName tells which of cols are binary, by the table's columns.
+func binaryByName(all []string, bin []bool, cols []string) []bool {
+	out := make([]bool, len(cols))
+	for i, c := range cols {
+		for j, a := range all {
+			if a == c && j < len(bin) {
+				out[i] = bin[j]
+			}
+		}
+	}
+	return out
 }
 
 // binaryType tells whether a column definition in SHOW CREATE TABLE's

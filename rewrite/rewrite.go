@@ -44,6 +44,9 @@ type Report struct {
 	Counts   []Count // values changed, per table and column
 	Unsafe   []Place // values holding a match that were left as they were
 	Unparsed []Place // statements passed through without being understood
+	// UnparsedMatches counts the data statements that held a match and
+	// were passed through unchanged, not understood.
+	UnparsedMatches int64
 	// Dropped counts Unsafe and Unparsed places not listed (past 1000).
 	Dropped           int64
 	Lines             int64

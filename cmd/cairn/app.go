@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -84,7 +85,31 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkConfig(cfg); err != nil {
+		return err
+	}
 	a.cfg = cfg
+	return nil
+}
+
+// checkConfig checks what the config package cannot know by itself (the
+// compressors, repository URLs and DSNs cairn takes), so that every
+// mistake in the file is reported with its file, line and key, at start.
+func checkConfig(cfg *config.Config) error {
+	checks := []struct {
+		key   string
+		check func(string) error
+	}{
+		{"repository.compression", repo.CheckCompression},
+		{"repository.dump_compression", repo.CheckCompression},
+		{"repository.url", func(v string) error { _, err := repo.ParseLocation(v); return err }},
+		{"sites.*.environments.*.databases[*]", func(v string) error { _, err := database.Open(v, database.Options{}); return err }},
+	}
+	for _, c := range checks {
+		if err := cfg.Check(c.key, c.check); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -174,25 +199,33 @@ func (a *app) password() (cairn.Secret, error) {
 	if p := os.Getenv("CAIRN_PASSWORD"); p != "" {
 		return cairn.Secret(p), nil
 	}
-	file := os.Getenv("CAIRN_PASSWORD_FILE")
+	file, where := os.Getenv("CAIRN_PASSWORD_FILE"), "$CAIRN_PASSWORD_FILE"
 	if file == "" {
 		if a.cfg.Repository.Password != "" {
 			return a.cfg.Repository.Password, nil
 		}
-		file = a.cfg.Repository.PasswordFile
+		file, where = a.cfg.PasswordFilePath(), a.cfg.Where("repository.password_file")
 	}
 	if file == "" {
 		return "", nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("read password file: %w. Try: fix repository.password_file or $CAIRN_PASSWORD_FILE", err)
+		return "", fmt.Errorf("%s: %w: cannot read password file: %v. Try: fix repository.password_file or $CAIRN_PASSWORD_FILE", where, cairn.ErrNoPassword, err)
 	}
+	warnReadable(a.stderr, file)
 	p := strings.TrimRight(string(b), "\r\n")
 	if p == "" {
-		return "", fmt.Errorf("password file %s is empty", file)
+		return "", fmt.Errorf("%s: %w: password file %s is empty", where, cairn.ErrNoPassword, file)
 	}
 	return cairn.Secret(p), nil
+}
+
+// warnReadable warns when a password or key file is open to other users.
+func warnReadable(w io.Writer, file string) {
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(w, "warning: %s holds the repository password and other users can access it (mode %04o). Try: chmod 600 %s\n", file, fi.Mode().Perm(), file)
+	}
 }
 
 // openRepo opens the repository; create makes the default local one on
@@ -218,6 +251,9 @@ func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo
 				return nil, err
 			}
 		}
+	}
+	if s.opts.Password == "" {
+		warnReadable(a.stderr, s.opts.KeyFile)
 	}
 	r, err := repo.Open(ctx, s.opts)
 	if err != nil {

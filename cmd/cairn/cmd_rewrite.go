@@ -22,6 +22,7 @@ type rewriteOptions struct {
 	in, out, dialect      string
 	skip, tables, exclude []string
 	emails, dryRun, json  bool
+	allowUnparsed         bool
 }
 
 func (a *app) rewriteCommand() *cobra.Command {
@@ -61,6 +62,7 @@ reported as unsafe. The report goes to stderr, or to stdout with --out or
 	f.BoolVar(&o.emails, "emails", false, "also rewrite e-mail domains (user@example.com)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "report what would change; write no dump")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.BoolVar(&o.allowUnparsed, "allow-unparsed", false, "exit 0 even when statements that hold a match were passed through unchanged, not understood")
 	return cmd
 }
 
@@ -134,7 +136,28 @@ func (a *app) runRewrite(ctx context.Context, o rewriteOptions) error {
 			return fmt.Errorf("write %s: %w", o.out, err)
 		}
 	}
-	return printRewriteReport(report, rep, o)
+	if err := printRewriteReport(report, rep, o); err != nil {
+		return err
+	}
+	return checkUnparsed(a.stderr, report, rep, o)
+}
+
+// checkUnparsed fails a rewrite that passed a statement holding a match
+// through unchanged because it did not understand it, unless the user
+// accepts that: the dump still holds the old URL there.
+func checkUnparsed(stderr, report io.Writer, rep *rewrite.Report, o rewriteOptions) error {
+	if rep.UnparsedMatches == 0 {
+		return nil
+	}
+	if report != stderr || o.json {
+		for _, p := range rep.Unparsed {
+			fmt.Fprintf(stderr, "passed through: line %d (%s): %s\n", p.Line, p.Table, p.Reason)
+		}
+	}
+	if o.allowUnparsed {
+		return nil
+	}
+	return fmt.Errorf("%d statement(s) hold a match but were not understood, and were passed through unchanged (lines listed above). Try: rewrite them by hand, or --allow-unparsed to accept the dump as it is", rep.UnparsedMatches)
 }
 
 // detectDialect reads the dump's first lines without consuming them.
@@ -192,19 +215,21 @@ func printRewriteReport(w io.Writer, rep *rewrite.Report, o rewriteOptions) erro
 }
 
 type rewriteJSON struct {
-	MessageType string          `json:"message_type"` // "rewrite_report"
-	DryRun      bool            `json:"dry_run"`
-	Counts      []rewrite.Count `json:"counts"`
-	Unsafe      []rewrite.Place `json:"unsafe"`
-	Unparsed    []rewrite.Place `json:"unparsed"`
-	Dropped     int64           `json:"not_listed"`
-	Lines       int64           `json:"lines"`
-	BytesIn     int64           `json:"bytes_in"`
-	BytesOut    int64           `json:"bytes_out"`
+	MessageType string `json:"message_type"` // "rewrite_report"
+	DryRun      bool   `json:"dry_run"`
+	// UnparsedMatches counts the statements in Unparsed that hold a match.
+	UnparsedMatches int64           `json:"unparsed_matches"`
+	Counts          []rewrite.Count `json:"counts"`
+	Unsafe          []rewrite.Place `json:"unsafe"`
+	Unparsed        []rewrite.Place `json:"unparsed"`
+	Dropped         int64           `json:"not_listed"`
+	Lines           int64           `json:"lines"`
+	BytesIn         int64           `json:"bytes_in"`
+	BytesOut        int64           `json:"bytes_out"`
 }
 
 func rewriteReportJSON(r *rewrite.Report, dry bool) rewriteJSON {
-	out := rewriteJSON{MessageType: "rewrite_report", DryRun: dry, Counts: r.Counts, Unsafe: r.Unsafe, Unparsed: r.Unparsed,
+	out := rewriteJSON{MessageType: "rewrite_report", DryRun: dry, UnparsedMatches: r.UnparsedMatches, Counts: r.Counts, Unsafe: r.Unsafe, Unparsed: r.Unparsed,
 		Dropped: r.Dropped, Lines: r.Lines, BytesIn: r.BytesIn, BytesOut: r.BytesOut}
 	for _, s := range []*[]rewrite.Place{&out.Unsafe, &out.Unparsed} {
 		if *s == nil {
