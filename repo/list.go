@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"sort"
+	"strings"
 	"time"
 
 	kfs "github.com/kopia/kopia/fs"
@@ -26,9 +27,16 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*cairn.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
+	damage, err := r.damageRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []*cairn.Snapshot
 	for _, e := range entries {
 		if s, ok := snapshotFromLabels(string(e.ID), e.Labels); ok {
+			if d, ok := damage[s.ID]; ok {
+				s.Damaged = strings.Split(d.Labels[labelLost], "\n")
+			}
 			out = append(out, s)
 		}
 	}
