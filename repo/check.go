@@ -395,5 +395,6 @@ func userPaths(lost []string, lay string) []string {
 			out = append(out, name)
 		}
 	}
+	sort.Strings(out)
 	return out
 }

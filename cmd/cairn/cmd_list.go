@@ -157,6 +157,9 @@ func (a *app) show(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, asJSON 
 	if out.App != nil {
 		rows = append(rows, [2]string{"app", strings.TrimSpace(out.App.Name + " " + out.App.Version)})
 	}
+	if s.Damaged != nil {
+		rows = append(rows, [2]string{"damaged", "lost " + strings.Join(s.Damaged, ", ")})
+	}
 	for _, row := range rows {
 		if row[1] != "" {
 			fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
