@@ -125,6 +125,10 @@ type Report struct {
 	// Damaged are snapshots that lost data; Known those among them that
 	// cairn repair already recorded as damaged, with the same paths.
 	Damaged, Known []SnapshotDamage
+	// Healed are snapshots recorded as damaged that are whole again (a
+	// later snapshot stored the lost data anew): cairn repair clears
+	// their records.
+	Healed []*cairn.Snapshot
 }
 
 // OK reports whether the check found no damage beyond what is known.
@@ -157,6 +161,8 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (Report, error) {
 			return rep, err
 		}
 		switch d := (SnapshotDamage{Snapshot: s, Lost: lost}); {
+		case len(lost) == 0 && s.Damaged != nil:
+			rep.Healed = append(rep.Healed, s)
 		case len(lost) == 0:
 		case s.Damaged != nil && strings.Join(s.Damaged, "\n") == lostLabel(lost):
 			rep.Known = append(rep.Known, d)

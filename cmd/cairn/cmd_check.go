@@ -86,6 +86,9 @@ func (a *app) checkText(rep repo.Report) {
 	for _, d := range rep.Known {
 		fmt.Fprintf(a.stdout, "known: snapshot %s of %s is recorded as damaged (%d path(s) lost)\n", d.Snapshot.ShortID(), d.Snapshot.Name(), len(d.Lost))
 	}
+	for _, s := range rep.Healed {
+		fmt.Fprintf(a.stdout, "note: snapshot %s of %s is recorded as damaged but is whole again (its lost data was stored anew); cairn repair clears the mark\n", s.ShortID(), s.Name())
+	}
 	if rep.Unindexed > 0 {
 		fmt.Fprintf(a.stdout, "note: %d content(s) in packs that no index lists (an interrupted snapshot leaves these); cairn repair indexes them\n", rep.Unindexed)
 	}
