@@ -138,7 +138,9 @@ func (r Report) OK() bool { return len(r.Problems) == 0 && len(r.Damaged) == 0 }
 // content the index lists lies inside a pack that exists; no pack holds
 // snapshot manifests that no index lists (a lost index blob hides
 // snapshots); every snapshot's tree and all the data it references are
-// indexed and sound. With opts.ReadData it reads back that share of the
+// indexed and sound. Open the repository with Options.Restore, so that
+// kopia's caches (which may hold good copies of damaged blobs) stay out
+// of the way. With opts.ReadData it reads back that share of the
 // packs and verifies every content in them. Damage is in the Report, not
 // the error, which is for failures to check at all.
 func (r *Repo) Check(ctx context.Context, opts CheckOptions) (Report, error) {

@@ -65,6 +65,9 @@ func (r RepairReport) Changed() bool {
 // It is safe to run again: a second run finds nothing to do.
 func Repair(ctx context.Context, opts Options, ro RepairOptions) (RepairReport, error) {
 	var rep RepairReport
+	// Without kopia's caches: a cached copy of a damaged index blob
+	// would hide the damage.
+	opts.Restore = true
 	r, err := Open(ctx, opts)
 	if errors.Is(err, cairn.ErrDamaged) {
 		restored, rerr := restoreFormat(ctx, opts.Location)

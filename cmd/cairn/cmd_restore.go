@@ -163,9 +163,6 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 		return err
 	}
 	defer r.Close(ctx)
-	if err := restorable(s, o); err != nil {
-		return err
-	}
 	t, err := a.restoreTarget(s, o)
 	if err != nil {
 		return err
@@ -205,6 +202,9 @@ func pathsOverlap(a, b string) bool {
 // restoreSnapshot writes a snapshot onto a target: databases first (with
 // t's rewrites), then files.
 func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, t restoreTarget, o restoreOptions) error {
+	if err := restorable(s, o); err != nil {
+		return err
+	}
 	if t.env != nil && t.env.Protected && !o.dryRun && !o.confirmed {
 		if err := a.confirmProtected(t.env.Name, o); err != nil {
 			return err
