@@ -96,6 +96,7 @@ const (
 	ProblemTruncatedPack = "truncated_pack" // the index points past a pack's end
 	ProblemCorruptData   = "corrupt_data"   // data read back does not match its hash
 	ProblemHiddenSnaps   = "unindexed_manifests"
+	ProblemPackIndex     = "pack_index" // a pack's own index is unreadable (found with ReadData)
 )
 
 // Problem is one piece of damage in the repository's storage.
@@ -149,7 +150,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.Packs, rep.PacksRead, rep.Contents, rep.Unindexed = len(st.packs), st.read, st.contents, st.unindexed
+	rep.Packs, rep.PacksRead, rep.Contents, rep.Unindexed = len(st.packs), len(st.read), st.contents, st.unindexed
 	rep.Problems = st.problems
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
@@ -181,10 +182,14 @@ type scanResult struct {
 	bad       map[content.ID]bool // lost or corrupt contents
 	problems  []Problem
 	contents  int
-	read      int
 	unindexed int
 	// orphans are packs that no index entry points into.
 	orphans []blob.ID
+	// byPack lists the sound contents the index places in each pack;
+	// selfless the packs read back whose own index is unreadable.
+	byPack   map[blob.ID][]content.ID
+	read     map[blob.ID]bool
+	selfless []blob.ID
 }
 
 func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error) {
@@ -192,7 +197,7 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 	if !ok {
 		return nil, errors.New("check needs direct access to the repository")
 	}
-	res := &scanResult{packs: map[blob.ID]int64{}, bad: map[content.ID]bool{}}
+	res := &scanResult{packs: map[blob.ID]int64{}, bad: map[content.ID]bool{}, read: map[blob.ID]bool{}}
 	for _, id := range r.damagedIndexes {
 		res.problems = append(res.problems, Problem{Kind: ProblemDamagedIndex, Blob: string(id), Detail: "cannot be read; what it lists is missing until repaired"})
 	}
@@ -210,6 +215,7 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 	toRead := subset.pick(ids)
 	missing, truncated := map[blob.ID]int{}, map[blob.ID]int{}
 	byPack := map[blob.ID][]content.ID{}
+	res.byPack = byPack
 	err := dr.ContentReader().IterateContents(ctx, content.IterateOptions{}, func(ci content.Info) error {
 		res.contents++
 		size, ok := res.packs[ci.PackBlobID]
@@ -242,7 +248,7 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 		if !toRead[id] || byPack[id] == nil {
 			continue
 		}
-		res.read++
+		res.read[id] = true
 		corrupt := 0
 		for _, cid := range byPack[id] {
 			if _, err := dr.ContentReader().GetContent(ctx, cid); err != nil {
@@ -257,16 +263,25 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 			res.problems = append(res.problems, Problem{Kind: ProblemCorruptData, Blob: string(id), Contents: corrupt, Detail: "data read back does not match its checksum"})
 		}
 	}
-	return res, r.scanOrphans(ctx, dr, res)
+	return res, r.scanPackIndexes(ctx, dr, res)
 }
 
-// scanOrphans reads the own index of each pack no index points into:
-// snapshot manifests there mean a lost index blob hides snapshots.
-func (r *Repo) scanOrphans(ctx context.Context, dr repo.DirectRepository, res *scanResult) error {
-	if len(res.orphans) == 0 {
+// scanPackIndexes reads the own index of each pack no index points into:
+// snapshot manifests there mean a lost index blob hides snapshots. It
+// also reads the own index of every pack read back: one that cannot be
+// read would leave nothing to rebuild from, were the index lost.
+func (r *Repo) scanPackIndexes(ctx context.Context, dr repo.DirectRepository, res *scanResult) error {
+	if len(res.orphans) == 0 && len(res.read) == 0 {
 		return nil
 	}
 	return repo.DirectWriteSession(ctx, dr, repo.WriteSessionOptions{Purpose: "cairn:check"}, func(ctx context.Context, w repo.DirectRepositoryWriter) error {
+		for _, id := range sortedKeys(res.read) {
+			if _, err := w.ContentManager().RecoverIndexFromPackBlob(ctx, id, res.packs[id], false); err != nil {
+				res.selfless = append(res.selfless, id)
+				res.problems = append(res.problems, Problem{Kind: ProblemPackIndex, Blob: string(id),
+					Detail: "its own index cannot be read: its data is sound, but the index could not be rebuilt from it"})
+			}
+		}
 		for _, id := range res.orphans {
 			infos, err := w.ContentManager().RecoverIndexFromPackBlob(ctx, id, res.packs[id], false)
 			if err != nil {
@@ -292,7 +307,7 @@ func (r *Repo) scanOrphans(ctx context.Context, dr repo.DirectRepository, res *s
 	})
 }
 
-func sortedKeys(m map[blob.ID]int) []blob.ID {
+func sortedKeys[V any](m map[blob.ID]V) []blob.ID {
 	out := make([]blob.ID, 0, len(m))
 	for k := range m {
 		out = append(out, k)

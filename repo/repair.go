@@ -40,6 +40,8 @@ type RepairReport struct {
 	// Dropped index entries whose data is lost: the next snapshot
 	// stores that data again.
 	Dropped int
+	// Rewritten contents, from packs whose own index was unreadable.
+	Rewritten int
 	// RemovedIndexes are the damaged index blobs deleted once rebuilt.
 	RemovedIndexes []string
 	// UnreadablePacks lost their own index too: nothing to recover.
@@ -52,7 +54,7 @@ type RepairReport struct {
 
 // Changed reports whether the repair changed anything.
 func (r RepairReport) Changed() bool {
-	return r.FormatRestored || r.Recovered > 0 || r.Dropped > 0 || len(r.RemovedIndexes) > 0 ||
+	return r.FormatRestored || r.Recovered > 0 || r.Dropped > 0 || r.Rewritten > 0 || len(r.RemovedIndexes) > 0 ||
 		len(r.Marked) > 0 || len(r.Cleared) > 0
 }
 
@@ -124,6 +126,18 @@ func (r *Repo) rebuild(ctx context.Context, ro RepairOptions, rep *RepairReport)
 				return fmt.Errorf("drop lost content %s: %w", id, err)
 			}
 			rep.Dropped++
+		}
+		// Sound data in a pack whose own index is gone moves to new packs.
+		for _, pack := range res.selfless {
+			for _, id := range res.byPack[pack] {
+				if res.bad[id] {
+					continue
+				}
+				if err := cm.RewriteContent(ctx, id); err != nil {
+					return fmt.Errorf("rewrite content %s of pack %s: %w", id, pack, err)
+				}
+				rep.Rewritten++
+			}
 		}
 		return nil
 	})

@@ -216,6 +216,9 @@ func (a *app) runRepair(ctx context.Context, opts repo.RepairOptions) error {
 	if rep.Dropped > 0 {
 		fmt.Fprintf(a.stdout, "dropped %d index entries whose data is lost: the next snapshot stores that data again\n", rep.Dropped)
 	}
+	if rep.Rewritten > 0 {
+		fmt.Fprintf(a.stdout, "rewrote %d content(s) from packs whose own index was unreadable into new packs\n", rep.Rewritten)
+	}
 	if n := len(rep.RemovedIndexes); n > 0 {
 		fmt.Fprintf(a.stdout, "removed %d damaged index blob(s): %s\n", n, strings.Join(rep.RemovedIndexes, ", "))
 	}
