@@ -185,7 +185,8 @@ type scanResult struct {
 	unindexed int
 	// orphans are packs that no index entry points into.
 	orphans []blob.ID
-	// byPack lists the sound contents the index places in each pack;
+	// byPack lists the sound contents the index places in each pack
+	// to be read back (only those: memory stays proportional to them);
 	// selfless the packs read back whose own index is unreadable.
 	byPack   map[blob.ID][]content.ID
 	read     map[blob.ID]bool
@@ -214,7 +215,7 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	toRead := subset.pick(ids)
 	missing, truncated := map[blob.ID]int{}, map[blob.ID]int{}
-	byPack := map[blob.ID][]content.ID{}
+	byPack, used := map[blob.ID][]content.ID{}, map[blob.ID]bool{}
 	res.byPack = byPack
 	err := dr.ContentReader().IterateContents(ctx, content.IterateOptions{}, func(ci content.Info) error {
 		res.contents++
@@ -227,7 +228,10 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 			truncated[ci.PackBlobID]++
 			res.bad[ci.ContentID] = true
 		default:
-			byPack[ci.PackBlobID] = append(byPack[ci.PackBlobID], ci.ContentID)
+			used[ci.PackBlobID] = true
+			if toRead[ci.PackBlobID] {
+				byPack[ci.PackBlobID] = append(byPack[ci.PackBlobID], ci.ContentID)
+			}
 		}
 		return nil
 	})
@@ -242,7 +246,7 @@ func (r *Repo) scan(ctx context.Context, subset DataSubset) (*scanResult, error)
 			Detail: fmt.Sprintf("pack is %d bytes, shorter than its index says", res.packs[id])})
 	}
 	for _, id := range ids {
-		if _, used := byPack[id]; !used && missing[id] == 0 && truncated[id] == 0 {
+		if !used[id] && missing[id] == 0 && truncated[id] == 0 {
 			res.orphans = append(res.orphans, id)
 		}
 		if !toRead[id] || byPack[id] == nil {
