@@ -97,6 +97,7 @@ const (
 	ProblemCorruptData   = "corrupt_data"   // data read back does not match its hash
 	ProblemHiddenSnaps   = "unindexed_manifests"
 	ProblemPackIndex     = "pack_index" // a pack's own index is unreadable (found with ReadData)
+	ProblemRecords       = "snapshot_records" // snapshot records cannot be read: nothing can be listed
 )
 
 // Problem is one piece of damage in the repository's storage.
@@ -154,7 +155,12 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (Report, error) {
 	rep.Problems = st.problems
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
-		return rep, err
+		if ctx.Err() != nil || !errors.Is(err, cairn.ErrDamaged) {
+			return rep, err
+		}
+		rep.Problems = append(rep.Problems, Problem{Kind: ProblemRecords,
+			Detail: "snapshot records cannot be read, so no snapshot can be listed until repaired (" + err.Error() + ")"})
+		return rep, nil
 	}
 	rep.Snapshots = len(snaps)
 	w := &walker{r: r, bad: st.bad, dirs: map[object.ID][]string{}}

@@ -25,7 +25,7 @@ import (
 func (r *Repo) Snapshots(ctx context.Context) ([]*cairn.Snapshot, error) {
 	entries, err := r.kr.FindManifests(ctx, map[string]string{manifest.TypeLabelKey: snapshot.ManifestType})
 	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+		return nil, manifestsError(err)
 	}
 	damage, err := r.damageRecords(ctx)
 	if err != nil {
@@ -47,6 +47,15 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*cairn.Snapshot, error) {
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// manifestsError says what to do when kopia cannot load the manifests:
+// it loads them all at once, so one lost record hides every snapshot.
+func manifestsError(err error) error {
+	if strings.Contains(err.Error(), "unable to load manifest contents") {
+		return fmt.Errorf("%w: the snapshot records cannot be read: %v. Try: cairn check, then cairn repair", cairn.ErrDamaged, err)
+	}
+	return fmt.Errorf("list snapshots: %w", err)
 }
 
 // Root opens a snapshot's file tree.

@@ -40,6 +40,9 @@ type RepairReport struct {
 	// Dropped index entries whose data is lost: the next snapshot
 	// stores that data again.
 	Dropped int
+	// LostRecords counts lost contents that held manifests (snapshot
+	// records among them): the snapshots they described are gone.
+	LostRecords int
 	// Rewritten contents, from packs whose own index was unreadable.
 	Rewritten int
 	// RemovedIndexes are the damaged index blobs deleted once rebuilt.
@@ -126,6 +129,9 @@ func (r *Repo) rebuild(ctx context.Context, ro RepairOptions, rep *RepairReport)
 				return fmt.Errorf("drop lost content %s: %w", id, err)
 			}
 			rep.Dropped++
+			if id.Prefix() == manifest.ContentPrefix {
+				rep.LostRecords++
+			}
 		}
 		// Sound data in a pack whose own index is gone moves to new packs.
 		for _, pack := range res.selfless {
@@ -218,7 +224,7 @@ func lostLabel(lost []string) string {
 func (r *Repo) damageRecords(ctx context.Context) (map[string]*manifest.EntryMetadata, error) {
 	entries, err := r.kr.FindManifests(ctx, map[string]string{manifest.TypeLabelKey: damageType})
 	if err != nil {
-		return nil, fmt.Errorf("list damage records: %w", err)
+		return nil, manifestsError(err)
 	}
 	out := map[string]*manifest.EntryMetadata{}
 	for _, e := range entries {

@@ -77,6 +77,10 @@ func (a *app) checkText(rep repo.Report) {
 	}
 	fmt.Fprintf(a.stdout, "checked %d snapshot(s), %d pack(s)%s, %d content(s)\n", rep.Snapshots, rep.Packs, read, rep.Contents)
 	for _, p := range rep.Problems {
+		if p.Blob == "" {
+			fmt.Fprintf(a.stdout, "damage: %s\n", p.Detail)
+			continue
+		}
 		fmt.Fprintf(a.stdout, "damage: %s %s: %s%s\n", blobKind(p.Kind), p.Blob, p.Detail, contentsNote(p.Contents))
 	}
 	for _, d := range rep.Damaged {
@@ -215,6 +219,9 @@ func (a *app) runRepair(ctx context.Context, opts repo.RepairOptions) error {
 	}
 	if rep.Dropped > 0 {
 		fmt.Fprintf(a.stdout, "dropped %d index entries whose data is lost: the next snapshot stores that data again\n", rep.Dropped)
+	}
+	if rep.LostRecords > 0 {
+		fmt.Fprintf(a.stdout, "%d lost content(s) held snapshot records: the snapshots they described are gone (their data, where shared, lives on in the others)\n", rep.LostRecords)
 	}
 	if rep.Rewritten > 0 {
 		fmt.Fprintf(a.stdout, "rewrote %d content(s) from packs whose own index was unreadable into new packs\n", rep.Rewritten)
