@@ -96,7 +96,7 @@ const (
 	ProblemTruncatedPack = "truncated_pack" // the index points past a pack's end
 	ProblemCorruptData   = "corrupt_data"   // data read back does not match its hash
 	ProblemHiddenSnaps   = "unindexed_manifests"
-	ProblemPackIndex     = "pack_index" // a pack's own index is unreadable (found with ReadData)
+	ProblemPackIndex     = "pack_index"       // a pack's own index is unreadable (found with ReadData)
 	ProblemRecords       = "snapshot_records" // snapshot records cannot be read: nothing can be listed
 )
 
