@@ -351,7 +351,7 @@ func (w *walker) snapshot(ctx context.Context, s *cairn.Snapshot) ([]string, err
 
 // objectOK tells whether every content of an object is indexed and sound.
 func (w *walker) objectOK(ctx context.Context, oid object.ID) bool {
-	ids, err := w.r.kr.VerifyObject(ctx, oid)
+	ids, err := w.r.verifyObject(ctx, oid)
 	if err != nil {
 		return false
 	}
@@ -359,11 +359,23 @@ func (w *walker) objectOK(ctx context.Context, oid object.ID) bool {
 		if w.bad[id] {
 			return false
 		}
-		if ci, err := w.r.kr.ContentInfo(ctx, id); err != nil || ci.Deleted {
-			return false
-		}
 	}
 	return true
+}
+
+// verifyObject is kopia's VerifyObject, which also takes the contents
+// that repair dropped (marked deleted in the index) as lost.
+func (r *Repo) verifyObject(ctx context.Context, oid object.ID) ([]content.ID, error) {
+	ids, err := r.kr.VerifyObject(ctx, oid)
+	if err != nil {
+		return nil, err //nolint:wrapcheck
+	}
+	for _, id := range ids {
+		if ci, err := r.kr.ContentInfo(ctx, id); err != nil || ci.Deleted {
+			return nil, fmt.Errorf("object %v: content %v is lost", oid, id)
+		}
+	}
+	return ids, nil
 }
 
 func (w *walker) dir(ctx context.Context, oid object.ID) ([]string, error) {
