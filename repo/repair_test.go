@@ -190,3 +190,33 @@ func TestCheckRepairDamage(t *testing.T) {
 		}
 	})
 }
+
+// Damage to a database dump is named by its database: check says
+// "database NAME", beside the file paths.
+func TestCheckNamesLostDumps(t *testing.T) {
+	ctx := context.Background()
+	r, opts := initRepo(t)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.php": "<?php"})
+	db := sqliteDB(t, "CREATE TABLE posts(id, title); INSERT INTO posts VALUES (1, 'one'), (2, 'two');")
+	req := cairn.SnapshotRequest{Site: "blog", Environment: "prod", Path: src, Databases: []cairn.Database{db}}
+	s, err := r.Snapshot(ctx, req, cairn.NoProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []blob.ID
+	for id := range blobsWith(t, opts.Location, "p") {
+		packs = append(packs, id)
+	}
+	damage(t, opts.Location, packs, false)
+	rep, err := r.Check(ctx, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Damaged) != 1 || rep.Damaged[0].Snapshot.ID != s.ID {
+		t.Fatalf("Damaged = %+v, want the one snapshot", rep.Damaged)
+	}
+	if got, want := rep.Damaged[0].Lost, []string{"database app", "index.php"}; !slices.Equal(got, want) {
+		t.Errorf("lost %q, want %q", got, want)
+	}
+}
