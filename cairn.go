@@ -30,6 +30,9 @@ var (
 	ErrAmbiguous       = errors.New("ambiguous snapshot selector")
 	ErrIncomplete      = errors.New("snapshot incomplete")
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrDamaged: the repository is damaged (cairn check found damage, or
+	// its format blob cannot be read). The message says what to do.
+	ErrDamaged = errors.New("repository damaged")
 )
 
 // Snapshot is one environment at one moment, as recorded in the repository.
@@ -51,6 +54,10 @@ type Snapshot struct {
 	Warnings    []string       // non-fatal problems (files that changed while read)
 	Databases   []DatabaseInfo // the databases dumped with the files
 	App         *AppInfo       // the application found in the files (Components not loaded); nil if none
+	// Damaged lists the paths this snapshot lost to repository damage
+	// (as cairn repair recorded them: file paths, "database NAME");
+	// nil when it is whole.
+	Damaged []string
 }
 
 // DatabaseInfo is one database as a snapshot recorded it.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"sort"
+	"strings"
 	"time"
 
 	kfs "github.com/kopia/kopia/fs"
@@ -24,11 +25,18 @@ import (
 func (r *Repo) Snapshots(ctx context.Context) ([]*cairn.Snapshot, error) {
 	entries, err := r.kr.FindManifests(ctx, map[string]string{manifest.TypeLabelKey: snapshot.ManifestType})
 	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+		return nil, manifestsError(err)
+	}
+	damage, err := r.damageRecords(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var out []*cairn.Snapshot
 	for _, e := range entries {
 		if s, ok := snapshotFromLabels(string(e.ID), e.Labels); ok {
+			if d, ok := damage[s.ID]; ok {
+				s.Damaged = strings.Split(d.Labels[labelLost], "\n")
+			}
 			out = append(out, s)
 		}
 	}
@@ -39,6 +47,15 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*cairn.Snapshot, error) {
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// manifestsError says what to do when kopia cannot load the manifests:
+// it loads them all at once, so one lost record hides every snapshot.
+func manifestsError(err error) error {
+	if strings.Contains(err.Error(), "unable to load manifest contents") {
+		return fmt.Errorf("%w: the snapshot records cannot be read: %v. Try: cairn check, then cairn repair", cairn.ErrDamaged, err)
+	}
+	return fmt.Errorf("list snapshots: %w", err)
 }
 
 // Root opens a snapshot's file tree.

@@ -81,6 +81,10 @@ type Repo struct {
 	host string
 	// packs is the S3 pack cache (nil on local repositories).
 	packs *packCache
+	// damagedIndexes are the index blobs that could not be read and are
+	// hidden from kopia (see guard.go); cairn repair rebuilds them.
+	damagedIndexes []blob.ID
+	token          string
 }
 
 var _ cairn.Repository = (*Repo)(nil)
@@ -186,16 +190,10 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	kr, err := repo.Open(ctx, cfgFile, password, &repo.Options{
-		OnFatalError: func(err error) {
-			// kopia would os.Exit here; cairn fails the operation instead.
-			log.Error("repository failure", "err", err)
-		},
-		DisableRepositoryLog: true,
-	})
+	kr, hidden, err := openGuarded(ctx, cfgFile, password, token, log)
 	if err != nil {
-		if errors.Is(err, repo.ErrInvalidPassword) {
-			return nil, fmt.Errorf("%w for %s. Try: check CAIRN_PASSWORD or the password file; the password cannot be recovered", cairn.ErrWrongPassword, opts.Location)
+		if errors.Is(err, repo.ErrInvalidPassword) || isFormatError(err) {
+			return nil, diagnoseFormat(ctx, opts.Location, err)
 		}
 		return nil, fmt.Errorf("open repository %s: %w", opts.Location, storageHint(err))
 	}
@@ -204,11 +202,53 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		host, _ = os.Hostname()
 	}
 	log.Debug("repository open", "elapsed", time.Since(start))
-	r := &Repo{opts: opts, kr: kr, log: log, host: host}
+	r := &Repo{opts: opts, kr: kr, log: log, host: host, damagedIndexes: hidden, token: token}
+	r.keepFormatCopy(ctx)
 	if c, ok := packCaches.Load(token); ok {
 		r.packs = c.(*packCache)
 	}
 	return r, nil
+}
+
+// openGuarded opens the repository, hiding each index blob kopia cannot
+// read (and trying again) rather than failing: what the other indexes
+// describe stays reachable. It returns the hidden blobs.
+func openGuarded(ctx context.Context, cfgFile, password, token string, log *slog.Logger) (repo.Repository, []blob.ID, error) {
+	g := &guard{}
+	guards.Store(token, g)
+	for attempt := 0; ; attempt++ {
+		kr, err := repo.Open(ctx, cfgFile, password, &repo.Options{
+			OnFatalError: func(err error) {
+				// kopia would os.Exit here; cairn fails the operation instead.
+				log.Error("repository failure", "err", err)
+			},
+			DisableRepositoryLog: true,
+		})
+		if err == nil {
+			return kr, g.list(), nil
+		}
+		id, ok := damagedIndexBlob(err)
+		if !ok || g.isHidden(id) || attempt >= maxDamagedIndexes || ctx.Err() != nil {
+			guards.Delete(token)
+			return nil, nil, err
+		}
+		log.Info("index blob damaged, opening without it", "blob", id, "err", err.Error())
+		g.hide(id)
+	}
+}
+
+// maxDamagedIndexes bounds how many damaged index blobs an open skips.
+const maxDamagedIndexes = 1000
+
+// DamagedIndexes lists the index blobs this open could not read and left
+// out: snapshots and files they describe may be missing until
+// cairn repair rebuilds the index from the packs.
+func (r *Repo) DamagedIndexes() []string {
+	out := make([]string, len(r.damagedIndexes))
+	for i, id := range r.damagedIndexes {
+		out[i] = string(id)
+	}
+	return out
 }
 
 func randomToken() string {
@@ -227,6 +267,7 @@ func (r *Repo) Close(ctx context.Context) error {
 		d, n, g := r.packs.stats()
 		r.log.Info("pack cache", "downloads", d, "distinct_packs", n, "ranged_reads", g)
 	}
+	defer guards.Delete(r.token)
 	return r.kr.Close(ctx) //nolint:wrapcheck
 }
 
@@ -383,6 +424,7 @@ func writeConnection(ctx context.Context, opts Options, token string) (string, e
 		fo.Limits.UploadBytesPerSecond = opts.LimitUpload
 		c.Storage = &blob.ConnectionInfo{Type: "filesystem", Config: fo}
 	}
+	c.Storage = &blob.ConnectionInfo{Type: guardType, Config: &guardOptions{Inner: *c.Storage, Token: token}}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return "", err

@@ -69,7 +69,7 @@ func (r *Repo) dumpEntries(ctx context.Context, ref DumpRef) ([]*snapshot.DirEnt
 		if !ok {
 			return nil, fmt.Errorf("%s: chunk %s has no entry", ref.ID, k.Name())
 		}
-		if _, err := r.kr.VerifyObject(ctx, de.DirEntry().ObjectID); err != nil {
+		if _, err := r.verifyObject(ctx, de.DirEntry().ObjectID); err != nil {
 			return nil, fmt.Errorf("%s: chunk %s: %w", ref.ID, k.Name(), err)
 		}
 		out = append(out, de.DirEntry())

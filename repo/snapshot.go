@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -173,11 +174,18 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	if err != nil {
 		return nil, fmt.Errorf("find previous snapshots: %w", err)
 	}
+	// Kopia takes an unchanged file's contents from a previous snapshot
+	// without looking at them: one that lost data must not lend it.
+	damaged, err := r.damageRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	previous = slices.DeleteFunc(previous, func(m *snapshot.Manifest) bool { return damaged[string(m.ID)] != nil })
 	var hinted []*snapshot.Manifest
 	for _, id := range hints {
 		// A tree restored from another snapshot has its files' sizes and
 		// times: kopia may take their contents from it, unread.
-		if m, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id)); err == nil && m.Tags[labelLayout] == layout {
+		if m, err := snapshot.LoadSnapshot(ctx, w, manifest.ID(id)); err == nil && m.Tags[labelLayout] == layout && damaged[id] == nil {
 			hinted = append(hinted, m)
 		}
 	}

@@ -68,7 +68,8 @@ generated key in your config directory.`,
 	pf.BoolVar(&a.noProgress, "no-progress", false, "never draw progress bars")
 	pf.IntVar(&a.limitUp, "limit-upload", 0, "limit writes to the repository to `KiB/s` (0 = unlimited)")
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.showCommand(),
-		a.lsCommand(), a.restoreCommand(), a.cloneCommand(), a.rewriteCommand())
+		a.lsCommand(), a.restoreCommand(), a.cloneCommand(), a.rewriteCommand(),
+		a.checkCommand(), a.repairCommand())
 	return root
 }
 
@@ -260,6 +261,7 @@ func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo
 		return nil, err
 	}
 	a.log.Info("repository open", "location", s.opts.Location.String(), "state", s.opts.StateDir, "for_restore", restore)
+	a.warnDamagedIndexes(r)
 	return r, nil
 }
 

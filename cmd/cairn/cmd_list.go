@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -63,11 +64,20 @@ func (a *app) runSnapshots(ctx context.Context, filter string, asJSON bool) erro
 		fmt.Fprintln(a.stderr, "no snapshots yet. Try: cairn snapshot SITE/ENV")
 		return nil
 	}
+	damaged := slices.ContainsFunc(list, func(s *cairn.Snapshot) bool { return s.Damaged != nil })
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tSITE/ENV\tHOST\tFILES\tSIZE")
+	header := "ID\tTIME\tSITE/ENV\tHOST\tFILES\tSIZE"
+	if damaged {
+		header += "\tDAMAGE"
+	}
+	fmt.Fprintln(tw, header)
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"),
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s", s.ShortID(), s.Time.Local().Format("2006-01-02 15:04:05"),
 			s.Name(), s.Host, s.Files, progress.Bytes(s.Bytes))
+		if s.Damaged != nil {
+			line += fmt.Sprintf("\tDAMAGED: %d path(s) lost (cairn show %s)", len(s.Damaged), s.ShortID())
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
 }
@@ -146,6 +156,9 @@ func (a *app) show(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, asJSON 
 	}
 	if out.App != nil {
 		rows = append(rows, [2]string{"app", strings.TrimSpace(out.App.Name + " " + out.App.Version)})
+	}
+	if s.Damaged != nil {
+		rows = append(rows, [2]string{"damaged", "lost " + strings.Join(s.Damaged, ", ")})
 	}
 	for _, row := range rows {
 		if row[1] != "" {

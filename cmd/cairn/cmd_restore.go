@@ -214,9 +214,41 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	return a.restoreSnapshot(ctx, r, s, t, o)
 }
 
+// restorable refuses a restore that needs what a damaged snapshot lost,
+// saying what is lost; a part of it that lost nothing (--path, or only
+// the files or only the databases) restores.
+func restorable(s *cairn.Snapshot, o restoreOptions) error {
+	var hit []string
+	for _, p := range s.Damaged {
+		db := strings.HasPrefix(p, "database ") || p == "databases"
+		switch {
+		case db && o.only == "files", !db && o.only == "db":
+		case !db && o.path != "" && !pathsOverlap(p, strings.Trim(o.path, "/")):
+		default:
+			hit = append(hit, p)
+		}
+	}
+	if len(hit) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: snapshot %s is damaged: lost %s. Try: restore another snapshot (cairn snapshots), or only what it kept (--path P, --only files|db)",
+		cairn.ErrDamaged, s.ShortID(), strings.Join(hit, ", "))
+}
+
+// pathsOverlap: one of a and b is the other or inside it ("/" is the root).
+func pathsOverlap(a, b string) bool {
+	if a == "/" || b == "" || a == b {
+		return true
+	}
+	return strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
+}
+
 // restoreSnapshot writes a snapshot onto a target: databases first (with
 // t's rewrites), then files.
 func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, t restoreTarget, o restoreOptions) error {
+	if err := restorable(s, o); err != nil {
+		return err
+	}
 	if !o.dryRun && !o.confirmed {
 		for _, e := range t.protected {
 			if err := a.confirmProtected(e.Name, o); err != nil {

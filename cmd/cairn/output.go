@@ -27,6 +27,10 @@ type snapshotJSON struct {
 	Warnings    []string       `json:"warnings,omitempty"`
 	Databases   []databaseJSON `json:"databases,omitempty"`
 	App         *appJSON       `json:"app,omitempty"`
+	// Damaged: repository damage took data from this snapshot (cairn
+	// repair recorded it); LostPaths says which.
+	Damaged   bool     `json:"damaged"`
+	LostPaths []string `json:"lost_paths,omitempty"`
 }
 
 // databaseJSON is one database of a snapshot.
@@ -57,6 +61,7 @@ func toJSON(s *cairn.Snapshot) snapshotJSON {
 		ID: s.ID, ShortID: s.ShortID(), Time: s.Time.Format(time.RFC3339), Site: s.Site,
 		Environment: s.Environment, URL: s.URL, Host: s.Host, Source: s.Source, Version: s.Version,
 		Files: s.Files, Dirs: s.Dirs, Bytes: s.Bytes, DurationSec: s.Duration.Seconds(), Warnings: s.Warnings,
+		Damaged: s.Damaged != nil, LostPaths: s.Damaged,
 	}
 	for _, d := range s.Databases {
 		out.Databases = append(out.Databases, databaseJSON{Name: d.Name, Engine: d.Engine, DSN: d.DSN, Bytes: d.Bytes, Tables: d.Tables, Rows: d.Rows})

@@ -84,6 +84,10 @@ func TestScripts(t *testing.T) {
 			"wpserve":   cmdWPServe,
 			"fetch":     cmdFetch,
 			"wpoptions": cmdWPOptions,
+			"flipbyte":  cmdFlipByte,
+			"flipchar":  cmdFlipChar,
+			"truncate":  cmdTruncate,
+			"pickblob":  cmdPickBlob,
 		},
 	})
 }
