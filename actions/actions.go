@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/files"
 )
 
 // Action is one entry of after_restore.
@@ -155,11 +155,7 @@ func wpSQL(ctx context.Context, t Target, sql string) error {
 // muPlugin writes a must-use plugin, which WordPress loads before any
 // other and which cannot be switched off from the admin.
 func muPlugin(dir, name, src string) error {
-	mu := filepath.Join(dir, "wp-content", "mu-plugins")
-	if err := os.MkdirAll(mu, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(mu, name), []byte(src), 0o644)
+	return files.WriteFileIn(dir, "wp-content/mu-plugins/"+name, []byte(src), 0o644)
 }
 
 const disableMail = `<?php

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
 )
 
 // Target is what a copy of an application must point at.
@@ -129,7 +130,7 @@ func configureElgg(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(path, out)
+	return changes, replaceFile(dir, path, out)
 }
 
 // configureDrupal sets $databases['default']['default'] in settings.php.
@@ -160,7 +161,7 @@ func configureDrupal(dir, rel string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(path, out)
+	return changes, replaceFile(dir, path, out)
 }
 
 func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {
@@ -208,24 +209,18 @@ func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(path, out)
+	return changes, replaceFile(dir, path, out)
 }
 
-// replaceFile writes content to path atomically, keeping its mode.
-func replaceFile(path, content string) error {
-	st, err := os.Stat(path)
-	if err != nil {
-		return err
+// replaceFile writes content to path, inside the target dir, atomically
+// and keeping its mode; a link there (or above it) is refused, never
+// written through.
+func replaceFile(dir, path, content string) error {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("%s is not inside %s", path, dir)
 	}
-	tmp := path + ".cairn-tmp"
-	if err := os.WriteFile(tmp, []byte(content), st.Mode().Perm()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return files.WriteFileIn(dir, filepath.ToSlash(rel), []byte(content), 0o644)
 }
 
 // configureLaravel sets the .env keys that are already there.
@@ -279,7 +274,7 @@ func configureLaravel(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || len(changes) == 0 {
 		return changes, nil
 	}
-	return changes, replaceFile(path, strings.Join(lines, ""))
+	return changes, replaceFile(dir, path, strings.Join(lines, ""))
 }
 
 func unquoteEnv(v string) string {

@@ -119,3 +119,32 @@ $settings['file_private_path'] = 'private';
 		t.Errorf("drupal settings now:\n%s", got)
 	}
 }
+
+// A configuration file that is a link (to production's shared config, say)
+// is never written through: the copy's configure fails, the file the link
+// leads to is untouched. So is one below a linked directory.
+func TestConfigureNeverWritesThroughLinks(t *testing.T) {
+	shared := tree(t, map[string]string{"wp-config.php": "<?php\ndefine( 'DB_NAME', 'production' );\ndefine( 'DB_HOST', 'db1' );\n", "sites/default/settings.php": "<?php\n$databases['default']['default'] = ['database' => 'production', 'host' => 'db1', 'driver' => 'mysql'];\n"})
+	before := map[string]string{}
+	for _, f := range []string{"wp-config.php", "sites/default/settings.php"} {
+		b, _ := os.ReadFile(filepath.Join(shared, f))
+		before[f] = string(b)
+	}
+	dir := t.TempDir()
+	os.Symlink(filepath.Join(shared, "wp-config.php"), filepath.Join(dir, "wp-config.php"))
+	never := func(string) bool { return false }
+	if _, err := Configure(dir, Target{URL: "https://staging.example.com", Database: "mysql://stage:pw@127.0.0.1:3306/wp_stage"}, never, false); err == nil {
+		t.Error("configure wrote a config file that is a link")
+	}
+	drupal := t.TempDir()
+	os.Symlink(filepath.Join(shared, "sites"), filepath.Join(drupal, "sites"))
+	os.WriteFile(filepath.Join(drupal, "index.php"), []byte("<?php // Drupal"), 0o644)
+	os.MkdirAll(filepath.Join(drupal, "core/lib"), 0o755)
+	os.WriteFile(filepath.Join(drupal, "core/lib/Drupal.php"), []byte("<?php const VERSION = '10.2.0';"), 0o644)
+	Configure(drupal, Target{URL: "https://staging.example.com", Database: "mysql://stage:pw@127.0.0.1:3306/wp_stage"}, never, false) //nolint:errcheck
+	for f, want := range before {
+		if b, _ := os.ReadFile(filepath.Join(shared, f)); string(b) != want {
+			t.Errorf("%s behind the link was changed:\n%s", f, b)
+		}
+	}
+}

@@ -48,7 +48,7 @@ func Set(dir string, settings []Setting, keep func(file string) bool, dryRun boo
 		}
 		changes = append(changes, Change{File: rel, Key: s.Key, Value: shown})
 		if !dryRun {
-			if err := replaceFile(path, out); err != nil {
+			if err := replaceFile(dir, path, out); err != nil {
 				return changes, err
 			}
 		}

@@ -143,6 +143,14 @@ var ErrMismatch = cairn.ErrMismatch
 // application while restoring: connections it keeps open still see the
 // old file.
 func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify) error {
+	// A link to the database stays a link: the file it leads to is
+	// replaced. Anything but a regular file is not a database to replace.
+	if resolved, err := filepath.EvalSymlinks(c.Path); err == nil {
+		if st, err := os.Stat(resolved); err == nil && !st.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file (%v): refusing to replace it. Try: point the DSN at the database file", c.Path, st.Mode().Type())
+		}
+		c.Path = resolved
+	}
 	b := make([]byte, 4)
 	rand.Read(b) //nolint:errcheck
 	tmp := c.Path + ".cairn-new-" + hex.EncodeToString(b)

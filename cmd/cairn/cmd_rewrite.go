@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/rewrite"
 )
@@ -106,21 +106,13 @@ func (a *app) runRewrite(ctx context.Context, o rewriteOptions) error {
 	case o.dryRun:
 		out, report = io.Discard, a.stdout
 	case o.out != "" && o.out != "-":
-		tmp, err := os.CreateTemp(filepath.Dir(o.out), "."+filepath.Base(o.out)+".cairn-*")
+		f, err := files.CreateOutput(o.out)
 		if err != nil {
 			return fmt.Errorf("%w. Try: check the --out directory", err)
 		}
-		defer os.Remove(tmp.Name())
-		out, report = tmp, a.stdout
-		commit = func() error {
-			if err := tmp.Sync(); err != nil {
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			return os.Rename(tmp.Name(), o.out)
-		}
+		defer f.Abort()
+		out, report = f, a.stdout
+		commit = f.Commit
 	}
 	var rep *rewrite.Report
 	if dialect == "postgres" {
