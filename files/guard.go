@@ -1,8 +1,11 @@
 package files
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"sort"
 	"strings"
 
 	"github.com/cairn-backup/cairn"
@@ -56,3 +59,53 @@ const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 type safeMode struct{ cairn.Node }
 
 func (s safeMode) Mode() fs.FileMode { return s.Node.Mode() &^ (fs.ModeSetuid | fs.ModeSetgid) }
+
+// linkLater reports whether rel is a hard link to a file of its group
+// that this restore writes first: it is linked once the copies are done.
+func (r *restorer) linkLater(n cairn.Node, rel string, cur *Info) bool {
+	g, ok := r.group[rel]
+	if !ok {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leader[g] == "" {
+		r.leader[g] = rel
+		return false
+	}
+	r.links = append(r.links, linkJob{node: n, rel: rel, leader: r.leader[g], cur: cur})
+	return true
+}
+
+// makeLinks links the hard links linkLater put off to the files of their
+// groups written first; one that is that file already is left.
+func (r *restorer) makeLinks(ctx context.Context) error {
+	sort.Slice(r.links, func(i, j int) bool { return r.links[i].rel < r.links[j].rel })
+	for _, l := range r.links {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if l.cur != nil && l.cur.Nlink > 1 {
+			if lead, err := r.dst.Lstat(l.leader); err == nil && lead.Ino == l.cur.Ino && lead.Dev == l.cur.Dev {
+				r.mu.Lock()
+				r.stats.Unchanged++
+				r.mu.Unlock()
+				r.opts.Progress.Done(1, l.node.Size())
+				continue
+			}
+		}
+		op := OpAdd
+		if l.cur != nil {
+			op = OpUpdate
+		}
+		r.report(Change{Op: op, Path: l.rel})
+		r.opts.Progress.Done(1, l.node.Size())
+		if r.opts.DryRun {
+			continue
+		}
+		if err := r.linker.Link(l.leader, l.rel); err != nil {
+			return fmt.Errorf("link %s to %s: %w", r.where(l.rel), l.leader, hint(err))
+		}
+	}
+	return nil
+}

@@ -220,6 +220,39 @@ func (l *Local) Symlink(target, rel string) error {
 	return l.pathError("symlink", rel, unix.EEXIST)
 }
 
+// Link makes rel another name of the regular file existing, replacing
+// whatever file rel was, atomically. Neither path is followed if it is a
+// link.
+func (l *Local) Link(existing, rel string) error {
+	ofd, oname, orelease, err := l.at(existing)
+	if err != nil {
+		return err
+	}
+	defer orelease()
+	fd, name, release, err := l.at(rel)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for range 100 {
+		tmp := tempName(name)
+		err := unix.Linkat(ofd, oname, fd, tmp, 0)
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return l.pathError("link", rel, err)
+		}
+		err = unix.Renameat(fd, tmp, fd, name)
+		unix.Unlinkat(fd, tmp, 0) //nolint:errcheck // left if rel was that file already
+		if err != nil {
+			return l.pathError("link", rel, err)
+		}
+		return nil
+	}
+	return l.pathError("link", rel, unix.EEXIST)
+}
+
 func (l *Local) Readlink(rel string) (string, error) {
 	fd, name, release, err := l.at(rel)
 	if err != nil {

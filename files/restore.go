@@ -48,6 +48,11 @@ type Options struct {
 	// what Keep matches). Without it such entries are left as they are
 	// and counted in Stats.Extra.
 	Delete bool
+	// HardLinks are groups of paths (relative to the target's root, as
+	// the snapshot's are) that name one file: the first of a group the
+	// restore writes is copied, the others are made links to it, on
+	// targets that can (see Linker).
+	HardLinks [][]string
 	// Protect lists paths (relative, slash-separated) that restore must
 	// never write, replace nor remove, nor any directory above them:
 	// cairn's own repository, keys and state when they lie inside the
@@ -92,6 +97,16 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 	g, gctx := errgroup.WithContext(ctx)
 	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx, slots: make(chan struct{}, min(dirWalkers, opts.Workers-1))}
 	r.planner, _ = src.(cairn.ReadPlanner)
+	r.linker, _ = dst.(Linker)
+	if r.linker != nil {
+		r.group = map[string]int{}
+		for i, g := range opts.HardLinks {
+			for _, p := range g {
+				r.group[p] = i
+			}
+		}
+		r.leader = make([]string, len(opts.HardLinks))
+	}
 	for i := 0; i < opts.Workers; i++ {
 		g.Go(r.worker)
 	}
@@ -131,6 +146,9 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		}
 		return r.stats, err
 	}
+	if err := r.makeLinks(ctx); err != nil {
+		return r.stats, err
+	}
 	// Directory times last: writing files inside changes them.
 	if !opts.DryRun {
 		for i := len(r.dirs) - 1; i >= 0; i-- {
@@ -162,6 +180,20 @@ type restorer struct {
 	mu    sync.Mutex
 	stats Stats
 	dirs  []dirAttr
+
+	// Hard links: group maps a path to its group in Options.HardLinks,
+	// leader holds each group's path written first, links the paths to
+	// link to it once every copy is done.
+	linker Linker
+	group  map[string]int
+	leader []string
+	links  []linkJob
+}
+
+type linkJob struct {
+	node        cairn.Node
+	rel, leader string
+	cur         *Info
 }
 
 // dirWalkers is how many directories are walked at once besides the first
@@ -461,6 +493,9 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 				return nil, err
 			}
 			cur = nil
+		}
+		if r.linkLater(n, rel, cur) {
+			return nil, nil
 		}
 		j := job{node: n, rel: rel, exists: cur != nil}
 		if cur != nil && cur.Size == n.Size() {

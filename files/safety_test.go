@@ -306,3 +306,42 @@ func TestRestoreSpecialModeBits(t *testing.T) {
 		t.Errorf("root mtime %v, want %v", fi.ModTime(), t0)
 	}
 }
+
+// Paths of one file come back as one file, and a second restore finds
+// them linked already.
+func TestRestoreHardLinks(t *testing.T) {
+	snap := tree(map[string]string{"a.txt": "shared", "d/b.txt": "shared", "d/c.txt": "shared", "other.txt": "shared"})
+	dst := t.TempDir()
+	opts := Options{HardLinks: [][]string{{"a.txt", "d/b.txt", "d/c.txt"}}}
+	if _, err := Restore(context.Background(), snap, local(t, dst), "", opts); err != nil {
+		t.Fatal(err)
+	}
+	ino := func(p string) uint64 {
+		var st syscall.Stat_t
+		syscall.Lstat(filepath.Join(dst, p), &st)
+		return st.Ino
+	}
+	if ino("a.txt") != ino("d/b.txt") || ino("a.txt") != ino("d/c.txt") || ino("a.txt") == ino("other.txt") {
+		t.Fatalf("inodes: a %d, b %d, c %d, other %d; want a, b, c one file", ino("a.txt"), ino("d/b.txt"), ino("d/c.txt"), ino("other.txt"))
+	}
+	st, err := Restore(context.Background(), snap, local(t, dst), "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Unchanged != 4 || st.Added+st.Updated != 0 {
+		t.Errorf("second restore: %+v, want 4 unchanged", st)
+	}
+	// A restore of part of the tree links within it.
+	os.RemoveAll(filepath.Join(dst, "d"))
+	kids, _ := snap.Children(context.Background())
+	for _, k := range kids {
+		if k.Name() == "d" {
+			if _, err := Restore(context.Background(), k, local(t, dst), "d", opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if ino("d/b.txt") != ino("d/c.txt") {
+		t.Error("a partial restore did not link b and c")
+	}
+}

@@ -57,6 +57,15 @@ type Target interface {
 	String() string
 }
 
+// Linker is implemented by targets that can give a file another name (a
+// hard link). Link makes rel another name of the regular file existing,
+// replacing any file at rel atomically.
+type Linker interface {
+	Link(existing, rel string) error
+}
+
+var _ Linker = (*Local)(nil)
+
 // tempPrefix marks cairn's in-flight files; leftovers of an interrupted
 // restore are removed by the next one.
 const (

@@ -113,6 +113,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 			return err
 		}
 		r.log.Debug("snapshot stage", "stage", "upload", "elapsed", time.Since(start))
+		links := src.linkGroups()
 		snap = &cairn.Snapshot{
 			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
 			URL: req.URL, Host: r.host, Source: abs, Version: cairn.Version,
@@ -132,6 +133,9 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 			return fmt.Errorf("save snapshot: %w", err)
 		}
 		snap.ID = string(id)
+		if err := saveHardLinks(ctx, w, snap.ID, links); err != nil {
+			return err
+		}
 		r.log.Debug("snapshot stage", "stage", "saved", "elapsed", time.Since(start))
 		return r.dropCheckpoints(ctx, w, si)
 	})

@@ -30,6 +30,17 @@ type source struct {
 	mu       sync.Mutex
 	changed  []string
 	warnings []string // what the snapshot could not keep
+	links    linkTracker
+}
+
+// linkGroups returns the files seen with other names (see linkTracker).
+func (s *source) linkGroups() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.links.over {
+		s.warnings = append(s.warnings, fmt.Sprintf("more than %d hard-linked paths: the rest are kept as separate copies", maxHardLinks))
+	}
+	return s.links.groups()
 }
 
 func (s *source) wrapDir(d fs.Directory, rel string) fs.Directory {
@@ -78,6 +89,9 @@ func (s *source) wrap(e fs.Entry, rel string) fs.Entry {
 	case fs.Directory:
 		return s.wrapDir(e, rel)
 	case fs.File:
+		s.mu.Lock()
+		s.links.note(rel, e.LocalFilesystemPath())
+		s.mu.Unlock()
 		return &sourceFile{File: e, rel: rel, name: escapeName(e.Name()), src: s}
 	case fs.Symlink:
 		if name := escapeName(e.Name()); name != e.Name() {

@@ -346,7 +346,11 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 	if rel == "" {
 		bar.Total(s.Files, s.Bytes)
 	}
-	opts := files.Options{Keep: keep, Delete: t.deleteExtra || made, Protect: protect, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
+	links, err := r.HardLinks(ctx, s)
+	if err != nil {
+		return keep, rel, err
+	}
+	opts := files.Options{Keep: keep, Delete: t.deleteExtra || made, Protect: protect, HardLinks: links, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
 	if o.dryRun {
 		opts.OnChange = a.printChange(o.json)
 	}
