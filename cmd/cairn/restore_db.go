@@ -260,6 +260,9 @@ func (a *app) reportRewrite(name string, rep *rewrite.Report) int64 {
 	for _, u := range rep.Unsafe {
 		fmt.Fprintf(a.stderr, "warning: database %s: line %d, %s.%s left as it was: %s\n", name, u.Line, u.Table, u.Column, u.Reason)
 	}
+	for _, u := range rep.Unparsed {
+		fmt.Fprintf(a.stderr, "warning: database %s: line %d of the dump (%s) was loaded unchanged, not understood: %s. Try: check it on the target, and rewrite it there by hand\n", name, u.Line, u.Table, u.Reason)
+	}
 	return matches
 }
 
