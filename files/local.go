@@ -202,22 +202,7 @@ func (l *Local) Symlink(target, rel string) error {
 		return err
 	}
 	defer release()
-	for range 100 {
-		tmp := tempName(name)
-		err := unix.Symlinkat(target, fd, tmp)
-		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return l.pathError("symlink", rel, err)
-		}
-		if err := unix.Renameat(fd, tmp, fd, name); err != nil {
-			unix.Unlinkat(fd, tmp, 0) //nolint:errcheck
-			return l.pathError("symlink", rel, err)
-		}
-		return nil
-	}
-	return l.pathError("symlink", rel, unix.EEXIST)
+	return l.place(fd, name, rel, "symlink", func(tmp string) error { return unix.Symlinkat(target, fd, tmp) })
 }
 
 // Link makes rel another name of the regular file existing, replacing
@@ -234,23 +219,29 @@ func (l *Local) Link(existing, rel string) error {
 		return err
 	}
 	defer release()
+	return l.place(fd, name, rel, "link", func(tmp string) error { return unix.Linkat(ofd, oname, fd, tmp, 0) })
+}
+
+// place makes an entry under a fresh temporary name in fd with mk, and
+// renames it over name: readers see the old entry or the new one.
+func (l *Local) place(fd int, name, rel, op string, mk func(tmp string) error) error {
 	for range 100 {
 		tmp := tempName(name)
-		err := unix.Linkat(ofd, oname, fd, tmp, 0)
+		err := mk(tmp)
 		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return l.pathError("link", rel, err)
+			return l.pathError(op, rel, err)
 		}
 		err = unix.Renameat(fd, tmp, fd, name)
-		unix.Unlinkat(fd, tmp, 0) //nolint:errcheck // left if rel was that file already
+		unix.Unlinkat(fd, tmp, 0) //nolint:errcheck // there still if the rename failed, or name was that file already
 		if err != nil {
-			return l.pathError("link", rel, err)
+			return l.pathError(op, rel, err)
 		}
 		return nil
 	}
-	return l.pathError("link", rel, unix.EEXIST)
+	return l.pathError(op, rel, unix.EEXIST)
 }
 
 func (l *Local) Readlink(rel string) (string, error) {

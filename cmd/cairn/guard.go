@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,8 +117,8 @@ func (a *app) snapshotTree(ctx context.Context, r *repo.Repo, req cairn.Snapshot
 // dir, and those (protected or not) whose files overlap it: inside it or
 // around it.
 func envAt(cfg *config.Config, dir string) (exact *config.Environment, overlapping []*config.Environment) {
-	for _, sn := range sortedNames(cfg.Sites) {
-		for _, en := range sortedNames(cfg.Sites[sn].Environments) {
+	for _, sn := range slices.Sorted(maps.Keys(cfg.Sites)) {
+		for _, en := range slices.Sorted(maps.Keys(cfg.Sites[sn].Environments)) {
 			e := cfg.Sites[sn].Environments[en]
 			if e.Files == "" || strings.Contains(e.Files, "://") {
 				continue
@@ -134,15 +136,6 @@ func envAt(cfg *config.Config, dir string) (exact *config.Environment, overlappi
 		}
 	}
 	return exact, overlapping
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // madeByRestore records directories cairn restored into while they were
