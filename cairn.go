@@ -31,6 +31,9 @@ var (
 	ErrAmbiguous       = errors.New("ambiguous snapshot selector")
 	ErrIncomplete      = errors.New("snapshot incomplete")
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrInUse: a database restore found the target held by other
+	// sessions and left it as it was.
+	ErrInUse = errors.New("database in use")
 )
 
 // Snapshot is one environment at one moment, as recorded in the repository.

@@ -82,7 +82,7 @@ func TestReplace(t *testing.T) {
 	dump, want := sourceDump(t)
 	dst := target(t)
 	ctx := context.Background()
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want)); err != nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Stats(ctx, root(dst.Database))
@@ -132,17 +132,17 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 	wrong := append([]TableStat(nil), want...)
 	wrong[0].Rows++
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(wrong)); !errors.Is(err, ErrMismatch) {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(wrong), ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
 		t.Errorf("stats mismatch: %v", err)
 	}
 	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\nTHIS IS NOT SQL;\n")...)
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(half), strict(want)); err == nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(half), strict(want), ReplaceOptions{}); err == nil {
 		t.Error("a broken dump replaced the database")
 	}
 	// Cancelled (Ctrl-C) in the middle of loading.
 	cctx, cancel := context.WithCancel(ctx)
 	r := &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}
-	if err := Replace(cctx, root(dst.Database), r, strict(want)); err == nil {
+	if err := Replace(cctx, root(dst.Database), r, strict(want), ReplaceOptions{}); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after := targetState(t, dst); after != before {
@@ -165,7 +165,7 @@ func TestReplaceAsApplicationUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := Config{User: dst.User, Password: cairnSecret(dst.Password), Host: "127.0.0.1", Port: 3306, Database: dst.Database}
-	if err := Replace(context.Background(), app, bytes.NewReader(dump), strict(want)); err != nil {
+	if err := Replace(context.Background(), app, bytes.NewReader(dump), strict(want), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var definer string
@@ -251,7 +251,7 @@ func TestReplaceNeverWritesToTheSource(t *testing.T) {
 	wantObjects := objectCounts(t, src, src.Database)
 
 	dst := target(t)
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump.Bytes()), strict(want)); err != nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump.Bytes()), strict(want), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if after := sourceState(t, src); after != before {
@@ -284,7 +284,7 @@ func TestReplaceNeverWritesToTheSource(t *testing.T) {
 	}
 
 	// A rollback onto the source itself.
-	if err := Replace(ctx, root(src.Database), bytes.NewReader(dump.Bytes()), strict(want)); err != nil {
+	if err := Replace(ctx, root(src.Database), bytes.NewReader(dump.Bytes()), strict(want), ReplaceOptions{}); err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
 	if got := objectCounts(t, src, src.Database); got != wantObjects {

@@ -18,7 +18,7 @@ import (
 var ErrMismatch = cairn.ErrMismatch
 
 // ErrInUse means other sessions are connected to the database to replace.
-var ErrInUse = errors.New("database in use")
+var ErrInUse = cairn.ErrInUse
 
 // ReplaceOptions tune Replace.
 type ReplaceOptions struct {
