@@ -19,6 +19,7 @@ const (
 	exitPassword    = 12
 	exitNotFound    = 13
 	exitProtected   = 14
+	exitInUse       = 15
 	exitInterrupted = 130
 )
 
@@ -31,6 +32,7 @@ const exitCodesHelp = `Exit codes:
   12   wrong or missing repository password
   13   snapshot, site or environment not found
   14   target environment is protected (needs --force and confirmation)
+  15   a target database is in use by other sessions and was left as it was
   130  interrupted (Ctrl-C or SIGTERM); nothing half-done is recorded`
 
 // usageError marks wrong command-line usage.
@@ -66,6 +68,8 @@ func (a *app) exit(ctx context.Context, err error) int {
 		code = exitNotFound
 	case errors.Is(err, cairn.ErrProtected):
 		code = exitProtected
+	case errors.Is(err, cairn.ErrInUse):
+		code = exitInUse
 	}
 	fmt.Fprintf(a.stderr, "cairn: %v\n", err)
 	return code

@@ -83,6 +83,8 @@ func TestScripts(t *testing.T) {
 			"wpserve":   cmdWPServe,
 			"fetch":     cmdFetch,
 			"wpoptions": cmdWPOptions,
+			"dbobjects": cmdDBObjects,
+			"dbhold":    cmdDBHold,
 		},
 	})
 }
