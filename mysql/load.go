@@ -78,11 +78,12 @@ func Exec(ctx context.Context, c Config, statements string) error {
 	}
 	defaults, err := defaultsFile(c)
 	if err != nil {
-		return fmt.Errorf("run SQL in %s: write defaults file: %w", c, err)
+		return fmt.Errorf("run SQL in %s: %w", c, err)
 	}
-	defer os.Remove(defaults)
-	cmd := exec.CommandContext(ctx, tool, "--defaults-extra-file="+defaults,
+	defer defaults.Close()
+	cmd := exec.CommandContext(ctx, tool, "--defaults-extra-file="+runtool.SecretPath,
 		"--default-character-set=utf8mb4", "--batch", c.Database)
+	cmd.ExtraFiles = []*os.File{defaults}
 	cmd.Stdin, cmd.Stdout = strings.NewReader(statements), io.Discard
 	if err := runtool.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("run SQL in %s with %s: %w%s", c, filepath.Base(tool), err, hint(err.Error()))

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -65,4 +71,80 @@ func cmdDBHold(ts *testscript.TestScript, neg bool, args []string) {
 		r.Close()
 	}
 	ts.Setenv("HOLDER", strconv.FormatInt(id, 10))
+}
+
+// waitproc WORD...: wait until a process whose command line holds every
+// WORD runs.
+func cmdWaitProc(ts *testscript.TestScript, neg bool, args []string) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err == nil && e.Name() != strconv.Itoa(os.Getpid()) && containsAll(strings.ReplaceAll(string(b), "\x00", " "), args) {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.Fatalf("no process matching %q appeared", args)
+}
+
+// nosecret [-procs] [DIR...] -- SECRET...: no file under any DIR holds any
+// SECRET (nor its URL-encoded form); with -procs, no process's command
+// line holds one.
+func cmdNoSecret(ts *testscript.TestScript, neg bool, args []string) {
+	var dirs, secrets []string
+	procs := false
+	for i, a := range args {
+		if a == "--" {
+			dirs, secrets = args[:i], args[i+1:]
+		}
+	}
+	if len(secrets) == 0 {
+		ts.Fatalf("usage: nosecret [-procs] [DIR...] -- SECRET...")
+	}
+	holds := func(b []byte) string {
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) || bytes.Contains(b, []byte(url.QueryEscape(s))) {
+				return s
+			}
+		}
+		return ""
+	}
+	for _, d := range dirs {
+		if d == "-procs" {
+			procs = true
+			continue
+		}
+		filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.Type().IsRegular() {
+				return nil
+			}
+			if b, err := os.ReadFile(p); err == nil && holds(b) != "" {
+				ts.Fatalf("%s holds a password", p)
+			}
+			return nil
+		})
+	}
+	if !procs {
+		return
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == strconv.Itoa(os.Getpid()) {
+			continue // the test binary itself holds the secrets as script variables
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if holds(b) != "" {
+			ts.Fatalf("process %s has a password on its command line: %s", e.Name(), bytes.ReplaceAll(firstLine(b), []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+func firstLine(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
 }

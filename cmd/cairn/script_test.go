@@ -85,6 +85,8 @@ func TestScripts(t *testing.T) {
 			"wpoptions": cmdWPOptions,
 			"dbobjects": cmdDBObjects,
 			"dbhold":    cmdDBHold,
+			"waitproc":  cmdWaitProc,
+			"nosecret":  cmdNoSecret,
 		},
 	})
 }
