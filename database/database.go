@@ -206,7 +206,7 @@ func (d postgresDB) Exec(ctx context.Context, sql string) error {
 }
 
 func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
-	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions})
+	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
 }
 
 type sqliteDB struct{ c sqlite.Config }

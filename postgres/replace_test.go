@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -152,3 +154,46 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 // strict verifies a loaded copy against want, checksums included.
 func strict(want []TableStat) cairn.Verify { return cairn.Expect(want, nil) }
+
+// A transaction elsewhere holding a lock on the target database makes
+// the swap's rename give up within its bound, naming the session; the
+// target is left as it was.
+func TestReplaceLockedIsBounded(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	dst.Admin.Close(context.Background())
+	before := state(t, dst.Database)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	holder, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	var pid int
+	holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	for _, q := range []string{"BEGIN", "COMMENT ON DATABASE " + ident(dst.Database) + " IS 'held'"} {
+		if _, err := holder.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	err = Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: time.Second})
+	took := time.Since(start)
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("session %d (postgres@", pid)) || !strings.Contains(err.Error(), "Try:") {
+		t.Fatalf("Replace = %v", err)
+	}
+	if took > 20*time.Second {
+		t.Errorf("Replace took %s", took)
+	}
+	if after := state(t, dst.Database); after != before {
+		t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if s := sideDBs(t, dst.Database); s != "" {
+		t.Errorf("side databases left: %s", s)
+	}
+	holder.Exec(ctx, "ROLLBACK")
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: time.Second}); err != nil {
+		t.Fatalf("once the lock is gone: %v", err)
+	}
+}
