@@ -161,7 +161,7 @@ func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verif
 }
 
 func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want, before map[string]int64, guard map[string]string) error {
-	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard)
+	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard, d.o.LockWait)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {
