@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/runtool"
 	"github.com/cairn-backup/cairn/internal/sidedb"
 )
 
@@ -89,6 +90,13 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	sc.Database = scratch
 	// Objects are created by the owner, as in the original database.
 	setRole := strings.NewReader("SET ROLE " + ident(owner) + ";\n")
+	// Backslash commands in the dump (\connect…) are refused: it loads into
+	// the scratch database and nowhere else.
+	if psql, err := runtool.Find("apt-get install postgresql-client", "psql"); err == nil {
+		r := restricted(ctx, psql, dump)
+		defer r.Close() // ends its filter should psql stop reading early
+		dump = r
+	}
 	if err := Load(ctx, sc, io.MultiReader(setRole, dump)); err != nil {
 		return err
 	}
