@@ -33,6 +33,9 @@ var (
 	// ErrDamaged: the repository is damaged (cairn check found damage, or
 	// its format blob cannot be read). The message says what to do.
 	ErrDamaged = errors.New("repository damaged")
+	// ErrInUse: a database restore found the target held by other
+	// sessions and left it as it was.
+	ErrInUse = errors.New("database in use")
 )
 
 // Snapshot is one environment at one moment, as recorded in the repository.

@@ -22,9 +22,14 @@ import (
 
 // Options tune how databases are replaced.
 type Options struct {
-	// TerminateSessions lets a PostgreSQL restore end the other sessions
-	// connected to the target at the swap, instead of refusing.
+	// TerminateSessions lets a restore end the other sessions that keep
+	// it from swapping the target (PostgreSQL: those connected to it;
+	// MySQL/MariaDB: those holding its tables), instead of refusing.
 	TerminateSessions bool
+	// LockWait bounds each wait of a swap for the target's locks (MySQL
+	// and MariaDB lock_wait_timeout, PostgreSQL lock_timeout): the site's
+	// queries never wait behind it longer. 0 is mysql.DefaultLockWait.
+	LockWait time.Duration
 }
 
 // Open returns the database a DSN names. It connects to nothing yet.
@@ -39,7 +44,7 @@ func Open(dsn string, o Options) (cairn.Database, error) {
 		if err != nil {
 			return nil, err
 		}
-		return mysqlDB{c}, nil
+		return mysqlDB{c, o}, nil
 	case "postgres", "postgresql":
 		c, err := postgres.ParseDSN(dsn)
 		if err != nil {
@@ -113,7 +118,10 @@ func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 	return out, nil
 }
 
-type mysqlDB struct{ c mysql.Config }
+type mysqlDB struct {
+	c mysql.Config
+	o Options
+}
 
 func (d mysqlDB) Engine() string { return "mysql" }
 func (d mysqlDB) Name() string   { return d.c.Database }
@@ -149,11 +157,11 @@ func (d mysqlDB) Exec(ctx context.Context, sql string) error {
 }
 
 func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
-	return mysql.Replace(ctx, d.c, dump, verify)
+	return mysql.Replace(ctx, d.c, dump, verify, mysql.ReplaceOptions{LockWait: d.o.LockWait, Terminate: d.o.TerminateSessions})
 }
 
 func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want, before map[string]int64, guard map[string]string) error {
-	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard)
+	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard, d.o.LockWait)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {
@@ -198,7 +206,7 @@ func (d postgresDB) Exec(ctx context.Context, sql string) error {
 }
 
 func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
-	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions})
+	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
 }
 
 type sqliteDB struct{ c sqlite.Config }

@@ -659,7 +659,12 @@ func primaryKey(create string) (pos []int, names []string, err error) {
 // decided those tables still held the delta's base), the transaction is
 // rolled back with ErrNoDelta should any of those tables have changed
 // since.
-func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string) (err error) {
+//
+// Its statements wait at most lockWait (0: DefaultLockWait) for the
+// metadata lock of a table another session holds (its ALTER TABLE of
+// the AUTO_INCREMENT counters takes one): the site's queries on that
+// table, queued behind it, wait no longer.
+func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (err error) {
 	db, err := c.open()
 	if err != nil {
 		return err
@@ -671,7 +676,7 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 	}
 	defer conn.Close()
 	// The dump's own session settings.
-	for _, q := range d.session() {
+	for _, q := range append(d.session(), "SET SESSION lock_wait_timeout = "+lockWaitSeconds(lockWait)) {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%s: %w", c, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,7 +111,7 @@ func TestDiffAndApply(t *testing.T) {
 	wrong := rowCounts(t, src.Database)
 	wrong["every"]++
 	stateBefore := targetState(t, dst)
-	if err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil, nil); !errors.Is(err, cairn.ErrMismatch) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil, nil, 0); !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("a count that does not match: %v", err)
 	}
 	// Counts known before stand for counting (a large table is read
@@ -118,14 +119,14 @@ func TestDiffAndApply(t *testing.T) {
 	counted := rowCounts(t, dst.Database)
 	wrongBefore := maps.Clone(counted)
 	wrongBefore["every"]--
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), wrongBefore, nil); !errors.Is(err, cairn.ErrMismatch) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), wrongBefore, nil, 0); !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("a count before that does not match: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target:\n%s\n%s", got, stateBefore)
 	}
 
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, map[string]string{"every": "2000-01-01 00:00:00"}); !errors.Is(err, ErrNoDelta) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, map[string]string{"every": "2000-01-01 00:00:00"}, 0); !errors.Is(err, ErrNoDelta) {
 		t.Fatalf("a table changed since the guard was taken: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
@@ -135,7 +136,7 @@ func TestDiffAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), counted, guard); err != nil {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), counted, guard, 0); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := Stats(ctx, root(src.Database))
@@ -245,7 +246,7 @@ func TestNoDelta(t *testing.T) {
 	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil); !errors.Is(err, ErrNoDelta) {
+	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil, 0); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("no primary key: %v", err)
 	}
 
@@ -296,5 +297,50 @@ func TestSchemaAndDumpTables(t *testing.T) {
 	}
 	if !bytes.Contains(b.Bytes(), []byte("CREATE TABLE `indexed`")) || bytes.Contains(b.Bytes(), []byte("CREATE TABLE `every`")) {
 		t.Errorf("DumpTables(indexed) holds other tables, or not indexed")
+	}
+}
+
+// A delta's ALTER TABLE of a counter waits for a table a site's session
+// holds at most its bound, instead of the server's day, during which the
+// site's queries on that table would queue behind it.
+func TestApplyDeltaLockWaitIsBounded(t *testing.T) {
+	src := loadFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := src.Admin.Exec("DROP TABLE inet"); err != nil {
+		t.Fatal(err)
+	}
+	before := dump(t, src.Database)
+	dst := testenv.NewMariaDB(t)
+	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Admin.Exec("UPDATE every SET vc = 'edited' WHERE id = 7"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Diff(ctx, opener(before), nil, bytes.NewReader(dump(t, src.Database)), nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new dump's counter, as a dump of a table whose last rows were
+	// deleted has it: the delta sets it by ALTER TABLE.
+	if len(d.Tables) != 1 || autoIncrementRE.MatchString(d.Tables[0].Create) {
+		t.Fatalf("delta: %+v", d.Tables)
+	}
+	d.Tables[0].Create += " AUTO_INCREMENT=99999"
+	holder, err := dst.Admin.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	for _, q := range []string{"BEGIN", "SELECT COUNT(*) FROM every"} {
+		if _, err := holder.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	err = ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "Lock wait timeout") || time.Since(start) > 10*time.Second {
+		t.Fatalf("ApplyDelta with the table held = %v after %s", err, time.Since(start))
 	}
 }

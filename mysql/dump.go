@@ -18,13 +18,11 @@ import (
 // mysqlClients is the advice when the client tools are missing.
 const mysqlClients = "apt-get install mariadb-client (or default-mysql-client)"
 
-// defaultsFile writes the client settings, password included, to a 0600
-// file for the tool's --defaults-extra-file. The caller removes it.
-func defaultsFile(c Config) (string, error) {
-	f, err := os.CreateTemp("", "cairn-my-*.cnf")
-	if err != nil {
-		return "", err
-	}
+// defaultsFile holds the client settings, password included, for the
+// tool's --defaults-extra-file in memory only (see runtool.Secret): give
+// it to the tool as cmd.ExtraFiles[0], name it runtool.SecretPath, and
+// close it after the run. No file with the password is ever on a disk.
+func defaultsFile(c Config) (*os.File, error) {
 	var b bytes.Buffer
 	b.WriteString("[client]\n")
 	writeOpt(&b, "user", c.User)
@@ -36,17 +34,7 @@ func defaultsFile(c Config) (string, error) {
 		writeOpt(&b, "port", strconv.Itoa(c.Port))
 		writeOpt(&b, "protocol", "tcp")
 	}
-	if err := f.Chmod(0o600); err == nil {
-		_, err = f.Write(b.Bytes())
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return runtool.Secret(b.Bytes())
 }
 
 // writeOpt writes key="value" with the option-file escapes.
@@ -142,10 +130,11 @@ func DumpTables(ctx context.Context, c Config, w io.Writer, tables []string) err
 	}
 	defaults, err := defaultsFile(c)
 	if err != nil {
-		return fmt.Errorf("dump %s: write defaults file: %w", c, err)
+		return fmt.Errorf("dump %s: %w", c, err)
 	}
-	defer os.Remove(defaults)
-	cmd := exec.CommandContext(ctx, tool, dumpArgs(defaults, c, binarySafe(ctx, c), tables)...)
+	defer defaults.Close()
+	cmd := exec.CommandContext(ctx, tool, dumpArgs(runtool.SecretPath, c, binarySafe(ctx, c), tables)...)
+	cmd.ExtraFiles = []*os.File{defaults}
 	// Statements end where the rows say, not where the tool's buffer
 	// fills: an edited row changes the dump around it only (see cutter).
 	cut := newCutter(w)

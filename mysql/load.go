@@ -57,11 +57,12 @@ func load(ctx context.Context, c Config, r io.Reader, batched bool) ([]string, e
 		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
 	defer sc.Close()
-	var packet int
-	if err := sc.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
+	var packet, lowerCase int
+	if err := sc.QueryRowContext(ctx, "SELECT @@max_allowed_packet, @@lower_case_table_names").Scan(&packet, &lowerCase); err != nil {
 		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
-	l := &loader{conn: sc, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{}}
+	l := &loader{conn: sc, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{},
+		local: localizer{fold: lowerCase != 0}}
 	if err := l.run(ctx); err != nil {
 		return nil, fmt.Errorf("load into %s: %w", c, err)
 	}
@@ -77,11 +78,12 @@ func Exec(ctx context.Context, c Config, statements string) error {
 	}
 	defaults, err := defaultsFile(c)
 	if err != nil {
-		return fmt.Errorf("run SQL in %s: write defaults file: %w", c, err)
+		return fmt.Errorf("run SQL in %s: %w", c, err)
 	}
-	defer os.Remove(defaults)
-	cmd := exec.CommandContext(ctx, tool, "--defaults-extra-file="+defaults,
+	defer defaults.Close()
+	cmd := exec.CommandContext(ctx, tool, "--defaults-extra-file="+runtool.SecretPath,
 		"--default-character-set=utf8mb4", "--batch", c.Database)
+	cmd.ExtraFiles = []*os.File{defaults}
 	cmd.Stdin, cmd.Stdout = strings.NewReader(statements), io.Discard
 	if err := runtool.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("run SQL in %s with %s: %w%s", c, filepath.Base(tool), err, hint(err.Error()))
@@ -108,6 +110,7 @@ type loader struct {
 	plans         map[string]loadPlan // how each table's rows go in
 	rows          *rowBatches         // the table whose rows are going in by batches, or nil
 	batchedTables []string            // the tables whose rows went in so
+	local         localizer           // keeps the statements to the database loaded into
 }
 
 // batchBytes and batchRows bound a batch of rows: a few MiB, well under the
@@ -161,6 +164,7 @@ func (l *loader) run(ctx context.Context) error {
 			trimmed := bytes.TrimSpace(line)
 			switch {
 			case len(trimmed) == 0 || bytes.HasPrefix(trimmed, []byte("--")):
+				l.local.header(trimmed)
 				continue
 			case bytes.HasPrefix(line, sandboxLine): // at the top of each dump, dumps may follow one another
 				continue
@@ -213,8 +217,21 @@ func (l *loader) run(ctx context.Context) error {
 // exec runs one statement, and learns from a CREATE TABLE whether the
 // table's rows can go in by batches.
 func (l *loader) exec(ctx context.Context, stmt []byte) error {
+	if !bytes.HasPrefix(stmt, insertPrefix) {
+		var err error
+		if stmt, err = l.local.statement(stmt); err != nil {
+			return fmt.Errorf("line %d: %w", l.lines.n, err)
+		}
+	}
 	if _, err := l.conn.ExecContext(ctx, string(stmt)); err != nil {
 		return fmt.Errorf("line %d: %w%s (statement: %s)", l.lines.n, err, hint(err.Error()), snippet(stmt))
+	}
+	if bytes.Contains(bytes.ToLower(stmt), []byte("sql_mode")) {
+		// Routines are created in their own sql_mode: with ANSI_QUOTES a
+		// "…" is a name.
+		if err := l.conn.QueryRowContext(ctx, "SELECT @@sql_mode LIKE '%ANSI_QUOTES%'").Scan(&l.local.ansi); err != nil {
+			return fmt.Errorf("line %d: %w", l.lines.n, err)
+		}
 	}
 	if bytes.HasPrefix(stmt, []byte("CREATE TABLE `")) {
 		name, _, ok := sqlident.CutBackquoted(stmt[len("CREATE TABLE "):])

@@ -1,7 +1,8 @@
 // Package mysql dumps MySQL and MariaDB databases with the engine's own
 // tool (mariadb-dump or mysqldump) as a stream, and reads per-table
 // statistics (row counts, CHECKSUM TABLE) through the official Go driver.
-// Passwords reach the tools through a 0600 defaults file, never argv.
+// Passwords reach the tools through a defaults file held in memory only
+// (runtool.Secret), never argv nor a file on disk.
 package mysql
 
 import (

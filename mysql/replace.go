@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	driver "github.com/go-sql-driver/mysql"
+
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/sidedb"
 )
@@ -19,11 +21,18 @@ var ErrMismatch = cairn.ErrMismatch
 // Replace makes the database c names hold the dump, safely: the dump is
 // loaded into a scratch database beside it and checked by verify (row
 // counts, and checksums where both sides have one); only then are the
-// tables swapped in with one atomic RENAME TABLE, and the views, triggers,
+// tables swapped in with one atomic RENAME TABLE (the target's own renamed
+// aside within it, with their triggers), and the views, triggers,
 // routines and events recreated around them (MySQL cannot move those
 // between databases). Until the swap, any failure or cancellation leaves
 // the target exactly as it was and removes the scratch database.
-func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify) (err error) {
+//
+// The swap is the one step that waits for the site's sessions (for the
+// metadata locks on the target's tables), and it waits at most
+// o.LockWait each time, o.Attempts times: the site's queries, queued
+// behind it, never wait longer than that. When it cannot take the
+// tables, the error (ErrInUse) names the sessions holding them.
+func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
 	srv := c
 	srv.Database = ""
 	db, err := srv.open()
@@ -81,25 +90,26 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify)
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(old)+create); err != nil {
 		return fmt.Errorf("create holding database %s: %w", old, err)
 	}
-	// The target's triggers and views must go for its tables to move;
-	// should the swap fail they are put back.
-	if err := dropMovable(ctx, db, c.Database, current); err != nil {
+	sw, err := newSwapper(ctx, db, c, o)
+	if err != nil {
+		db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+quoteIdent(old)) //nolint:errcheck
 		return err
 	}
-	if err := swap(ctx, db, c.Database, scratch, old); err != nil {
-		recreate(context.Background(), c, c.Database, c.Database, current)               //nolint:errcheck
+	defer sw.close()
+	// The one statement that waits for the site's sessions: until it
+	// has run the target is untouched.
+	aside, err := sw.swap(ctx, c.Database, scratch)
+	if err != nil {
 		db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+quoteIdent(old)) //nolint:errcheck
 		return err
 	}
 	swapped = true
 	// From here the new tables are live: finish, whatever ctx says.
 	fctx := context.Background()
-	for _, o := range current.routinesAndEvents() {
-		if _, err := db.ExecContext(fctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(c.Database)+"."+quoteIdent(o.name)); err != nil {
-			return fmt.Errorf("drop old %s %s: %w", strings.ToLower(o.kind), o.name, err)
-		}
+	if err := sw.putAside(fctx, c.Database, old, aside, current); err != nil {
+		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept in database %s, or as %s_* in %s", err, old, asidePrefix, c.Database)
 	}
-	if err := recreate(fctx, c, scratch, c.Database, objs); err != nil {
+	if err := recreate(fctx, c, scratch, c.Database, objs, sw.lockWait); err != nil {
 		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept in database %s", err, old)
 	}
 	return nil
@@ -237,8 +247,13 @@ func showCreate(ctx context.Context, db *sql.DB, q, kind string) (string, error)
 	return "", fmt.Errorf("no %q column", want)
 }
 
+// execer is a *sql.DB or one of its sessions.
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
 // dropMovable drops the triggers and views that keep tables from moving.
-func dropMovable(ctx context.Context, db *sql.DB, schema string, s objectSet) error {
+func dropMovable(ctx context.Context, db execer, schema string, s objectSet) error {
 	for _, o := range s.others {
 		if o.kind != "VIEW" && o.kind != "TRIGGER" {
 			continue
@@ -250,39 +265,18 @@ func dropMovable(ctx context.Context, db *sql.DB, schema string, s objectSet) er
 	return nil
 }
 
-// swap moves the target's tables out and the scratch tables in, in one
-// RENAME TABLE: other sessions see the old set or the new one.
-func swap(ctx context.Context, db *sql.DB, target, scratch, old string) error {
-	cur, err := names(ctx, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", target)
-	if err != nil {
-		return err
-	}
-	next, err := names(ctx, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'", scratch)
-	if err != nil {
-		return err
-	}
-	var parts []string
-	for _, t := range cur {
-		parts = append(parts, quoteIdent(target)+"."+quoteIdent(t)+" TO "+quoteIdent(old)+"."+quoteIdent(t))
-	}
-	for _, t := range next {
-		parts = append(parts, quoteIdent(scratch)+"."+quoteIdent(t)+" TO "+quoteIdent(target)+"."+quoteIdent(t))
-	}
-	if len(parts) == 0 {
-		return nil
-	}
-	if _, err := db.ExecContext(ctx, "RENAME TABLE "+strings.Join(parts, ", ")); err != nil {
-		return fmt.Errorf("swap tables into %s: %w", target, err)
-	}
-	return nil
-}
-
 // recreate creates objects, defined in schema from, in schema to. Views
 // that depend on views not yet made are retried until nothing moves.
-func recreate(ctx context.Context, c Config, from, to string, s objectSet) error {
+func recreate(ctx context.Context, c Config, from, to string, s objectSet, lockWait time.Duration) error {
 	tc := c
 	tc.Database = to
-	db, err := tc.open()
+	dc := tc.driverConfig()
+	dc.Params = map[string]string{"lock_wait_timeout": lockWaitSeconds(lockWait)}
+	connector, err := driver.NewConnector(dc)
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(connector)
 	if err != nil {
 		return err
 	}

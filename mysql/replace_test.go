@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,7 +82,7 @@ func TestReplace(t *testing.T) {
 	dump, want := sourceDump(t)
 	dst := target(t)
 	ctx := context.Background()
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want)); err != nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Stats(ctx, root(dst.Database))
@@ -131,17 +132,17 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 	wrong := append([]TableStat(nil), want...)
 	wrong[0].Rows++
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(wrong)); !errors.Is(err, ErrMismatch) {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(wrong), ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
 		t.Errorf("stats mismatch: %v", err)
 	}
 	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\nTHIS IS NOT SQL;\n")...)
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(half), strict(want)); err == nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(half), strict(want), ReplaceOptions{}); err == nil {
 		t.Error("a broken dump replaced the database")
 	}
 	// Cancelled (Ctrl-C) in the middle of loading.
 	cctx, cancel := context.WithCancel(ctx)
 	r := &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}
-	if err := Replace(cctx, root(dst.Database), r, strict(want)); err == nil {
+	if err := Replace(cctx, root(dst.Database), r, strict(want), ReplaceOptions{}); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after := targetState(t, dst); after != before {
@@ -164,7 +165,7 @@ func TestReplaceAsApplicationUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := Config{User: dst.User, Password: cairnSecret(dst.Password), Host: "127.0.0.1", Port: 3306, Database: dst.Database}
-	if err := Replace(context.Background(), app, bytes.NewReader(dump), strict(want)); err != nil {
+	if err := Replace(context.Background(), app, bytes.NewReader(dump), strict(want), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var definer string
@@ -176,3 +177,128 @@ func TestReplaceAsApplicationUser(t *testing.T) {
 
 // strict verifies a loaded copy against want, checksums included.
 func strict(want []TableStat) cairn.Verify { return cairn.Expect(Plain(want), nil) }
+
+// sourceState fingerprints everything a restore elsewhere must leave as it
+// was: every table's checksum, the schema (views, triggers, routines,
+// events, their definitions and times) and the database's character set.
+func sourceState(t *testing.T, m *testenv.MariaDB) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := Stats(ctx, root(m.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, s := range st {
+		fmt.Fprintf(&b, "%s:%d:%s;", s.Name, s.Rows, s.Checksum)
+	}
+	schema, err := Schema(ctx, root(m.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs, coll string
+	m.Admin.QueryRow("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", m.Database).Scan(&cs, &coll)
+	var trg string
+	m.Admin.QueryRow("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", m.Database).Scan(&trg)
+	return b.String() + " schema:" + schema + " charset:" + cs + "/" + coll + " triggers:" + trg
+}
+
+// objectCounts counts a database's views, triggers, routines and events.
+func objectCounts(t *testing.T, m *testenv.MariaDB, db string) string {
+	var v, tr, r, e int
+	m.Admin.QueryRow("SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", db).Scan(&v)
+	m.Admin.QueryRow("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", db).Scan(&tr)
+	m.Admin.QueryRow("SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?", db).Scan(&r)
+	m.Admin.QueryRow("SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?", db).Scan(&e)
+	return fmt.Sprintf("views %d, triggers %d, routines %d, events %d", v, tr, r, e)
+}
+
+// Objects whose dump names the source database (a trigger created as
+// src.trg, bodies writing to src.log, the dump's ALTER DATABASE src lines
+// around routines made under another character set) are recreated in the
+// restored copy only: the source is left byte for byte as it was, the
+// copy's objects act on the copy, and a rollback onto the source works.
+func TestReplaceNeverWritesToTheSource(t *testing.T) {
+	src := testenv.NewMariaDB(t)
+	s := "`" + src.Database + "`"
+	for _, q := range []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+		"CREATE TABLE log (id INT AUTO_INCREMENT PRIMARY KEY, m VARCHAR(50))",
+		"INSERT INTO t VALUES (1, 1), (2, 2)",
+		"CREATE TRIGGER " + src.Database + ".trg AFTER INSERT ON " + src.Database + ".t FOR EACH ROW INSERT INTO " + src.Database + ".log (m) VALUES ('trigger')",
+		"CREATE VIEW " + s + ".v AS SELECT " + s + ".t.id FROM " + s + ".t",
+		"CREATE PROCEDURE " + src.Database + ".p() INSERT INTO " + src.Database + ".log (m) VALUES ('procedure')",
+		"CREATE FUNCTION " + s + ".f() RETURNS INT RETURN (SELECT COUNT(*) FROM " + src.Database + ".t)",
+		"CREATE EVENT " + src.Database + ".e ON SCHEDULE EVERY 1 DAY DISABLE DO INSERT INTO " + src.Database + ".log (m) VALUES ('event')",
+		// The routines were made under another character set: the dump
+		// switches the database's around each of them.
+		"ALTER DATABASE " + s + " CHARACTER SET latin1",
+	} {
+		if _, err := src.Admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	ctx := context.Background()
+	var dump bytes.Buffer
+	if err := Dump(ctx, root(src.Database), &dump); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Stats(ctx, root(src.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := sourceState(t, src)
+	wantObjects := objectCounts(t, src, src.Database)
+
+	dst := target(t)
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump.Bytes()), strict(want), ReplaceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := sourceState(t, src); after != before {
+		t.Errorf("the restore elsewhere changed the source:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := objectCounts(t, dst, dst.Database); got != wantObjects {
+		t.Errorf("copy has %s, want %s", got, wantObjects)
+	}
+	// The copy's trigger and procedure write to the copy's log.
+	if _, err := dst.Admin.Exec("INSERT INTO t VALUES (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Admin.Exec("CALL p()"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM log").Scan(&n); err != nil || n != 2 {
+		t.Errorf("copy's log has %d rows (%v), want 2", n, err)
+	}
+	if err := dst.Admin.QueryRow("SELECT f()").Scan(&n); err != nil || n != 3 {
+		t.Errorf("copy's f() = %d (%v), want 3", n, err)
+	}
+	if after := sourceState(t, src); after != before {
+		t.Errorf("the copy's objects wrote to the source:\nbefore %s\nafter  %s", before, after)
+	}
+	var body string
+	dst.Admin.QueryRow("SELECT EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?", dst.Database).Scan(&body)
+	if strings.Contains(body, src.Database) {
+		t.Errorf("copy's event names the source: %s", body)
+	}
+
+	// A rollback onto the source itself.
+	if err := Replace(ctx, root(src.Database), bytes.NewReader(dump.Bytes()), strict(want), ReplaceOptions{}); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if got := objectCounts(t, src, src.Database); got != wantObjects {
+		t.Errorf("after the rollback the source has %s, want %s", got, wantObjects)
+	}
+	if _, err := src.Admin.Exec("INSERT INTO t VALUES (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Admin.QueryRow("SELECT COUNT(*) FROM log").Scan(&n); err != nil || n != 1 {
+		t.Errorf("after the rollback the trigger wrote %d rows (%v), want 1", n, err)
+	}
+	for _, db := range []*testenv.MariaDB{src, dst} {
+		if left := sideDatabases(t, db, db.Database); len(left) > 0 {
+			t.Errorf("side databases left: %v", left)
+		}
+	}
+}

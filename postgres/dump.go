@@ -13,30 +13,19 @@ import (
 	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
-// passFile writes a .pgpass-format file (0600) for PGPASSFILE.
-func passFile(c Config) (string, error) {
-	f, err := os.CreateTemp("", "cairn-pg-*.pass")
-	if err != nil {
-		return "", err
-	}
+// passFile holds a .pgpass-format line for PGPASSFILE in memory only
+// (see runtool.Secret): give it to the tool as cmd.ExtraFiles[0] and close
+// it after the run. No file with the password is ever on a disk.
+func passFile(c Config) (*os.File, error) {
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
 	line := strings.Join([]string{esc.Replace(c.Host), strconv.Itoa(c.Port), esc.Replace(c.Database), esc.Replace(c.User), esc.Replace(c.Password.Reveal())}, ":") + "\n"
-	if err = f.Chmod(0o600); err == nil {
-		_, err = f.WriteString(line)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return runtool.Secret([]byte(line))
 }
 
 // toolEnv is the environment for libpq tools: the connection comes from
-// PG* variables and the password from the pass file, so argv holds none.
-func toolEnv(c Config, pass string) []string {
+// PG* variables and the password from the pass file (the tool's first
+// extra file, see passFile), so argv holds none.
+func toolEnv(c Config) []string {
 	env := []string{}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PG") {
@@ -44,7 +33,7 @@ func toolEnv(c Config, pass string) []string {
 		}
 	}
 	env = append(env, "PGHOST="+c.Host, "PGPORT="+strconv.Itoa(c.Port), "PGDATABASE="+c.Database,
-		"PGPASSFILE="+pass, "PGCONNECT_TIMEOUT=10", "PGAPPNAME=cairn")
+		"PGPASSFILE="+runtool.SecretPath, "PGCONNECT_TIMEOUT=10", "PGAPPNAME=cairn")
 	if c.User != "" {
 		env = append(env, "PGUSER="+c.User)
 	}
@@ -65,12 +54,12 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	}
 	pass, err := passFile(c)
 	if err != nil {
-		return fmt.Errorf("dump %s: write password file: %w", c, err)
+		return fmt.Errorf("dump %s: %w", c, err)
 	}
-	defer os.Remove(pass)
+	defer pass.Close()
 	cmd := exec.CommandContext(ctx, tool, "--format=plain", "--no-owner", "--no-privileges",
 		"--encoding=UTF8", "--no-password")
-	cmd.Env, cmd.Stdout = toolEnv(c, pass), w
+	cmd.Env, cmd.Stdout, cmd.ExtraFiles = toolEnv(c), w, []*os.File{pass}
 	if err := runtool.Run(ctx, cmd); err != nil {
 		if strings.Contains(err.Error(), "database \""+c.Database+"\" does not exist") {
 			err = fmt.Errorf("%w: %w", cairn.ErrNotFound, err)

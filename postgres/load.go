@@ -20,12 +20,12 @@ func Load(ctx context.Context, c Config, r io.Reader) error {
 	}
 	pass, err := passFile(c)
 	if err != nil {
-		return fmt.Errorf("load into %s: write password file: %w", c, err)
+		return fmt.Errorf("load into %s: %w", c, err)
 	}
-	defer os.Remove(pass)
+	defer pass.Close()
 	cmd := exec.CommandContext(ctx, tool, "--no-psqlrc", "--quiet", "--no-password",
 		"--set=ON_ERROR_STOP=1", "--single-transaction", "--file=-")
-	cmd.Env, cmd.Stdin, cmd.Stdout = toolEnv(c, pass), r, io.Discard
+	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.ExtraFiles = toolEnv(c), r, io.Discard, []*os.File{pass}
 	if err := runtool.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("load into %s with psql: %w%s", c, err, hint(err.Error()))
 	}

@@ -1,8 +1,9 @@
 // Package postgres dumps PostgreSQL databases with pg_dump in plain SQL
 // format as a stream (rewritable, and it deduplicates well), and reads
 // per-table statistics (row counts, an md5 over the ordered rows of tables
-// under a size limit) through pgx. Passwords reach pg_dump through a 0600
-// password file named by PGPASSFILE, never argv.
+// under a size limit) through pgx. Passwords reach pg_dump and psql through
+// a password file held in memory only (runtool.Secret) named by
+// PGPASSFILE, never argv nor a file on disk.
 package postgres
 
 import (

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/runtool"
 	"github.com/cairn-backup/cairn/internal/sidedb"
 )
 
@@ -18,14 +20,24 @@ import (
 var ErrMismatch = cairn.ErrMismatch
 
 // ErrInUse means other sessions are connected to the database to replace.
-var ErrInUse = errors.New("database in use")
+var ErrInUse = cairn.ErrInUse
 
 // ReplaceOptions tune Replace.
 type ReplaceOptions struct {
 	// Terminate ends other sessions connected to the target at the swap,
 	// instead of refusing to swap while there are any.
 	Terminate bool
+	// LockWait bounds each wait of the swap's renames for a lock on the
+	// target database (lock_timeout): an open transaction elsewhere that
+	// commented on or altered it, a CREATE DATABASE copying it. Without a
+	// bound, new connections to the site's database queue behind the
+	// rename for as long. 0 is DefaultLockWait; the wait is tried three
+	// times, a second apart.
+	LockWait time.Duration
 }
+
+// DefaultLockWait is the swap's bound when ReplaceOptions gives none.
+const DefaultLockWait = 5 * time.Second
 
 // Replace makes the database c names hold the dump, safely: the dump is
 // loaded (in one transaction, as the target's owner, so the application's
@@ -78,6 +90,13 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	sc.Database = scratch
 	// Objects are created by the owner, as in the original database.
 	setRole := strings.NewReader("SET ROLE " + ident(owner) + ";\n")
+	// Backslash commands in the dump (\connect…) are refused: it loads into
+	// the scratch database and nowhere else.
+	if psql, err := runtool.Find("apt-get install postgresql-client", "psql"); err == nil {
+		r := restricted(ctx, psql, dump)
+		defer r.Close() // ends its filter should psql stop reading early
+		dump = r
+	}
 	if err := Load(ctx, sc, io.MultiReader(setRole, dump)); err != nil {
 		return err
 	}
@@ -90,11 +109,8 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 		}
 		return nil
 	}
-	if err := makeIdle(ctx, conn, c.Database, o.Terminate); err != nil {
+	if err := renameAway(ctx, conn, c.Database, old, o); err != nil {
 		return err
-	}
-	if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(c.Database)+" RENAME TO "+ident(old)); err != nil {
-		return fmt.Errorf("swap %s: %w", c.Database, err)
 	}
 	// From here finish whatever ctx says: the target is renamed away.
 	fctx := context.Background()
@@ -109,6 +125,77 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	}
 	return nil
 }
+
+// renameAway renames the target to old once no other session is
+// connected to it, waiting for a lock on it at most the bound each time.
+func renameAway(ctx context.Context, conn *pgx.Conn, db, old string, o ReplaceOptions) error {
+	wait := o.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = %d", wait.Milliseconds())); err != nil {
+		return err
+	}
+	defer conn.Exec(context.Background(), "RESET lock_timeout") //nolint:errcheck
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		if err := makeIdle(ctx, conn, db, o.Terminate); err != nil {
+			return err
+		}
+		_, err := conn.Exec(ctx, "ALTER DATABASE "+ident(db)+" RENAME TO "+ident(old))
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "55P03" { // lock_not_available
+			if err != nil {
+				return fmt.Errorf("swap %s: %w", db, err)
+			}
+			return nil
+		}
+		if attempt == attempts {
+			return lockHolders(ctx, conn, db, wait, attempts)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second): // the site's connections go on
+		}
+	}
+}
+
+// lockHolders is the error of a swap that could not lock the target,
+// naming the sessions that hold locks on it.
+func lockHolders(ctx context.Context, conn *pgx.Conn, db string, wait time.Duration, attempts int) error {
+	rows, err := conn.Query(ctx, `SELECT a.pid, coalesce(a.usename, ''), coalesce(host(a.client_addr), 'local'), coalesce(a.datname, ''),
+		coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.xact_start)::int, 0), coalesce(a.query, '')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.granted AND l.locktype = 'object' AND l.classid = 'pg_database'::regclass
+		AND l.objid = (SELECT oid FROM pg_database WHERE datname = $1) AND l.pid <> pg_backend_pid()
+		ORDER BY a.pid`, db)
+	var held []string
+	if err == nil {
+		for rows.Next() {
+			var pid, secs int
+			var user, host, dbname, state, q string
+			if rows.Scan(&pid, &user, &host, &dbname, &state, &secs, &q) == nil {
+				if len(q) > 100 {
+					q = q[:100] + "…"
+				}
+				held = append(held, fmt.Sprintf("session %d (%s@%s, database %s, %s, in a transaction for %ds, last query %q)", pid, user, host, dbname, state, secs, q))
+			}
+		}
+		rows.Close()
+	}
+	msg := fmt.Sprintf("%v: another session holds a lock on database %s (an open transaction that altered or commented on it, or a CREATE DATABASE copying it), so the swap could not rename it (waited %s, %d times; connections to it waited no longer than that each time). It was left as it was", ErrInUse, db, wait, attempts)
+	if len(held) > 0 {
+		msg += ". Holding it:\n  " + strings.Join(held, "\n  ")
+	}
+	return &inUseError{msg + "\nTry: end that transaction (pg_terminate_backend(PID) ends the session) and restore again, or --lock-wait to wait longer"}
+}
+
+// inUseError is ErrInUse with its own message.
+type inUseError struct{ msg string }
+
+func (e *inUseError) Error() string { return e.msg }
+func (e *inUseError) Unwrap() error { return ErrInUse }
 
 // makeIdle refuses, or ends, other sessions on db.
 func makeIdle(ctx context.Context, conn *pgx.Conn, db string, terminate bool) error {

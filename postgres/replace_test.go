@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -152,3 +156,103 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 // strict verifies a loaded copy against want, checksums included.
 func strict(want []TableStat) cairn.Verify { return cairn.Expect(want, nil) }
+
+// A transaction elsewhere holding a lock on the target database makes
+// the swap's rename give up within its bound, naming the session; the
+// target is left as it was.
+func TestReplaceLockedIsBounded(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	dst.Admin.Close(context.Background())
+	before := state(t, dst.Database)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	holder, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	var pid int
+	holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	for _, q := range []string{"BEGIN", "COMMENT ON DATABASE " + ident(dst.Database) + " IS 'held'"} {
+		if _, err := holder.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	err = Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: time.Second})
+	took := time.Since(start)
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("session %d (postgres@", pid)) || !strings.Contains(err.Error(), "Try:") {
+		t.Fatalf("Replace = %v", err)
+	}
+	if took > 20*time.Second {
+		t.Errorf("Replace took %s", took)
+	}
+	if after := state(t, dst.Database); after != before {
+		t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if s := sideDBs(t, dst.Database); s != "" {
+		t.Errorf("side databases left: %s", s)
+	}
+	holder.Exec(ctx, "ROLLBACK")
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: time.Second}); err != nil {
+		t.Fatalf("once the lock is gone: %v", err)
+	}
+}
+
+// A dump with a backslash command (\connect to another database, \! to
+// run a shell command) fails the load: nothing is written outside the
+// scratch database, the target is as it was, though the dump (as older
+// pg_dumps made them) has no \restrict lines of its own; a dump with
+// them (today's pg_dump) loads.
+func TestReplaceRefusesBackslashCommands(t *testing.T) {
+	dump, want := sourceDump(t)
+	if !bytes.HasPrefix(bytes.TrimLeft(dump[bytes.Index(dump, []byte("\n\\restrict ")):], "\n"), []byte(`\restrict `)) {
+		t.Fatalf("this pg_dump writes no \\restrict line")
+	}
+	dst := pgTarget(t)
+	dst.Admin.Close(context.Background())
+	before := state(t, dst.Database)
+	ctx := context.Background()
+	marker := filepath.Join(t.TempDir(), "ran")
+	leak := "cairn_leak_" + strings.ReplaceAll(dst.Database, "cairn_t_", "")
+	for _, evil := range []string{
+		"\\connect postgres\nCREATE TABLE " + leak + " (x int);\n",
+		"\\! touch " + marker + "\n",
+	} {
+		// As a dump by a pg_dump older than August 2025 has it: no
+		// \restrict lines of its own.
+		var tampered []byte
+		for _, line := range bytes.SplitAfter(dump, []byte("\n")) {
+			if !bytes.HasPrefix(line, []byte(`\restrict `)) && !bytes.HasPrefix(line, []byte(`\unrestrict `)) {
+				tampered = append(tampered, line...)
+			}
+		}
+		tampered = bytes.Replace(tampered, []byte("CREATE TABLE"), []byte(evil+"CREATE TABLE"), 1)
+		err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(tampered), strict(want), ReplaceOptions{})
+		if err == nil || !strings.Contains(err.Error(), "restricted") {
+			t.Errorf("a dump with %q: %v", evil, err)
+		}
+	}
+	if n := query(t, "postgres", "SELECT count(*)::text FROM pg_tables WHERE tablename = $1", leak); n != "0" {
+		t.Errorf("the dump wrote to another database")
+		asPostgresExec(t, "DROP TABLE IF EXISTS "+leak)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the dump ran a shell command")
+	}
+	if after := state(t, dst.Database); after != before || sideDBs(t, dst.Database) != "" {
+		t.Errorf("target changed or side databases left")
+	}
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{}); err != nil {
+		t.Fatalf("the dump as pg_dump made it: %v", err)
+	}
+}
+
+func asPostgresExec(t *testing.T, q string) {
+	conn, err := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	if err == nil {
+		conn.Exec(context.Background(), q)
+		conn.Close(context.Background())
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/internal/runtool"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -82,6 +83,11 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 		level = slog.LevelInfo
 	}
 	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	// Earlier versions wrote database passwords to files in the shared
+	// temporary directory, which a killed run left behind.
+	for _, f := range runtool.SweepLeftovers() {
+		a.log.Warn("removed a database password file an earlier, interrupted cairn left", "file", f)
+	}
 	cfg, err := config.Load(config.Find(a.configFlag))
 	if err != nil {
 		return err

@@ -190,6 +190,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 	wg.Wait()
 	sum.Seconds["databases"] = time.Since(start).Seconds()
 	if err := errors.Join(loadErrs...); err != nil {
+		err = fmt.Errorf("%w%s", err, swappedNote(c.loads, loadErrs))
 		if ferr == nil {
 			return fmt.Errorf("%w. The files were synced; run the same command again to finish the clone, or roll back with the safety snapshot", err)
 		}
@@ -254,7 +255,7 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 		c.hints = []string{prev.ID}
 	}
 	for i, db := range c.req.Databases {
-		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate})
+		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dst.Name, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -23,6 +24,7 @@ type cloneOptions struct {
 	from, confirm             string
 	dryRun, json, force, noSS bool
 	terminate                 bool
+	lockWait                  time.Duration
 }
 
 func (a *app) cloneCommand() *cobra.Command {
@@ -58,7 +60,8 @@ rows that changed, in one transaction (see the README).`,
 	f.BoolVar(&o.noSS, "no-safety-snapshot", false, "do not snapshot the target before overwriting it")
 	f.BoolVar(&o.force, "force", false, "allow a protected target (asks to confirm)")
 	f.StringVar(&o.confirm, "confirm", "", "confirm a protected target without a prompt, by its `SITE/ENV` name")
-	f.BoolVar(&o.terminate, "terminate-sessions", false, "PostgreSQL: end other sessions on the target databases at the swap")
+	f.BoolVar(&o.terminate, "terminate-sessions", false, "end the sessions that keep a database swap from happening (PostgreSQL: connected to the target; MySQL/MariaDB: holding its tables)")
+	f.DurationVar(&o.lockWait, "lock-wait", mysql.DefaultLockWait, "wait at most this `DURATION` (whole seconds), three times, for the sessions using a target database's tables at the swap")
 	return cmd
 }
 
@@ -77,7 +80,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if _, err := actions.Parse(dst.AfterRestore); err != nil {
 		return fmt.Errorf("%s: %w", dst.Name, err)
 	}
-	ro := restoreOptions{to: dst.Name, dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, workers: 8}
+	ro := restoreOptions{to: dst.Name, dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, lockWait: o.lockWait, workers: 8}
 	if dst.Protected && !o.dryRun {
 		if err := a.confirmProtected(dst.Name, ro); err != nil {
 			return err

@@ -141,7 +141,8 @@ INSERT INTO shop.orders SELECT i, i * 1.5 FROM generate_series(1, 50) i;
 `
 
 // postgres NAME [empty]: like mariadb, on PostgreSQL. The backup role can
-// only read; NAME_ROOT is the postgres superuser's DSN.
+// only read; NAME_ROOT is the postgres superuser's DSN, NAME_PASS the
+// backup role's password.
 func cmdPostgres(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 1 {
 		ts.Fatalf("usage: postgres NAME [empty]")
@@ -182,6 +183,7 @@ func cmdPostgres(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(name, db)
 	ts.Setenv(name+"_USER", user)
 	ts.Setenv(name+"_DSN", fmt.Sprintf("postgres://%s:%s@127.0.0.1:5432/%s?sslmode=disable", user, pass, db))
+	ts.Setenv(name+"_PASS", pass)
 	ts.Setenv(name+"_ROOT", "postgres://postgres@127.0.0.1:5432/"+db+"?sslmode=disable")
 }
 

@@ -20,6 +20,7 @@ const (
 	exitNotFound    = 13
 	exitProtected   = 14
 	exitDamaged     = 15
+	exitInUse       = 16
 	exitInterrupted = 130
 )
 
@@ -33,6 +34,7 @@ const exitCodesHelp = `Exit codes:
   13   snapshot, site or environment not found
   14   target environment is protected (needs --force and confirmation)
   15   the repository is damaged (cairn check found damage, or the format blob is unreadable)
+  16   a target database is in use by other sessions and was left as it was
   130  interrupted (Ctrl-C or SIGTERM); nothing half-done is recorded`
 
 // usageError marks wrong command-line usage.
@@ -70,6 +72,8 @@ func (a *app) exit(ctx context.Context, err error) int {
 		code = exitProtected
 	case errors.Is(err, cairn.ErrDamaged):
 		code = exitDamaged
+	case errors.Is(err, cairn.ErrInUse):
+		code = exitInUse
 	}
 	fmt.Fprintf(a.stderr, "cairn: %v\n", err)
 	return code

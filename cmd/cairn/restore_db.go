@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,7 +33,7 @@ func (a *app) databaseTargets(s *cairn.Snapshot, t restoreTarget, o restoreOptio
 		}
 		return nil, nil
 	}
-	opts := database.Options{TerminateSessions: o.terminate}
+	opts := database.Options{TerminateSessions: o.terminate, LockWait: o.lockWait}
 	var plan []dbRestore
 	if len(o.databases) > 0 {
 		for i, arg := range o.databases {
@@ -99,7 +100,7 @@ func dbNames(s *cairn.Snapshot) string {
 
 // restoreDatabases replaces each target database with its dump, one after
 // the other; the first failure stops the restore (that database is left
-// as it was; those before it are restored).
+// as it was; those before it are restored, and the error says which).
 func (a *app) restoreDatabases(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, plan []dbRestore, pairs []rewrite.Pair, o restoreOptions) error {
 	if len(plan) > 0 && len(pairs) > 0 {
 		for _, p := range pairs {
@@ -110,12 +111,42 @@ func (a *app) restoreDatabases(ctx context.Context, r *repo.Repo, s *cairn.Snaps
 			}
 		}
 	}
-	for _, p := range plan {
-		if err := a.restoreDatabase(ctx, r, s, p, pairs, o); err != nil {
-			return err
+	errs := make([]error, len(plan))
+	for i, p := range plan {
+		if errs[i] = a.restoreDatabase(ctx, r, s, p, pairs, o); errs[i] != nil {
+			if i > 0 && !o.dryRun {
+				for j := i + 1; j < len(plan); j++ {
+					errs[j] = errNotRun
+				}
+				return fmt.Errorf("%w%s", errs[i], swappedNote(plan, errs))
+			}
+			return errs[i]
 		}
 	}
 	return nil
+}
+
+// errNotRun marks a database a restore did not get to.
+var errNotRun = errors.New("not restored")
+
+// swappedNote says, after a failure of some of a restore's databases
+// (errs, one per database of plan; nil: restored), which of them were
+// already swapped in and which were not: a multi-database restore is not
+// one transaction.
+func swappedNote(plan []dbRestore, errs []error) string {
+	var done, not []string
+	for i, p := range plan {
+		if i < len(errs) && errs[i] == nil {
+			done = append(done, p.from.Name+" → "+p.to.String())
+		} else {
+			not = append(not, p.from.Name)
+		}
+	}
+	if len(done) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(". Databases already restored and swapped in: %s; left as they were: %s. Try: fix the cause and restore again (databases already restored are restored again), or restore the swapped ones from an earlier snapshot to undo them",
+		strings.Join(done, ", "), strings.Join(not, ", "))
 }
 
 func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapshot, p dbRestore, pairs []rewrite.Pair, o restoreOptions) error {

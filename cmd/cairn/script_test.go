@@ -88,6 +88,10 @@ func TestScripts(t *testing.T) {
 			"flipchar":  cmdFlipChar,
 			"truncate":  cmdTruncate,
 			"pickblob":  cmdPickBlob,
+			"dbobjects": cmdDBObjects,
+			"dbhold":    cmdDBHold,
+			"waitproc":  cmdWaitProc,
+			"nosecret":  cmdNoSecret,
 		},
 	})
 }

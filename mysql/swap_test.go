@@ -1,0 +1,131 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/internal/testenv"
+)
+
+// holdTables opens a session as the target's own user that holds a
+// metadata lock on its posts table (an open transaction that read it),
+// as a site's long request or a forgotten console does. It returns the
+// session's id and the connection.
+func holdTables(t *testing.T, dst *testenv.MariaDB) (int64, func(context.Context) error) {
+	t.Helper()
+	if _, err := dst.Admin.Exec("GRANT SELECT ON " + dst.Database + ".* TO '" + dst.User + "'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	app := Config{User: dst.User, Password: cairnSecret(dst.Password), Host: "127.0.0.1", Port: 3306, Database: dst.Database}
+	db, err := app.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var id int64
+	conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id)
+	for _, q := range []string{"BEGIN", "SELECT COUNT(*) FROM posts"} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return id, conn.PingContext
+}
+
+// readWhile runs the site's reads of posts until stop is closed, and
+// returns the longest one took and how many ran.
+func readWhile(t *testing.T, dst *testenv.MariaDB, stop chan struct{}) func() (time.Duration, int) {
+	var mu sync.Mutex
+	var longest time.Duration
+	n := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			var c int
+			if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM posts").Scan(&c); err != nil {
+				t.Errorf("the site's read failed: %v", err)
+				return
+			}
+			mu.Lock()
+			longest, n = max(longest, time.Since(start)), n+1
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() (time.Duration, int) { close(stop); <-done; return longest, n }
+}
+
+// A session holding the target's tables makes the swap give up within
+// its bound, naming that session; the target is left as it was, the
+// site's reads wait no longer than the bound; --terminate-sessions ends
+// the holder and swaps.
+func TestReplaceInUseIsBounded(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := target(t)
+	before := targetState(t, dst)
+	id, alive := holdTables(t, dst)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const bound = 2 * time.Second
+	reads := readWhile(t, dst, make(chan struct{}))
+	start := time.Now()
+	err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: bound, Attempts: 2})
+	took := time.Since(start)
+	longest, n := reads()
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("Replace = %v, want ErrInUse", err)
+	}
+	for _, want := range []string{"session " + strconv.FormatInt(id, 10) + " (" + dst.User + "@", "in a transaction", "left as it was", "Try:", "--terminate-sessions"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if took > 2*bound+10*time.Second {
+		t.Errorf("Replace took %s", took)
+	}
+	if longest > bound+time.Second || n == 0 {
+		t.Errorf("the site's reads: %d, the longest took %s (bound %s)", n, longest, bound)
+	}
+	if after := targetState(t, dst); after != before {
+		t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if left := sideDatabases(t, dst, dst.Database); len(left) > 0 {
+		t.Errorf("side databases left: %v", left)
+	}
+	if err := alive(ctx); err != nil {
+		t.Fatalf("the holder was ended without --terminate-sessions: %v", err)
+	}
+
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: bound, Terminate: true}); err != nil {
+		t.Fatalf("with Terminate: %v", err)
+	}
+	if err := alive(ctx); err == nil {
+		t.Error("the holder still lives after Terminate")
+	}
+	var n2 int
+	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM posts").Scan(&n2); err != nil || n2 != 400 {
+		t.Errorf("after the swap posts has %d rows, %v", n2, err)
+	}
+	if left := sideDatabases(t, dst, dst.Database); len(left) > 0 {
+		t.Errorf("side databases left: %v", left)
+	}
+}

@@ -1,0 +1,109 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+)
+
+// restricted makes psql run a dump's SQL and nothing else: psql also runs
+// its own backslash commands found in its input, and one such as
+// \connect other_db (or \! to run a shell command) in a dump would load
+// the rest somewhere other than the scratch database. pg_dump's own plain
+// dumps name no database and, since the August 2025 releases, start with
+// \restrict KEY (every backslash command but \unrestrict KEY refused
+// until then) and end with \unrestrict KEY; older dumps have neither.
+// restricted starts the stream with a \restrict of its own, with a key the
+// dump cannot know, and drops the dump's own \restrict line (before its
+// first statement) and the matching \unrestrict, so that any other
+// backslash command fails the load. With a psql too old to know
+// \restrict, the dump is passed as it is.
+//
+// The caller closes the reader returned once done with it.
+func restricted(ctx context.Context, psql string, dump io.Reader) io.ReadCloser {
+	if !knowsRestrict(ctx, psql) {
+		return io.NopCloser(dump)
+	}
+	key := make([]byte, 16)
+	rand.Read(key) //nolint:errcheck
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(filterRestrict(pw, dump, hex.EncodeToString(key)))
+	}()
+	return pr
+}
+
+var restrictRE = regexp.MustCompile(`^\\(un)?restrict ([A-Za-z0-9]+)\r?\n?$`)
+
+// filterRestrict copies dump to w after a \restrict key line, without the
+// dump's own \restrict and \unrestrict lines (see restricted).
+func filterRestrict(w io.Writer, dump io.Reader, key string) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if _, err := bw.WriteString("\\restrict " + key + "\n"); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(dump, 1<<20)
+	dumpKey, started, inCopy := "", false, false
+	for {
+		line, err := r.ReadSlice('\n')
+		full := err != bufio.ErrBufferFull
+		if len(line) > 0 && full {
+			trimmed := bytes.TrimSpace(line)
+			switch m := restrictRE.FindSubmatch(line); {
+			case inCopy:
+				inCopy = !bytes.Equal(trimmed, []byte(`\.`))
+			case m != nil && m[1] == nil && !started && dumpKey == "":
+				dumpKey = string(m[2])
+				continue
+			case m != nil && m[1] != nil && dumpKey != "" && string(m[2]) == dumpKey:
+				continue
+			case bytes.HasPrefix(trimmed, []byte("COPY ")) && bytes.HasSuffix(trimmed, []byte("FROM stdin;")):
+				inCopy, started = true, true
+			case len(trimmed) > 0 && !bytes.HasPrefix(trimmed, []byte("--")):
+				started = true
+			}
+		}
+		if _, werr := bw.Write(line); werr != nil {
+			return werr
+		}
+		for !full { // the rest of a long line
+			line, err = r.ReadSlice('\n')
+			full = err != bufio.ErrBufferFull
+			if _, werr := bw.Write(line); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return bw.Flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// knowsRestrict tells whether psql has \restrict: 13.22, 14.19, 15.14,
+// 16.10, 17.6 and later.
+func knowsRestrict(ctx context.Context, psql string) bool {
+	out, err := exec.CommandContext(ctx, psql, "--version").Output()
+	if err != nil {
+		return false
+	}
+	m := regexp.MustCompile(`(\d+)\.(\d+)`).FindSubmatch(out)
+	if m == nil {
+		return false
+	}
+	major, _ := strconv.Atoi(string(m[1]))
+	minor, _ := strconv.Atoi(string(m[2]))
+	need := map[int]int{13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+	if n, ok := need[major]; ok {
+		return minor >= n
+	}
+	return major >= 18
+}
