@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-backup/cairn/files"
 )
 
 // App is what was found in a tree.
@@ -90,7 +92,7 @@ func dsn(scheme, user, password, host string, port int, name string) string {
 // headerVersion reads "Version: x" from a plugin or theme file's header
 // comment (the first 8 KiB, as WordPress does).
 func headerVersion(path string) string {
-	f, err := os.Open(path)
+	f, err := files.OpenRegular(path)
 	if err != nil {
 		return ""
 	}

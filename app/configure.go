@@ -110,7 +110,7 @@ func setLiterals(src string, from, to int, re *regexp.Regexp, keyAt, valAt int, 
 func configureElgg(dir string, t Target, dryRun bool) ([]Change, error) {
 	rel := "elgg-config/settings.php"
 	path := filepath.Join(dir, rel)
-	b, err := os.ReadFile(path)
+	b, err := files.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func configureElgg(dir string, t Target, dryRun bool) ([]Change, error) {
 // configureDrupal sets $databases['default']['default'] in settings.php.
 func configureDrupal(dir, rel string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, rel)
-	b, err := os.ReadFile(path)
+	b, err := files.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func configureDrupal(dir, rel string, t Target, dryRun bool) ([]Change, error) {
 
 func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, "wp-config.php")
-	b, err := os.ReadFile(path)
+	b, err := files.ReadRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func replaceFile(dir, path, content string) error {
 // configureLaravel sets the .env keys that are already there.
 func configureLaravel(dir string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, ".env")
-	b, err := os.ReadFile(path)
+	b, err := files.ReadRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("laravel: %w", err)
 	}

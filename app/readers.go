@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-backup/cairn/files"
 )
 
 func readFile(dir, rel string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, rel))
+	b, err := files.ReadRegular(filepath.Join(dir, rel))
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", rel, err)
 	}
@@ -64,7 +66,7 @@ func wordpress(dir string) (*App, error) {
 
 func isPluginFile(path string) bool {
 	b := make([]byte, 8192)
-	f, err := os.Open(path)
+	f, err := files.OpenRegular(path)
 	if err != nil {
 		return false
 	}
@@ -113,7 +115,7 @@ func laravel(dir string) (*App, error) {
 
 // dotenv reads KEY=value lines, with optional quotes.
 func dotenv(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

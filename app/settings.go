@@ -2,10 +2,11 @@ package app
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/cairn-backup/cairn/files"
 )
 
 // Setting is one generic config: rule: Key set to Value in File.
@@ -31,7 +32,7 @@ func Set(dir string, settings []Setting, keep func(file string) bool, dryRun boo
 			continue
 		}
 		path := filepath.Join(dir, rel)
-		b, err := os.ReadFile(path)
+		b, err := files.ReadRegular(path)
 		if err != nil {
 			return changes, fmt.Errorf("config: %w", err)
 		}

@@ -42,11 +42,7 @@ var _ Target = (*Local)(nil)
 // in dir itself are resolved here, once: a deploy layout's
 // current -> releases/42 is restored in releases/42.
 func OpenLocal(dir string) (*Local, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	resolved, err := filepath.EvalSymlinks(abs)
+	resolved, err := Resolve(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +50,32 @@ func OpenLocal(dir string) (*Local, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: resolved, Err: err}
 	}
-	return &Local{root: resolved, dirs: newDirCache(fd)}, nil
+	l := &Local{root: resolved, dirs: newDirCache(fd)}
+	if err := l.Verify(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Verify checks that the target's path still leads to the directory it
+// opened: checks made on the path (what it holds, its lock) hold for what
+// is written. A directory above it swapped for a link while it was
+// opened fails it.
+func (l *Local) Verify() error {
+	d, err := l.dirs.get("")
+	if err != nil {
+		return err
+	}
+	defer l.dirs.put(d)
+	var open, named unix.Stat_t
+	if err := unix.Fstat(d.fd, &open); err != nil {
+		return err
+	}
+	if err := unix.Lstat(l.root, &named); err != nil || open.Dev != named.Dev || open.Ino != named.Ino {
+		return fmt.Errorf("%s changed while being opened (a directory above it replaced by a link?): %w. Try: check who writes there, and run the command again", l.root, ErrNotDir)
+	}
+	return nil
 }
 
 // Root is the target's resolved absolute path.
@@ -593,10 +614,17 @@ func (c *dirCache) close() error {
 // resolved, as far as it exists: the part that does not exist yet is
 // appended as given (cleaned). It is how targets are compared and locked,
 // whatever spelling names them.
+//
+// A ".." is taken as the file system does, after the link before it: the
+// path is not cleaned first, as filepath.Abs would.
 func Resolve(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
+	abs := p
+	if !filepath.IsAbs(p) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		abs = wd + "/" + p
 	}
 	var rest []string
 	for cur := abs; ; {
@@ -607,12 +635,19 @@ func Resolve(p string) (string, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", err
 		}
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			return abs, nil
+		cur = strings.TrimRight(cur, "/")
+		i := strings.LastIndex(cur, "/")
+		if i <= 0 {
+			return filepath.Clean(abs), nil
 		}
-		rest = append([]string{filepath.Base(cur)}, rest...)
-		cur = parent
+		base := cur[i+1:]
+		if base == ".." {
+			return "", fmt.Errorf("%s: %w", p, fs.ErrNotExist) // above a directory that does not exist
+		}
+		if base != "." && base != "" {
+			rest = append([]string{base}, rest...)
+		}
+		cur = cur[:i]
 	}
 }
 

@@ -3,11 +3,14 @@ package files
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,8 +26,32 @@ type Output struct {
 	tmp, dst string // tmp is "" when written in place
 }
 
-// CreateOutput opens p for writing (see Output).
+// CreateOutput opens p for writing (see Output). A path under /dev or
+// /proc (/dev/stdout, /dev/fd/N) is written in place whatever it leads
+// to: it names a descriptor the caller opened, perhaps for appending. A
+// link to nothing is refused rather than replaced.
 func CreateOutput(p string) (*Output, error) {
+	if abs, err := filepath.Abs(p); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
+		if fd, ok := inheritedFD(abs); ok {
+			// The descriptor itself, as the shell opened it (>> appends).
+			dup, err := syscall.Dup(fd)
+			if err != nil {
+				return nil, err
+			}
+			syscall.CloseOnExec(dup)
+			return &Output{File: os.NewFile(uintptr(dup), p)}, nil
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &Output{File: f}, nil
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			return nil, fmt.Errorf("%s is a link to a file that does not exist: %w", p, err)
+		}
+	}
 	st, err := os.Stat(p)
 	switch {
 	case err == nil && !st.Mode().IsRegular():
@@ -48,12 +75,42 @@ func CreateOutput(p string) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Chmod(perm); err != nil {
+	err = f.Chmod(perm)
+	if sys, ok := statOf(st); ok && err == nil && os.Geteuid() == 0 {
+		err = f.Chown(int(sys.Uid), int(sys.Gid)) // the replaced file's owner stays
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, err
 	}
 	return &Output{File: f, tmp: f.Name(), dst: dst}, nil
+}
+
+// inheritedFD returns the descriptor a /dev/stdout, /dev/stderr,
+// /dev/fd/N or /proc/self/fd/N path names.
+func inheritedFD(abs string) (int, bool) {
+	switch abs {
+	case "/dev/stdout":
+		return 1, true
+	case "/dev/stderr":
+		return 2, true
+	}
+	for _, prefix := range []string{"/dev/fd/", "/proc/self/fd/"} {
+		if n, ok := strings.CutPrefix(abs, prefix); ok {
+			fd, err := strconv.Atoi(n)
+			return fd, err == nil && fd >= 0
+		}
+	}
+	return 0, false
+}
+
+func statOf(fi os.FileInfo) (*syscall.Stat_t, bool) {
+	if fi == nil {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
 }
 
 func truncateName(name string) string {
@@ -120,4 +177,37 @@ func WriteFileIn(dir, rel string, data []byte, perm fs.FileMode) error {
 		perm = fi.Mode.Perm()
 	}
 	return l.WriteFile(context.Background(), rel, strings.NewReader(string(data)), perm, time.Now())
+}
+
+// OpenRegular opens p for reading if it is a regular file (after links):
+// a named pipe or a device put where a file is expected (wp-config.php
+// made a FIFO by a site's user) fails at once instead of blocking or
+// reading without end.
+func OpenRegular(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: p, Err: fmt.Errorf("not a regular file (%v)", st.Mode().Type())}
+	}
+	if err == nil {
+		err = syscall.SetNonblock(int(f.Fd()), false)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadRegular reads the regular file p whole (see OpenRegular).
+func ReadRegular(p string) ([]byte, error) {
+	f, err := OpenRegular(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

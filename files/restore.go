@@ -351,13 +351,16 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		if inSnap[name] {
 			continue
 		}
-		if isTemp(name) && !r.opts.DryRun {
-			if err := r.dst.RemoveAll(p); err != nil {
-				return fmt.Errorf("remove leftover %s: %w", r.where(p), err)
-			}
+		if r.kept(p, fi.Mode, nil) || r.protected(p) != notProtected {
 			continue
 		}
-		if r.kept(p, fi.Mode, nil) || r.protected(p) != notProtected {
+		if isTemp(name) && !fi.Mode.IsDir() {
+			// An interrupted restore's: cairn's own, not the target's.
+			if !r.opts.DryRun {
+				if err := r.dst.RemoveAll(p); err != nil {
+					return fmt.Errorf("remove leftover %s: %w", r.where(p), err)
+				}
+			}
 			continue
 		}
 		if !r.opts.Delete {
@@ -498,8 +501,11 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 			return nil, nil
 		}
 		j := job{node: n, rel: rel, exists: cur != nil}
+		// A file with other names (maybe outside the target) is never
+		// changed in place: a new one takes its name.
+		inPlace := cur != nil && cur.Nlink <= 1
 		if cur != nil && cur.Size == n.Size() {
-			if cur.ModTime.Equal(n.ModTime()) {
+			if cur.ModTime.Equal(n.ModTime()) && (inPlace || cur.Mode&modeBits == mode&modeBits) {
 				if cur.Mode&modeBits != mode&modeBits {
 					r.report(Change{Op: OpMeta, Path: rel})
 					if !r.opts.DryRun {
@@ -515,7 +521,7 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 				r.opts.Progress.Done(1, n.Size())
 				return nil, nil
 			}
-			j.compare = true
+			j.compare = inPlace
 		}
 		return &j, nil
 	}

@@ -345,3 +345,33 @@ func TestRestoreHardLinks(t *testing.T) {
 		t.Error("a partial restore did not link b and c")
 	}
 }
+
+// A target's file that has another name outside the target (a release
+// tree made with cp -al) is replaced, never changed in place: the other
+// name keeps its content, mode and time.
+func TestRestoreNeverChangesSharedInodes(t *testing.T) {
+	dst, outside := t.TempDir(), t.TempDir()
+	write(t, outside, map[string]string{"a.txt": "same", "b.txt": "old!"})
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, n := range []string{"a.txt", "b.txt"} {
+		os.Chmod(filepath.Join(outside, n), 0o600)
+		os.Chtimes(filepath.Join(outside, n), old, old)
+		if err := os.Link(filepath.Join(outside, n), filepath.Join(dst, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := fingerprint(t, outside)
+	snap := tree(map[string]string{"a.txt": "same", "b.txt": "new!"})
+	if _, err := Restore(context.Background(), snap, local(t, dst), "", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if after := fingerprint(t, outside); after != before {
+		t.Fatalf("a restore changed a file outside its target through a hard link:\n%s\n%s", before, after)
+	}
+	if got := readTree(t, dst); got["a.txt"] != "same" || got["b.txt"] != "new!" {
+		t.Fatalf("restored %v", got)
+	}
+	if fi, _ := os.Stat(filepath.Join(dst, "a.txt")); fi.Mode().Perm() != 0o644 || !fi.ModTime().Equal(t0) {
+		t.Errorf("a.txt: %v %v, want the snapshot's 0644 and time", fi.Mode(), fi.ModTime())
+	}
+}

@@ -73,8 +73,22 @@ const (
 	tempSuffix = ".tmp"
 )
 
+// isTemp reports whether name is one tempName made: .cairn-NAME.PID-SEQ.tmp.
 func isTemp(name string) bool {
-	return strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix)
+	core, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok {
+		return false
+	}
+	core, ok = strings.CutSuffix(core, tempSuffix)
+	dot := strings.LastIndexByte(core, '.')
+	if !ok || dot < 0 {
+		return false
+	}
+	pid, seq, ok := strings.Cut(core[dot+1:], "-")
+	if !ok || pid == "" || seq == "" || strings.Trim(pid, "0123456789") != "" || strings.Trim(seq, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
+		return false
+	}
+	return true
 }
 
 // tempMaxBase bounds how much of a file's name its temporary name

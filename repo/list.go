@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -78,13 +79,15 @@ func (r *Repo) root(ctx context.Context, s *cairn.Snapshot) (cairn.Node, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("open snapshot %s: %w", s.ShortID(), err)
 	}
-	return node{root, r}, man.Tags[labelLayout], nil
+	return node{e: root, r: r}, man.Tags[labelLayout], nil
 }
 
 // node adapts a kopia filesystem entry to cairn.Node.
 type node struct {
 	e kfs.Entry
 	r *Repo
+	// mtime is a directory's own time (zero: the entry's); see dirTimes.
+	mtime time.Time
 }
 
 var _ cairn.ReadPlanner = node{}
@@ -158,10 +161,47 @@ func (n node) PlanReads(ctx context.Context, files []cairn.Node) []int {
 	return order
 }
 
-func (n node) Name() string       { return unescapeName(n.e.Name()) }
-func (n node) Mode() fs.FileMode  { return n.e.Mode() }
-func (n node) Size() int64        { return n.e.Size() }
-func (n node) ModTime() time.Time { return n.e.ModTime() }
+func (n node) Name() string      { return unescapeName(n.e.Name()) }
+func (n node) Mode() fs.FileMode { return n.e.Mode() }
+func (n node) Size() int64       { return n.e.Size() }
+func (n node) ModTime() time.Time {
+	if !n.mtime.IsZero() {
+		return n.mtime
+	}
+	return n.e.ModTime()
+}
+
+// dirTimes returns the times of d's subdirectories as the snapshot
+// recorded them. Kopia's reader reports each directory with the time of
+// its newest entry instead (its summary's), and a restore must give a
+// directory its own; so the listing is read here a second time, for
+// those times only, when d has subdirectories.
+func (n node) dirTimes(ctx context.Context, d kfs.Directory, entries []kfs.Entry) map[string]time.Time {
+	hasDirs := false
+	for _, e := range entries {
+		hasDirs = hasDirs || e.IsDir()
+	}
+	h, ok := d.(object.HasObjectID)
+	if !hasDirs || !ok {
+		return nil
+	}
+	rd, err := n.r.kr.OpenObject(ctx, h.ObjectID())
+	if err != nil {
+		return nil
+	}
+	defer rd.Close()
+	var man snapshot.DirManifest
+	if err := json.NewDecoder(rd).Decode(&man); err != nil {
+		return nil
+	}
+	out := map[string]time.Time{}
+	for _, e := range man.Entries {
+		if e.Type == snapshot.EntryTypeDirectory {
+			out[e.Name] = e.ModTime.ToTime()
+		}
+	}
+	return out
+}
 
 func (n node) Children(ctx context.Context) ([]cairn.Node, error) {
 	d, ok := n.e.(kfs.Directory)
@@ -173,9 +213,10 @@ func (n node) Children(ctx context.Context) ([]cairn.Node, error) {
 		return nil, fmt.Errorf("read directory %s: %w", n.e.Name(), err)
 	}
 	kfs.Sort(entries)
+	times := n.dirTimes(ctx, d, entries)
 	out := make([]cairn.Node, len(entries))
 	for i, e := range entries {
-		out[i] = node{e, n.r}
+		out[i] = node{e: e, r: n.r, mtime: times[e.Name()]}
 	}
 	return out, nil
 }

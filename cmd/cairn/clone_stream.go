@@ -465,6 +465,10 @@ func (c *cloneRun) openMirrorTarget() (*files.Local, func(), error) {
 		return nil, nil, err
 	}
 	target, err := files.OpenLocal(dir)
+	if err == nil && target.Root() != dir {
+		target.Close()
+		err = fmt.Errorf("%s changed while being opened", dir)
+	}
 	if err != nil {
 		unlock()
 		return nil, nil, err

@@ -81,9 +81,26 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 		return fmt.Errorf("%s: %w", dst.Name, err)
 	}
 	ro := restoreOptions{to: dst.Name, dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, lockWait: o.lockWait, workers: 8}
-	if dst.Protected && !o.dryRun {
-		if err := a.confirmProtected(dst.Name, ro); err != nil {
-			return err
+	if !o.dryRun {
+		var protected []*config.Environment
+		if dst.Protected {
+			protected = append(protected, dst)
+		}
+		if dst.Files != "" && !strings.Contains(dst.Files, "://") {
+			dir, err := files.Resolve(a.cfg.FilesPath(dst))
+			if err != nil {
+				return err
+			}
+			for _, e := range protectedAt(a.cfg, dir) {
+				if e != dst {
+					protected = append(protected, e)
+				}
+			}
+		}
+		for _, e := range protected {
+			if err := a.confirmProtected(e.Name, ro); err != nil {
+				return err
+			}
 		}
 		ro.confirmed = true
 	}

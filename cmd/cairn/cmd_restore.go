@@ -120,9 +120,11 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 			return t, fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", e.Name, e.Files)
 		}
 		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...), deleteExtra: true}
-		if e.Protected {
-			t.protected = append(t.protected, e)
+		dir, err := files.Resolve(t.dir)
+		if err != nil {
+			return t, err
 		}
+		t.protected = protectedAt(a.cfg, dir)
 		if e.Name != s.Name() {
 			t.pairs = append(movePairs(s, e.URL, t.dir), sitePairs(a.cfg.Sites[site].Replace)...)
 		}
@@ -150,18 +152,13 @@ func (a *app) directoryTarget(t *restoreTarget, o restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	exact, overlapping := envAt(a.cfg, dir)
-	if exact != nil {
-		fmt.Fprintf(a.stderr, "note: %s is the files of %s; they are restored as that environment's\n", t.dir, exact.Name)
-		t.keep = append(append(t.keep, exact.Exclude...), exact.Preserve...)
+	exact, _ := envAt(a.cfg, dir)
+	for _, e := range exact {
+		fmt.Fprintf(a.stderr, "note: %s is the files of %s; they are restored as that environment's\n", t.dir, e.Name)
+		t.keep = append(append(t.keep, e.Exclude...), e.Preserve...)
 		t.deleteExtra = true
-		overlapping = append(overlapping, exact)
 	}
-	for _, e := range overlapping {
-		if e.Protected {
-			t.protected = append(t.protected, e)
-		}
-	}
+	t.protected = protectedAt(a.cfg, dir)
 	if o.delete {
 		t.deleteExtra = true
 	} else if rec, err := restoredRecords(); err == nil && rec.Has(dir) {
@@ -336,6 +333,9 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 			return keep, rel, fmt.Errorf("open %s: %w", t.dir, err)
 		}
 		defer l.Close()
+		if l.Root() != dir { // a link swapped in since it was checked and locked
+			return keep, rel, fmt.Errorf("open %s: it now leads to %s, not %s: %w", t.dir, l.Root(), dir, files.ErrNotDir)
+		}
 		target = l
 	}
 	if made {

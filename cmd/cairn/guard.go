@@ -10,15 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sys/unix"
 )
 
 // ownPaths are cairn's own files, resolved: the local repository, the key
@@ -39,7 +38,7 @@ func (a *app) ownPaths() ([]string, error) {
 		return nil, err
 	}
 	raw = append(raw, filepath.Join(cfgDir, "keys"), state)
-	for _, f := range []string{os.Getenv("CAIRN_PASSWORD_FILE"), a.cfg.Repository.PasswordFile} {
+	for _, f := range []string{os.Getenv("CAIRN_PASSWORD_FILE"), a.cfg.PasswordFilePath(), a.cfg.File} {
 		if f != "" {
 			raw = append(raw, f)
 		}
@@ -113,10 +112,10 @@ func (a *app) snapshotTree(ctx context.Context, r *repo.Repo, req cairn.Snapshot
 	return r.Snapshot(ctx, req, p)
 }
 
-// envAt returns the environment whose files are the resolved directory
-// dir, and those (protected or not) whose files overlap it: inside it or
-// around it.
-func envAt(cfg *config.Config, dir string) (exact *config.Environment, overlapping []*config.Environment) {
+// envAt returns the environments whose files are the resolved directory
+// dir (several may name one directory), and those whose files overlap it:
+// inside it or around it.
+func envAt(cfg *config.Config, dir string) (exact, overlapping []*config.Environment) {
 	for _, sn := range slices.Sorted(maps.Keys(cfg.Sites)) {
 		for _, en := range slices.Sorted(maps.Keys(cfg.Sites[sn].Environments)) {
 			e := cfg.Sites[sn].Environments[en]
@@ -129,13 +128,27 @@ func envAt(cfg *config.Config, dir string) (exact *config.Environment, overlappi
 			}
 			switch {
 			case p == dir:
-				exact = e
+				exact = append(exact, e)
 			case files.Within(p, dir) || files.Within(dir, p):
 				overlapping = append(overlapping, e)
 			}
 		}
 	}
 	return exact, overlapping
+}
+
+// protectedAt lists the environments marked protected: true whose files
+// a restore onto dir writes: dir itself, or a directory inside or around
+// it, however the config spells them.
+func protectedAt(cfg *config.Config, dir string) []*config.Environment {
+	exact, overlapping := envAt(cfg, dir)
+	var out []*config.Environment
+	for _, e := range append(exact, overlapping...) {
+		if e.Protected {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // madeByRestore records directories cairn restored into while they were
@@ -156,18 +169,15 @@ func (m madeByRestore) file(dir string) string {
 	return filepath.Join(m.dir, hex.EncodeToString(sum[:12]))
 }
 
-// identity names a directory's inode, so that a record outlives neither
-// the directory nor its replacement by another.
+// identity names a directory's inode by its device, number and birth
+// time, so that a record outlives neither the directory nor another made
+// later with the same inode number. Without a birth time there is none.
 func identity(dir string) string {
-	fi, err := os.Lstat(dir)
-	if err != nil {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil || st.Mask&unix.STATX_BTIME == 0 {
 		return ""
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
-	}
-	return strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10) + "\n" + dir
+	return fmt.Sprintf("%d:%d:%d:%d:%d.%d\n%s", st.Dev_major, st.Dev_minor, st.Ino, st.Btime.Sec, st.Btime.Nsec, st.Mode, dir)
 }
 
 // Has reports whether cairn made dir (resolved) by a restore.
@@ -191,10 +201,14 @@ func (m madeByRestore) Add(dir string) error {
 
 // isEmptyDir reports whether dir is missing or an empty directory.
 func isEmptyDir(dir string) bool {
-	f, err := os.Open(dir)
+	fi, err := os.Lstat(dir)
 	if os.IsNotExist(err) {
 		return true
 	}
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	f, err := os.Open(dir)
 	if err != nil {
 		return false
 	}
