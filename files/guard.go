@@ -27,6 +27,20 @@ const (
 	aboveProtected             // a directory above a protected path
 )
 
+// protectedID reports whether the target's entry is one of
+// Options.ProtectIDs.
+func (r *restorer) protectedID(fi *Info) bool {
+	if fi == nil || fi.Ino == 0 {
+		return false
+	}
+	for _, id := range r.opts.ProtectIDs {
+		if id.Dev == fi.Dev && id.Ino == fi.Ino {
+			return true
+		}
+	}
+	return false
+}
+
 // protected tells how rel relates to the paths restore must not touch.
 func (r *restorer) protected(rel string) protection {
 	for _, p := range r.opts.Protect {

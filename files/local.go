@@ -34,6 +34,31 @@ var ErrNotDir = errors.New("not a directory (a symbolic link is never followed)"
 type Local struct {
 	root string // resolved, absolute
 	dirs *dirCache
+	// keep are the inodes RemoveAll never removes, nor descends past:
+	// cairn's own files, however they are reached (a bind mount, a hard
+	// link).
+	keep map[FileID]bool
+}
+
+// FileID names an inode: its device and number.
+type FileID struct{ Dev, Ino uint64 }
+
+// IDOf returns the inode p names (following links), if it exists.
+func IDOf(p string) (FileID, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return FileID{}, false
+	}
+	return FileID{st.Dev, st.Ino}, true
+}
+
+// Keep makes RemoveAll refuse to remove the inodes ids, or anything
+// holding one.
+func (l *Local) Keep(ids []FileID) {
+	l.keep = map[FileID]bool{}
+	for _, id := range ids {
+		l.keep[id] = true
+	}
 }
 
 var _ Target = (*Local)(nil)
@@ -293,7 +318,7 @@ func (l *Local) RemoveAll(rel string) error {
 	}
 	defer release()
 	l.dirs.forget(rel)
-	if err := removeAllAt(fd, name); err != nil {
+	if err := l.removeAllAt(fd, name); err != nil {
 		return l.pathError("remove", rel, err)
 	}
 	return nil
@@ -390,7 +415,13 @@ func readNames(fd int) ([]string, error) {
 // removeAllAt removes name in dirfd and everything below it, each entry
 // relative to its own directory's handle: a link is removed, never
 // followed.
-func removeAllAt(dirfd int, name string) error {
+func (l *Local) removeAllAt(dirfd int, name string) error {
+	if len(l.keep) > 0 {
+		var st unix.Stat_t
+		if err := fstatat(dirfd, name, &st); err == nil && l.keep[FileID{st.Dev, st.Ino}] {
+			return errProtectedPath
+		}
+	}
 	err := ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, 0) })
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
@@ -418,7 +449,7 @@ func removeAllAt(dirfd int, name string) error {
 			break
 		}
 		for _, n := range names {
-			if err := removeAllAt(fd, n); err != nil {
+			if err := l.removeAllAt(fd, n); err != nil {
 				unix.Close(fd) //nolint:errcheck
 				return err
 			}

@@ -97,7 +97,7 @@ func checkRestored(t *testing.T, n *memNode, dir, rel string, keep pattern.Set, 
 			continue
 		}
 		if !ok {
-			if deleted || isTemp(e.Name()) {
+			if deleted || IsTemp(e.Name()) {
 				t.Errorf("%s: left on the target, the snapshot lacks it", p)
 			}
 			continue

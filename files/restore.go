@@ -58,6 +58,9 @@ type Options struct {
 	// cairn's own repository, keys and state when they lie inside the
 	// target. A snapshot that would need one replaced fails the restore.
 	Protect []string
+	// ProtectIDs are the inodes of those paths, however reached (a bind
+	// mount, a hard link): entries that are one are left as Protect's.
+	ProtectIDs []FileID
 	// DryRun reports the changes without making them.
 	DryRun bool
 	// Workers is how many files are copied at once (default 8).
@@ -302,7 +305,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		if fi, ok := present[k.Name()]; ok {
 			curK = &fi
 		}
-		if r.kept(p, k.Mode(), curK) {
+		if r.kept(p, k.Mode(), curK) || r.protectedID(curK) {
 			continue
 		}
 		switch r.protected(p) {
@@ -351,10 +354,10 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		if inSnap[name] {
 			continue
 		}
-		if r.kept(p, fi.Mode, nil) || r.protected(p) != notProtected {
+		if r.kept(p, fi.Mode, nil) || r.protected(p) != notProtected || r.protectedID(&fi) {
 			continue
 		}
-		if isTemp(name) && !fi.Mode.IsDir() {
+		if IsTemp(name) && !fi.Mode.IsDir() {
 			// An interrupted restore's: cairn's own, not the target's.
 			if !r.opts.DryRun {
 				if err := r.dst.RemoveAll(p); err != nil {
@@ -562,7 +565,7 @@ func (r *restorer) symlink(n cairn.Node, rel string, cur *Info) error {
 }
 
 func (r *restorer) remove(rel string, fi Info) error {
-	if p := r.protected(rel); p != notProtected {
+	if p := r.protected(rel); p != notProtected || r.protectedID(&fi) {
 		return fmt.Errorf("refusing to remove %s: %w", r.where(rel), errProtectedPath)
 	}
 	r.report(Change{Op: OpDelete, Path: rel, Size: fi.Size, Dir: fi.Mode.IsDir()})

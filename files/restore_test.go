@@ -235,7 +235,7 @@ func TestRestoreInterruptedThenResumed(t *testing.T) {
 		t.Fatal("cancelled restore returned no error")
 	}
 	for p := range readTree(t, dst) {
-		if isTemp(filepath.Base(p)) {
+		if IsTemp(filepath.Base(p)) {
 			t.Errorf("temporary file left behind: %s", p)
 		}
 	}

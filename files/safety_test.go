@@ -375,3 +375,36 @@ func TestRestoreNeverChangesSharedInodes(t *testing.T) {
 		t.Errorf("a.txt: %v %v, want the snapshot's 0644 and time", fi.Mode(), fi.ModTime())
 	}
 }
+
+// cairn's own files reached another way than by their path (a bind
+// mount inside the target) are left alone too: the restore refuses to
+// remove what holds them.
+func TestRestoreProtectsInodes(t *testing.T) {
+	dst, repo := t.TempDir(), t.TempDir()
+	write(t, repo, map[string]string{"kopia.repository.f": "format", "p/pack": "data"})
+	before := fingerprint(t, repo)
+	mnt := filepath.Join(dst, "t", "backup")
+	os.MkdirAll(mnt, 0o755)
+	if out, err := exec.Command("mount", "--bind", repo, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("bind mount (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() }) //nolint:errcheck
+	id, _ := IDOf(repo)
+	l := local(t, dst)
+	l.Keep([]FileID{id})
+	_, err := Restore(context.Background(), tree(map[string]string{"index.php": "i"}), l, "", Options{Delete: true, ProtectIDs: []FileID{id}})
+	if !ErrProtectedPath(err) {
+		t.Errorf("restore removing a directory that holds a bind mount of the repository: err = %v, want a refusal", err)
+	}
+	if after := fingerprint(t, repo); after != before {
+		t.Fatalf("the repository changed through a bind mount:\n%s\n%s", before, after)
+	}
+	// Met directly (the mount point itself), it is skipped.
+	snap := tree(map[string]string{"t/index.php": "i", "t/backup/x": "snapshot's"})
+	if _, err := Restore(context.Background(), snap, l, "", Options{Delete: true, ProtectIDs: []FileID{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if after := fingerprint(t, repo); after != before {
+		t.Fatal("the repository changed through a bind mount")
+	}
+}

@@ -73,8 +73,9 @@ const (
 	tempSuffix = ".tmp"
 )
 
-// isTemp reports whether name is one tempName made: .cairn-NAME.PID-SEQ.tmp.
-func isTemp(name string) bool {
+// IsTemp reports whether name is one a restore gives a file it is
+// writing (tempName): .cairn-NAME.PID-SEQ.tmp.
+func IsTemp(name string) bool {
 	core, ok := strings.CutPrefix(name, tempPrefix)
 	if !ok {
 		return false

@@ -13,6 +13,7 @@ import (
 	"github.com/kopia/kopia/fs"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/pattern"
 )
 
@@ -79,6 +80,10 @@ func (s *source) changedFiles() []string {
 // entry is left out. Names are escaped (see escapeName).
 func (s *source) wrap(e fs.Entry, rel string) fs.Entry {
 	if s.exclude.Match(rel, e.IsDir()) {
+		return nil
+	}
+	if !e.IsDir() && files.IsTemp(e.Name()) {
+		s.warn("%s left out: a file an interrupted cairn restore was writing (the next restore there removes it)", rel)
 		return nil
 	}
 	if s.protect[rel] {

@@ -314,6 +314,7 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 	if err != nil {
 		return keep, rel, err
 	}
+	ids := a.ownIDs()
 	unlock, err := lockTarget(dir, targetlock.Write)
 	if err != nil {
 		return keep, rel, err
@@ -336,6 +337,7 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 		if l.Root() != dir { // a link swapped in since it was checked and locked
 			return keep, rel, fmt.Errorf("open %s: it now leads to %s, not %s: %w", t.dir, l.Root(), dir, files.ErrNotDir)
 		}
+		l.Keep(ids)
 		target = l
 	}
 	if made {
@@ -353,7 +355,7 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 	if err != nil {
 		return keep, rel, err
 	}
-	opts := files.Options{Keep: keep, Delete: t.deleteExtra || made, Protect: protect, HardLinks: links, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
+	opts := files.Options{Keep: keep, Delete: t.deleteExtra || made, Protect: protect, ProtectIDs: ids, HardLinks: links, DryRun: o.dryRun, Workers: o.workers, Progress: bar}
 	if o.dryRun {
 		opts.OnChange = a.printChange(o.json)
 	}

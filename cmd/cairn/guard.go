@@ -76,6 +76,22 @@ func (a *app) guardTarget(target string) ([]string, error) {
 	return inside, nil
 }
 
+// ownIDs are the inodes of cairn's own files that exist: a restore
+// leaves them alone however it meets them (a bind mount, a hard link).
+func (a *app) ownIDs() []files.FileID {
+	own, err := a.ownPaths()
+	if err != nil {
+		return nil
+	}
+	var ids []files.FileID
+	for _, p := range own {
+		if id, ok := files.IDOf(p); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // lockTarget keeps cairn processes from writing one target at once, or
 // from snapshotting a directory while another restores it (see package
 // targetlock). A directory target must be resolved; anything else (a
