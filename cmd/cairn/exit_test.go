@@ -133,6 +133,14 @@ func TestExitCodes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(real, "sub")); err == nil {
 		t.Error("a refused restore wrote into the locked directory")
 	}
+	// Root's locks are the system's: another state directory sees them.
+	env := c.env
+	c.env = append(append([]string(nil), env...), "XDG_STATE_HOME="+t.TempDir())
+	code, stderr = c.run("--config", cfg, "restore", "blog/production@latest", "--to", real)
+	c.env = env
+	if code != exitLocked {
+		t.Errorf("restore with another state directory while %s is being restored = exit %d, %q; want %d", real, code, stderr, exitLocked)
+	}
 }
 
 // Ctrl-C during a snapshot exits 130 and records nothing.

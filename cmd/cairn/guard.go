@@ -97,15 +97,34 @@ func (a *app) ownIDs() []files.FileID {
 // targetlock). A directory target must be resolved; anything else (a
 // database) is named as it is.
 func lockTarget(target string, kind targetlock.Kind) (func(), error) {
-	state, err := stateDir()
+	dir, err := lockDir()
 	if err != nil {
 		return nil, err
 	}
-	l, err := targetlock.Acquire(filepath.Join(state, "locks"), target, kind)
+	l, err := targetlock.Acquire(dir, target, kind)
 	if err != nil {
 		return nil, err
 	}
 	return l.Release, nil
+}
+
+// systemLocks is where root's cairn processes keep their locks, whatever
+// their state directories: every run as root sees every other's.
+const systemLocks = "/run/lock/cairn"
+
+// lockDir is the directory of target locks: the system's for root (when
+// /run/lock exists), else the user's state directory's.
+func lockDir() (string, error) {
+	if os.Geteuid() == 0 {
+		if fi, err := os.Stat(filepath.Dir(systemLocks)); err == nil && fi.IsDir() {
+			return systemLocks, nil
+		}
+	}
+	state, err := stateDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(state, "locks"), nil
 }
 
 // snapshotTree takes a snapshot with cairn's own files left out, while no
