@@ -281,7 +281,7 @@ func (a *app) lsPrint(ctx context.Context, n cairn.Node, rel string, o lsOptions
 		case m&fs.ModeSymlink != 0:
 			typ = "symlink"
 		}
-		enc := entryJSON{Path: rel, Type: typ, Mode: fmt.Sprintf("%#o", n.Mode().Perm()), Size: n.Size(),
+		enc := entryJSON{Path: rel, PathBytes: rawBytes(rel), Type: typ, Mode: fmt.Sprintf("%#o", n.Mode().Perm()), Size: n.Size(),
 			ModTime: n.ModTime().Format(time.RFC3339Nano), Target: target}
 		return jsonLine(a.stdout, enc)
 	}

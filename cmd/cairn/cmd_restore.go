@@ -463,7 +463,7 @@ func (a *app) printChange(asJSON bool) func(files.Change) {
 	marks := map[files.Op]string{files.OpAdd: "+", files.OpUpdate: "~", files.OpMeta: "*", files.OpDelete: "-"}
 	return func(c files.Change) {
 		if asJSON {
-			jsonLine(a.stdout, changeJSON{MessageType: "change", Op: string(c.Op), Path: c.Path, Size: c.Size, Dir: c.Dir}) //nolint:errcheck
+			jsonLine(a.stdout, changeJSON{MessageType: "change", Op: string(c.Op), Path: c.Path, PathBytes: rawBytes(c.Path), Size: c.Size, Dir: c.Dir}) //nolint:errcheck
 			return
 		}
 		name := c.Path

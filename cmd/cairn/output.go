@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairn-backup/cairn"
 )
@@ -74,12 +75,15 @@ func toJSON(s *cairn.Snapshot) snapshotJSON {
 
 // entryJSON is one tree entry as `cairn ls --json` shows it.
 type entryJSON struct {
-	Path    string `json:"path"`
-	Type    string `json:"type"` // file, dir, symlink, other
-	Mode    string `json:"mode"`
-	Size    int64  `json:"size"`
-	ModTime string `json:"mtime"`
-	Target  string `json:"target,omitempty"`
+	Path string `json:"path"`
+	// PathBytes is the path's bytes (base64) when they are not UTF-8,
+	// which JSON strings cannot hold: Path then shows them as U+FFFD.
+	PathBytes []byte `json:"path_bytes,omitempty"`
+	Type      string `json:"type"` // file, dir, symlink, other
+	Mode      string `json:"mode"`
+	Size      int64  `json:"size"`
+	ModTime   string `json:"mtime"`
+	Target    string `json:"target,omitempty"`
 }
 
 // changeJSON is one planned or made restore change.
@@ -87,8 +91,17 @@ type changeJSON struct {
 	MessageType string `json:"message_type"` // "change"
 	Op          string `json:"op"`
 	Path        string `json:"path"`
+	PathBytes   []byte `json:"path_bytes,omitempty"` // see entryJSON
 	Size        int64  `json:"size,omitempty"`
 	Dir         bool   `json:"dir,omitempty"`
+}
+
+// rawBytes returns s's bytes when s is not UTF-8 (see entryJSON).
+func rawBytes(s string) []byte {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return []byte(s)
 }
 
 // databaseRestoreJSON is one database a restore replaced (or would).
