@@ -27,8 +27,11 @@ var ErrNotDir = errors.New("not a directory (a symbolic link is never followed)"
 // root down, one name at a time, without following symbolic links: a link
 // in the target (put there before the restore or swapped in while it
 // runs) is seen as a link and replaced, never written through, so nothing
-// outside the root is ever created, changed or removed. The root itself
-// is resolved once, when the target is opened.
+// outside the root is ever created, changed or removed. Where the kernel
+// has openat2, each operation finds its directory from the root anew,
+// beneath it and through no link (see dirCache.get), so a directory moved
+// out of the target while the restore runs gets nothing more. The root
+// itself is resolved once, when the target is opened.
 //
 // A Local holds open descriptors: Close it when done.
 type Local struct {
@@ -542,9 +545,15 @@ func newDirCache(root int) *dirCache {
 	return &dirCache{open: map[string]*dirHandle{"": {fd: root, refs: 1}}} // the root's reference is never given back
 }
 
-// get returns the handle of the directory rel, opening it (and those
-// above it) name by name, without following links.
+// get returns the handle of the directory rel, without following links.
+// Where the kernel has openat2 (Linux 5.6), rel is resolved afresh from
+// the root for each use, in one call that refuses links and any way out
+// of the root: a directory moved out of the target meanwhile is not
+// written through. Elsewhere handles are opened name by name and cached.
 func (c *dirCache) get(rel string) (*dirHandle, error) {
+	if rel != "" && haveOpenat2 {
+		return c.resolve(rel)
+	}
 	c.mu.Lock()
 	if d, ok := c.open[rel]; ok {
 		d.refs++
@@ -579,6 +588,45 @@ func (c *dirCache) get(rel string) (*dirHandle, error) {
 	c.open[rel] = d
 	c.evict()
 	return d, nil
+}
+
+// haveOpenat2 tells whether the kernel has openat2.
+var haveOpenat2 = func() bool {
+	fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd) //nolint:errcheck
+	return true
+}()
+
+// resolve opens rel beneath the root for one use (see get).
+func (c *dirCache) resolve(rel string) (*dirHandle, error) {
+	c.mu.Lock()
+	root := c.open[""]
+	c.mu.Unlock()
+	if root == nil {
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrClosed}
+	}
+	how := &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat2(root.fd, rel, how)
+		if errors.Is(err, unix.EAGAIN) { // a rename raced the lookup: again
+			err = unix.EINTR
+		}
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV) {
+			err = ErrNotDir
+		}
+		return nil, &fs.PathError{Op: "open", Path: rel, Err: err}
+	}
+	return &dirHandle{rel: rel, fd: fd, refs: 1, gone: true}, nil // closed when given back
 }
 
 func (c *dirCache) put(d *dirHandle) {

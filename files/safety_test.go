@@ -408,3 +408,33 @@ func TestRestoreProtectsInodes(t *testing.T) {
 		t.Fatal("the repository changed through a bind mount")
 	}
 }
+
+// A directory moved out of the target while the restore writes it gets
+// no more of the restore's files: each write finds its directory from the
+// target's root anew.
+func TestRestoreStopsAtDirectoryMovedOut(t *testing.T) {
+	if !haveOpenat2 {
+		t.Fatal("this kernel has no openat2 (Linux 5.6): directories are cached by handle")
+	}
+	files := map[string]string{}
+	for i := range 100 {
+		files[fmt.Sprintf("d1/f%03d", i)] = "x"
+	}
+	dst, outside := t.TempDir(), t.TempDir()
+	moved := filepath.Join(outside, "d1")
+	n := 0
+	_, err := Restore(context.Background(), tree(files), local(t, dst), "", Options{Workers: 1, OnChange: func(c Change) {
+		if strings.HasPrefix(c.Path, "d1/f") {
+			if n++; n == 10 {
+				if err := os.Rename(filepath.Join(dst, "d1"), moved); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}})
+	t.Logf("restore: %v", err)
+	entries, _ := os.ReadDir(moved)
+	if len(entries) > 10 {
+		t.Fatalf("%d files were written into the directory after it left the target", len(entries)-9)
+	}
+}
