@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"sync"
@@ -283,6 +284,12 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 			}
 		}
 	} else {
+		if cur.Mode&0o300 != 0o300 && !r.opts.DryRun && os.Geteuid() != 0 {
+			// A directory the snapshot made read-only (0555) is made
+			// writable while it is restored; the last pass gives it its
+			// mode back. Root needs no such bit.
+			r.dst.SetAttrs(rel, cur.Mode|0o700, cur.ModTime) //nolint:errcheck // if it fails, the write that needs it says why
+		}
 		list, err := r.dst.ReadDir(rel)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.where(rel), err)

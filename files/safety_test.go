@@ -438,3 +438,42 @@ func TestRestoreStopsAtDirectoryMovedOut(t *testing.T) {
 		t.Fatalf("%d files were written into the directory after it left the target", len(entries)-9)
 	}
 }
+
+// Run by a user who is not root, a restore updates files in directories
+// the snapshot has read-only (0555), and gives them their mode back.
+func TestRestoreReadOnlyDirectoriesAsUser(t *testing.T) {
+	if dir := os.Getenv("CAIRN_TEST_AS_USER"); dir != "" {
+		snap := tree(map[string]string{"ro/f": os.Getenv("CAIRN_TEST_CONTENT")})
+		snap.kids[0].mode = fs.ModeDir | 0o555
+		l, err := OpenLocal(dir)
+		if err == nil {
+			_, err = Restore(context.Background(), snap, l, "", Options{Delete: true})
+			l.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	base := t.TempDir()
+	dst := filepath.Join(base, "t")
+	os.Mkdir(dst, 0o755)
+	for _, p := range []string{filepath.Dir(base), base, dst} {
+		os.Chmod(p, 0o755) //nolint:errcheck
+	}
+	os.Chown(dst, 65534, 65534) //nolint:errcheck
+	for _, content := range []string{"first", "second"} {
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.Args[0], "-test.run=^TestRestoreReadOnlyDirectoriesAsUser$")
+		cmd.Env = append(os.Environ(), "CAIRN_TEST_AS_USER="+dst, "CAIRN_TEST_CONTENT="+content)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("restore %q as nobody: %v: %s", content, err, out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dst, "ro/f")); string(b) != content {
+			t.Fatalf("ro/f = %q, want %q", b, content)
+		}
+		if fi, _ := os.Stat(filepath.Join(dst, "ro")); fi.Mode().Perm() != 0o555 {
+			t.Errorf("ro's mode %v, want 0555", fi.Mode())
+		}
+	}
+}
