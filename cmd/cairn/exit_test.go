@@ -133,6 +133,15 @@ func TestExitCodes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(real, "sub")); err == nil {
 		t.Error("a refused restore wrote into the locked directory")
 	}
+	// A bind mount of the directory is the same directory.
+	bind := t.TempDir()
+	if out, err := exec.Command("mount", "--bind", real, bind).CombinedOutput(); err != nil {
+		t.Fatalf("bind mount (needs root): %v: %s", err, out)
+	}
+	defer exec.Command("umount", "-l", bind).Run() //nolint:errcheck
+	if code, stderr := c.run("--config", cfg, "snapshot", bind); code != exitLocked {
+		t.Errorf("snapshot of a bind mount of %s while it is being restored = exit %d, %q; want %d", real, code, stderr, exitLocked)
+	}
 	// Root's locks are the system's: another state directory sees them.
 	env := c.env
 	c.env = append(append([]string(nil), env...), "XDG_STATE_HOME="+t.TempDir())

@@ -63,6 +63,8 @@ func Acquire(dir, target string, kind Kind) (*Lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
 	}
 	pid := strconv.Itoa(os.Getpid())
+	var found error // the conflict to report: one naming a directory, if any
+	foundDir := false
 	for _, e := range entries {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".lock") || strings.HasPrefix(name, pid+"-") {
@@ -73,9 +75,12 @@ func Acquire(dir, target string, kind Kind) (*Lock, error) {
 			os.Remove(filepath.Join(dir, name)) //nolint:errcheck // a dead process's
 			continue
 		}
-		if overlap(target, other) && (kind == Write || otherKind == Write) {
-			return nil, conflict(target, kind, other, otherKind)
+		if overlap(target, other) && (kind == Write || otherKind == Write) && (found == nil || !foundDir && strings.HasPrefix(other, "/")) {
+			found, foundDir = conflict(target, kind, other, otherKind), strings.HasPrefix(other, "/")
 		}
+	}
+	if found != nil {
+		return nil, found
 	}
 	path := filepath.Join(dir, pid+"-"+strconv.FormatUint(seq.Add(1), 10)+".lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
