@@ -31,7 +31,7 @@ type Output struct {
 // to: it names a descriptor the caller opened, perhaps for appending. A
 // link to nothing is refused rather than replaced.
 func CreateOutput(p string) (*Output, error) {
-	if abs, err := filepath.Abs(p); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
+	if abs, ok := deviceOrDescriptor(p); ok {
 		if fd, ok := inheritedFD(abs); ok {
 			// The descriptor itself, as the shell opened it (>> appends).
 			dup, err := syscall.Dup(fd)
@@ -85,6 +85,30 @@ func CreateOutput(p string) (*Output, error) {
 		return nil, err
 	}
 	return &Output{File: f, tmp: f.Name(), dst: dst}, nil
+}
+
+// deviceOrDescriptor tells whether p, or a link on the way from it,
+// names a path under /dev or /proc (/dev/stdout, /dev/fd/N, /dev/null),
+// and returns that path.
+func deviceOrDescriptor(p string) (string, bool) {
+	for range 40 {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", false
+		}
+		if strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/") {
+			return abs, true
+		}
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return "", false // not a link: the end of the way
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(abs), target)
+		}
+		p = target
+	}
+	return "", false
 }
 
 // inheritedFD returns the descriptor a /dev/stdout, /dev/stderr,

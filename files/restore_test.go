@@ -147,7 +147,7 @@ func TestRestoreDelta(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Now diverge the target in every way restore must notice.
-	write(t, dst, map[string]string{"changed.txt": "old content", "extra.txt": "extra", "cache/page.html": "c", "uploads/a.jpg": "img", ".cairn-x.123-a.tmp": "leftover"})
+	write(t, dst, map[string]string{"changed.txt": "old content", "extra.txt": "extra", "cache/page.html": "c", "uploads/a.jpg": "img", ".cairn-x.~123-a~.tmp": "leftover"})
 	os.Chtimes(filepath.Join(dst, "changed.txt"), t0, t0)                               // same size and time, other content: caught only if time differs…
 	os.Chtimes(filepath.Join(dst, "touched.txt"), t0.Add(time.Hour), t0.Add(time.Hour)) // same content, other time
 	os.RemoveAll(filepath.Join(dst, "gone"))

@@ -74,18 +74,18 @@ const (
 )
 
 // IsTemp reports whether name is one a restore gives a file it is
-// writing (tempName): .cairn-NAME.PID-SEQ.tmp.
+// writing (tempName): .cairn-NAME.~PID-SEQ~.tmp, a form no one else uses: .cairn-NAME.PID-SEQ.tmp.
 func IsTemp(name string) bool {
 	core, ok := strings.CutPrefix(name, tempPrefix)
 	if !ok {
 		return false
 	}
-	core, ok = strings.CutSuffix(core, tempSuffix)
-	dot := strings.LastIndexByte(core, '.')
+	core, ok = strings.CutSuffix(core, "~"+tempSuffix)
+	dot := strings.LastIndex(core, ".~")
 	if !ok || dot < 0 {
 		return false
 	}
-	pid, seq, ok := strings.Cut(core[dot+1:], "-")
+	pid, seq, ok := strings.Cut(core[dot+2:], "-")
 	if !ok || pid == "" || seq == "" || strings.Trim(pid, "0123456789") != "" || strings.Trim(seq, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
 		return false
 	}
@@ -104,7 +104,7 @@ func tempName(name string) string {
 	if len(name) > tempMaxBase {
 		name = name[:tempMaxBase]
 	}
-	return tempPrefix + name + "." + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 36) + tempSuffix
+	return tempPrefix + name + ".~" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempSeq.Add(1), 36) + "~" + tempSuffix
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}

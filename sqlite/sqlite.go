@@ -143,8 +143,13 @@ var ErrMismatch = cairn.ErrMismatch
 // application while restoring: connections it keeps open still see the
 // old file.
 func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify) error {
-	// A link to the database stays a link: the file it leads to is
-	// replaced. Anything but a regular file is not a database to replace.
+	// A link in the database's place is refused: whoever can write its
+	// directory (a site's user) could point it at any file root's restore
+	// would then replace. Anything but a regular file is not a database
+	// to replace.
+	if fi, err := os.Lstat(c.Path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link: cairn does not replace a database through one. Try: point the DSN at the file itself", c.Path)
+	}
 	if resolved, err := filepath.EvalSymlinks(c.Path); err == nil {
 		if st, err := os.Stat(resolved); err == nil && !st.Mode().IsRegular() {
 			return fmt.Errorf("%s is not a regular file (%v): refusing to replace it. Try: point the DSN at the database file", c.Path, st.Mode().Type())

@@ -136,3 +136,21 @@ func assertNoLeftovers(t *testing.T, c Config) {
 
 // strict verifies a loaded copy against want, checksums included.
 func strict(want []TableStat) cairn.Verify { return cairn.Expect(want, nil) }
+
+// A link in the database's place (a site's user may make one) is refused:
+// the file it leads to is never replaced.
+func TestReplaceRefusesALink(t *testing.T) {
+	src := source(t)
+	dump := dumpOf(t, src)
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim.txt")
+	os.WriteFile(victim, []byte("precious"), 0o644)
+	link := filepath.Join(dir, "app.sqlite")
+	os.Symlink(victim, link)
+	if err := Replace(context.Background(), Config{Path: link}, bytes.NewReader(dump), func([]cairn.TableStat) error { return nil }); err == nil {
+		t.Fatal("a restore replaced a database that is a link")
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious" {
+		t.Fatalf("the link's target was changed: %q", b)
+	}
+}

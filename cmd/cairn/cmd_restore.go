@@ -268,6 +268,25 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	if err != nil {
 		return err
 	}
+	if !o.dryRun && !o.confirmed {
+		// A database named by --database may be a protected one's.
+		for _, e := range a.protectedDatabases(dbs, t.protected) {
+			if err := a.confirmProtected(e.Name, o); err != nil {
+				return err
+			}
+		}
+	}
+	if o.only != "db" {
+		// The files' guard first: a refused target leaves the databases
+		// as they were too.
+		dir, err := files.Resolve(t.dir)
+		if err != nil {
+			return err
+		}
+		if _, err := a.guardTarget(dir); err != nil {
+			return err
+		}
+	}
 	if err := a.restoreDatabases(ctx, r, s, dbs, t.pairs, o); err != nil {
 		return err
 	}

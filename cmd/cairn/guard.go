@@ -12,12 +12,14 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/repo"
-	"golang.org/x/sys/unix"
 )
 
 // ownPaths are cairn's own files, resolved: the local repository, the key
@@ -26,8 +28,18 @@ import (
 // deleted.
 func (a *app) ownPaths() ([]string, error) {
 	var raw []string
+	// Every repository this run knows of, not only the one it opens.
 	if loc, _, err := a.repoLocation(); err == nil && loc.Path != "" {
 		raw = append(raw, loc.Path)
+	}
+	if p := a.cfg.Repository.Path; p != "" {
+		raw = append(raw, a.cfg.RepositoryPath())
+	}
+	if p := os.Getenv("CAIRN_REPOSITORY"); p != "" && !strings.Contains(p, "://") {
+		raw = append(raw, p)
+	}
+	if d, err := dataDir(); err == nil {
+		raw = append(raw, filepath.Join(d, "repository"))
 	}
 	cfgDir, err := configDir()
 	if err != nil {
@@ -171,8 +183,10 @@ func envAt(cfg *config.Config, dir string) (exact, overlapping []*config.Environ
 			if err != nil {
 				continue
 			}
+			pid, okP := files.IDOf(p)
+			did, okD := files.IDOf(dir)
 			switch {
-			case p == dir:
+			case p == dir || okP && okD && pid == did: // a bind mount is the same directory
 				exact = append(exact, e)
 			case files.Within(p, dir) || files.Within(dir, p):
 				overlapping = append(overlapping, e)
@@ -191,6 +205,31 @@ func protectedAt(cfg *config.Config, dir string) []*config.Environment {
 	for _, e := range append(exact, overlapping...) {
 		if e.Protected {
 			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// protectedDatabases lists the protected environments (beyond those
+// already confirmed) whose databases are among dbs.
+func (a *app) protectedDatabases(dbs []dbRestore, confirmed []*config.Environment) []*config.Environment {
+	var out []*config.Environment
+	for _, sn := range slices.Sorted(maps.Keys(a.cfg.Sites)) {
+		for _, en := range slices.Sorted(maps.Keys(a.cfg.Sites[sn].Environments)) {
+			e := a.cfg.Sites[sn].Environments[en]
+			if !e.Protected || slices.Contains(confirmed, e) {
+				continue
+			}
+			for _, dsn := range e.Databases {
+				db, err := database.Open(dsn, database.Options{})
+				if err != nil {
+					continue
+				}
+				if slices.ContainsFunc(dbs, func(d dbRestore) bool { return d.to.String() == db.String() }) {
+					out = append(out, e)
+					break
+				}
+			}
 		}
 	}
 	return out
