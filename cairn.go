@@ -162,6 +162,10 @@ type SnapshotRequest struct {
 	// own repository, keys and state. One that lies inside Path is left
 	// out, and the snapshot's warnings say so.
 	Protect []string
+	// ProtectIDs are the same files' inodes (device, number): a directory
+	// of the tree that is one (a bind mount of the repository) is left
+	// out too.
+	ProtectIDs [][2]uint64
 }
 
 // FileMirror receives copies of the files a snapshot reads (a clone writes

@@ -86,7 +86,10 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
 	}
-	src := &source{exclude: excl, mirror: req.Mirror, protect: relativeInside(resolved, req.Protect)}
+	src := &source{exclude: excl, mirror: req.Mirror, protect: relativeInside(resolved, req.Protect), protectIDs: map[[2]uint64]bool{}}
+	for _, id := range req.ProtectIDs {
+		src.protectIDs[id] = true
+	}
 	si := snapshot.SourceInfo{Host: req.Site, UserName: req.Environment, Path: abs}
 
 	var snap *cairn.Snapshot

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/kopia/kopia/fs"
 
@@ -27,6 +28,8 @@ type source struct {
 	// protect are paths (relative, slash-separated) never read: cairn's
 	// own repository, keys and state inside the tree.
 	protect map[string]bool
+	// protectIDs are their inodes, for directories reached another way.
+	protectIDs map[[2]uint64]bool
 
 	mu       sync.Mutex
 	changed  []string
@@ -92,6 +95,10 @@ func (s *source) wrap(e fs.Entry, rel string) fs.Entry {
 	}
 	switch e := e.(type) {
 	case fs.Directory:
+		if s.isProtectedDir(e) {
+			s.warn("%s left out: it is cairn's own repository, keys or state (mounted there), which are never snapshotted", rel)
+			return nil
+		}
 		return s.wrapDir(e, rel)
 	case fs.File:
 		s.mu.Lock()
@@ -109,6 +116,19 @@ func (s *source) wrap(e fs.Entry, rel string) fs.Entry {
 		}
 	}
 	return e
+}
+
+// isProtectedDir reports whether the directory d is one of protectIDs.
+func (s *source) isProtectedDir(d fs.Directory) bool {
+	if len(s.protectIDs) == 0 {
+		return false
+	}
+	fi, err := os.Lstat(d.LocalFilesystemPath())
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && s.protectIDs[[2]uint64{uint64(st.Dev), st.Ino}] //nolint:unconvert // Dev's type varies
 }
 
 func kindOf(m os.FileMode) string {

@@ -157,6 +157,9 @@ func (a *app) snapshotTree(ctx context.Context, r *repo.Repo, req cairn.Snapshot
 		return nil, err
 	}
 	req.Protect = own
+	for _, id := range a.ownIDs() {
+		req.ProtectIDs = append(req.ProtectIDs, [2]uint64{id.Dev, id.Ino})
+	}
 	dir, err := files.Resolve(req.Path)
 	if err != nil {
 		return nil, err
