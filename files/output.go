@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Output is a file being written at a path a user gave (cairn rewrite
@@ -22,14 +24,24 @@ import (
 // place and never replaced. A link to a regular file is followed: the file
 // it leads to is replaced, the link stays.
 type Output struct {
-	*os.File
-	tmp, dst string // tmp is "" when written in place
+	// inPlace is the device, pipe or descriptor written in place.
+	inPlace *os.File
+	// tmp is the temporary file beside the one replaced, made and
+	// renamed relative to dirfd, the handle of its directory.
+	tmp   *tempFile
+	dirfd int
+	perm  fs.FileMode
 }
 
 // CreateOutput opens p for writing (see Output). A path under /dev or
 // /proc (/dev/stdout, /dev/fd/N) is written in place whatever it leads
 // to: it names a descriptor the caller opened, perhaps for appending. A
 // link to nothing is refused rather than replaced.
+//
+// Unlike a restore's writes, links are followed here on purpose: the user
+// named this path, and a link to a device or a file is theirs to name.
+// Once the file to replace is found, its directory is opened once and the
+// temporary file is made, renamed and removed relative to that handle.
 func CreateOutput(p string) (*Output, error) {
 	if abs, ok := deviceOrDescriptor(p); ok {
 		if fd, ok := inheritedFD(abs); ok {
@@ -39,13 +51,14 @@ func CreateOutput(p string) (*Output, error) {
 				return nil, err
 			}
 			syscall.CloseOnExec(dup)
-			return &Output{File: os.NewFile(uintptr(dup), p)}, nil
+			return &Output{inPlace: os.NewFile(uintptr(dup), p)}, nil
 		}
+		// A device the user named (/dev/null): written in place.
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			return nil, err
 		}
-		return &Output{File: f}, nil
+		return &Output{inPlace: f}, nil
 	}
 	if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		if _, err := os.Stat(p); os.IsNotExist(err) {
@@ -55,11 +68,12 @@ func CreateOutput(p string) (*Output, error) {
 	st, err := os.Stat(p)
 	switch {
 	case err == nil && !st.Mode().IsRegular():
+		// A pipe or socket the user named: written in place, never replaced.
 		f, err := os.OpenFile(p, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, err
 		}
-		return &Output{File: f}, nil
+		return &Output{inPlace: f}, nil
 	case err != nil && !os.IsNotExist(err):
 		return nil, err
 	}
@@ -71,20 +85,31 @@ func CreateOutput(p string) (*Output, error) {
 	if st != nil {
 		perm = st.Mode().Perm()
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+truncateName(filepath.Base(dst))+".cairn-*.tmp")
+	dirfd, err := openDir(unix.AT_FDCWD, filepath.Dir(dst))
 	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: filepath.Dir(dst), Err: err}
+	}
+	tmp, err := createTemp(dirfd, filepath.Base(dst), dst, perm)
+	if err == nil {
+		if sys, ok := statOf(st); ok && os.Geteuid() == 0 {
+			// The replaced file's owner stays.
+			if err = unix.Fchown(tmp.fd, int(sys.Uid), int(sys.Gid)); err != nil {
+				tmp.abort()
+			}
+		}
+	}
+	if err != nil {
+		unix.Close(dirfd) //nolint:errcheck
 		return nil, err
 	}
-	err = f.Chmod(perm)
-	if sys, ok := statOf(st); ok && err == nil && os.Geteuid() == 0 {
-		err = f.Chown(int(sys.Uid), int(sys.Gid)) // the replaced file's owner stays
+	return &Output{tmp: tmp, dirfd: dirfd, perm: perm}, nil
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	if o.inPlace != nil {
+		return o.inPlace.Write(p)
 	}
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
-	}
-	return &Output{File: f, tmp: f.Name(), dst: dst}, nil
+	return o.tmp.Write(p)
 }
 
 // deviceOrDescriptor tells whether p, or a link on the way from it,
@@ -137,40 +162,40 @@ func statOf(fi os.FileInfo) (*syscall.Stat_t, bool) {
 	return st, ok
 }
 
-func truncateName(name string) string {
-	if len(name) > tempMaxBase {
-		return name[:tempMaxBase]
-	}
-	return name
-}
-
 // Commit finishes the output: the replaced file appears whole, under its
 // name.
 func (o *Output) Commit() error {
-	if o.tmp == "" {
-		return o.Close()
+	if o.inPlace != nil {
+		return o.inPlace.Close()
 	}
-	if err := o.Sync(); err != nil {
-		o.Abort()
-		return err
+	defer o.closeDir()
+	if err := unix.Fsync(o.tmp.fd); err != nil {
+		o.tmp.abort()
+		return &fs.PathError{Op: "sync", Path: o.tmp.display, Err: err}
 	}
-	if err := o.Close(); err != nil {
-		o.Abort()
-		return err
-	}
-	if err := os.Rename(o.tmp, o.dst); err != nil {
-		os.Remove(o.tmp)
-		return err
-	}
-	return nil
+	err := o.tmp.commit(o.perm, time.Now())
+	o.tmp = nil
+	return err
 }
 
 // Abort drops what was written to a file being replaced; it leaves it as
 // it was. After Commit it does nothing.
 func (o *Output) Abort() {
-	o.Close()
-	if o.tmp != "" {
-		os.Remove(o.tmp)
+	if o.inPlace != nil {
+		o.inPlace.Close()
+		return
+	}
+	if o.tmp != nil {
+		o.tmp.abort()
+		o.tmp = nil
+	}
+	o.closeDir()
+}
+
+func (o *Output) closeDir() {
+	if o.dirfd >= 0 {
+		unix.Close(o.dirfd) //nolint:errcheck
+		o.dirfd = -1
 	}
 }
 
@@ -206,7 +231,9 @@ func WriteFileIn(dir, rel string, data []byte, perm fs.FileMode) error {
 // OpenRegular opens p for reading if it is a regular file (after links):
 // a named pipe or a device put where a file is expected (wp-config.php
 // made a FIFO by a site's user) fails at once instead of blocking or
-// reading without end.
+// reading without end. It only reads, so following a link is safe here
+// (an application's config may be a link to a shared one); what is
+// written back into a target goes through WriteFileIn, which follows none.
 func OpenRegular(p string) (*os.File, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
