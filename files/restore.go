@@ -251,7 +251,7 @@ func (r *restorer) existing(rel string) (*Info, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look at %s: %w", r.where(rel), err)
+		return nil, fmt.Errorf("look at %s: %w", r.where(rel), hint(err))
 	}
 	return &fi, nil
 }
@@ -292,7 +292,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		}
 		list, err := r.dst.ReadDir(rel)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", r.where(rel), err)
+			return fmt.Errorf("read %s: %w", r.where(rel), hint(err))
 		}
 		for _, fi := range list {
 			present[fi.Name] = fi
@@ -689,6 +689,8 @@ func hint(err error) error {
 		return fmt.Errorf("%w. Try: free space on the target and run the same command again; restored files are kept and the rest is resumed", err)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%w. Try: run cairn as a user who can write the target", err)
+	case errors.Is(err, ErrNotDir):
+		return fmt.Errorf("%w: something replaced a directory of the target while it was restored. Try: check who writes there, and run the same command again (a link found then is replaced)", err)
 	}
 	return err
 }
