@@ -30,6 +30,10 @@ type Options struct {
 	// and MariaDB lock_wait_timeout, PostgreSQL lock_timeout): the site's
 	// queries never wait behind it longer. 0 is mysql.DefaultLockWait.
 	LockWait time.Duration
+	// Beneath are directories a site's user may change (the
+	// environments' files): a SQLite database is never replaced through
+	// a link at or below one of them.
+	Beneath []string
 }
 
 // Open returns the database a DSN names. It connects to nothing yet.
@@ -56,7 +60,7 @@ func Open(dsn string, o Options) (cairn.Database, error) {
 		if err != nil {
 			return nil, err
 		}
-		return sqliteDB{c}, nil
+		return sqliteDB{c, o}, nil
 	}
 	return nil, fmt.Errorf("%w: %s: unknown database engine %q (known: mysql, mariadb, postgres, postgresql, sqlite)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), scheme)
 }
@@ -209,7 +213,10 @@ func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Ve
 	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
 }
 
-type sqliteDB struct{ c sqlite.Config }
+type sqliteDB struct {
+	c sqlite.Config
+	o Options
+}
 
 func (d sqliteDB) Engine() string { return "sqlite" }
 func (d sqliteDB) Name() string {
@@ -228,5 +235,5 @@ func (d sqliteDB) Exec(ctx context.Context, sql string) error {
 }
 
 func (d sqliteDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
-	return sqlite.Replace(ctx, d.c, dump, verify)
+	return sqlite.Replace(ctx, d.c, dump, verify, sqlite.ReplaceOptions{Beneath: d.o.Beneath})
 }

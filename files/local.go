@@ -293,6 +293,56 @@ func (l *Local) place(fd int, name, rel, op string, mk func(tmp string) error) e
 	return l.pathError(op, rel, unix.EEXIST)
 }
 
+// Rename renames from to to, both relative to the target, replacing to
+// if it is a file.
+func (l *Local) Rename(from, to string) error {
+	ofd, oname, orelease, err := l.at(from)
+	if err != nil {
+		return err
+	}
+	defer orelease()
+	fd, name, release, err := l.at(to)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := unix.Renameat(ofd, oname, fd, name); err != nil {
+		return l.pathError("rename", from, err)
+	}
+	return nil
+}
+
+// Sync flushes rel (a file or a directory, "" the root) to its disk.
+func (l *Local) Sync(rel string) error {
+	d, err := l.dirs.get("")
+	if err != nil {
+		return err
+	}
+	defer l.dirs.put(d)
+	dirfd, name := d.fd, "."
+	if rel != "" {
+		fd, n, release, err := l.at(rel)
+		if err != nil {
+			return err
+		}
+		defer release()
+		dirfd, name = fd, n
+	}
+	var fd int
+	err = ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		return err
+	})
+	if err != nil {
+		return l.pathError("sync", rel, err)
+	}
+	defer unix.Close(fd) //nolint:errcheck
+	if err := unix.Fsync(fd); err != nil {
+		return l.pathError("sync", rel, err)
+	}
+	return nil
+}
+
 func (l *Local) Readlink(rel string) (string, error) {
 	fd, name, release, err := l.at(rel)
 	if err != nil {
@@ -728,6 +778,62 @@ func Resolve(p string) (string, error) {
 		}
 		cur = cur[:i]
 	}
+}
+
+// ResolveBeneath is Resolve for a path that must not pass through a link
+// inside any of the directories roots (an environment's files, which a
+// site's user may change): links above them are resolved, as a deploy
+// layout's current -> releases/42 is, but a link met at or below a root
+// is refused with ErrNotDir, whatever spelling p uses.
+func ResolveBeneath(p string, roots []string) (string, error) {
+	var within []string
+	for _, r := range roots {
+		if r, err := Resolve(r); err == nil {
+			within = append(within, r)
+		}
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	cur := "/"
+	rest := strings.Split(strings.Trim(abs, "/"), "/")
+	for hops := 0; len(rest) > 0; {
+		name := rest[0]
+		rest = rest[1:]
+		if name == "" || name == "." {
+			continue
+		}
+		next := filepath.Join(cur, name) // a ".." here is the resolved parent's
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{next}, rest...)...), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		for _, r := range within {
+			if Within(next, r) {
+				return "", fmt.Errorf("%s is a symbolic link inside %s: %w", next, r, ErrNotDir)
+			}
+		}
+		if hops++; hops > 40 {
+			return "", &fs.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(strings.Split(strings.Trim(target, "/"), "/"), rest...)
+	}
+	return cur, nil
 }
 
 // Within reports whether path p is dir or inside it (both absolute and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -474,6 +475,37 @@ func TestRestoreReadOnlyDirectoriesAsUser(t *testing.T) {
 		}
 		if fi, _ := os.Stat(filepath.Join(dst, "ro")); fi.Mode().Perm() != 0o555 {
 			t.Errorf("ro's mode %v, want 0555", fi.Mode())
+		}
+	}
+}
+
+// ResolveBeneath resolves links above the roots (with ".." taken after
+// the link, as the kernel does) and refuses one at or below a root.
+func TestResolveBeneath(t *testing.T) {
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"releases/42/data", "other", "shared/x"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+	}
+	os.Symlink("releases/42", filepath.Join(base, "current"))
+	os.Symlink("../../other", filepath.Join(base, "releases/42/up"))
+	os.Symlink("shared/x/..", filepath.Join(base, "rel"))
+	roots := []string{filepath.Join(base, "current")}
+	for _, c := range []struct{ in, want string }{
+		{"current/data/app.db", "releases/42/data/app.db"},
+		{"current/data/new/app.db", "releases/42/data/new/app.db"},
+		{"rel/x", "shared/x"},
+	} {
+		got, err := ResolveBeneath(filepath.Join(base, c.in), roots)
+		if err != nil || got != filepath.Join(base, c.want) {
+			t.Errorf("%s: got %q, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	for _, in := range []string{"current/up/app.db", "releases/42/up/app.db"} {
+		if got, err := ResolveBeneath(filepath.Join(base, in), roots); !errors.Is(err, ErrNotDir) {
+			t.Errorf("%s: got %q, %v; want the link refused", in, got, err)
 		}
 	}
 }

@@ -99,6 +99,11 @@ const tempMaxBase = 200
 
 var tempSeq atomic.Uint64
 
+// TempName is a fresh temporary name for a file named name, one IsTemp
+// knows: a snapshot leaves such files out, and the next restore removes
+// them.
+func TempName(name string) string { return tempName(name) }
+
 // tempName is a fresh temporary name for a file named name.
 func tempName(name string) string {
 	if len(name) > tempMaxBase {

@@ -7,11 +7,10 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/runtool"
 )
 
@@ -135,6 +135,15 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // ErrMismatch means a loaded copy does not match the snapshot's statistics.
 var ErrMismatch = cairn.ErrMismatch
 
+// ReplaceOptions tune Replace.
+type ReplaceOptions struct {
+	// Beneath are directories a site's user may change (the
+	// environments' files): a link at or below one of them on the way to
+	// the database is refused, never followed. Links above them (a
+	// deploy layout's current -> releases/42) are resolved once.
+	Beneath []string
+}
+
 // Replace builds the database from the dump in a new file beside c.Path,
 // checks it with verify, and renames it over c.Path: readers see the old
 // database or the new one, never a mix. Stale -wal and -shm files of the
@@ -142,61 +151,73 @@ var ErrMismatch = cairn.ErrMismatch
 // Any failure before the rename leaves c.Path as it was. Stop the
 // application while restoring: connections it keeps open still see the
 // old file.
-func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify) error {
+//
+// The database's directory is resolved once and opened; the rename and
+// removals are made relative to that handle, so a directory swapped for a
+// link meanwhile is not written through.
+func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) error {
+	dir, err := files.ResolveBeneath(filepath.Dir(c.Path), o.Beneath)
+	if err != nil {
+		return fmt.Errorf("database %s: %w. Try: replace the link with the directory it should be (a restore with --only files does), or point the DSN at the real path", c.Path, err)
+	}
+	d, err := files.OpenLocal(dir)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", c.Path, err)
+	}
+	defer d.Close()
+	base := filepath.Base(c.Path)
 	// A link in the database's place is refused: whoever can write its
 	// directory (a site's user) could point it at any file root's restore
 	// would then replace. Anything but a regular file is not a database
 	// to replace.
-	if fi, err := os.Lstat(c.Path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+	switch fi, err := d.Lstat(base); {
+	case err == nil && fi.Mode&fs.ModeSymlink != 0:
 		return fmt.Errorf("%s is a symbolic link: cairn does not replace a database through one. Try: point the DSN at the file itself", c.Path)
+	case err == nil && !fi.Mode.IsRegular():
+		return fmt.Errorf("%s is not a regular file (%v): refusing to replace it. Try: point the DSN at the database file", c.Path, fi.Mode.Type())
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("database %s: %w", c.Path, err)
 	}
-	if resolved, err := filepath.EvalSymlinks(c.Path); err == nil {
-		if st, err := os.Stat(resolved); err == nil && !st.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file (%v): refusing to replace it. Try: point the DSN at the database file", c.Path, st.Mode().Type())
-		}
-		c.Path = resolved
-	}
-	b := make([]byte, 4)
-	rand.Read(b) //nolint:errcheck
-	tmp := c.Path + ".cairn-new-" + hex.EncodeToString(b)
+	tmp := files.TempName(base)
 	ok := false
 	defer func() {
 		if !ok {
 			for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
-				os.Remove(tmp + suffix)
+				d.RemoveAll(tmp + suffix) //nolint:errcheck
 			}
 		}
 	}()
-	if err := run(ctx, tmp, dump, io.Discard); err != nil {
+	// sqlite3 takes a path: what it built is checked to be the file the
+	// handle sees before it is renamed into place.
+	built := filepath.Join(dir, tmp)
+	if err := run(ctx, built, dump, io.Discard); err != nil {
 		return fmt.Errorf("load %s: %w", c.Path, err)
 	}
-	got, err := Stats(ctx, Config{Path: tmp})
+	got, err := Stats(ctx, Config{Path: built})
 	if err != nil {
 		return err
 	}
 	if err := verify(got); err != nil {
 		return err
 	}
-	if err := syncFile(tmp); err != nil {
+	held, err := d.Lstat(tmp)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", c.Path, err)
+	}
+	if id, found := files.IDOf(built); !found || id != (files.FileID{Dev: held.Dev, Ino: held.Ino}) || !held.Mode.IsRegular() {
+		return fmt.Errorf("load %s: %s changed while it was loaded (a directory replaced by a link?). Try: check who writes there, and run the restore again", c.Path, dir)
+	}
+	if err := d.Sync(tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, c.Path); err != nil {
+	if err := d.Rename(tmp, base); err != nil {
 		return fmt.Errorf("swap %s: %w", c.Path, err)
 	}
 	ok = true
 	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-		if err := os.Remove(c.Path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := d.RemoveAll(base + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove the old database's %s: %w", suffix, err)
 		}
 	}
-	return syncFile(filepath.Dir(c.Path))
-}
-
-func syncFile(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return d.Sync("")
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
@@ -79,7 +80,7 @@ func TestDumpStatsReplace(t *testing.T) {
 	// The target: another database, in WAL mode, with a live -wal file.
 	dst := Config{Path: filepath.Join(t.TempDir(), "staging.sqlite")}
 	sh(t, dst.Path, "PRAGMA journal_mode=WAL; CREATE TABLE stale (x); INSERT INTO stale VALUES (1);")
-	if err := Replace(ctx, dst, bytes.NewReader(dump), strict(stats)); err != nil {
+	if err := Replace(ctx, dst, bytes.NewReader(dump), strict(stats), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := dumpOf(t, dst); !bytes.Equal(got, dump) {
@@ -99,15 +100,15 @@ func TestReplaceFailuresLeaveTargetUntouched(t *testing.T) {
 
 	wrong := append([]TableStat(nil), stats...)
 	wrong[2].Rows++
-	if err := Replace(ctx, dst, bytes.NewReader(dump), strict(wrong)); !errors.Is(err, ErrMismatch) {
+	if err := Replace(ctx, dst, bytes.NewReader(dump), strict(wrong), ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
 		t.Errorf("mismatch: %v", err)
 	}
 	half := append(append([]byte(nil), dump[:len(dump)/2]...), []byte("\nTHIS IS NOT SQL;\n")...)
-	if err := Replace(ctx, dst, bytes.NewReader(half), strict(stats)); err == nil {
+	if err := Replace(ctx, dst, bytes.NewReader(half), strict(stats), ReplaceOptions{}); err == nil {
 		t.Error("a broken dump replaced the database")
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	if err := Replace(cctx, dst, &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}, strict(stats)); err == nil {
+	if err := Replace(cctx, dst, &testenv.CancelAfter{R: bytes.NewReader(dump), N: len(dump) / 3, Cancel: cancel}, strict(stats), ReplaceOptions{}); err == nil {
 		t.Error("a cancelled load replaced the database")
 	}
 	if after, _ := os.ReadFile(dst.Path); !bytes.Equal(after, before) {
@@ -147,10 +148,56 @@ func TestReplaceRefusesALink(t *testing.T) {
 	os.WriteFile(victim, []byte("precious"), 0o644)
 	link := filepath.Join(dir, "app.sqlite")
 	os.Symlink(victim, link)
-	if err := Replace(context.Background(), Config{Path: link}, bytes.NewReader(dump), func([]cairn.TableStat) error { return nil }); err == nil {
+	if err := Replace(context.Background(), Config{Path: link}, bytes.NewReader(dump), func([]cairn.TableStat) error { return nil }, ReplaceOptions{}); err == nil {
 		t.Fatal("a restore replaced a database that is a link")
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "precious" {
 		t.Fatalf("the link's target was changed: %q", b)
+	}
+}
+
+// A link among the database's directories inside an environment's files
+// (Beneath) is refused, whatever the DSN's spelling; one above them (a
+// deploy layout) is resolved.
+func TestReplaceRefusesALinkBeneath(t *testing.T) {
+	src := source(t)
+	dump := dumpOf(t, src)
+	stats, err := Stats(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	site := filepath.Join(base, "releases", "42")
+	other := filepath.Join(base, "other")
+	for _, d := range []string{site, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(other, "app.sqlite"), []byte("precious"), 0o644)
+	os.Symlink(other, filepath.Join(site, "data"))                              // made by a site's user
+	os.Symlink(filepath.Join("releases", "42"), filepath.Join(base, "current")) // a deploy layout
+	roots := []string{filepath.Join(base, "current")}
+	for _, p := range []string{
+		filepath.Join(base, "current", "data", "app.sqlite"),
+		filepath.Join(site, "data", "app.sqlite"),
+	} {
+		err := Replace(context.Background(), Config{Path: p}, bytes.NewReader(dump), strict(stats), ReplaceOptions{Beneath: roots})
+		if !errors.Is(err, files.ErrNotDir) || !strings.Contains(err.Error(), "symbolic link inside") {
+			t.Errorf("%s: got %v, want a refusal of the link", p, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(other, "app.sqlite")); string(b) != "precious" {
+		t.Fatalf("the link's target was replaced: %q", b)
+	}
+	// Through the deploy layout's own link, into a real directory.
+	os.Remove(filepath.Join(site, "data"))
+	os.Mkdir(filepath.Join(site, "data"), 0o755)
+	dst := Config{Path: filepath.Join(base, "current", "data", "app.sqlite")}
+	if err := Replace(context.Background(), dst, bytes.NewReader(dump), strict(stats), ReplaceOptions{Beneath: roots}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Stats(context.Background(), Config{Path: filepath.Join(site, "data", "app.sqlite")}); err != nil || len(got) != len(stats) {
+		t.Fatalf("restored through the deploy link: %v %v", got, err)
 	}
 }

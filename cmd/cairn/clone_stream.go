@@ -255,7 +255,7 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 		c.hints = []string{prev.ID}
 	}
 	for i, db := range c.req.Databases {
-		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait})
+		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait, Beneath: filesRoots(a.cfg, "")})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dst.Name, err)
 		}

@@ -199,6 +199,24 @@ func envAt(cfg *config.Config, dir string) (exact, overlapping []*config.Environ
 	return exact, overlapping
 }
 
+// filesRoots lists every environment's local files, and the restore's
+// target dir if any: the directories a site's user may change, which a
+// SQLite database is never replaced through a link in.
+func filesRoots(cfg *config.Config, dir string) []string {
+	var out []string
+	if dir != "" {
+		out = append(out, dir)
+	}
+	for _, sn := range slices.Sorted(maps.Keys(cfg.Sites)) {
+		for _, en := range slices.Sorted(maps.Keys(cfg.Sites[sn].Environments)) {
+			if e := cfg.Sites[sn].Environments[en]; e.Files != "" && !strings.Contains(e.Files, "://") {
+				out = append(out, cfg.FilesPath(e))
+			}
+		}
+	}
+	return out
+}
+
 // protectedAt lists the environments marked protected: true whose files
 // a restore onto dir writes: dir itself, or a directory inside or around
 // it, however the config spells them.

@@ -33,7 +33,7 @@ func (a *app) databaseTargets(s *cairn.Snapshot, t restoreTarget, o restoreOptio
 		}
 		return nil, nil
 	}
-	opts := database.Options{TerminateSessions: o.terminate, LockWait: o.lockWait}
+	opts := database.Options{TerminateSessions: o.terminate, LockWait: o.lockWait, Beneath: filesRoots(a.cfg, t.dir)}
 	var plan []dbRestore
 	if len(o.databases) > 0 {
 		for i, arg := range o.databases {
