@@ -142,6 +142,37 @@ func TestExitCodes(t *testing.T) {
 	if code, stderr := c.run("--config", cfg, "snapshot", bind); code != exitLocked {
 		t.Errorf("snapshot of a bind mount of %s while it is being restored = exit %d, %q; want %d", real, code, stderr, exitLocked)
 	}
+	// So is a bind mount of a directory around it, snapshotted or
+	// restored onto, and a directory inside a bind mount of it.
+	parent := t.TempDir()
+	inner := filepath.Join(parent, "site")
+	os.Mkdir(inner, 0o755)
+	parentBind := t.TempDir()
+	if out, err := exec.Command("mount", "--bind", parent, parentBind).CombinedOutput(); err != nil {
+		t.Fatalf("bind mount (needs root): %v: %s", err, out)
+	}
+	defer exec.Command("umount", "-l", parentBind).Run() //nolint:errcheck
+	unlockInner, err := lockTarget(inner, targetlock.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"snapshot", parentBind},
+		{"restore", "blog/production@latest", "--to", parentBind, "--delete"},
+	} {
+		if code, stderr := c.run(append([]string{"--config", cfg}, args...)...); code != exitLocked || !strings.Contains(stderr, "restoring onto "+inner) {
+			t.Errorf("cairn %s (a bind mount of %s) while %s is being restored = exit %d, %q; want %d", strings.Join(args, " "), parent, inner, code, stderr, exitLocked)
+		}
+	}
+	unlockInner()
+	unlockParent, err := lockTarget(parent, targetlock.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := c.run("--config", cfg, "snapshot", filepath.Join(parentBind, "site")); code != exitLocked {
+		t.Errorf("snapshot inside a bind mount of %s while it is being restored = exit %d, %q; want %d", parent, code, stderr, exitLocked)
+	}
+	unlockParent()
 	// Root's locks are the system's: another state directory sees them.
 	env := c.env
 	c.env = append(append([]string(nil), env...), "XDG_STATE_HOME="+t.TempDir())

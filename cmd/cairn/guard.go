@@ -117,16 +117,6 @@ func lockTarget(target string, kind targetlock.Kind) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	// The directory's inode too: a bind mount of it is another path to
-	// the same files.
-	if id, ok := files.IDOf(target); ok && strings.HasPrefix(target, "/") {
-		byID, err := targetlock.Acquire(dir, fmt.Sprintf("the directory of inode %d:%d", id.Dev, id.Ino), kind)
-		if err != nil {
-			l.Release()
-			return nil, err
-		}
-		return func() { byID.Release(); l.Release() }, nil
-	}
 	return l.Release, nil
 }
 

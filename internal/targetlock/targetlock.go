@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -43,8 +44,9 @@ var seq atomic.Uint64
 // Acquire locks target for kind, or fails at once with an error
 // satisfying errors.Is(err, cairn.ErrLocked) naming the other process's
 // target. A target that starts with "/" is a directory (resolved, absolute)
-// and conflicts with directories inside or above it; anything else (a
-// database's name) conflicts only with itself.
+// and conflicts with directories inside or above it, by path and by inode:
+// a bind mount of a directory, or of one above it, is the same files.
+// Anything else (a database's name) conflicts only with itself.
 func Acquire(dir, target string, kind Kind) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
@@ -58,6 +60,7 @@ func Acquire(dir, target string, kind Kind) (*Lock, error) {
 	if err := flock(guard, unix.LOCK_EX); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
 	}
+	ids := chain(target)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
@@ -70,12 +73,12 @@ func Acquire(dir, target string, kind Kind) (*Lock, error) {
 		if !strings.HasSuffix(name, ".lock") || strings.HasPrefix(name, pid+"-") {
 			continue
 		}
-		other, otherKind, alive := inspect(filepath.Join(dir, name))
+		other, otherKind, otherIDs, alive := inspect(filepath.Join(dir, name))
 		if !alive {
 			os.Remove(filepath.Join(dir, name)) //nolint:errcheck // a dead process's
 			continue
 		}
-		if overlap(target, other) && (kind == Write || otherKind == Write) && (found == nil || !foundDir && strings.HasPrefix(other, "/")) {
+		if (overlap(target, other) || related(ids, otherIDs)) && (kind == Write || otherKind == Write) && (found == nil || !foundDir && strings.HasPrefix(other, "/")) {
 			found, foundDir = conflict(target, kind, other, otherKind), strings.HasPrefix(other, "/")
 		}
 	}
@@ -88,7 +91,7 @@ func Acquire(dir, target string, kind Kind) (*Lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
 	}
 	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err == nil {
-		_, err = f.WriteString(string(kind) + "\n" + target)
+		_, err = f.WriteString(string(kind) + "\n" + target + "\n" + strings.Join(ids, " "))
 	}
 	if err != nil {
 		f.Close()
@@ -109,21 +112,55 @@ func (l *Lock) Release() {
 }
 
 // inspect reads a lock file and tells whether its process still holds it.
-func inspect(path string) (target string, kind Kind, alive bool) {
+func inspect(path string) (target string, kind Kind, ids []string, alive bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", "", false
+		return "", "", nil, false
 	}
 	defer f.Close()
 	if err := flock(f, unix.LOCK_SH|unix.LOCK_NB); err == nil {
-		return "", "", false // nobody holds it
+		return "", "", nil, false // nobody holds it
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", "", false
+		return "", "", nil, false
 	}
-	k, t, _ := strings.Cut(string(b), "\n")
-	return t, Kind(k), true
+	k, rest, _ := strings.Cut(string(b), "\n")
+	t, idLine, _ := strings.Cut(rest, "\n")
+	return t, Kind(k), strings.Fields(idLine), true
+}
+
+// chain lists the inodes of a directory target and of every directory
+// above it, its own first ("dev:ino", or "-" while it does not exist);
+// none for other targets.
+func chain(target string) []string {
+	if !strings.HasPrefix(target, "/") {
+		return nil
+	}
+	var ids []string
+	for p := target; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err == nil {
+			ids = append(ids, strconv.FormatUint(st.Dev, 10)+":"+strconv.FormatUint(st.Ino, 10))
+		} else if p == target {
+			ids = append(ids, "-")
+		}
+		if p == "/" {
+			return ids
+		}
+	}
+}
+
+// related reports whether one of two directories (their chains) is the
+// other, or inside it, by inode.
+func related(a, b []string) bool {
+	own := func(c []string) string {
+		if len(c) == 0 {
+			return "-"
+		}
+		return c[0]
+	}
+	return own(a) != "-" && slices.Contains(b, own(a)) || own(b) != "-" && slices.Contains(a, own(b))
 }
 
 func overlap(a, b string) bool {
