@@ -85,6 +85,7 @@ type Repo struct {
 	// hidden from kopia (see guard.go); cairn repair rebuilds them.
 	damagedIndexes []blob.ID
 	token          string
+	onClose        []func()
 }
 
 var _ cairn.Repository = (*Repo)(nil)
@@ -263,6 +264,9 @@ func randomToken() string {
 func (r *Repo) StateDir() string { return r.opts.StateDir }
 
 func (r *Repo) Close(ctx context.Context) error {
+	for _, f := range r.onClose {
+		defer f()
+	}
 	if r.packs != nil {
 		d, n, g := r.packs.stats()
 		r.log.Info("pack cache", "downloads", d, "distinct_packs", n, "ranged_reads", g)
@@ -270,6 +274,10 @@ func (r *Repo) Close(ctx context.Context) error {
 	defer guards.Delete(r.token)
 	return r.kr.Close(ctx) //nolint:wrapcheck
 }
+
+// OnClose has Close call f once the repository is closed: it releases
+// what the caller holds for as long as the repository is open (a lock).
+func (r *Repo) OnClose(f func()) { r.onClose = append(r.onClose, f) }
 
 // claimMaintenance makes cairn (this user and host) the maintenance owner,
 // as kopia runs no maintenance without one.

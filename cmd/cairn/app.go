@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/internal/runtool"
+	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -262,10 +263,16 @@ func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo
 	if s.opts.Password == "" {
 		warnReadable(a.stderr, s.opts.KeyFile)
 	}
-	r, err := repo.Open(ctx, s.opts)
+	unlock, err := lockRepository(s.opts.Location, targetlock.Read)
 	if err != nil {
 		return nil, err
 	}
+	r, err := repo.Open(ctx, s.opts)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	r.OnClose(unlock)
 	a.log.Info("repository open", "location", s.opts.Location.String(), "state", s.opts.StateDir, "for_restore", restore)
 	a.warnDamagedIndexes(r)
 	return r, nil

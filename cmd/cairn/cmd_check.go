@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -204,6 +205,12 @@ func (a *app) runRepair(ctx context.Context, opts repo.RepairOptions) error {
 	if err != nil {
 		return err
 	}
+	// Nothing else of this machine's uses the repository meanwhile.
+	unlock, err := lockRepository(s.opts.Location, targetlock.Write)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rep, err := repo.Repair(ctx, s.opts, opts)
 	if rep.FormatRestored {
 		fmt.Fprintln(a.stdout, "restored the format blob kopia.repository from the copy cairn keeps (the damaged one is kept as cairn.format.damaged)")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/internal/targetlock"
+	"github.com/cairn-backup/cairn/repo"
 )
 
 // cairnEnv runs the test binary as "cairn" (testscript.Main dispatches on
@@ -181,7 +182,31 @@ func TestExitCodes(t *testing.T) {
 	if code != exitLocked {
 		t.Errorf("restore with another state directory while %s is being restored = exit %d, %q; want %d", real, code, stderr, exitLocked)
 	}
+
+	// A repair waits for no one: it is refused while another cairn
+	// process uses the repository, and the other way round.
+	using, err := lockRepository(repoLocation(repo), targetlock.Read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := c.run("--config", cfg, "repair"); code != exitLocked || !strings.Contains(stderr, "a repair needs the repository to itself") {
+		t.Errorf("repair while the repository is in use = exit %d, %q; want %d", code, stderr, exitLocked)
+	}
+	using()
+	repairing, err := lockRepository(repoLocation(repo), targetlock.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := c.run("--config", cfg, "snapshots"); code != exitLocked {
+		t.Errorf("snapshots while the repository is repaired = exit %d, %q; want %d", code, stderr, exitLocked)
+	}
+	repairing()
+	if code, stderr := c.run("--config", cfg, "repair"); code != 0 {
+		t.Errorf("repair = exit %d, %q", code, stderr)
+	}
 }
+
+func repoLocation(p string) repo.Location { return repo.Location{Path: p} }
 
 // Ctrl-C during a snapshot exits 130 and records nothing.
 func TestInterruptedSnapshot(t *testing.T) {

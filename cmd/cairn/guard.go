@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -118,6 +119,23 @@ func lockTarget(target string, kind targetlock.Kind) (func(), error) {
 		return nil, err
 	}
 	return l.Release, nil
+}
+
+// lockRepository keeps cairn repair from running while another cairn
+// process of this machine uses the repository (Read), and the other way
+// round. A local repository is named by its resolved path.
+func lockRepository(loc repo.Location, kind targetlock.Kind) (func(), error) {
+	name := loc.String()
+	if loc.S3 == nil {
+		if p, err := files.Resolve(loc.Path); err == nil {
+			name = p
+		}
+	}
+	release, err := lockTarget("repository "+name, kind)
+	if err != nil && errors.Is(err, cairn.ErrLocked) {
+		return nil, fmt.Errorf("%w. Try: let the other cairn command finish (a repair needs the repository to itself)", err)
+	}
+	return release, err
 }
 
 // systemLocks is where root's cairn processes keep their locks, whatever

@@ -179,6 +179,10 @@ func within(p, dir string) bool {
 }
 
 func conflict(target string, kind Kind, other string, otherKind Kind) error {
+	if !strings.HasPrefix(target, "/") || !strings.HasPrefix(other, "/") {
+		doing := map[Kind]string{Read: "which reads it", Write: "which writes it"}
+		return fmt.Errorf("%s: %w (%s). Try: wait for it to finish and run the command again", target, cairn.ErrLocked, doing[otherKind])
+	}
 	doing := map[Kind]string{Read: "snapshotting", Write: "restoring onto"}
 	what := "restore to " + target
 	if kind == Read {
