@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/webapp"
 	"github.com/cairn-backup/cairn/files"
 )
 
@@ -81,10 +81,10 @@ type Target struct {
 // Run runs the actions in order and stops at the first failure, which
 // names the action. done is called after each action that succeeded.
 func Run(ctx context.Context, t Target, list []Action, done func(Action)) error {
-	var wp *app.App
-	detect := func() (*app.App, error) {
+	var wp *webapp.App
+	detect := func() (*webapp.App, error) {
 		if wp == nil {
-			a, err := app.Detect(t.Dir)
+			a, err := webapp.Detect(t.Dir)
 			if err != nil || a.Name != "wordpress" {
 				return nil, fmt.Errorf("this action knows WordPress only, and %s holds no WordPress. Try: a \"sql:\" or \"run:\" action instead", t.Dir)
 			}
@@ -103,7 +103,7 @@ func Run(ctx context.Context, t Target, list []Action, done func(Action)) error 
 	return nil
 }
 
-func run(ctx context.Context, t Target, a Action, wordpress func() (*app.App, error)) error {
+func run(ctx context.Context, t Target, a Action, wordpress func() (*webapp.App, error)) error {
 	switch a.Kind {
 	case "sql":
 		if len(t.Databases) == 0 {

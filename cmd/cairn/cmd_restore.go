@@ -15,7 +15,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
-	webapp "github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/webapp"
 	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
-	webapp "github.com/cairn-backup/cairn/app"
+	"github.com/cairn-backup/cairn/webapp"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
 )

@@ -1,8 +1,8 @@
-// Package app recognises web applications in a file tree (WordPress,
+// Package webapp recognises web applications in a file tree (WordPress,
 // Drupal, Laravel, Elgg), reads their database settings from their own
 // configuration files, and records their versions (for WordPress also each
 // plugin's and theme's). It reads files only: no PHP is run.
-package app
+package webapp
 
 import (
 	"errors"
