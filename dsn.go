@@ -17,7 +17,24 @@ type DSN struct {
 	// Rest is the DSN without its user information,
 	// scheme://host:port/path?query: safe to parse and to print.
 	Rest string
+	full Secret // the DSN as given
 }
+
+// NewDSN holds a DSN as given, taken apart where it can be (see
+// SplitDSN; one that cannot is kept whole, for its engine to refuse).
+func NewDSN(s string) DSN {
+	d, err := SplitDSN(s)
+	if err != nil {
+		return DSN{full: Secret(s)}
+	}
+	return d
+}
+
+// Reveal returns the DSN as given, password included, for its engine.
+func (d DSN) Reveal() string { return d.full.Reveal() }
+
+// String is the DSN without its password, for people.
+func (d DSN) String() string { return RedactDSN(d.full.Reveal()) }
 
 // ErrAmbiguousDSN means a DSN's user information cannot be told apart
 // from its host and path. The message never quotes the DSN.
@@ -40,7 +57,7 @@ var hostFollows = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(:[0-
 func SplitDSN(dsn string) (DSN, error) {
 	scheme, rest, ok := strings.Cut(dsn, "://")
 	if !ok {
-		return DSN{Rest: dsn}, nil
+		return DSN{Rest: dsn, full: Secret(dsn)}, nil
 	}
 	at := -1
 	var strict, loose []int
@@ -77,10 +94,10 @@ func SplitDSN(dsn string) (DSN, error) {
 		at = std
 	}
 	if at < 0 {
-		return DSN{Rest: dsn}, nil
+		return DSN{Rest: dsn, full: Secret(dsn)}, nil
 	}
 	user, pass, hasPass := strings.Cut(rest[:at], ":")
-	d := DSN{User: unescape(user), Rest: scheme + "://" + rest[at+1:]}
+	d := DSN{User: unescape(user), Rest: scheme + "://" + rest[at+1:], full: Secret(dsn)}
 	if hasPass {
 		d.Password = Secret(unescape(pass))
 	}

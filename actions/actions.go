@@ -14,60 +14,12 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/webapp"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/webapp"
 )
 
-// Action is one entry of after_restore.
-type Action struct {
-	Kind string // noindex, disable-mail, banner, sanitize-users, sql, run
-	Arg  string // the statement or command of sql: and run:
-}
-
-func (a Action) String() string {
-	if a.Arg != "" {
-		return a.Kind + ": " + a.Arg
-	}
-	return a.Kind
-}
-
-var builtins = map[string]string{
-	"noindex":        "ask search engines not to index the copy (WordPress: blog_public = 0)",
-	"disable-mail":   "stop the copy from sending e-mail (WordPress: a must-use plugin)",
-	"banner":         "show a STAGING banner on every page (WordPress: a must-use plugin)",
-	"sanitize-users": "give every user an address at example.invalid and an unknown password, end all sessions",
-}
-
-// Parse reads an after_restore: list.
-func Parse(list []string) ([]Action, error) {
-	var out []Action
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if kind, arg, ok := strings.Cut(s, ":"); ok && (kind == "sql" || kind == "run") {
-			if strings.TrimSpace(arg) == "" {
-				return nil, fmt.Errorf("%w: after_restore: %q has nothing after the colon", cairn.ErrInvalidArgument, s)
-			}
-			out = append(out, Action{Kind: kind, Arg: strings.TrimSpace(arg)})
-			continue
-		}
-		if _, ok := builtins[s]; !ok {
-			return nil, fmt.Errorf("%w: after_restore: unknown action %q. Try one of: noindex, disable-mail, banner, sanitize-users, \"sql: STATEMENT\", \"run: COMMAND\"", cairn.ErrInvalidArgument, s)
-		}
-		out = append(out, Action{Kind: s})
-	}
-	return out, nil
-}
-
-// Describe says what an action does, for plans.
-func Describe(a Action) string {
-	switch a.Kind {
-	case "sql":
-		return "run SQL on the first database: " + a.Arg
-	case "run":
-		return "run in the files' directory: " + a.Arg
-	}
-	return builtins[a.Kind]
-}
+// Action is one entry of after_restore (parsed by cairn.ParseActions).
+type Action = cairn.Action
 
 // Target is the copy the actions run on.
 type Target struct {
@@ -75,7 +27,7 @@ type Target struct {
 	URL       string
 	Dir       string // the files
 	Databases []cairn.Database
-	DSNs      []string // the databases' DSNs, passwords included, for run:
+	DSNs      []cairn.DSN // the databases' DSNs, for run: (passwords included)
 }
 
 // Run runs the actions in order and stops at the first failure, which
@@ -115,7 +67,7 @@ func run(ctx context.Context, t Target, a Action, wordpress func() (*webapp.App,
 		cmd.Dir = t.Dir
 		cmd.Env = append(os.Environ(), "CAIRN_ENVIRONMENT="+t.Name, "CAIRN_URL="+t.URL, "CAIRN_FILES="+t.Dir)
 		for i, dsn := range t.DSNs {
-			cmd.Env = append(cmd.Env, fmt.Sprintf("CAIRN_DATABASE_%d=%s", i+1, dsn))
+			cmd.Env = append(cmd.Env, fmt.Sprintf("CAIRN_DATABASE_%d=%s", i+1, dsn.Reveal()))
 		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("%w: %s", err, strings.TrimSpace(tail(out)))

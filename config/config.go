@@ -23,15 +23,27 @@ import (
 // Config is one parsed cairn.yaml.
 type Config struct {
 	// File is the path the configuration was read from ("" when none).
-	File       string           `yaml:"-"`
-	Repository Repository       `yaml:"repository"`
-	Sites      map[string]*Site `yaml:"sites"`
+	File       string
+	Repository Repository
+	// Sites are the sites, by name, each with its environments parsed
+	// into the domain's (see Env).
+	Sites map[string]*Site
 
+	// envs are every environment, by SITE/ENV; envErrs what stopped one
+	// with an unset ${VAR} from being read (Env reports the variable).
+	envs    map[string]*cairn.Environment
+	envErrs map[string]error
 	// missing maps key paths to the environment variables they referred
 	// to that were not set. A key is only an error when it is used.
 	missing map[string]missingVar
 	// doc is the parsed document, for Check's file:line.
 	doc *yaml.Node
+}
+
+// document is cairn.yaml as written.
+type document struct {
+	Repository Repository          `yaml:"repository"`
+	Sites      map[string]*siteDoc `yaml:"sites"`
 }
 
 type missingVar struct {
@@ -63,17 +75,24 @@ type S3Credentials struct {
 	Region          string       `yaml:"region"`
 }
 
-// Site is a named application with its environments.
+// Site is a named application: its environments and its schedules.
 type Site struct {
-	Environments map[string]*Environment `yaml:"environments"`
-	Schedule     map[string]string       `yaml:"schedule"`
-	Retention    map[string]int          `yaml:"retention"`
-	Replace      map[string]string       `yaml:"replace"`
+	Name         string
+	Environments map[string]*cairn.Environment
+	Schedule     map[string]string
+	Retention    map[string]int
 }
 
-// Environment is one running copy of a site.
-type Environment struct {
-	Name         string   `yaml:"-"` // SITE/ENV, filled in by Load
+// siteDoc is a site as written.
+type siteDoc struct {
+	Environments map[string]*environmentDoc `yaml:"environments"`
+	Schedule     map[string]string          `yaml:"schedule"`
+	Retention    map[string]int             `yaml:"retention"`
+	Replace      map[string]string          `yaml:"replace"`
+}
+
+// environmentDoc is an environment as written.
+type environmentDoc struct {
 	URL          string   `yaml:"url"`
 	Files        string   `yaml:"files"`
 	Databases    []string `yaml:"databases"`
@@ -86,9 +105,7 @@ type Environment struct {
 	Protected bool         `yaml:"protected"`
 }
 
-// ConfigRule sets Key to Value in File (relative to the environment's
-// files): a PHP define() or $variable, a .env line, an ini/conf or YAML
-// top-level key.
+// ConfigRule sets Key to Value in File (see cairn.Setting).
 type ConfigRule struct {
 	File  string `yaml:"file"`
 	Key   string `yaml:"key"`
@@ -137,27 +154,24 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %v. Try: check the YAML syntax (indentation, quotes) at that line", name, trimYAML(err))
 	}
-	cfg := &Config{File: name, missing: map[string]missingVar{}}
+	cfg := &Config{File: name, Sites: map[string]*Site{}, envs: map[string]*cairn.Environment{}, envErrs: map[string]error{}, missing: map[string]missingVar{}}
 	if len(root.Content) == 0 {
-		cfg.Sites = map[string]*Site{}
 		return cfg, nil
 	}
 	doc := root.Content[0]
-	if err := checkKeys(name, doc, reflect.TypeOf(Config{}), ""); err != nil {
+	if err := checkKeys(name, doc, reflect.TypeOf(document{}), ""); err != nil {
 		return nil, err
 	}
 	if err := expand(name, doc, "", lookup, cfg.missing); err != nil {
 		return nil, err
 	}
-	if err := doc.Decode(cfg); err != nil {
+	var d document
+	if err := doc.Decode(&d); err != nil {
 		// A type error quotes the value, which may be a secret.
 		return nil, fmt.Errorf("%s: %s", name, quotedRE.ReplaceAllString(trimYAML(err), "a value"))
 	}
-	cfg.doc = doc
-	if cfg.Sites == nil {
-		cfg.Sites = map[string]*Site{}
-	}
-	if err := cfg.validate(doc); err != nil {
+	cfg.doc, cfg.Repository = doc, d.Repository
+	if err := cfg.convert(d.Sites); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -364,31 +378,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func (c *Config) validate(doc *yaml.Node) error {
-	for siteName, site := range c.Sites {
-		at := c.File + ":" + fmt.Sprint(lineOf(doc, "sites", siteName))
-		if !cairn.ValidName(siteName) {
-			return fmt.Errorf("%s: sites.%s: a site name may hold letters, digits, '.', '_' and '-' only", at, siteName)
-		}
-		if site == nil || len(site.Environments) == 0 {
-			return fmt.Errorf("%s: sites.%s: no environments. Try: add environments: {production: {files: /var/www/html}}", at, siteName)
-		}
-		for envName, env := range site.Environments {
-			key := "sites." + siteName + ".environments." + envName
-			at := c.File + ":" + fmt.Sprint(lineOf(doc, "sites", siteName, "environments", envName))
-			if !cairn.ValidName(envName) {
-				return fmt.Errorf("%s: %s: an environment name may hold letters, digits, '.', '_' and '-' only", at, key)
-			}
-			if env == nil {
-				env = &Environment{}
-				site.Environments[envName] = env
-			}
-			env.Name = siteName + "/" + envName
-		}
-	}
-	return nil
-}
-
 // lineOf finds the line of a nested key, or 0.
 func lineOf(n *yaml.Node, keys ...string) int {
 	line := 0
@@ -408,8 +397,8 @@ func lineOf(n *yaml.Node, keys ...string) int {
 	return line
 }
 
-// Env returns SITE/ENV's settings, checking that every ${VAR} it uses is set.
-func (c *Config) Env(site, env string) (*Environment, error) {
+// Env returns SITE/ENV, checking that every ${VAR} it uses is set.
+func (c *Config) Env(site, env string) (*cairn.Environment, error) {
 	s, ok := c.Sites[site]
 	if !ok {
 		where := "no configuration file"
@@ -425,7 +414,25 @@ func (c *Config) Env(site, env string) (*Environment, error) {
 	if err := c.checkMissing("sites." + site + ".environments." + env); err != nil {
 		return nil, err
 	}
+	if err := c.envErrs[e.Name()]; err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// Has tells whether the config names SITE/ENV.
+func (c *Config) Has(site, env string) bool {
+	_, ok := c.envs[site+"/"+env]
+	return ok
+}
+
+// Environments lists every environment, sorted by name.
+func (c *Config) Environments() []*cairn.Environment {
+	out := make([]*cairn.Environment, 0, len(c.envs))
+	for _, name := range sortedKeys(c.envs) {
+		out = append(out, c.envs[name])
+	}
+	return out
 }
 
 // CheckRepository reports a repository setting whose ${VAR} is unset.
@@ -441,24 +448,22 @@ func (c *Config) checkMissing(prefix string) error {
 	return nil
 }
 
-// FindByPath returns the environment whose files are the local directory dir.
-func (c *Config) FindByPath(dir string) (site, env string, ok bool) {
+// FindByPath returns the environment whose files are the local directory
+// dir, however either is spelled.
+func (c *Config) FindByPath(dir string) (*cairn.Environment, bool) {
 	abs, err := files.Resolve(dir)
 	if err != nil {
-		return "", "", false
+		return nil, false
 	}
-	for _, sn := range sortedKeys(c.Sites) {
-		for _, en := range sortedKeys(c.Sites[sn].Environments) {
-			dir := c.Sites[sn].Environments[en].Files
-			if dir == "" || strings.Contains(dir, "://") {
-				continue
-			}
-			if fa, err := files.Resolve(c.resolve(dir)); err == nil && fa == abs {
-				return sn, en, true
-			}
+	for _, e := range c.Environments() {
+		if e.Files.Path == "" || !e.Files.IsLocal() {
+			continue
+		}
+		if fa, err := files.Resolve(e.Files.Path); err == nil && fa == abs {
+			return e, true
 		}
 	}
-	return "", "", false
+	return nil, false
 }
 
 // resolve makes a relative path relative to the config file's directory.
@@ -468,10 +473,6 @@ func (c *Config) resolve(p string) string {
 	}
 	return filepath.Join(filepath.Dir(c.File), p)
 }
-
-// FilesPath returns the environment's local files directory, resolved
-// against the configuration file's directory.
-func (c *Config) FilesPath(e *Environment) string { return c.resolve(e.Files) }
 
 // PasswordFilePath returns repository.password_file resolved like
 // FilesPath.

@@ -40,7 +40,7 @@ sites:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if prod.Name != "blog/production" || !prod.Protected || prod.Databases[0] != "mysql://backup:p@ss@db1:3306/wordpress" || prod.Exclude[0] != "wp-content/cache/" {
+	if prod.Name() != "blog/production" || !prod.Protected || prod.Databases[0].Reveal() != "mysql://backup:p@ss@db1:3306/wordpress" || prod.Exclude[0] != "wp-content/cache/" {
 		t.Errorf("production = %+v", prod)
 	}
 	if cfg.Sites["blog"].Retention["daily"] != 14 {
@@ -105,4 +105,44 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An environment is parsed once into the domain's: relative files are
+// the config file's directory's; actions and locations are checked at
+// load, and a mistake is reported, with the file, line and key, when the
+// environment is used.
+func TestEnvironmentParsedOnce(t *testing.T) {
+	src := "sites:\n  blog:\n    replace: {b: c, a: d}\n    environments:\n      prod:\n        files: www/prod\n        after_restore: [noindex, 'sql: SELECT 1']\n        config: [{file: .env, key: K, value: V}]\n      far: {files: 'ssh://deploy@web1:2222/var/www/'}\n"
+	cfg, err := Parse("/etc/cairn/c.yaml", []byte(src), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, _ := cfg.Env("blog", "prod")
+	if prod.Files.Path != "/etc/cairn/www/prod" || !prod.Files.IsLocal() {
+		t.Errorf("files = %+v", prod.Files)
+	}
+	if len(prod.AfterRestore) != 2 || prod.AfterRestore[1].Kind != "sql" || prod.AfterRestore[1].Arg != "SELECT 1" {
+		t.Errorf("after_restore = %+v", prod.AfterRestore)
+	}
+	if len(prod.Settings) != 1 || prod.Settings[0].Key != "K" || len(prod.Replace) != 2 || prod.Replace[0].From != "a" {
+		t.Errorf("settings = %+v, replace = %+v", prod.Settings, prod.Replace)
+	}
+	far, _ := cfg.Env("blog", "far")
+	if far.Files.Host != "web1" || far.Files.Port != 2222 || far.Files.User != "deploy" || far.Files.Path != "/var/www" || far.Files.String() != "ssh://deploy@web1:2222/var/www" {
+		t.Errorf("remote files = %+v (%s)", far.Files, far.Files)
+	}
+	for _, tt := range []struct{ src, want string }{
+		{"sites:\n  b:\n    environments:\n      p:\n        after_restore: [nope]\n", "c.yaml:5: sites.b.environments.p.after_restore: after_restore: unknown action \"nope\""},
+		{"sites:\n  b:\n    environments:\n      p:\n        files: ftp://h/x\n", "c.yaml:5: sites.b.environments.p.files: \"ftp://h/x\" is not a local path nor ssh://"},
+		{"sites:\n  b:\n    environments:\n      p:\n        files: ssh://u:Zq9@h/x\n", "a password in an ssh:// location is never accepted"},
+	} {
+		cfg, err := Parse("c.yaml", []byte(tt.src), lookup(nil))
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v: one environment's mistake fails the whole file", tt.src, err)
+		}
+		_, err = cfg.Env("b", "p")
+		if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "Zq9") {
+			t.Errorf("Parse(%q) = %v, want %q", tt.src, err, tt.want)
+		}
+	}
 }

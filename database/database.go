@@ -37,7 +37,8 @@ type Options struct {
 }
 
 // Open returns the database a DSN names. It connects to nothing yet.
-func Open(dsn string, o Options) (cairn.Database, error) {
+func Open(d cairn.DSN, o Options) (cairn.Database, error) {
+	dsn := d.Reveal()
 	scheme, _, ok := strings.Cut(dsn, "://")
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not a database DSN. Try: mysql://user:pass@host/db, postgres://user:pass@host/db or sqlite:///path/to/file.db", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))

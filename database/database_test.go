@@ -21,7 +21,7 @@ func TestOpen(t *testing.T) {
 		{"sqlite:///var/www/app/db.sqlite3", "sqlite", "db", "sqlite:///var/www/app/db.sqlite3"},
 	}
 	for _, tt := range tests {
-		db, err := Open(tt.dsn, Options{})
+		db, err := Open(cairn.NewDSN(tt.dsn), Options{})
 		if err != nil {
 			t.Errorf("Open(%q): %v", tt.dsn, err)
 			continue
@@ -31,7 +31,7 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"oracle://scott:tiger@db/x", "wordpress", "mysql://u:s3cret@h/", "sqlite://relative/path.db"} {
-		_, err := Open(bad, Options{})
+		_, err := Open(cairn.NewDSN(bad), Options{})
 		if !errors.Is(err, cairn.ErrInvalidArgument) || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "tiger") {
 			t.Errorf("Open(%q) = %v, want an invalid argument without the password", bad, err)
 		}

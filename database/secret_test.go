@@ -3,6 +3,8 @@ package database
 import (
 	"strings"
 	"testing"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // passwordsWith holds, for every character that means something in a URL
@@ -22,7 +24,7 @@ func TestOpenNeverShowsThePassword(t *testing.T) {
 	for _, pw := range passwordsWith() {
 		for _, scheme := range []string{"mysql", "postgres"} {
 			good := scheme + "://u:" + pw + "@db1:3306/app"
-			db, err := Open(good, Options{})
+			db, err := Open(cairn.NewDSN(good), Options{})
 			if err != nil {
 				t.Errorf("Open(%q): %v", good, err)
 			} else if got := password(db); got != pw {
@@ -40,7 +42,7 @@ func TestOpenNeverShowsThePassword(t *testing.T) {
 				"u:" + pw + "@db1/app",                           // no scheme
 				scheme + ":/u:" + pw + "@db1/app",                // one slash
 			} {
-				_, err := Open(bad, Options{})
+				_, err := Open(cairn.NewDSN(bad), Options{})
 				if err == nil {
 					t.Errorf("Open(%q) succeeded", bad)
 					continue

@@ -19,7 +19,7 @@ func sqliteDB(t *testing.T, script string) cairn.Database {
 	if out, err := exec.Command("sqlite3", p, script).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v: %s", err, out)
 	}
-	db, err := database.Open("sqlite://"+p, database.Options{})
+	db, err := database.Open(cairn.NewDSN("sqlite://"+p), database.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestSnapshotFailsWithItsDatabase(t *testing.T) {
 	}
 	defer r.Close(ctx)
 	good := sqliteDB(t, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
-	gone, _ := database.Open("sqlite://"+filepath.Join(t.TempDir(), "missing.db"), database.Options{})
+	gone, _ := database.Open(cairn.NewDSN("sqlite://"+filepath.Join(t.TempDir(), "missing.db")), database.Options{})
 	req := cairn.SnapshotRequest{Site: "blog", Environment: "prod", Path: t.TempDir(), Databases: []cairn.Database{good, gone}}
 	_, err = r.Snapshot(ctx, req, cairn.NoProgress{})
 	if err == nil || !strings.Contains(err.Error(), "dump database missing") || !errors.Is(err, cairn.ErrNotFound) {

@@ -111,7 +111,7 @@ func checkConfig(cfg *config.Config) error {
 		{"repository.compression", repo.CheckCompression},
 		{"repository.dump_compression", repo.CheckCompression},
 		{"repository.url", func(v string) error { _, err := repo.ParseLocation(v); return err }},
-		{"sites.*.environments.*.databases[*]", func(v string) error { _, err := database.Open(v, database.Options{}); return err }},
+		{"sites.*.environments.*.databases[*]", func(v string) error { _, err := database.Open(cairn.NewDSN(v), database.Options{}); return err }},
 	}
 	for _, c := range checks {
 		if err := cfg.Check(c.key, c.check); err != nil {

@@ -301,7 +301,7 @@ func (a *app) planDeltas(ctx context.Context, r *repo.Repo, snap *cairn.Snapshot
 	if err != nil || t.env == nil {
 		return
 	}
-	after, _ := actions.Parse(t.env.AfterRestore)
+	after := t.env.AfterRestore
 	for _, p := range plan {
 		if re, ok := a.reuseState(ctx, r, p.to); ok {
 			if ro.json {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
-	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
@@ -108,7 +107,7 @@ type cloneRun struct {
 	a       *app
 	r       *repo.Repo
 	ctx     context.Context
-	src     *config.Environment
+	src     *cairn.Environment
 	ro      restoreOptions
 	req     cairn.SnapshotRequest // the source's snapshot, its dumps teed
 	t       restoreTarget
@@ -129,7 +128,7 @@ type cloneRun struct {
 
 // streamClone clones src onto dst with a fresh snapshot, its stages side by
 // side (see above). ro are the restore options clone set up.
-func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.Environment, ro restoreOptions, noSafety bool, sum *cloneSummaryJSON) error {
+func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Environment, ro restoreOptions, noSafety bool, sum *cloneSummaryJSON) error {
 	start := time.Now()
 	interrupted := ctx.Err
 	ctx, cancel := context.WithCancel(ctx)
@@ -174,9 +173,9 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 		}
 		undo := ""
 		if c.safety.snap != nil {
-			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name, c.safety.snap.ShortID())
+			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name(), c.safety.snap.ShortID())
 		}
-		return fmt.Errorf("%w. Nothing was swapped into %s's databases; its files may be partly synced: run the same command again once the cause is fixed%s", err, dst.Name, undo)
+		return fmt.Errorf("%w. Nothing was swapped into %s's databases; its files may be partly synced: run the same command again once the cause is fixed%s", err, dst.Name(), undo)
 	}
 	c.stopMirror() // the snapshot reads no more
 	sum.Snapshot = snap.ID
@@ -221,10 +220,10 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *config.En
 
 // planClone sets a fresh clone up: the source's snapshot request with each
 // dump teed to a load, and the target.
-func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Environment, ro restoreOptions) (*cloneRun, error) {
+func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Environment, ro restoreOptions) (*cloneRun, error) {
 	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
 	var err error
-	if c.req, err = a.snapshotRequest(src.Name, snapshotOptions{}); err != nil {
+	if c.req, err = a.snapshotRequest(src.Name(), snapshotOptions{}); err != nil {
 		return nil, err
 	}
 	abs, err := filepath.Abs(c.req.Path)
@@ -242,22 +241,20 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *config.Envi
 	}
 	c.mirror = files.NewMirror(keep)
 	c.req.Mirror = c.mirror
-	if c.after, err = actions.Parse(dst.AfterRestore); err != nil {
-		return nil, fmt.Errorf("%s: %w", dst.Name, err)
-	}
+	c.after = dst.AfterRestore
 	if len(dst.Databases) < len(c.req.Databases) {
 		return nil, fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases:",
-			cairn.ErrInvalidArgument, src.Name, len(c.req.Databases), dst.Name, len(dst.Databases))
+			cairn.ErrInvalidArgument, src.Name(), len(c.req.Databases), dst.Name(), len(dst.Databases))
 	}
 	// The target was most likely cloned from the source's latest snapshot:
 	// its files need no rereading where they did not change.
-	if prev, err := a.pickIn(ctx, r, src.Name+"@latest"); err == nil {
+	if prev, err := a.pickIn(ctx, r, src.Name()+"@latest"); err == nil {
 		c.hints = []string{prev.ID}
 	}
 	for i, db := range c.req.Databases {
 		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait, Beneath: filesRoots(a.cfg, "")})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", dst.Name, err)
+			return nil, fmt.Errorf("%s: %w", dst.Name(), err)
 		}
 		pr, pw := io.Pipe()
 		c.tees = append(c.tees, &detachable{pw: pw})
@@ -293,7 +290,7 @@ func (c *cloneRun) snapshot() {
 	snap, err := c.a.snapshotTree(c.ctx, c.r, c.req, bar)
 	bar.Finish()
 	if err != nil {
-		err = fmt.Errorf("snapshot %s: %w", c.src.Name, err)
+		err = fmt.Errorf("snapshot %s: %w", c.src.Name(), err)
 	}
 	for _, tee := range c.tees {
 		// A snapshot that failed before dumping a database must still end
@@ -504,33 +501,33 @@ func (c *cloneRun) stopMirror() {
 // safetySnapshot snapshots a clone's target before it is overwritten; a
 // database the target does not have yet holds nothing to keep (the clone
 // creates it), so then the files are kept alone.
-func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *config.Environment, o takeOptions, quiet bool) (*cairn.Snapshot, error) {
-	if _, err := os.Stat(a.cfg.FilesPath(dst)); err != nil {
+func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *cairn.Environment, o takeOptions, quiet bool) (*cairn.Snapshot, error) {
+	if _, err := os.Stat(dst.Files.Path); err != nil {
 		return nil, nil
 	}
-	label := "safety snapshot " + dst.Name
-	safety, err := a.takeSnapshot(ctx, r, dst.Name, label, o)
+	label := "safety snapshot " + dst.Name()
+	safety, err := a.takeSnapshot(ctx, r, dst.Name(), label, o)
 	if err != nil && len(o.reuse) > 0 && ctx.Err() == nil {
 		// What the last clone kept did not do: the databases are
 		// dumped whole.
 		a.log.Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
 		o.reuse = nil
-		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, o)
+		safety, err = a.takeSnapshot(ctx, r, dst.Name(), label, o)
 	}
 	if errors.Is(err, cairn.ErrNotFound) {
-		fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name)
+		fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name())
 		o.noDB, o.reuse = true, nil
-		safety, err = a.takeSnapshot(ctx, r, dst.Name, label, o)
+		safety, err = a.takeSnapshot(ctx, r, dst.Name(), label, o)
 	}
 	if err != nil {
 		advice := ". Try: fix the cause, or --no-safety-snapshot"
 		if strings.Contains(err.Error(), "Try: ") {
 			advice = "; or clone without it: --no-safety-snapshot"
 		}
-		return nil, fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w%s", dst.Name, err, advice)
+		return nil, fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w%s", dst.Name(), err, advice)
 	}
 	if !quiet {
-		fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name, dst.Name, safety.ShortID())
+		fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name(), dst.Name(), safety.ShortID())
 	}
 	return safety, nil
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/actions"
-	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
@@ -74,20 +72,17 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if err != nil {
 		return err
 	}
-	if src.Name == dst.Name {
-		return usagef("clone %s onto itself? Try: cairn restore %s@SEL to roll it back", src.Name, src.Name)
+	if src.Name() == dst.Name() {
+		return usagef("clone %s onto itself? Try: cairn restore %s@SEL to roll it back", src.Name(), src.Name())
 	}
-	if _, err := actions.Parse(dst.AfterRestore); err != nil {
-		return fmt.Errorf("%s: %w", dst.Name, err)
-	}
-	ro := restoreOptions{to: dst.Name, dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, lockWait: o.lockWait, workers: 8}
+	ro := restoreOptions{to: dst.Name(), dryRun: o.dryRun, json: o.json, force: o.force, confirm: o.confirm, terminate: o.terminate, lockWait: o.lockWait, workers: 8}
 	if !o.dryRun {
-		var protected []*config.Environment
+		var protected []*cairn.Environment
 		if dst.Protected {
 			protected = append(protected, dst)
 		}
-		if dst.Files != "" && !strings.Contains(dst.Files, "://") {
-			dir, err := files.Resolve(a.cfg.FilesPath(dst))
+		if dst.Files.Path != "" && dst.Files.IsLocal() {
+			dir, err := files.Resolve(dst.Files.Path)
 			if err != nil {
 				return err
 			}
@@ -98,7 +93,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 			}
 		}
 		for _, e := range protected {
-			if err := a.confirmProtected(e.Name, ro); err != nil {
+			if err := a.confirmProtected(e.Name(), ro); err != nil {
 				return err
 			}
 		}
@@ -111,12 +106,12 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	defer r.Close(ctx)
 
 	if !o.dryRun {
-		defer a.startBoard("clone " + src.Name + " → " + dst.Name)()
+		defer a.startBoard("clone " + src.Name() + " → " + dst.Name())()
 	}
 	a.totals = &totals{}
 	defer func() { a.totals = nil }()
 	start := time.Now()
-	sum := cloneSummaryJSON{MessageType: "clone_summary", Source: src.Name, Target: dst.Name, DryRun: o.dryRun, Seconds: map[string]float64{}}
+	sum := cloneSummaryJSON{MessageType: "clone_summary", Source: src.Name(), Target: dst.Name(), DryRun: o.dryRun, Seconds: map[string]float64{}}
 	stage := func(name string, since time.Time) { sum.Seconds[name] = time.Since(since).Seconds() }
 	if o.from == "" && !o.dryRun {
 		if err := a.streamClone(ctx, r, src, dst, ro, o.noSS, &sum); err != nil {
@@ -127,14 +122,14 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	var snap *cairn.Snapshot
 	t0 := time.Now()
 	if o.from != "" {
-		snap, err = a.pickIn(ctx, r, src.Name+"@"+o.from)
+		snap, err = a.pickIn(ctx, r, src.Name()+"@"+o.from)
 	} else {
-		snap, err = a.pickIn(ctx, r, src.Name+"@latest")
+		snap, err = a.pickIn(ctx, r, src.Name()+"@latest")
 		if errors.Is(err, cairn.ErrNotFound) {
 			return a.outlineClone(src, dst)
 		}
 		if err == nil {
-			fmt.Fprintf(a.stderr, "dry run: planning with the latest snapshot of %s (%s); a real clone takes a fresh one\n", src.Name, snap.ShortID())
+			fmt.Fprintf(a.stderr, "dry run: planning with the latest snapshot of %s (%s); a real clone takes a fresh one\n", src.Name(), snap.ShortID())
 		}
 	}
 	if err != nil {
@@ -172,7 +167,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 
 // finishClone checks the target's URL (unless checked already) and prints
 // the summary.
-func (a *app) finishClone(ctx context.Context, dst *config.Environment, o cloneOptions, sum *cloneSummaryJSON, start time.Time, checked bool) error {
+func (a *app) finishClone(ctx context.Context, dst *cairn.Environment, o cloneOptions, sum *cloneSummaryJSON, start time.Time, checked bool) error {
 	if !o.dryRun && !checked && dst.URL != "" {
 		sum.URLStatus = a.checkURL(ctx, dst.URL, o.json, nil)
 	}
@@ -270,28 +265,27 @@ func (a *app) checkURL(ctx context.Context, u string, quiet bool, connected func
 
 // outlineClone prints what a clone would do when there is no snapshot of
 // the source to plan the details with.
-func (a *app) outlineClone(src, dst *config.Environment) error {
-	fmt.Fprintf(a.stderr, "dry run: %s has no snapshot yet, so this is an outline; a snapshot first gives the full plan (files and tables)\n", src.Name)
-	fmt.Fprintf(a.stdout, "would snapshot %s (files %s, %d database(s))\n", src.Name, a.cfg.FilesPath(src), len(src.Databases))
-	fmt.Fprintf(a.stdout, "would take a safety snapshot of %s\n", dst.Name)
+func (a *app) outlineClone(src, dst *cairn.Environment) error {
+	fmt.Fprintf(a.stderr, "dry run: %s has no snapshot yet, so this is an outline; a snapshot first gives the full plan (files and tables)\n", src.Name())
+	fmt.Fprintf(a.stdout, "would snapshot %s (files %s, %d database(s))\n", src.Name(), src.Files.Path, len(src.Databases))
+	fmt.Fprintf(a.stdout, "would take a safety snapshot of %s\n", dst.Name())
 	if src.URL != "" && dst.URL != "" && src.URL != dst.URL {
 		fmt.Fprintf(a.stdout, "rewrite %s → %s\n", strings.TrimRight(src.URL, "/"), strings.TrimRight(dst.URL, "/"))
 	}
 	for i, dsn := range src.Databases {
 		if i < len(dst.Databases) {
-			fmt.Fprintf(a.stdout, "database %s → %s: would load into a scratch database and swap it in\n", cairn.RedactDSN(dsn), cairn.RedactDSN(dst.Databases[i]))
+			fmt.Fprintf(a.stdout, "database %s → %s: would load into a scratch database and swap it in\n", dsn, dst.Databases[i])
 		}
 	}
-	fmt.Fprintf(a.stdout, "would sync files %s → %s, keeping %v\n", a.cfg.FilesPath(src), a.cfg.FilesPath(dst), append(append([]string(nil), dst.Exclude...), dst.Preserve...))
-	list, _ := actions.Parse(dst.AfterRestore)
-	for _, act := range list {
-		fmt.Fprintf(a.stdout, "after_restore %s: would %s\n", act, actions.Describe(act))
+	fmt.Fprintf(a.stdout, "would sync files %s → %s, keeping %v\n", src.Files.Path, dst.Files.Path, append(append([]string(nil), dst.Exclude...), dst.Preserve...))
+	for _, act := range dst.AfterRestore {
+		fmt.Fprintf(a.stdout, "after_restore %s: would %s\n", act, act.Describe())
 	}
 	return nil
 }
 
 // envByName finds SITE/ENV in the config.
-func (a *app) envByName(name string) (*config.Environment, error) {
+func (a *app) envByName(name string) (*cairn.Environment, error) {
 	site, env, ok := strings.Cut(name, "/")
 	if !ok {
 		return nil, usagef("%q is not SITE/ENV", name)

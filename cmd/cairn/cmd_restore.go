@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -15,8 +14,6 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
-	"github.com/cairn-backup/cairn/webapp"
-	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
@@ -25,6 +22,7 @@ import (
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
+	"github.com/cairn-backup/cairn/webapp"
 )
 
 type restoreOptions struct {
@@ -87,12 +85,12 @@ unless --database is given.`,
 // restoreTarget is where a restore writes.
 type restoreTarget struct {
 	dir  string
-	env  *config.Environment // nil for a plain directory
+	env  *cairn.Environment // nil for a plain directory
 	keep []string
 	// protected are the environments marked protected: true that the
 	// restore writes: t.env, or those whose files a directory target is,
 	// holds, or lies in.
-	protected []*config.Environment
+	protected []*cairn.Environment
 	// deleteExtra removes what the snapshot lacks: always in an
 	// environment's files, else only with --delete or in a directory
 	// cairn restored into while it was empty.
@@ -116,17 +114,17 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 		if err != nil {
 			return t, err
 		}
-		if e.Files == "" || strings.Contains(e.Files, "://") {
-			return t, fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", e.Name, e.Files)
+		if e.Files.Path == "" || !e.Files.IsLocal() {
+			return t, fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", e.Name(), e.Files)
 		}
-		t = restoreTarget{dir: a.cfg.FilesPath(e), env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...), deleteExtra: true}
+		t = restoreTarget{dir: e.Files.Path, env: e, keep: append(append([]string(nil), e.Exclude...), e.Preserve...), deleteExtra: true}
 		dir, err := files.Resolve(t.dir)
 		if err != nil {
 			return t, err
 		}
 		t.protected = protectedAt(a.cfg, dir)
-		if e.Name != s.Name() {
-			t.pairs = append(movePairs(s, e.URL, t.dir), sitePairs(a.cfg.Sites[site].Replace)...)
+		if e.Name() != s.Name() {
+			t.pairs = append(movePairs(s, e.URL, t.dir), sitePairs(e.Replace)...)
 		}
 	} else {
 		t.dir = name
@@ -154,7 +152,7 @@ func (a *app) directoryTarget(t *restoreTarget, o restoreOptions) error {
 	}
 	exact, _ := envAt(a.cfg, dir)
 	for _, e := range exact {
-		fmt.Fprintf(a.stderr, "note: %s is the files of %s; they are restored as that environment's\n", t.dir, e.Name)
+		fmt.Fprintf(a.stderr, "note: %s is the files of %s; they are restored as that environment's\n", t.dir, e.Name())
 		t.keep = append(append(t.keep, e.Exclude...), e.Preserve...)
 		t.deleteExtra = true
 	}
@@ -180,18 +178,11 @@ func movePairs(s *cairn.Snapshot, url, dir string) []rewrite.Pair {
 	return pairs
 }
 
-// sitePairs are a site's replace: pairs, in a stable order.
-func sitePairs(m map[string]string) []rewrite.Pair {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]rewrite.Pair, 0, len(keys))
-	for _, k := range keys {
-		if k != "" {
-			out = append(out, rewrite.Pair{From: k, To: m[k]})
-		}
+// sitePairs are a site's replace: pairs.
+func sitePairs(list []cairn.Replacement) []rewrite.Pair {
+	out := make([]rewrite.Pair, 0, len(list))
+	for _, r := range list {
+		out = append(out, rewrite.Pair{From: r.From, To: r.To})
 	}
 	return out
 }
@@ -251,18 +242,14 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	}
 	if !o.dryRun && !o.confirmed {
 		for _, e := range t.protected {
-			if err := a.confirmProtected(e.Name, o); err != nil {
+			if err := a.confirmProtected(e.Name(), o); err != nil {
 				return err
 			}
 		}
 	}
-	var after []actions.Action
+	var after []cairn.Action
 	if t.env != nil {
-		list, err := actions.Parse(t.env.AfterRestore)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.env.Name, err)
-		}
-		after = list
+		after = t.env.AfterRestore
 	}
 	dbs, err := a.databaseTargets(s, t, o)
 	if err != nil {
@@ -271,7 +258,7 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	if !o.dryRun && !o.confirmed {
 		// A database named by --database may be a protected one's.
 		for _, e := range a.protectedDatabases(dbs, t.protected) {
-			if err := a.confirmProtected(e.Name, o); err != nil {
+			if err := a.confirmProtected(e.Name(), o); err != nil {
 				return err
 			}
 		}
@@ -398,7 +385,7 @@ func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set,
 	}
 	kept := func(file string) bool { return keep.Match(file, false) }
 	var changes []webapp.Change
-	if t.env.Name != s.Name() {
+	if t.env.Name() != s.Name() {
 		c, err := a.pointApp(t, kept, o)
 		if err != nil {
 			return err
@@ -406,14 +393,14 @@ func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set,
 		changes = c
 	}
 	var rules []webapp.Setting
-	for _, r := range t.env.Config {
+	for _, r := range t.env.Settings {
 		rules = append(rules, webapp.Setting{File: r.File, Key: r.Key, Value: r.Value})
 	}
 	c, err := webapp.Set(t.dir, rules, kept, o.dryRun)
 	changes = append(changes, c...)
 	a.printChanges(changes, o)
 	if err != nil {
-		return fmt.Errorf("%s: %w. Try: fix the config: rule in %s", t.env.Name, err, a.cfg.File)
+		return fmt.Errorf("%s: %w. Try: fix the config: rule in %s", t.env.Name(), err, a.cfg.File)
 	}
 	return nil
 }
@@ -422,7 +409,7 @@ func (a *app) configureApp(s *cairn.Snapshot, t restoreTarget, keep pattern.Set,
 func (a *app) pointApp(t restoreTarget, kept func(string) bool, o restoreOptions) ([]webapp.Change, error) {
 	target := webapp.Target{URL: t.env.URL}
 	if len(t.env.Databases) > 0 {
-		target.Database = t.env.Databases[0]
+		target.Database = t.env.Databases[0].Reveal()
 	}
 	changes, err := webapp.Configure(t.dir, target, kept, o.dryRun)
 	if errors.Is(err, webapp.ErrUnknown) {
@@ -463,11 +450,11 @@ func (a *app) afterRestore(ctx context.Context, t restoreTarget, list []actions.
 	}
 	if o.dryRun {
 		for _, act := range list {
-			report(act, "would "+actions.Describe(act))
+			report(act, "would "+act.Describe())
 		}
 		return nil
 	}
-	target := actions.Target{Name: t.env.Name, URL: t.env.URL, Dir: t.dir, DSNs: t.env.Databases}
+	target := actions.Target{Name: t.env.Name(), URL: t.env.URL, Dir: t.dir, DSNs: t.env.Databases}
 	for _, dsn := range t.env.Databases {
 		db, err := database.Open(dsn, database.Options{})
 		if err != nil {

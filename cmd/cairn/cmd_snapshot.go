@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/webapp"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/webapp"
 )
 
 type snapshotOptions struct {
@@ -53,54 +53,71 @@ The first snapshot into the default local repository creates it.`,
 	return cmd
 }
 
+// snapshotRequest is what `cairn snapshot ARG` snapshots: SITE/ENV from
+// the config, else a directory.
 func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
-	var req cairn.SnapshotRequest
-	var dsns []string
-	detect := false
 	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && !pathExists(arg) {
 		e, err := a.cfg.Env(site, env)
 		if err != nil {
-			return req, err
+			return cairn.SnapshotRequest{}, err
 		}
-		if e.Files == "" {
-			return req, fmt.Errorf("%s has no files: in %s. Try: add files: /path/to/site", e.Name, a.cfg.File)
-		}
-		if strings.Contains(e.Files, "://") {
-			return req, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name, e.Files)
-		}
-		req = cairn.SnapshotRequest{Site: site, Environment: env, URL: e.URL, Path: a.cfg.FilesPath(e), Exclude: e.Exclude}
-		dsns = e.Databases
-	} else {
-		st, err := os.Stat(arg)
-		if err != nil {
-			return req, fmt.Errorf("%s is neither SITE/ENV from the config nor a directory: %w", arg, cairn.ErrNotFound)
-		}
-		if !st.IsDir() {
-			return req, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
-		}
+		return a.envRequest(e, o)
+	}
+	st, err := os.Stat(arg)
+	if err != nil {
+		return cairn.SnapshotRequest{}, fmt.Errorf("%s is neither SITE/ENV from the config nor a directory: %w", arg, cairn.ErrNotFound)
+	}
+	if !st.IsDir() {
+		return cairn.SnapshotRequest{}, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
+	}
+	if e, ok := a.cfg.FindByPath(arg); ok {
+		req, err := a.envRequest(e, o)
 		req.Path = arg
-		if site, env, ok := a.cfg.FindByPath(arg); ok {
-			e, _ := a.cfg.Env(site, env)
-			req.Site, req.Environment, req.URL, req.Exclude = site, env, e.URL, e.Exclude
-			dsns = e.Databases
-		} else {
-			abs, _ := filepath.Abs(arg)
-			req.Site, req.Environment = safeName(filepath.Base(abs)), safeName(shortHost())
-			detect = true
+		return req, err
+	}
+	abs, _ := filepath.Abs(arg)
+	req := cairn.SnapshotRequest{Site: safeName(filepath.Base(abs)), Environment: safeName(shortHost()), Path: arg, Exclude: o.exclude}
+	var dsns []cairn.DSN
+	if found := a.detectApp(&req); found != nil {
+		a.log.Info("application found", "app", found.Name, "version", found.Version, "config", found.Config, "databases", len(found.Databases))
+		for _, d := range found.Databases {
+			dsns = append(dsns, cairn.NewDSN(d))
 		}
 	}
-	req.Exclude = append(append([]string(nil), req.Exclude...), o.exclude...)
-	if found, err := webapp.Detect(req.Path); err == nil {
-		req.App = &cairn.AppInfo{Name: found.Name, Version: found.Version, Components: found.Components}
-		if detect {
-			a.log.Info("application found", "app", found.Name, "version", found.Version, "config", found.Config, "databases", len(found.Databases))
-			dsns = found.Databases
-		}
-	} else if !errors.Is(err, webapp.ErrUnknown) {
-		a.log.Warn("reading the application's settings failed", "err", err)
+	return a.withDatabases(req, dsns, o)
+}
+
+// envRequest is the snapshot of an environment from the config.
+func (a *app) envRequest(e *cairn.Environment, o snapshotOptions) (cairn.SnapshotRequest, error) {
+	if e.Files.Path == "" {
+		return cairn.SnapshotRequest{}, fmt.Errorf("%s has no files: in %s. Try: add files: /path/to/site", e.Name(), a.cfg.File)
 	}
+	if !e.Files.IsLocal() {
+		return cairn.SnapshotRequest{}, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name(), e.Files)
+	}
+	req := cairn.SnapshotRequest{Site: e.Site, Environment: e.Env, URL: e.URL, Path: e.Files.Path,
+		Exclude: append(append([]string(nil), e.Exclude...), o.exclude...)}
+	a.detectApp(&req)
+	return a.withDatabases(req, e.Databases, o)
+}
+
+// detectApp records the application in req's tree, if it knows it.
+func (a *app) detectApp(req *cairn.SnapshotRequest) *webapp.App {
+	found, err := webapp.Detect(req.Path)
+	if err != nil {
+		if !errors.Is(err, webapp.ErrUnknown) {
+			a.log.Warn("reading the application's settings failed", "err", err)
+		}
+		return nil
+	}
+	req.App = &cairn.AppInfo{Name: found.Name, Version: found.Version, Components: found.Components}
+	return found
+}
+
+// withDatabases adds the databases to dump (none with --no-db).
+func (a *app) withDatabases(req cairn.SnapshotRequest, dsns []cairn.DSN, o snapshotOptions) (cairn.SnapshotRequest, error) {
 	if o.noDB {
-		dsns = nil
+		return req, nil
 	}
 	for _, dsn := range dsns {
 		db, err := database.Open(dsn, database.Options{})

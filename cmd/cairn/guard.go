@@ -183,14 +183,14 @@ func (a *app) snapshotTree(ctx context.Context, r *repo.Repo, req cairn.Snapshot
 // envAt returns the environments whose files are the resolved directory
 // dir (several may name one directory), and those whose files overlap it:
 // inside it or around it.
-func envAt(cfg *config.Config, dir string) (exact, overlapping []*config.Environment) {
+func envAt(cfg *config.Config, dir string) (exact, overlapping []*cairn.Environment) {
 	for _, sn := range slices.Sorted(maps.Keys(cfg.Sites)) {
 		for _, en := range slices.Sorted(maps.Keys(cfg.Sites[sn].Environments)) {
 			e := cfg.Sites[sn].Environments[en]
-			if e.Files == "" || strings.Contains(e.Files, "://") {
+			if e.Files.Path == "" || !e.Files.IsLocal() {
 				continue
 			}
-			p, err := files.Resolve(cfg.FilesPath(e))
+			p, err := files.Resolve(e.Files.Path)
 			if err != nil {
 				continue
 			}
@@ -217,8 +217,8 @@ func filesRoots(cfg *config.Config, dir string) []string {
 	}
 	for _, sn := range slices.Sorted(maps.Keys(cfg.Sites)) {
 		for _, en := range slices.Sorted(maps.Keys(cfg.Sites[sn].Environments)) {
-			if e := cfg.Sites[sn].Environments[en]; e.Files != "" && !strings.Contains(e.Files, "://") {
-				out = append(out, cfg.FilesPath(e))
+			if e := cfg.Sites[sn].Environments[en]; e.Files.Path != "" && e.Files.IsLocal() {
+				out = append(out, e.Files.Path)
 			}
 		}
 	}
@@ -228,9 +228,9 @@ func filesRoots(cfg *config.Config, dir string) []string {
 // protectedAt lists the environments marked protected: true whose files
 // a restore onto dir writes: dir itself, or a directory inside or around
 // it, however the config spells them.
-func protectedAt(cfg *config.Config, dir string) []*config.Environment {
+func protectedAt(cfg *config.Config, dir string) []*cairn.Environment {
 	exact, overlapping := envAt(cfg, dir)
-	var out []*config.Environment
+	var out []*cairn.Environment
 	for _, e := range append(exact, overlapping...) {
 		if e.Protected {
 			out = append(out, e)
@@ -241,8 +241,8 @@ func protectedAt(cfg *config.Config, dir string) []*config.Environment {
 
 // protectedDatabases lists the protected environments (beyond those
 // already confirmed) whose databases are among dbs.
-func (a *app) protectedDatabases(dbs []dbRestore, confirmed []*config.Environment) []*config.Environment {
-	var out []*config.Environment
+func (a *app) protectedDatabases(dbs []dbRestore, confirmed []*cairn.Environment) []*cairn.Environment {
+	var out []*cairn.Environment
 	for _, sn := range slices.Sorted(maps.Keys(a.cfg.Sites)) {
 		for _, en := range slices.Sorted(maps.Keys(a.cfg.Sites[sn].Environments)) {
 			e := a.cfg.Sites[sn].Environments[en]

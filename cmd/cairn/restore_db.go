@@ -57,7 +57,7 @@ func (a *app) databaseTargets(s *cairn.Snapshot, t restoreTarget, o restoreOptio
 			default:
 				return nil, usagef("%d --database given, but snapshot %s holds %d database(s): %s", len(o.databases), s.ShortID(), len(s.Databases), dbNames(s))
 			}
-			db, err := database.Open(dsn, opts)
+			db, err := database.Open(cairn.NewDSN(dsn), opts)
 			if err != nil {
 				return nil, err
 			}
@@ -68,7 +68,7 @@ func (a *app) databaseTargets(s *cairn.Snapshot, t restoreTarget, o restoreOptio
 	if t.env == nil || len(t.env.Databases) == 0 {
 		where := t.dir
 		if t.env != nil {
-			where = t.env.Name + " (no databases: in the config)"
+			where = t.env.Name() + " (no databases: in the config)"
 		}
 		if o.only == "db" {
 			return nil, usagef("--only db: nowhere to restore the databases of snapshot %s to %s. Try: --database DSN (one per database: %s)", s.ShortID(), where, dbNames(s))
@@ -78,12 +78,12 @@ func (a *app) databaseTargets(s *cairn.Snapshot, t restoreTarget, o restoreOptio
 	}
 	if len(t.env.Databases) < len(s.Databases) {
 		return nil, fmt.Errorf("%w: snapshot %s holds %d database(s) (%s) but %s lists %d. Try: add the missing ones to its databases:, or name targets with --database NAME=DSN",
-			cairn.ErrInvalidArgument, s.ShortID(), len(s.Databases), dbNames(s), t.env.Name, len(t.env.Databases))
+			cairn.ErrInvalidArgument, s.ShortID(), len(s.Databases), dbNames(s), t.env.Name(), len(t.env.Databases))
 	}
 	for i, from := range s.Databases {
 		db, err := database.Open(t.env.Databases[i], opts)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.env.Name, err)
+			return nil, fmt.Errorf("%s: %w", t.env.Name(), err)
 		}
 		plan = append(plan, dbRestore{from, db})
 	}
