@@ -223,7 +223,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Env
 func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Environment, ro restoreOptions) (*cloneRun, error) {
 	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
 	var err error
-	if c.req, err = a.snapshotRequest(src.Name(), snapshotOptions{}); err != nil {
+	if c.req, err = a.envRequest(src, snapshotOptions{}); err != nil {
 		return nil, err
 	}
 	abs, err := filepath.Abs(c.req.Path)
@@ -506,18 +506,18 @@ func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *cairn.Envir
 		return nil, nil
 	}
 	label := "safety snapshot " + dst.Name()
-	safety, err := a.takeSnapshot(ctx, r, dst.Name(), label, o)
+	safety, err := a.takeSnapshot(ctx, r, dst, label, o)
 	if err != nil && len(o.reuse) > 0 && ctx.Err() == nil {
 		// What the last clone kept did not do: the databases are
 		// dumped whole.
 		a.log.Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
 		o.reuse = nil
-		safety, err = a.takeSnapshot(ctx, r, dst.Name(), label, o)
+		safety, err = a.takeSnapshot(ctx, r, dst, label, o)
 	}
 	if errors.Is(err, cairn.ErrNotFound) {
 		fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name())
 		o.noDB, o.reuse = true, nil
-		safety, err = a.takeSnapshot(ctx, r, dst.Name(), label, o)
+		safety, err = a.takeSnapshot(ctx, r, dst, label, o)
 	}
 	if err != nil {
 		advice := ". Try: fix the cause, or --no-safety-snapshot"

@@ -314,8 +314,8 @@ type takeOptions struct {
 	reuse []repo.Reused // databases taken so, by their DSN (see clone_state.go)
 }
 
-func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, name, label string, o takeOptions) (*cairn.Snapshot, error) {
-	req, err := a.snapshotRequest(name, snapshotOptions{noDB: o.noDB})
+func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, e *cairn.Environment, label string, o takeOptions) (*cairn.Snapshot, error) {
+	req, err := a.envRequest(e, snapshotOptions{noDB: o.noDB})
 	if err != nil {
 		return nil, err
 	}
