@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/site"
 )
 
 // app holds what every command shares: the streams and the global flags.
@@ -38,6 +39,8 @@ type app struct {
 	// board, while set, draws every bar a.bar makes as one stage of one
 	// line (a clone's side-by-side stages).
 	board *progress.Board
+	// sites is the catalog (see catalog).
+	sites *site.Catalog
 	// totals, while set, adds up what a clone does for its summary.
 	totals *totals
 }
@@ -263,7 +266,7 @@ func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo
 	if s.opts.Password == "" {
 		warnReadable(a.stderr, s.opts.KeyFile)
 	}
-	unlock, err := lockRepository(s.opts.Location, targetlock.Read)
+	unlock, err := a.lockRepository(s.opts.Location, targetlock.Read)
 	if err != nil {
 		return nil, err
 	}

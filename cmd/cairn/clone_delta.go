@@ -20,7 +20,6 @@ import (
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/database"
-	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
@@ -172,7 +171,11 @@ func (a *app) deltaBase(ctx context.Context, r *repo.Repo, p dbRestore, pairs []
 func (a *app) loadDelta(ctx context.Context, r *repo.Repo, plan *deltaPlan, p dbRestore, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), safety func() *cairn.Snapshot, pairs []rewrite.Pair, o restoreOptions) (loadedState, error) {
 	base := plan.base
 	start := time.Now()
-	unlock, err := lockTarget("database "+p.to.String(), targetlock.Write)
+	cat, err := a.catalog()
+	if err != nil {
+		return loadedState{}, err
+	}
+	unlock, err := cat.LockDatabase(p.to)
 	if err != nil {
 		return loadedState{}, err
 	}

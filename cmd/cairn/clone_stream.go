@@ -223,7 +223,7 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Env
 func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Environment, ro restoreOptions) (*cloneRun, error) {
 	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
 	var err error
-	if c.req, err = a.envRequest(src, snapshotOptions{}); err != nil {
+	if c.req, err = a.sites.Request(src, nil, false); err != nil {
 		return nil, err
 	}
 	abs, err := filepath.Abs(c.req.Path)
@@ -252,7 +252,7 @@ func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Envir
 		c.hints = []string{prev.ID}
 	}
 	for i, db := range c.req.Databases {
-		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait, Beneath: filesRoots(a.cfg, "")})
+		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait, Beneath: a.sites.FilesRoots("")})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dst.Name(), err)
 		}
@@ -287,7 +287,7 @@ func (c *cloneRun) reusable() []repo.Reused {
 func (c *cloneRun) snapshot() {
 	t0 := time.Now()
 	bar := c.a.bar("snapshot")
-	snap, err := c.a.snapshotTree(c.ctx, c.r, c.req, bar)
+	snap, err := c.a.sites.Snapshot(c.ctx, c.r, c.req, bar)
 	bar.Finish()
 	if err != nil {
 		err = fmt.Errorf("snapshot %s: %w", c.src.Name(), err)
@@ -446,14 +446,14 @@ func (c *cloneRun) openMirrorTarget() (*files.Local, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	protect, err := c.a.guardTarget(dir)
+	protect, err := c.a.sites.Guard(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(protect) > 0 {
 		return nil, nil, fmt.Errorf("%s holds cairn's own files: the restore copies it, keeping them", dir)
 	}
-	unlock, err := lockTarget(dir, targetlock.Write)
+	unlock, err := c.a.sites.Lock(dir, targetlock.Write)
 	if err != nil {
 		return nil, nil, err
 	}

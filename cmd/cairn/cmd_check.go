@@ -206,7 +206,7 @@ func (a *app) runRepair(ctx context.Context, opts repo.RepairOptions) error {
 		return err
 	}
 	// Nothing else of this machine's uses the repository meanwhile.
-	unlock, err := lockRepository(s.opts.Location, targetlock.Write)
+	unlock, err := a.lockRepository(s.opts.Location, targetlock.Write)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,9 @@ rows that changed, in one transaction (see the README).`,
 }
 
 func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOptions) error {
+	if _, err := a.catalog(); err != nil {
+		return err
+	}
 	src, err := a.envByName(srcName)
 	if err != nil {
 		return err
@@ -86,7 +89,7 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 			if err != nil {
 				return err
 			}
-			for _, e := range protectedAt(a.cfg, dir) {
+			for _, e := range a.sites.ProtectedAt(dir) {
 				if e != dst {
 					protected = append(protected, e)
 				}
@@ -315,7 +318,7 @@ type takeOptions struct {
 }
 
 func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, e *cairn.Environment, label string, o takeOptions) (*cairn.Snapshot, error) {
-	req, err := a.envRequest(e, snapshotOptions{noDB: o.noDB})
+	req, err := a.sites.Request(e, nil, o.noDB)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +331,7 @@ func (a *app) takeSnapshot(ctx context.Context, r *repo.Repo, e *cairn.Environme
 		}
 	}
 	bar := a.bar(label)
-	snap, err := a.snapshotTree(ctx, r, req, bar)
+	snap, err := a.sites.Snapshot(ctx, r, req, bar)
 	bar.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)

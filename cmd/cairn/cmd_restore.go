@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
+	"github.com/cairn-backup/cairn/site"
 	"github.com/cairn-backup/cairn/webapp"
 )
 
@@ -122,7 +123,7 @@ func (a *app) restoreTarget(s *cairn.Snapshot, o restoreOptions) (restoreTarget,
 		if err != nil {
 			return t, err
 		}
-		t.protected = protectedAt(a.cfg, dir)
+		t.protected = a.sites.ProtectedAt(dir)
 		if e.Name() != s.Name() {
 			t.pairs = append(movePairs(s, e.URL, t.dir), sitePairs(e.Replace)...)
 		}
@@ -150,16 +151,16 @@ func (a *app) directoryTarget(t *restoreTarget, o restoreOptions) error {
 	if err != nil {
 		return err
 	}
-	exact, _ := envAt(a.cfg, dir)
+	exact, _ := a.sites.At(dir)
 	for _, e := range exact {
 		fmt.Fprintf(a.stderr, "note: %s is the files of %s; they are restored as that environment's\n", t.dir, e.Name())
 		t.keep = append(append(t.keep, e.Exclude...), e.Preserve...)
 		t.deleteExtra = true
 	}
-	t.protected = protectedAt(a.cfg, dir)
+	t.protected = a.sites.ProtectedAt(dir)
 	if o.delete {
 		t.deleteExtra = true
-	} else if rec, err := restoredRecords(); err == nil && rec.Has(dir) {
+	} else if a.sites.MadeByRestore(dir) {
 		t.deleteExtra = true
 	}
 	return nil
@@ -192,6 +193,9 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	case "", "files", "db":
 	default:
 		return usagef("--only takes files or db, not %q", o.only)
+	}
+	if _, err := a.catalog(); err != nil {
+		return err
 	}
 	r, s, err := a.pickFor(ctx, sel, true)
 	if err != nil {
@@ -257,7 +261,7 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 	}
 	if !o.dryRun && !o.confirmed {
 		// A database named by --database may be a protected one's.
-		for _, e := range a.protectedDatabases(dbs, t.protected) {
+		for _, e := range a.sites.ProtectedDatabases(targetDatabases(dbs), t.protected) {
 			if err := a.confirmProtected(e.Name(), o); err != nil {
 				return err
 			}
@@ -270,7 +274,7 @@ func (a *app) restoreSnapshot(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 		if err != nil {
 			return err
 		}
-		if _, err := a.guardTarget(dir); err != nil {
+		if _, err := a.sites.Guard(dir); err != nil {
 			return err
 		}
 	}
@@ -316,19 +320,19 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 	if err != nil {
 		return keep, rel, err
 	}
-	protect, err := a.guardTarget(dir)
+	protect, err := a.sites.Guard(dir)
 	if err != nil {
 		return keep, rel, err
 	}
-	ids := a.ownIDs()
-	unlock, err := lockTarget(dir, targetlock.Write)
+	ids := a.sites.OwnIDs()
+	unlock, err := a.sites.Lock(dir, targetlock.Write)
 	if err != nil {
 		return keep, rel, err
 	}
 	defer unlock()
 	made := false
 	if !o.dryRun {
-		made = isEmptyDir(dir)
+		made = site.IsEmptyDir(dir)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return keep, rel, fmt.Errorf("create %s: %w", dir, err)
 		}
@@ -347,9 +351,7 @@ func (a *app) restoreFiles(ctx context.Context, r *repo.Repo, s *cairn.Snapshot,
 		target = l
 	}
 	if made {
-		if rec, err := restoredRecords(); err == nil {
-			rec.Add(dir) //nolint:errcheck // without the record, the next restore there only keeps extras
-		}
+		a.sites.NoteMadeByRestore(dir) //nolint:errcheck // without the record, the next restore there only keeps extras
 	}
 	a.log.Info("restore", "snapshot", s.ID, "path", rel, "target", dir, "keep", t.keep, "dry_run", o.dryRun)
 	start := time.Now()

@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
-	"github.com/cairn-backup/cairn/webapp"
 )
 
 type snapshotOptions struct {
@@ -54,14 +50,15 @@ The first snapshot into the default local repository creates it.`,
 }
 
 // snapshotRequest is what `cairn snapshot ARG` snapshots: SITE/ENV from
-// the config, else a directory.
+// the config, else a directory (as its environment, if it is one's
+// files).
 func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
 	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && !pathExists(arg) {
 		e, err := a.cfg.Env(site, env)
 		if err != nil {
 			return cairn.SnapshotRequest{}, err
 		}
-		return a.envRequest(e, o)
+		return a.sites.Request(e, o.exclude, o.noDB)
 	}
 	st, err := os.Stat(arg)
 	if err != nil {
@@ -71,65 +68,17 @@ func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequ
 		return cairn.SnapshotRequest{}, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
 	}
 	if e, ok := a.cfg.FindByPath(arg); ok {
-		req, err := a.envRequest(e, o)
+		req, err := a.sites.Request(e, o.exclude, o.noDB)
 		req.Path = arg
 		return req, err
 	}
-	abs, _ := filepath.Abs(arg)
-	req := cairn.SnapshotRequest{Site: safeName(filepath.Base(abs)), Environment: safeName(shortHost()), Path: arg, Exclude: o.exclude}
-	var dsns []cairn.DSN
-	if found := a.detectApp(&req); found != nil {
-		a.log.Info("application found", "app", found.Name, "version", found.Version, "config", found.Config, "databases", len(found.Databases))
-		for _, d := range found.Databases {
-			dsns = append(dsns, cairn.NewDSN(d))
-		}
-	}
-	return a.withDatabases(req, dsns, o)
-}
-
-// envRequest is the snapshot of an environment from the config.
-func (a *app) envRequest(e *cairn.Environment, o snapshotOptions) (cairn.SnapshotRequest, error) {
-	if e.Files.Path == "" {
-		return cairn.SnapshotRequest{}, fmt.Errorf("%s has no files: in %s. Try: add files: /path/to/site", e.Name(), a.cfg.File)
-	}
-	if !e.Files.IsLocal() {
-		return cairn.SnapshotRequest{}, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name(), e.Files)
-	}
-	req := cairn.SnapshotRequest{Site: e.Site, Environment: e.Env, URL: e.URL, Path: e.Files.Path,
-		Exclude: append(append([]string(nil), e.Exclude...), o.exclude...)}
-	a.detectApp(&req)
-	return a.withDatabases(req, e.Databases, o)
-}
-
-// detectApp records the application in req's tree, if it knows it.
-func (a *app) detectApp(req *cairn.SnapshotRequest) *webapp.App {
-	found, err := webapp.Detect(req.Path)
-	if err != nil {
-		if !errors.Is(err, webapp.ErrUnknown) {
-			a.log.Warn("reading the application's settings failed", "err", err)
-		}
-		return nil
-	}
-	req.App = &cairn.AppInfo{Name: found.Name, Version: found.Version, Components: found.Components}
-	return found
-}
-
-// withDatabases adds the databases to dump (none with --no-db).
-func (a *app) withDatabases(req cairn.SnapshotRequest, dsns []cairn.DSN, o snapshotOptions) (cairn.SnapshotRequest, error) {
-	if o.noDB {
-		return req, nil
-	}
-	for _, dsn := range dsns {
-		db, err := database.Open(dsn, database.Options{})
-		if err != nil {
-			return req, err
-		}
-		req.Databases = append(req.Databases, db)
-	}
-	return req, nil
+	return a.sites.RequestDir(arg, shortHost(), o.exclude, o.noDB)
 }
 
 func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) error {
+	if _, err := a.catalog(); err != nil {
+		return err
+	}
 	req, err := a.snapshotRequest(arg, o)
 	if err != nil {
 		return err
@@ -141,7 +90,7 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 	defer r.Close(ctx)
 	a.log.Info("snapshot", "site", req.Site, "environment", req.Environment, "path", req.Path, "exclude", req.Exclude, "databases", len(req.Databases))
 	bar := a.bar("snapshot " + req.Site + "/" + req.Environment)
-	snap, err := a.snapshotTree(ctx, r, req, bar)
+	snap, err := a.sites.Snapshot(ctx, r, req, bar)
 	bar.Finish()
 	if err != nil {
 		return fmt.Errorf("snapshot %s/%s: %w", req.Site, req.Environment, err)
@@ -172,22 +121,4 @@ func shortHost() string {
 	}
 	h, _, _ = strings.Cut(h, ".")
 	return h
-}
-
-// safeName makes s usable as a site or environment name.
-func safeName(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	out := strings.TrimLeft(b.String(), ".-_")
-	if out == "" {
-		return "site"
-	}
-	return out
 }

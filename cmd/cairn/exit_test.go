@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/site"
 )
 
 // cairnEnv runs the test binary as "cairn" (testscript.Main dispatches on
@@ -238,4 +239,22 @@ func TestInterruptedSnapshot(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "[]" {
 		t.Fatalf("after interrupt, snapshots = %s, %v; want []", out, err)
 	}
+}
+
+// lockTarget holds a lock as another cairn process would.
+func lockTarget(target string, kind targetlock.Kind) (func(), error) {
+	state, err := stateDir()
+	if err != nil {
+		return nil, err
+	}
+	l, err := targetlock.Acquire(site.LockDir(state), target, kind)
+	if err != nil {
+		return nil, err
+	}
+	return l.Release, nil
+}
+
+// lockRepository holds a repository's lock as another cairn process would.
+func lockRepository(loc repo.Location, kind targetlock.Kind) (func(), error) {
+	return lockTarget("repository "+repositoryName(loc), kind)
 }

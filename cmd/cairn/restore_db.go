@@ -11,7 +11,6 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
-	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
@@ -33,7 +32,11 @@ func (a *app) databaseTargets(s *cairn.Snapshot, t restoreTarget, o restoreOptio
 		}
 		return nil, nil
 	}
-	opts := database.Options{TerminateSessions: o.terminate, LockWait: o.lockWait, Beneath: filesRoots(a.cfg, t.dir)}
+	cat, err := a.catalog()
+	if err != nil {
+		return nil, err
+	}
+	opts := database.Options{TerminateSessions: o.terminate, LockWait: o.lockWait, Beneath: cat.FilesRoots(t.dir)}
 	var plan []dbRestore
 	if len(o.databases) > 0 {
 		for i, arg := range o.databases {
@@ -190,7 +193,11 @@ func (a *app) restoreDatabase(ctx context.Context, r *repo.Repo, s *cairn.Snapsh
 // in.
 func (a *app) loadDatabase(ctx context.Context, p dbRestore, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), pairs []rewrite.Pair, o restoreOptions, keep io.Writer) error {
 	start := time.Now()
-	unlock, err := lockTarget("database "+p.to.String(), targetlock.Write)
+	cat, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	unlock, err := cat.LockDatabase(p.to)
 	if err != nil {
 		return err
 	}
@@ -307,4 +314,13 @@ func (p progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.bar.Done(0, int64(n))
 	return n, err
+}
+
+// targetDatabases are the databases a plan replaces.
+func targetDatabases(plan []dbRestore) []cairn.Database {
+	out := make([]cairn.Database, len(plan))
+	for i, p := range plan {
+		out[i] = p.to
+	}
+	return out
 }

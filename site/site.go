@@ -1,0 +1,180 @@
+// Package site knows the environments cairn keeps and the rules that
+// keep its snapshots and restores safe: what an environment's snapshot
+// holds (its request), which environments a directory belongs to and
+// which of them are protected, cairn's own files that nothing ever
+// snapshots, overwrites or deletes, and the per-target locks that keep a
+// restore from running beside another restore or a snapshot of the same
+// files. Asking a person to confirm a protected target is the caller's
+// (the CLI's prompt); knowing that it must be asked is this package's.
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/targetlock"
+	"github.com/cairn-backup/cairn/webapp"
+)
+
+// Options describe a Catalog.
+type Options struct {
+	// Environments are every environment of the config.
+	Environments []*cairn.Environment
+	// Own are cairn's own files and directories: repositories, keys,
+	// state, password and config files (any spelling; they are
+	// resolved).
+	Own []string
+	// LockDir holds the target locks (see LockDir).
+	LockDir string
+	// StateDir holds what the catalog records between runs (the
+	// directories a restore made).
+	StateDir string
+	// Log, if set, takes what is worth knowing but not worth stopping
+	// for.
+	Log *slog.Logger
+}
+
+// Catalog is the environments cairn keeps and the rules around them. It
+// is safe for concurrent use.
+type Catalog struct {
+	envs    []*cairn.Environment
+	own     []string // resolved, sorted
+	lockDir string
+	records string
+	log     *slog.Logger
+}
+
+// New makes a catalog; it fails only if one of cairn's own paths cannot
+// be resolved.
+func New(o Options) (*Catalog, error) {
+	c := &Catalog{envs: o.Environments, lockDir: o.LockDir, records: filepath.Join(o.StateDir, "restored"), log: o.Log}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	for _, p := range o.Own {
+		r, err := files.Resolve(p)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", p, err)
+		}
+		c.own = append(c.own, r)
+	}
+	sort.Strings(c.own)
+	return c, nil
+}
+
+// Environments lists the catalog's environments.
+func (c *Catalog) Environments() []*cairn.Environment { return c.envs }
+
+// Request is the snapshot of an environment: its files, its databases
+// (none with noDB), and the application found in its files.
+func (c *Catalog) Request(e *cairn.Environment, exclude []string, noDB bool) (cairn.SnapshotRequest, error) {
+	if e.Files.Path == "" {
+		return cairn.SnapshotRequest{}, fmt.Errorf("%s has no files:. Try: add files: /path/to/site to it in the config", e.Name())
+	}
+	if !e.Files.IsLocal() {
+		return cairn.SnapshotRequest{}, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name(), e.Files)
+	}
+	req := cairn.SnapshotRequest{Site: e.Site, Environment: e.Env, URL: e.URL, Path: e.Files.Path,
+		Exclude: append(append([]string(nil), e.Exclude...), exclude...)}
+	c.detect(&req)
+	if noDB {
+		return req, nil
+	}
+	return withDatabases(req, e.Databases)
+}
+
+// RequestDir is the snapshot of a directory that is no environment's: it
+// is named after the directory and host, and holds the database the
+// application in it names in its own configuration (none with noDB).
+func (c *Catalog) RequestDir(dir, host string, exclude []string, noDB bool) (cairn.SnapshotRequest, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return cairn.SnapshotRequest{}, err
+	}
+	req := cairn.SnapshotRequest{Site: SafeName(filepath.Base(abs)), Environment: SafeName(host), Path: dir, Exclude: exclude}
+	found := c.detect(&req)
+	if found == nil || noDB {
+		return req, nil
+	}
+	c.log.Info("application found", "app", found.Name, "version", found.Version, "config", found.Config, "databases", len(found.Databases))
+	var dsns []cairn.DSN
+	for _, d := range found.Databases {
+		dsns = append(dsns, cairn.NewDSN(d))
+	}
+	return withDatabases(req, dsns)
+}
+
+// detect records the application in req's tree, if it knows it.
+func (c *Catalog) detect(req *cairn.SnapshotRequest) *webapp.App {
+	found, err := webapp.Detect(req.Path)
+	if err != nil {
+		if !errors.Is(err, webapp.ErrUnknown) {
+			c.log.Warn("reading the application's settings failed", "err", err)
+		}
+		return nil
+	}
+	req.App = &cairn.AppInfo{Name: found.Name, Version: found.Version, Components: found.Components}
+	return found
+}
+
+func withDatabases(req cairn.SnapshotRequest, dsns []cairn.DSN) (cairn.SnapshotRequest, error) {
+	for _, dsn := range dsns {
+		db, err := database.Open(dsn, database.Options{})
+		if err != nil {
+			return req, err
+		}
+		req.Databases = append(req.Databases, db)
+	}
+	return req, nil
+}
+
+// Snapshotter stores snapshots (see cairn.Repository).
+type Snapshotter interface {
+	Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error)
+}
+
+// Snapshot takes req's snapshot with cairn's own files left out, while no
+// restore writes the tree (it waits for none: it fails with
+// cairn.ErrLocked).
+func (c *Catalog) Snapshot(ctx context.Context, to Snapshotter, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error) {
+	req.Protect = c.own
+	for _, id := range c.OwnIDs() {
+		req.ProtectIDs = append(req.ProtectIDs, [2]uint64{id.Dev, id.Ino})
+	}
+	dir, err := files.Resolve(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := c.Lock(dir, targetlock.Read)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return to.Snapshot(ctx, req, p)
+}
+
+// SafeName makes s usable as a site or environment name.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteRune('-')
+		}
+	}
+	out := strings.TrimLeft(b.String(), ".-_")
+	if out == "" {
+		return "site"
+	}
+	return out
+}
