@@ -41,8 +41,6 @@ type app struct {
 	board *progress.Board
 	// sites is the catalog (see catalog).
 	sites *site.Catalog
-	// totals, while set, adds up what a clone does for its summary.
-	totals *totals
 }
 
 func (a *app) rootCommand() *cobra.Command {

@@ -237,7 +237,7 @@ func (a *app) runLs(ctx context.Context, sel, p string, o lsOptions) error {
 	if err != nil {
 		return err
 	}
-	n, rel, err := lookup(ctx, root, p)
+	n, rel, err := cairn.Lookup(ctx, root, p)
 	if err != nil {
 		return fmt.Errorf("%s in snapshot %s: %w", p, s.ShortID(), err)
 	}
@@ -300,32 +300,15 @@ func (a *app) lsPrint(ctx context.Context, n cairn.Node, rel string, o lsOptions
 	return nil
 }
 
-// lookup walks from root to the relative path p.
-func lookup(ctx context.Context, root cairn.Node, p string) (cairn.Node, string, error) {
-	p = strings.Trim(path.Clean("/"+p), "/")
-	if p == "" {
-		return root, "", nil
+// pickIn resolves a selector among the repository's snapshots.
+func (a *app) pickIn(ctx context.Context, r *repo.Repo, arg string) (*cairn.Snapshot, error) {
+	sel, err := cairn.ParseSelector(arg, time.Local)
+	if err != nil {
+		return nil, err
 	}
-	n := root
-	for _, part := range strings.Split(p, "/") {
-		if !n.Mode().IsDir() {
-			return nil, "", cairn.ErrNotFound
-		}
-		kids, err := n.Children(ctx)
-		if err != nil {
-			return nil, "", err
-		}
-		var next cairn.Node
-		for _, k := range kids {
-			if k.Name() == part {
-				next = k
-				break
-			}
-		}
-		if next == nil {
-			return nil, "", fmt.Errorf("no such path: %w. Try: cairn ls SNAP to see what the snapshot holds", cairn.ErrNotFound)
-		}
-		n = next
+	all, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return n, p, nil
+	return sel.Pick(all)
 }

@@ -118,6 +118,33 @@ type databaseRestoreJSON struct {
 	Delta           *deltaJSON `json:"delta,omitempty"` // only changed rows were loaded
 }
 
+// deltaJSON tells, in a database's restore report, that only changed rows
+// were loaded.
+type deltaJSON struct {
+	Base    string `json:"base"` // the snapshot the target held
+	Removed int    `json:"rows_removed"`
+	Added   int    `json:"rows_added"`
+	Tables  int    `json:"tables"`
+}
+
+// safetyPlanJSON is a target database whose safety snapshot would take
+// what the last clone kept.
+type safetyPlanJSON struct {
+	MessageType  string `json:"message_type"` // "safety_from_state"
+	Target       string `json:"target"`
+	TablesKept   int    `json:"tables_kept"`
+	TablesDumped int    `json:"tables_dumped"`
+}
+
+// deltaPlanJSON is a database a clone would update row by row.
+type deltaPlanJSON struct {
+	MessageType string   `json:"message_type"` // "database_delta"
+	Name        string   `json:"name"`
+	Target      string   `json:"target"`
+	Base        string   `json:"base"`
+	Whole       []string `json:"whole,omitempty"` // tables changed since, loaded whole
+}
+
 // rewritePairJSON is one rewrite a restore applies to databases.
 type rewritePairJSON struct {
 	MessageType string `json:"message_type"` // "rewrite_pair"

@@ -1,4 +1,4 @@
-package main
+package clone
 
 import (
 	"context"
@@ -7,19 +7,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/pattern"
-	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/restore"
 )
 
 // A fresh clone runs its stages side by side instead of one after the
@@ -101,22 +99,22 @@ func (d *detachable) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// cloneRun is one fresh clone in progress: what its side-by-side stages
+// run is one fresh clone in progress: what its side-by-side stages
 // share.
-type cloneRun struct {
-	a       *app
-	r       *repo.Repo
+type run struct {
+	c       *Cloner
 	ctx     context.Context
 	src     *cairn.Environment
-	ro      restoreOptions
+	o       Options
+	rep     *reporter
 	req     cairn.SnapshotRequest // the source's snapshot, its dumps teed
-	t       restoreTarget
-	after   []actions.Action
-	loads   []dbRestore      // source database i → target database i
+	plan    *restore.Plan         // the restore onto the target (its databases: the loads)
+	after   []cairn.Action
+	loads   []restore.Load   // source database i → target database i
 	readers []*io.PipeReader // database i's dump, as it streams
 	tees    []*detachable
 	hints   []string      // for the safety snapshot (see SnapshotRequest.Hints)
-	plans   []*deltaPlan  // load i as a delta, or nil (see clone_delta.go)
+	plans   []*deltaPlan  // load i as a delta, or nil (see delta.go)
 	loaded  []loadedState // what load i left, for the record
 	source  *snapshotResult
 	safety  *snapshotResult
@@ -126,70 +124,71 @@ type cloneRun struct {
 	unlockMirror func()
 }
 
-// streamClone clones src onto dst with a fresh snapshot, its stages side by
-// side (see above). ro are the restore options clone set up.
-func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Environment, ro restoreOptions, noSafety bool, sum *cloneSummaryJSON) error {
-	start := time.Now()
+// stream clones src onto dst with a fresh snapshot, its stages side by
+// side (see above).
+func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Options, sum *cairn.CloneSummary, rep *reporter) error {
+	start := c.now()
 	interrupted := ctx.Err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c, err := a.planClone(ctx, r, src, dst, ro)
+	run, err := c.planStream(ctx, src, dst, o, rep)
 	if err != nil {
 		return err
 	}
-	go c.snapshot()
+	go run.snapshot()
 	var wg sync.WaitGroup
-	loadErrs := make([]error, len(c.loads))
-	for i := range c.loads {
+	loadErrs := make([]error, len(run.loads))
+	for i := range run.loads {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			loadErrs[i] = c.load(i)
+			loadErrs[i] = run.load(i)
 		}()
 	}
 
-	if noSafety {
-		c.safety.set(nil, nil)
+	if o.NoSafety {
+		run.safety.set(nil, nil)
 	} else {
-		t0 := time.Now()
-		s, err := a.safetySnapshot(ctx, r, dst, takeOptions{hints: c.hints, reuse: c.reusable()}, ro.json)
+		t0 := c.now()
+		s, err := c.safetySnapshot(ctx, dst, takeOptions{hints: run.hints, reuse: run.reusable()}, rep)
 		if s != nil {
-			sum.Seconds["safety_snapshot"] = time.Since(t0).Seconds()
+			sum.Seconds["safety_snapshot"] = c.now().Sub(t0).Seconds()
 			sum.SafetySnapshot = s.ID
 		}
-		c.safety.set(s, err)
+		run.safety.set(s, err)
 	}
-	if c.safety.err == nil && !c.source.failed() {
-		c.startMirror()
+	if run.safety.err == nil && !run.source.failed() {
+		run.startMirror()
 	}
-	snap, err := c.ready()
+	snap, err := run.ready()
 	if err != nil {
 		cancel()
 		wg.Wait()
-		<-c.source.done // its dumps' loads are over, so it ends
-		c.stopMirror()
-		if c.safety.err != nil || interrupted() != nil {
+		<-run.source.done // its dumps' loads are over, so it ends
+		run.stopMirror()
+		if run.safety.err != nil || interrupted() != nil {
 			return err
 		}
 		undo := ""
-		if c.safety.snap != nil {
-			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name(), c.safety.snap.ShortID())
+		if run.safety.snap != nil {
+			undo = fmt.Sprintf(", or put them back with cairn restore %s@%s --only files", dst.Name(), run.safety.snap.ShortID())
 		}
 		return fmt.Errorf("%w. Nothing was swapped into %s's databases; its files may be partly synced: run the same command again once the cause is fixed%s", err, dst.Name(), undo)
 	}
-	c.stopMirror() // the snapshot reads no more
+	run.stopMirror() // the snapshot reads no more
 	sum.Snapshot = snap.ID
-	sum.Seconds["snapshot"] = c.source.took.Seconds()
-	t0 := time.Now()
-	keep, _, ferr := a.restoreFiles(ctx, r, snap, c.t, ro)
-	sum.Seconds["files"] = time.Since(t0).Seconds()
+	sum.Seconds["snapshot"] = run.source.took.Seconds()
+	t0 := c.now()
+	run.plan.Snapshot = snap
+	_, ferr := c.Restore.RestoreFiles(ctx, run.plan, rep)
+	sum.Seconds["files"] = c.now().Sub(t0).Seconds()
 	if ferr != nil {
 		cancel() // scratch databases are dropped; nothing is swapped
 	}
 	wg.Wait()
-	sum.Seconds["databases"] = time.Since(start).Seconds()
+	sum.Seconds["databases"] = c.now().Sub(start).Seconds()
 	if err := errors.Join(loadErrs...); err != nil {
-		err = fmt.Errorf("%w%s", err, swappedNote(c.loads, loadErrs))
+		err = fmt.Errorf("%w%s", err, restore.SwappedNote(run.loads, loadErrs))
 		if ferr == nil {
 			return fmt.Errorf("%w. The files were synced; run the same command again to finish the clone, or roll back with the safety snapshot", err)
 		}
@@ -198,85 +197,90 @@ func (a *app) streamClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Env
 	if ferr != nil {
 		return ferr
 	}
-	if err := a.configureApp(snap, c.t, keep, ro); err != nil {
+	if err := c.Restore.Configure(run.plan, rep); err != nil {
 		return err
 	}
-	if len(c.after) > 0 {
-		c.quiet(ctx)
+	if len(run.after) > 0 {
+		run.quiet(ctx)
 	}
-	if err := a.afterRestore(ctx, c.t, c.after, ro); err != nil {
+	if err := c.Restore.AfterRestore(ctx, run.plan, rep); err != nil {
 		return err
 	}
 	if dst.URL != "" {
 		// Before noting what the clone left: a page view may write to
 		// the database.
-		sum.URLStatus = a.checkURL(ctx, dst.URL, ro.json, func() { c.quiet(ctx) })
+		sum.URLStatus = c.checkURL(ctx, dst.URL, rep, func() { run.quiet(ctx) })
 	}
-	for i, p := range c.loads {
-		a.writeCloneRecord(ctx, r, p.to, snap, snap.Databases[i].Name, c.t.pairs, c.loaded[i])
+	for i, l := range run.loads {
+		c.writeRecord(ctx, l.To, snap, snap.Databases[i].Name, run.plan.Pairs, run.loaded[i])
 	}
 	return nil
 }
 
-// planClone sets a fresh clone up: the source's snapshot request with each
-// dump teed to a load, and the target.
-func (a *app) planClone(ctx context.Context, r *repo.Repo, src, dst *cairn.Environment, ro restoreOptions) (*cloneRun, error) {
-	c := &cloneRun{a: a, r: r, ctx: ctx, src: src, ro: ro, source: newSnapshotResult(), safety: newSnapshotResult()}
+// planStream sets a fresh clone up: the source's snapshot request with
+// each dump teed to a load, and the restore onto the target.
+func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o Options, rep *reporter) (*run, error) {
+	run := &run{c: c, ctx: ctx, src: src, o: o, rep: rep, source: newSnapshotResult(), safety: newSnapshotResult()}
 	var err error
-	if c.req, err = a.sites.Request(src, nil, false); err != nil {
+	if run.req, err = c.Sites.Request(src, nil, false); err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(c.req.Path)
+	abs, err := filepath.Abs(run.req.Path)
 	if err != nil {
 		return nil, err
 	}
-	// What the snapshot will say of itself, for the rewrite pairs.
-	planned := &cairn.Snapshot{Site: c.req.Site, Environment: c.req.Environment, URL: c.req.URL, Source: abs}
-	if c.t, err = a.restoreTarget(planned, ro); err != nil {
+	// What the snapshot will say of itself, for the rewrite pairs; the
+	// databases are the loads', not the plan's.
+	planned := &cairn.Snapshot{Site: run.req.Site, Environment: run.req.Environment, URL: run.req.URL, Source: abs}
+	ro := c.restoreOptions(o)
+	ro.Only = restore.Files
+	if run.plan, err = c.Restore.Plan(ctx, planned, restore.Target{Env: dst}, ro); err != nil {
 		return nil, err
 	}
-	keep, err := pattern.Compile(c.t.keep...)
+	run.plan.Options.Only = restore.All
+	keep, err := pattern.Compile(run.plan.Keep...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
-	c.mirror = files.NewMirror(keep)
-	c.req.Mirror = c.mirror
-	c.after = dst.AfterRestore
-	if len(dst.Databases) < len(c.req.Databases) {
+	run.mirror = files.NewMirror(keep)
+	run.req.Mirror = run.mirror
+	run.after = dst.AfterRestore
+	if len(dst.Databases) < len(run.req.Databases) {
 		return nil, fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases:",
-			cairn.ErrInvalidArgument, src.Name(), len(c.req.Databases), dst.Name(), len(dst.Databases))
+			cairn.ErrInvalidArgument, src.Name(), len(run.req.Databases), dst.Name(), len(dst.Databases))
 	}
 	// The target was most likely cloned from the source's latest snapshot:
 	// its files need no rereading where they did not change.
-	if prev, err := a.pickIn(ctx, r, src.Name()+"@latest"); err == nil {
-		c.hints = []string{prev.ID}
+	if prev, err := c.pick(ctx, src.Name()+"@latest"); err == nil {
+		run.hints = []string{prev.ID}
 	}
-	for i, db := range c.req.Databases {
-		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: ro.terminate, LockWait: ro.lockWait, Beneath: a.sites.FilesRoots("")})
+	for i, db := range run.req.Databases {
+		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: o.TerminateSessions, LockWait: o.LockWait, Beneath: c.Sites.FilesRoots("")})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dst.Name(), err)
 		}
 		pr, pw := io.Pipe()
-		c.tees = append(c.tees, &detachable{pw: pw})
-		c.req.Databases[i] = teeDatabase{Database: db, tee: c.tees[i]}
-		p := dbRestore{from: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, to: to}
-		c.loads = append(c.loads, p)
-		c.readers = append(c.readers, pr)
+		run.tees = append(run.tees, &detachable{pw: pw})
+		run.req.Databases[i] = teeDatabase{Database: db, tee: run.tees[i]}
+		l := restore.Load{From: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, To: to}
+		run.loads = append(run.loads, l)
+		run.readers = append(run.readers, pr)
 		// Before the safety snapshot starts: a delta's guard then covers
 		// everything since the target's dump.
-		plan, _ := a.deltaBase(ctx, r, p, c.t.pairs, c.after)
-		c.plans = append(c.plans, plan)
+		plan, _ := c.deltaBase(ctx, l, run.plan.Pairs, run.after)
+		run.plans = append(run.plans, plan)
 	}
-	c.loaded = make([]loadedState, len(c.loads))
-	return c, nil
+	run.plan.Databases = run.loads
+	run.loaded = make([]loadedState, len(run.loads))
+	return run, nil
 }
 
 // reusable returns, for the safety snapshot, the target databases that
-// can be taken from what the last clone kept (see clone_state.go).
-func (c *cloneRun) reusable() []repo.Reused {
+// can be taken from what the last clone kept (see state.go).
+func (r *run) reusable() []repo.Reused {
 	var out []repo.Reused
-	for _, p := range c.loads {
-		if re, ok := c.a.reuseState(c.ctx, c.r, p.to); ok {
+	for _, l := range r.loads {
+		if re, ok := r.c.reuseState(r.ctx, l.To); ok {
 			out = append(out, re.Reused)
 		}
 	}
@@ -284,31 +288,31 @@ func (c *cloneRun) reusable() []repo.Reused {
 }
 
 // snapshot takes the source's snapshot.
-func (c *cloneRun) snapshot() {
-	t0 := time.Now()
-	bar := c.a.bar("snapshot")
-	snap, err := c.a.sites.Snapshot(c.ctx, c.r, c.req, bar)
-	bar.Finish()
+func (r *run) snapshot() {
+	t0 := r.c.now()
+	stage := r.rep.Stage("snapshot")
+	snap, err := r.c.Sites.Snapshot(r.ctx, r.c.Repo, r.req, stage)
+	stage.End()
 	if err != nil {
-		err = fmt.Errorf("snapshot %s: %w", c.src.Name(), err)
+		err = fmt.Errorf("snapshot %s: %w", r.src.Name(), err)
 	}
-	for _, tee := range c.tees {
+	for _, tee := range r.tees {
 		// A snapshot that failed before dumping a database must still end
 		// its load; a finished dump's pipe stays as is.
 		tee.pw.CloseWithError(errors.Join(err, errors.New("the snapshot did not dump this database")))
 	}
-	c.source.took = time.Since(t0)
-	c.source.set(snap, err)
+	r.source.took = r.c.now().Sub(t0)
+	r.source.set(snap, err)
 }
 
 // ready waits for both snapshots: nothing of the target is replaced before
 // they are complete.
-func (c *cloneRun) ready() (*cairn.Snapshot, error) {
-	snap, err := c.source.wait(c.ctx)
+func (r *run) ready() (*cairn.Snapshot, error) {
+	snap, err := r.source.wait(r.ctx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.safety.wait(c.ctx); err != nil {
+	if _, err := r.safety.wait(r.ctx); err != nil {
 		return nil, err
 	}
 	return snap, nil
@@ -316,73 +320,73 @@ func (c *cloneRun) ready() (*cairn.Snapshot, error) {
 
 // load brings target database i up to the snapshot's dump as it streams:
 // row by row when the target still holds what the last clone left (see
-// clone_delta.go), else whole, through a scratch database.
-func (c *cloneRun) load(i int) error {
-	a, ctx, p, pairs := c.a, c.ctx, c.loads[i], c.t.pairs
+// delta.go), else whole, through a scratch database.
+func (r *run) load(i int) error {
+	c, ctx, l, pairs := r.c, r.ctx, r.loads[i], r.plan.Pairs
 	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) {
-		snap, err := c.ready()
+		snap, err := r.ready()
 		if err != nil {
-			return p.from, nil, fmt.Errorf("nothing was swapped in: %w", err)
+			return l.From, nil, fmt.Errorf("nothing was swapped in: %w", err)
 		}
 		info := snap.Databases[i]
-		want, err := c.r.Tables(ctx, snap, info.Name)
+		want, err := c.Repo.Tables(ctx, snap, info.Name)
 		return info, want, err
 	}
 	// The dump again, read back from the complete snapshot.
 	reread := func() (io.ReadCloser, error) {
-		snap, err := c.ready()
+		snap, err := r.ready()
 		if err != nil {
 			return nil, err
 		}
-		return c.r.OpenDump(ctx, snap, snap.Databases[i].Name)
+		return c.Repo.OpenDump(ctx, snap, snap.Databases[i].Name)
 	}
-	a.log.Info("clone database", "database", p.from.Name, "target", p.to.String(), "rewrite", len(pairs))
-	bar := a.bar("database " + p.from.Name)
+	c.Log.Info("clone database", "database", l.From.Name, "target", l.To.String(), "rewrite", len(pairs))
+	stage := r.rep.Stage("database " + l.From.Name)
 	var err error
-	if plan := c.plans[i]; plan != nil {
-		c.loaded[i], err = a.loadDelta(ctx, c.r, plan, p, progressReader{c.readers[i], bar}, recorded, func() *cairn.Snapshot { return c.safety.snap }, pairs, c.ro)
+	if plan := r.plans[i]; plan != nil {
+		r.loaded[i], err = c.loadDelta(ctx, plan, l, restore.ProgressReader{R: r.readers[i], Progress: stage}, recorded, func() *cairn.Snapshot { return r.safety.snap }, pairs, r.rep)
 		if errors.Is(err, mysql.ErrNoDelta) {
-			fmt.Fprintf(a.stderr, "note: database %s: %v; loading the whole dump\n", p.from.Name, err)
+			r.rep.Event(cairn.Notice{Message: fmt.Sprintf("database %s: %v; loading the whole dump", l.From.Name, err)})
 			// The tee detaches, so that the snapshot completes.
-			c.readers[i].CloseWithError(err)
+			r.readers[i].CloseWithError(err)
 			var whole io.ReadCloser
 			if whole, err = reread(); err == nil {
-				err = c.loadWhole(i, progressReader{whole, bar}, bar, recorded)
+				err = r.loadWhole(i, restore.ProgressReader{R: whole, Progress: stage}, stage, recorded)
 				whole.Close()
 			}
 		}
-		bar.Finish()
+		stage.End()
 	} else {
-		err = c.loadWhole(i, progressReader{c.readers[i], bar}, bar, recorded)
+		err = r.loadWhole(i, restore.ProgressReader{R: r.readers[i], Progress: stage}, stage, recorded)
 	}
-	c.readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
+	r.readers[i].CloseWithError(errors.Join(err, io.ErrClosedPipe)) // the tee detaches
 	return err
 }
 
 // loadWhole loads target database i with the whole dump, and keeps what
-// it read for the next safety snapshot (see clone_state.go).
-func (c *cloneRun) loadWhole(i int, dump io.Reader, bar *progress.Bar, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error)) error {
-	a, p := c.a, c.loads[i]
+// it read for the next safety snapshot (see state.go).
+func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error)) error {
+	c, l := r.c, r.loads[i]
 	var keep io.Writer
 	end := func(error) string { return "" }
-	if _, ok := p.to.(database.DeltaTarget); ok && p.from.Engine == "mysql" {
-		keep, end = a.saveWholeState(c.ctx, c.r, p.to, func() ([]cairn.TableStat, error) {
+	if _, ok := l.To.(database.DeltaTarget); ok && l.From.Engine == "mysql" {
+		keep, end = c.saveWholeState(r.ctx, l.To, func() ([]cairn.TableStat, error) {
 			_, want, err := recorded()
-			return blankChecksums(want), err
+			return restore.BlankChecksums(want), err
 		})
 	}
 	var index func(error) *mysql.RowIndex
 	if keep != nil {
 		// The rows of the dump as it comes, for the next delta.
-		dump, index = indexDump(c.ctx, dump)
+		dump, index = indexDump(r.ctx, dump)
 	}
-	err := a.loadDatabase(c.ctx, p, dump, bar, recorded, c.t.pairs, c.ro, keep)
+	err := c.Restore.Load(r.ctx, l, dump, stage, recorded, r.plan.Pairs, keep, r.rep)
 	id := end(err)
 	if index != nil {
 		x := index(err)
 		if err == nil {
-			c.loaded[i] = a.noteLoad(c.ctx, p.to, id, nil)
-			c.loaded[i].index = x
+			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil)
+			r.loaded[i].index = x
 		}
 	}
 	return err
@@ -429,31 +433,28 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 // only the rest (files the snapshot took unread from an earlier one, and
 // any it read before this). It is only a head start, so a failure is
 // noted and left to that restore. stopMirror must follow.
-func (c *cloneRun) startMirror() {
-	target, unlock, err := c.openMirrorTarget()
+func (r *run) startMirror() {
+	target, unlock, err := r.openMirrorTarget()
 	if err != nil {
-		c.a.log.Info("copying the files as they are snapshotted failed; the restore does it", "err", err)
+		r.c.Log.Info("copying the files as they are snapshotted failed; the restore does it", "err", err)
 		return
 	}
-	c.unlockMirror = func() { target.Close(); unlock() }
-	c.mirror.Start(target)
+	r.unlockMirror = func() { target.Close(); unlock() }
+	r.mirror.Start(target)
 }
 
 // openMirrorTarget locks and opens the clone's target directory, made if
 // missing, as a restore onto it does.
-func (c *cloneRun) openMirrorTarget() (*files.Local, func(), error) {
-	dir, err := files.Resolve(c.t.dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	protect, err := c.a.sites.Guard(dir)
+func (r *run) openMirrorTarget() (*files.Local, func(), error) {
+	dir := r.plan.Resolved
+	protect, err := r.c.Sites.Guard(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(protect) > 0 {
 		return nil, nil, fmt.Errorf("%s holds cairn's own files: the restore copies it, keeping them", dir)
 	}
-	unlock, err := c.a.sites.Lock(dir, targetlock.Write)
+	unlock, err := r.c.Sites.Lock(dir, targetlock.Write)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -477,9 +478,9 @@ func (c *cloneRun) openMirrorTarget() (*files.Local, func(), error) {
 // changes those databases itself: the change then shows in UPDATE_TIME,
 // and what the load left is not taken for what the tables hold (see
 // loadedState.quiet).
-func (c *cloneRun) quiet(ctx context.Context) {
-	for _, l := range c.loaded {
-		if d := time.Until(l.quiet); d > 0 {
+func (r *run) quiet(ctx context.Context) {
+	for _, l := range r.loaded {
+		if d := l.quiet.Sub(r.c.now()); d > 0 {
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
@@ -490,44 +491,10 @@ func (c *cloneRun) quiet(ctx context.Context) {
 
 // stopMirror ends the copying startMirror began (the source's snapshot is
 // over) and counts what it wrote.
-func (c *cloneRun) stopMirror() {
-	c.a.totals.addFiles(c.mirror.Stop())
-	if c.unlockMirror != nil {
-		c.unlockMirror()
-		c.unlockMirror = nil
+func (r *run) stopMirror() {
+	r.rep.totals.addFiles(r.mirror.Stop())
+	if r.unlockMirror != nil {
+		r.unlockMirror()
+		r.unlockMirror = nil
 	}
-}
-
-// safetySnapshot snapshots a clone's target before it is overwritten; a
-// database the target does not have yet holds nothing to keep (the clone
-// creates it), so then the files are kept alone.
-func (a *app) safetySnapshot(ctx context.Context, r *repo.Repo, dst *cairn.Environment, o takeOptions, quiet bool) (*cairn.Snapshot, error) {
-	if _, err := os.Stat(dst.Files.Path); err != nil {
-		return nil, nil
-	}
-	label := "safety snapshot " + dst.Name()
-	safety, err := a.takeSnapshot(ctx, r, dst, label, o)
-	if err != nil && len(o.reuse) > 0 && ctx.Err() == nil {
-		// What the last clone kept did not do: the databases are
-		// dumped whole.
-		a.log.Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
-		o.reuse = nil
-		safety, err = a.takeSnapshot(ctx, r, dst, label, o)
-	}
-	if errors.Is(err, cairn.ErrNotFound) {
-		fmt.Fprintf(a.stderr, "note: %v; the safety snapshot holds %s's files only\n", err, dst.Name())
-		o.noDB, o.reuse = true, nil
-		safety, err = a.takeSnapshot(ctx, r, dst, label, o)
-	}
-	if err != nil {
-		advice := ". Try: fix the cause, or --no-safety-snapshot"
-		if strings.Contains(err.Error(), "Try: ") {
-			advice = "; or clone without it: --no-safety-snapshot"
-		}
-		return nil, fmt.Errorf("safety snapshot of %s failed, so it was left as it was: %w%s", dst.Name(), err, advice)
-	}
-	if !quiet {
-		fmt.Fprintf(a.stdout, "safety snapshot %s of %s: to undo this clone, cairn restore %s@%s\n", safety.ShortID(), dst.Name(), dst.Name(), safety.ShortID())
-	}
-	return safety, nil
 }

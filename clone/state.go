@@ -1,13 +1,11 @@
-package main
+package clone
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -43,7 +41,7 @@ type loadedState struct {
 	index  *mysql.RowIndex // of the source's dump loaded
 	// quiet is when the second of the load is over: a change the clone
 	// makes itself to that database (after_restore actions, a page view)
-	// must wait until then to show in UPDATE_TIME (see cloneRun.quiet).
+	// must wait until then to show in UPDATE_TIME (see run.quiet).
 	quiet time.Time
 }
 
@@ -51,7 +49,7 @@ type loadedState struct {
 // loaded from state id; exact tells which tables the state holds as the
 // database does (nil: all). A failure costs the next safety snapshot its
 // reuse only.
-func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool) loadedState {
+func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool) loadedState {
 	dt, ok := to.(database.DeltaTarget)
 	if !ok || id == "" {
 		return loadedState{}
@@ -62,7 +60,7 @@ func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact 
 		schema, err = dt.Schema(ctx)
 	}
 	if err != nil {
-		a.log.Info("noting what the load left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		c.Log.Info("noting what the load left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return loadedState{}
 	}
 	for t := range times {
@@ -70,12 +68,7 @@ func (a *app) noteLoad(ctx context.Context, to cairn.Database, id string, exact 
 			times[t] = ""
 		}
 	}
-	return loadedState{id: id, times: times, schema: schema, quiet: time.Now().Add(quiet)}
-}
-
-// stateKey names the state kept for a target database.
-func stateKey(to cairn.Database) string {
-	return "clone/" + recordName(to.String())
+	return loadedState{id: id, times: times, schema: schema, quiet: c.now().Add(quiet)}
 }
 
 // saveWholeState keeps, as to's state, the dump a whole load reads: the
@@ -83,11 +76,11 @@ func stateKey(to cairn.Database) string {
 // should saving fail, it drops what it is given), end closes it (err nil
 // when the load succeeded) and returns the state's ID, "" when none was
 // saved. want gives the loaded tables' stats.
-func (a *app) saveWholeState(ctx context.Context, r *repo.Repo, to cairn.Database, want func() ([]cairn.TableStat, error)) (w io.Writer, end func(err error) string) {
+func (c *Cloner) saveWholeState(ctx context.Context, to cairn.Database, want func() ([]cairn.TableStat, error)) (w io.Writer, end func(err error) string) {
 	w, saved := teeTo(func(pr io.Reader) (string, error) {
-		id, err := r.SaveState(ctx, stateKey(to), []cairn.Database{pipedDump{to, pr, want}})
+		id, err := c.Repo.SaveState(ctx, stateKey(to), []cairn.Database{pipedDump{to, pr, want}})
 		if err != nil {
-			a.log.Info("keeping what the load read failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+			c.Log.Info("keeping what the load read failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		}
 		return id, err
 	})
@@ -116,13 +109,13 @@ func (p pipedDump) Dump(_ context.Context, w io.Writer) ([]cairn.TableStat, erro
 // saveDeltaState keeps, as to's state, a dump of what it held before a
 // delta (from) followed by the delta; want gives the stats of the tables
 // the delta changed.
-func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Database, from repo.DumpRef, d *mysql.Delta, want []cairn.TableStat) string {
+func (c *Cloner) saveDeltaState(ctx context.Context, to cairn.Database, from repo.DumpRef, d *mysql.Delta, want []cairn.TableStat) string {
 	if from.ID == "" {
 		return ""
 	}
-	before, err := r.StateTables(ctx, from)
+	before, err := c.Repo.StateTables(ctx, from)
 	if err != nil {
-		a.log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		c.Log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return ""
 	}
 	changed := map[string]bool{}
@@ -141,9 +134,9 @@ func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Databas
 	tail := func(_ context.Context, w io.Writer) ([]cairn.TableStat, error) {
 		return sortedStats(stats), d.WriteSQL(w)
 	}
-	id, err := r.SaveState(ctx, stateKey(to), []cairn.Database{repo.Reused{Database: to, From: from, Tail: tail}})
+	id, err := c.Repo.SaveState(ctx, stateKey(to), []cairn.Database{repo.Reused{Database: to, From: from, Tail: tail}})
 	if err != nil {
-		a.log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		c.Log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return ""
 	}
 	return id
@@ -151,15 +144,6 @@ func (a *app) saveDeltaState(ctx context.Context, r *repo.Repo, to cairn.Databas
 
 func sortedStats(byName map[string]cairn.TableStat) []cairn.TableStat {
 	return slices.SortedFunc(maps.Values(byName), func(a, b cairn.TableStat) int { return strings.Compare(a.Name, b.Name) })
-}
-
-// blankChecksums drops the checksums of rewritten tables.
-func blankChecksums(stats []cairn.TableStat) []cairn.TableStat {
-	out := slices.Clone(stats)
-	for i := range out {
-		out[i].Checksum = ""
-	}
-	return out
 }
 
 // stateReuse is how a safety snapshot of a database takes the state the
@@ -171,17 +155,13 @@ type stateReuse struct {
 
 // reuseState returns how a safety snapshot of to can take the state the
 // last clone kept, if it can (see above).
-func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (stateReuse, bool) {
+func (c *Cloner) reuseState(ctx context.Context, to cairn.Database) (stateReuse, bool) {
 	dt, ok := to.(database.DeltaTarget)
 	if !ok {
 		return stateReuse{}, false
 	}
-	b, err := os.ReadFile(recordPath(r, to.String()))
-	if err != nil {
-		return stateReuse{}, false
-	}
-	var rec cloneRecord
-	if json.Unmarshal(b, &rec) != nil || rec.Target != to.String() || rec.Loaded == "" {
+	rec, ok := c.Records.read(to)
+	if !ok || rec.Loaded == "" {
 		return stateReuse{}, false
 	}
 	now, _, err := dt.UpdateTimes(ctx, false)
@@ -192,7 +172,7 @@ func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (
 		return stateReuse{}, false
 	}
 	ref := repo.DumpRef{ID: rec.Loaded, Name: to.Name()}
-	stored, err := r.StateTables(ctx, ref)
+	stored, err := c.Repo.StateTables(ctx, ref)
 	if err != nil {
 		return stateReuse{}, false
 	}
@@ -206,7 +186,7 @@ func (a *app) reuseState(ctx context.Context, r *repo.Repo, to cairn.Database) (
 		}
 	}
 	slices.Sort(fresh)
-	a.log.Info("safety snapshot from the state the last clone kept", "target", to.String(), "tables_kept", len(kept), "tables_dumped", len(fresh))
+	c.Log.Info("safety snapshot from the state the last clone kept", "target", to.String(), "tables_kept", len(kept), "tables_dumped", len(fresh))
 	tail := func(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
 		var dumped []cairn.TableStat
 		if len(fresh) > 0 {

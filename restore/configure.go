@@ -1,0 +1,87 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/actions"
+	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/pattern"
+	"github.com/cairn-backup/cairn/webapp"
+)
+
+// Configure points a copy restored onto another environment at that
+// environment's database and URL, in the application's own configuration,
+// unless the target keeps its own (preserve:), and sets the environment's
+// config: settings.
+func (e *Engine) Configure(p *Plan, rep cairn.Reporter) error {
+	if p.Env == nil {
+		return nil
+	}
+	keep, err := pattern.Compile(p.Keep...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
+	}
+	kept := func(file string) bool { return keep.Match(file, false) }
+	var changes []webapp.Change
+	if p.Env.Name() != p.Snapshot.Name() {
+		c, err := pointApp(p, kept)
+		if err != nil {
+			return err
+		}
+		changes = c
+	}
+	var rules []webapp.Setting
+	for _, r := range p.Env.Settings {
+		rules = append(rules, webapp.Setting{File: r.File, Key: r.Key, Value: r.Value})
+	}
+	c, err := webapp.Set(p.Dir, rules, kept, p.Options.DryRun)
+	for _, c := range append(changes, c...) {
+		rep.Event(cairn.ConfigChange{File: c.File, Key: c.Key, Value: c.Value, DryRun: p.Options.DryRun})
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w. Try: fix its config: rule in the configuration file", p.Env.Name(), err)
+	}
+	return nil
+}
+
+// pointApp points the application's own configuration at the target.
+func pointApp(p *Plan, kept func(string) bool) ([]webapp.Change, error) {
+	target := webapp.Target{URL: p.Env.URL}
+	if len(p.Env.Databases) > 0 {
+		target.Database = p.Env.Databases[0].Reveal()
+	}
+	changes, err := webapp.Configure(p.Dir, target, kept, p.Options.DryRun)
+	if errors.Is(err, webapp.ErrUnknown) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php] (or /.env)", p.Dir, err)
+	}
+	return changes, nil
+}
+
+// AfterRestore runs the target environment's after_restore: actions (or,
+// in a dry run, reports them).
+func (e *Engine) AfterRestore(ctx context.Context, p *Plan, rep cairn.Reporter) error {
+	if len(p.Actions) == 0 {
+		return nil
+	}
+	if p.Options.DryRun {
+		for _, act := range p.Actions {
+			rep.Event(cairn.ActionRun{Action: act, DryRun: true})
+		}
+		return nil
+	}
+	target := actions.Target{Name: p.Env.Name(), URL: p.Env.URL, Dir: p.Dir, DSNs: p.Env.Databases}
+	for _, dsn := range p.Env.Databases {
+		db, err := database.Open(dsn, database.Options{})
+		if err != nil {
+			return err
+		}
+		target.Databases = append(target.Databases, db)
+	}
+	return actions.Run(ctx, target, p.Actions, func(act cairn.Action) { rep.Event(cairn.ActionRun{Action: act}) })
+}

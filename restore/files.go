@@ -1,0 +1,105 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/targetlock"
+	"github.com/cairn-backup/cairn/pattern"
+	"github.com/cairn-backup/cairn/site"
+)
+
+// RestoreFiles writes the snapshot's files (or Options.Path) onto the
+// plan's directory, keeping what the plan keeps, and reports what it did
+// (in a dry run, each change it would make).
+func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) (files.Stats, error) {
+	s, o := p.Snapshot, p.Options
+	keep, err := pattern.Compile(p.Keep...)
+	if err != nil {
+		return files.Stats{}, fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
+	}
+	root, err := e.Store.Root(ctx, s)
+	if err != nil {
+		return files.Stats{}, err
+	}
+	src, rel, err := cairn.Lookup(ctx, root, o.Path)
+	if err != nil {
+		return files.Stats{}, fmt.Errorf("--path %s in snapshot %s: %w", o.Path, s.ShortID(), err)
+	}
+	dir := p.Resolved
+	protect, err := e.Sites.Guard(dir)
+	if err != nil {
+		return files.Stats{}, err
+	}
+	ids := e.Sites.OwnIDs()
+	unlock, err := e.Sites.Lock(dir, targetlock.Write)
+	if err != nil {
+		return files.Stats{}, err
+	}
+	defer unlock()
+	made := false
+	if !o.DryRun {
+		made = site.IsEmptyDir(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return files.Stats{}, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	var target files.Target = files.Missing(dir)
+	if _, err := os.Stat(dir); !o.DryRun || err == nil {
+		l, err := files.OpenLocal(dir)
+		if err != nil {
+			return files.Stats{}, fmt.Errorf("open %s: %w", p.Dir, err)
+		}
+		defer l.Close()
+		if l.Root() != dir { // a link swapped in since it was checked and locked
+			return files.Stats{}, fmt.Errorf("open %s: it now leads to %s, not %s: %w", p.Dir, l.Root(), dir, files.ErrNotDir)
+		}
+		l.Keep(ids)
+		target = l
+	}
+	if made {
+		e.Sites.NoteMadeByRestore(dir) //nolint:errcheck // without the record, the next restore there only keeps extras
+	}
+	e.Log.Info("restore", "snapshot", s.ID, "path", rel, "target", dir, "keep", p.Keep, "dry_run", o.DryRun)
+	start := time.Now()
+	stage := rep.Stage("restore " + s.ShortID())
+	if rel == "" {
+		stage.Total(s.Files, s.Bytes)
+	}
+	links, err := e.Store.HardLinks(ctx, s)
+	if err != nil {
+		stage.End()
+		return files.Stats{}, err
+	}
+	opts := files.Options{Keep: keep, Delete: p.Delete || made, Protect: protect, ProtectIDs: ids, HardLinks: links, DryRun: o.DryRun, Workers: o.Workers, Progress: stage}
+	if o.DryRun {
+		opts.OnChange = func(c files.Change) {
+			rep.Event(cairn.FileChange{Op: string(c.Op), Path: c.Path, Size: c.Size, Dir: c.Dir})
+		}
+	}
+	st, err := files.Restore(ctx, src, target, rel, opts)
+	stage.End()
+	if err != nil {
+		return st, fmt.Errorf("restore %s to %s: %w", s.ShortID(), p.Dir, err)
+	}
+	if n := len(st.Unsafe); n > 0 {
+		rep.Event(cairn.Warning{Message: fmt.Sprintf("%d file(s) restored without their setuid/setgid bit, because ownership is not restored: %s", n, firstN(st.Unsafe, 5))})
+	}
+	rep.Event(cairn.FilesRestored{Snapshot: s, Target: p.Dir, DryRun: o.DryRun, Added: st.Added, Updated: st.Updated, Meta: st.Meta,
+		Deleted: st.Deleted, Unchanged: st.Unchanged, Extra: st.Extra, BytesWritten: st.BytesWritten, Duration: time.Since(start)})
+	return st, nil
+}
+
+// firstN lists the first n of list, and how many more there are.
+func firstN(list []string, n int) string {
+	out := list
+	if len(list) > n {
+		out = append(append([]string(nil), list[:n]...), fmt.Sprintf("and %d more", len(list)-n))
+	}
+	return strings.Join(out, ", ")
+}
