@@ -57,6 +57,13 @@ type Options struct {
 	LockWait          time.Duration
 }
 
+func (c *Cloner) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
 func (c *Cloner) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
@@ -237,7 +244,7 @@ func (c *Cloner) takeSnapshot(ctx context.Context, e *cairn.Environment, label s
 	for _, w := range snap.Warnings {
 		rep.Event(cairn.Warning{Message: w})
 	}
-	c.Log.Info("snapshot saved", "id", snap.ID, "environment", snap.Name())
+	c.log().Info("snapshot saved", "id", snap.ID, "environment", snap.Name())
 	return snap, nil
 }
 
@@ -253,7 +260,7 @@ func (c *Cloner) safetySnapshot(ctx context.Context, dst *cairn.Environment, o t
 	if err != nil && len(o.reuse) > 0 && ctx.Err() == nil {
 		// What the last clone kept did not do: the databases are
 		// dumped whole.
-		c.Log.Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
+		c.log().Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
 		o.reuse = nil
 		safety, err = c.takeSnapshot(ctx, dst, label, o, rep)
 	}

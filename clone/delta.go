@@ -49,7 +49,7 @@ func (c *Cloner) writeRecord(ctx context.Context, to cairn.Database, snap *cairn
 	// waiting for (see mysql.UpdateTimes).
 	times, _, err := dt.UpdateTimes(ctx, true)
 	if err != nil {
-		c.Log.Info("noting what the clone left failed; the next clone loads the whole database", "target", to.String(), "err", err)
+		c.log().Info("noting what the clone left failed; the next clone loads the whole database", "target", to.String(), "err", err)
 		return
 	}
 	c.Records.write(to, record{Target: to.String(), Snapshot: snap.ID, Database: name, Pairs: pairs, Updated: times, Time: c.now(),
@@ -109,7 +109,7 @@ func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.
 		}
 	}
 	if len(plan.dirty) > 0 {
-		c.Log.Info("tables changed on the target since the last clone are loaded whole", "target", p.To.String(), "tables", len(plan.dirty))
+		c.log().Info("tables changed on the target since the last clone are loaded whole", "target", p.To.String(), "tables", len(plan.dirty))
 	}
 	if plan.base, err = c.pick(ctx, rec.Snapshot); err != nil || plan.base.ID != rec.Snapshot {
 		return nil, false
@@ -139,7 +139,7 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 	if err != nil {
 		return loadedState{}, err
 	}
-	c.Log.Info("delta computed", "database", p.From.Name, "base", base.ID, "from_index", plan.index != nil, "tables", len(d.Tables), "elapsed", time.Since(start))
+	c.log().Info("delta computed", "database", p.From.Name, "base", base.ID, "from_index", plan.index != nil, "tables", len(d.Tables), "elapsed", time.Since(start))
 	info, want, err := recorded()
 	if err != nil {
 		return loadedState{}, fmt.Errorf("nothing was changed: %w", err)

@@ -60,7 +60,7 @@ func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exa
 		schema, err = dt.Schema(ctx)
 	}
 	if err != nil {
-		c.Log.Info("noting what the load left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		c.log().Info("noting what the load left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return loadedState{}
 	}
 	for t := range times {
@@ -80,7 +80,7 @@ func (c *Cloner) saveWholeState(ctx context.Context, to cairn.Database, want fun
 	w, saved := teeTo(func(pr io.Reader) (string, error) {
 		id, err := c.Repo.SaveState(ctx, stateKey(to), []cairn.Database{pipedDump{to, pr, want}})
 		if err != nil {
-			c.Log.Info("keeping what the load read failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+			c.log().Info("keeping what the load read failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		}
 		return id, err
 	})
@@ -115,7 +115,7 @@ func (c *Cloner) saveDeltaState(ctx context.Context, to cairn.Database, from rep
 	}
 	before, err := c.Repo.StateTables(ctx, from)
 	if err != nil {
-		c.Log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		c.log().Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return ""
 	}
 	changed := map[string]bool{}
@@ -136,7 +136,7 @@ func (c *Cloner) saveDeltaState(ctx context.Context, to cairn.Database, from rep
 	}
 	id, err := c.Repo.SaveState(ctx, stateKey(to), []cairn.Database{repo.Reused{Database: to, From: from, Tail: tail}})
 	if err != nil {
-		c.Log.Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
+		c.log().Info("keeping what the delta left failed; the next safety snapshot dumps the whole database", "target", to.String(), "err", err)
 		return ""
 	}
 	return id
@@ -186,7 +186,7 @@ func (c *Cloner) reuseState(ctx context.Context, to cairn.Database) (stateReuse,
 		}
 	}
 	slices.Sort(fresh)
-	c.Log.Info("safety snapshot from the state the last clone kept", "target", to.String(), "tables_kept", len(kept), "tables_dumped", len(fresh))
+	c.log().Info("safety snapshot from the state the last clone kept", "target", to.String(), "tables_kept", len(kept), "tables_dumped", len(fresh))
 	tail := func(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
 		var dumped []cairn.TableStat
 		if len(fresh) > 0 {

@@ -340,7 +340,7 @@ func (r *run) load(i int) error {
 		}
 		return c.Repo.OpenDump(ctx, snap, snap.Databases[i].Name)
 	}
-	c.Log.Info("clone database", "database", l.From.Name, "target", l.To.String(), "rewrite", len(pairs))
+	c.log().Info("clone database", "database", l.From.Name, "target", l.To.String(), "rewrite", len(pairs))
 	stage := r.rep.Stage("database " + l.From.Name)
 	var err error
 	if plan := r.plans[i]; plan != nil {
@@ -436,7 +436,7 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 func (r *run) startMirror() {
 	target, unlock, err := r.openMirrorTarget()
 	if err != nil {
-		r.c.Log.Info("copying the files as they are snapshotted failed; the restore does it", "err", err)
+		r.c.log().Info("copying the files as they are snapshotted failed; the restore does it", "err", err)
 		return
 	}
 	r.unlockMirror = func() { target.Close(); unlock() }

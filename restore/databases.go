@@ -161,7 +161,7 @@ func (e *Engine) restoreDatabase(ctx context.Context, p *Plan, l Load, rep cairn
 	if e.Invalidator != nil {
 		e.Invalidator.Invalidate(ctx, l.To)
 	}
-	e.Log.Info("restore database", "snapshot", p.Snapshot.ID, "database", l.From.Name, "target", l.To.String(), "rewrite", len(p.Pairs))
+	e.log().Info("restore database", "snapshot", p.Snapshot.ID, "database", l.From.Name, "target", l.To.String(), "rewrite", len(p.Pairs))
 	stage := rep.Stage("database " + l.From.Name)
 	stage.Total(0, l.From.Bytes)
 	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) { return l.From, want, nil }

@@ -65,7 +65,7 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 	if made {
 		e.Sites.NoteMadeByRestore(dir) //nolint:errcheck // without the record, the next restore there only keeps extras
 	}
-	e.Log.Info("restore", "snapshot", s.ID, "path", rel, "target", dir, "keep", p.Keep, "dry_run", o.DryRun)
+	e.log().Info("restore", "snapshot", s.ID, "path", rel, "target", dir, "keep", p.Keep, "dry_run", o.DryRun)
 	start := time.Now()
 	stage := rep.Stage("restore " + s.ShortID())
 	if rel == "" {

@@ -60,6 +60,13 @@ type Engine struct {
 	Log         *slog.Logger
 }
 
+func (e *Engine) log() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
+}
+
 // Only limits a restore to the files or to the databases.
 type Only string
 
