@@ -45,7 +45,9 @@ func of[T cairn.Event](e *events) []T {
 // invalidated records the databases a restore said it would replace.
 type invalidated struct{ names []string }
 
-func (i *invalidated) Invalidate(_ context.Context, db cairn.Database) { i.names = append(i.names, db.String()) }
+func (i *invalidated) Invalidate(_ context.Context, db cairn.Database) {
+	i.names = append(i.names, db.String())
+}
 
 type world struct {
 	base             string
