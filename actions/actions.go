@@ -90,9 +90,9 @@ func run(ctx context.Context, t Target, a Action, wordpress func() (*webapp.App,
 		return wpSQL(ctx, t, fmt.Sprintf("UPDATE `%susers` SET user_email = CONCAT('user+', ID, '@example.invalid'), user_pass = MD5('%s'), user_activation_key = '';\n"+
 			"DELETE FROM `%susermeta` WHERE meta_key = 'session_tokens';", p, hex.EncodeToString(secret), p))
 	case "disable-mail":
-		return muPlugin(t.Dir, "cairn-disable-mail.php", disableMail)
+		return muPlugin(ctx, t.Dir, "cairn-disable-mail.php", disableMail)
 	case "banner":
-		return muPlugin(t.Dir, "cairn-banner.php", strings.ReplaceAll(banner, "{{NAME}}", htmlEscape(t.Name)))
+		return muPlugin(ctx, t.Dir, "cairn-banner.php", strings.ReplaceAll(banner, "{{NAME}}", htmlEscape(t.Name)))
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
@@ -106,8 +106,8 @@ func wpSQL(ctx context.Context, t Target, sql string) error {
 
 // muPlugin writes a must-use plugin, which WordPress loads before any
 // other and which cannot be switched off from the admin.
-func muPlugin(dir, name, src string) error {
-	return files.WriteFileIn(dir, "wp-content/mu-plugins/"+name, []byte(src), 0o644)
+func muPlugin(ctx context.Context, dir, name, src string) error {
+	return files.WriteFileIn(ctx, dir, "wp-content/mu-plugins/"+name, []byte(src), 0o644)
 }
 
 const disableMail = `<?php

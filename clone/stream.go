@@ -197,7 +197,7 @@ func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Opti
 	if ferr != nil {
 		return ferr
 	}
-	if err := c.Restore.Configure(run.plan, rep); err != nil {
+	if err := c.Restore.Configure(ctx, run.plan, rep); err != nil {
 		return err
 	}
 	if len(run.after) > 0 {
@@ -440,7 +440,7 @@ func (r *run) startMirror() {
 		return
 	}
 	r.unlockMirror = func() { target.Close(); unlock() }
-	r.mirror.Start(target)
+	r.mirror.Start(r.ctx, target)
 }
 
 // openMirrorTarget locks and opens the clone's target directory, made if

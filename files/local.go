@@ -135,7 +135,7 @@ func (l *Local) pathError(op, rel string, err error) error {
 	return &fs.PathError{Op: op, Path: filepath.Join(l.root, filepath.FromSlash(rel)), Err: err}
 }
 
-func (l *Local) Lstat(rel string) (Info, error) {
+func (l *Local) Lstat(_ context.Context, rel string) (Info, error) {
 	var st unix.Stat_t
 	if rel == "" {
 		d, err := l.dirs.get("")
@@ -159,7 +159,7 @@ func (l *Local) Lstat(rel string) (Info, error) {
 	return infoOfStat(name, &st), nil
 }
 
-func (l *Local) ReadDir(rel string) ([]Info, error) {
+func (l *Local) ReadDir(_ context.Context, rel string) ([]Info, error) {
 	d, err := l.dirs.get(rel)
 	if err != nil {
 		return nil, err
@@ -184,7 +184,7 @@ func (l *Local) ReadDir(rel string) ([]Info, error) {
 	return out, nil
 }
 
-func (l *Local) Mkdir(rel string, mode fs.FileMode) error {
+func (l *Local) Mkdir(_ context.Context, rel string, mode fs.FileMode) error {
 	fd, name, release, err := l.at(rel)
 	if err != nil {
 		return err
@@ -196,7 +196,7 @@ func (l *Local) Mkdir(rel string, mode fs.FileMode) error {
 	return nil
 }
 
-func (l *Local) Open(rel string) (io.ReadCloser, error) {
+func (l *Local) Open(_ context.Context, rel string) (io.ReadCloser, error) {
 	fd, name, release, err := l.at(rel)
 	if err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func (l *Local) displayPath(rel string) string {
 	return filepath.Join(l.root, filepath.FromSlash(rel))
 }
 
-func (l *Local) Symlink(target, rel string) error {
+func (l *Local) Symlink(_ context.Context, target, rel string) error {
 	fd, name, release, err := l.at(rel)
 	if err != nil {
 		return err
@@ -257,7 +257,7 @@ func (l *Local) Symlink(target, rel string) error {
 // Link makes rel another name of the regular file existing, replacing
 // whatever file rel was, atomically. Neither path is followed if it is a
 // link.
-func (l *Local) Link(existing, rel string) error {
+func (l *Local) Link(_ context.Context, existing, rel string) error {
 	ofd, oname, orelease, err := l.at(existing)
 	if err != nil {
 		return err
@@ -295,7 +295,7 @@ func (l *Local) place(fd int, name, rel, op string, mk func(tmp string) error) e
 
 // Rename renames from to to, both relative to the target, replacing to
 // if it is a file.
-func (l *Local) Rename(from, to string) error {
+func (l *Local) Rename(_ context.Context, from, to string) error {
 	ofd, oname, orelease, err := l.at(from)
 	if err != nil {
 		return err
@@ -313,7 +313,7 @@ func (l *Local) Rename(from, to string) error {
 }
 
 // Sync flushes rel (a file or a directory, "" the root) to its disk.
-func (l *Local) Sync(rel string) error {
+func (l *Local) Sync(_ context.Context, rel string) error {
 	d, err := l.dirs.get("")
 	if err != nil {
 		return err
@@ -343,7 +343,7 @@ func (l *Local) Sync(rel string) error {
 	return nil
 }
 
-func (l *Local) Readlink(rel string) (string, error) {
+func (l *Local) Readlink(_ context.Context, rel string) (string, error) {
 	fd, name, release, err := l.at(rel)
 	if err != nil {
 		return "", err
@@ -361,7 +361,7 @@ func (l *Local) Readlink(rel string) (string, error) {
 	}
 }
 
-func (l *Local) RemoveAll(rel string) error {
+func (l *Local) RemoveAll(_ context.Context, rel string) error {
 	if rel == "" {
 		return fmt.Errorf("refusing to remove the target's root")
 	}
@@ -377,7 +377,7 @@ func (l *Local) RemoveAll(rel string) error {
 	return nil
 }
 
-func (l *Local) SetAttrs(rel string, mode fs.FileMode, mtime time.Time) error {
+func (l *Local) SetAttrs(_ context.Context, rel string, mode fs.FileMode, mtime time.Time) error {
 	if mode&fs.ModeSymlink != 0 {
 		return nil
 	}

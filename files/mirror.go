@@ -1,15 +1,17 @@
 package files
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"path"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/pattern"
-	"golang.org/x/sys/unix"
 )
 
 // Mirror copies files onto a local directory from another reader's reads:
@@ -26,6 +28,7 @@ import (
 // A Mirror copies nothing until Start and nothing after Stop; it is safe
 // for concurrent use.
 type Mirror struct {
+	ctx  context.Context
 	dst  *Local
 	keep pattern.Set
 
@@ -43,12 +46,12 @@ func NewMirror(keep pattern.Set) *Mirror {
 	return &Mirror{keep: keep, dirs: map[string]bool{"": true}}
 }
 
-// Start begins copying onto dst; files opened before are not copied. dst
-// stays the caller's to close, after Stop.
-func (m *Mirror) Start(dst *Local) {
+// Start begins copying onto dst, within ctx; files opened before are not
+// copied. dst stays the caller's to close, after Stop.
+func (m *Mirror) Start(ctx context.Context, dst *Local) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.dst, m.on = dst, true
+	m.ctx, m.dst, m.on = ctx, dst, true
 }
 
 // Stop ends copying and returns what was written. Files being written
@@ -140,11 +143,11 @@ func (m *Mirror) mkdirAll(dir string) error {
 	if err := m.mkdirAll(path.Dir(dir)); err != nil {
 		return err
 	}
-	err := m.dst.Mkdir(dir, 0o755)
+	err := m.dst.Mkdir(m.ctx, dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		// Something is there: a directory does, anything else is the
 		// restore's to replace.
-		if fi, serr := m.dst.Lstat(dir); serr != nil || !fi.Mode.IsDir() {
+		if fi, serr := m.dst.Lstat(m.ctx, dir); serr != nil || !fi.Mode.IsDir() {
 			return fs.ErrExist
 		}
 		err = nil

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -48,7 +49,7 @@ func TestMirror(t *testing.T) {
 	if copyThrough(m, "before-start.php", "x", 0o644, mtime, true) {
 		t.Fatal("a mirror copied a file before Start")
 	}
-	m.Start(local(t, dir))
+	m.Start(context.Background(), local(t, dir))
 	for _, c := range []struct {
 		rel, content string
 		complete     bool
@@ -126,7 +127,7 @@ func TestMirrorDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 	m := NewMirror(pattern.Set{})
-	m.Start(local(t, dir))
+	m.Start(context.Background(), local(t, dir))
 	big := strings.Repeat("x", 256<<10)
 	w := m.MirrorFile("big.bin", 0o644, int64(len(big)), time.Now())
 	if w == nil {

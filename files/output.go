@@ -204,7 +204,7 @@ func (o *Output) closeDir() {
 // link, making the directories above it that are missing. A link at rel,
 // or anywhere above it inside dir, is an error: cairn never writes a
 // target's file through a link that may lead outside it.
-func WriteFileIn(dir, rel string, data []byte, perm fs.FileMode) error {
+func WriteFileIn(ctx context.Context, dir, rel string, data []byte, perm fs.FileMode) error {
 	l, err := OpenLocal(dir)
 	if err != nil {
 		return err
@@ -215,17 +215,17 @@ func WriteFileIn(dir, rel string, data []byte, perm fs.FileMode) error {
 		cur := ""
 		for _, name := range strings.Split(parent, "/") {
 			cur = path.Join(cur, name)
-			if err := l.Mkdir(cur, 0o755); err != nil && !os.IsExist(err) {
+			if err := l.Mkdir(ctx, cur, 0o755); err != nil && !os.IsExist(err) {
 				return err
 			}
 		}
 	}
-	if fi, err := l.Lstat(rel); err == nil && !fi.Mode.IsRegular() {
+	if fi, err := l.Lstat(ctx, rel); err == nil && !fi.Mode.IsRegular() {
 		return fmt.Errorf("%s is not a regular file (%v); cairn does not write through it", l.displayPath(rel), fi.Mode.Type())
 	} else if err == nil {
 		perm = fi.Mode.Perm()
 	}
-	return l.WriteFile(context.Background(), rel, strings.NewReader(string(data)), perm, time.Now())
+	return l.WriteFile(ctx, rel, strings.NewReader(string(data)), perm, time.Now())
 }
 
 // OpenRegular opens p for reading if it is a regular file (after links):

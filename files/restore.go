@@ -157,7 +157,7 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 	if !opts.DryRun {
 		for i := len(r.dirs) - 1; i >= 0; i-- {
 			d := r.dirs[i]
-			if err := dst.SetAttrs(d.rel, d.mode, d.mtime); err != nil {
+			if err := dst.SetAttrs(ctx, d.rel, d.mode, d.mtime); err != nil {
 				return r.stats, fmt.Errorf("set attributes of %s: %w", d.rel, err)
 			}
 		}
@@ -246,7 +246,7 @@ func (r *restorer) report(c Change) {
 // existing describes the target's entry at rel, or returns nil if there
 // is none.
 func (r *restorer) existing(rel string) (*Info, error) {
-	fi, err := r.dst.Lstat(rel)
+	fi, err := r.dst.Lstat(r.ctx, rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -288,9 +288,9 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 			// A directory the snapshot made read-only (0555) is made
 			// writable while it is restored; the last pass gives it its
 			// mode back. Root needs no such bit.
-			r.dst.SetAttrs(rel, cur.Mode|0o700, cur.ModTime) //nolint:errcheck // if it fails, the write that needs it says why
+			r.dst.SetAttrs(r.ctx, rel, cur.Mode|0o700, cur.ModTime) //nolint:errcheck // if it fails, the write that needs it says why
 		}
-		list, err := r.dst.ReadDir(rel)
+		list, err := r.dst.ReadDir(r.ctx, rel)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.where(rel), hint(err))
 		}
@@ -367,7 +367,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 		if IsTemp(name) && !fi.Mode.IsDir() {
 			// An interrupted restore's: cairn's own, not the target's.
 			if !r.opts.DryRun {
-				if err := r.dst.RemoveAll(p); err != nil {
+				if err := r.dst.RemoveAll(r.ctx, p); err != nil {
 					return fmt.Errorf("remove leftover %s: %w", r.where(p), err)
 				}
 			}
@@ -419,7 +419,7 @@ func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
 			return err
 		}
 	}
-	if err := r.dst.Mkdir(rel, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := r.dst.Mkdir(r.ctx, rel, mode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create directory %s: %w", r.where(rel), hint(err))
 	}
 	return nil
@@ -519,7 +519,7 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 				if cur.Mode&modeBits != mode&modeBits {
 					r.report(Change{Op: OpMeta, Path: rel})
 					if !r.opts.DryRun {
-						if err := r.dst.SetAttrs(rel, mode, n.ModTime()); err != nil {
+						if err := r.dst.SetAttrs(r.ctx, rel, mode, n.ModTime()); err != nil {
 							return nil, fmt.Errorf("set attributes of %s: %w", r.where(rel), err)
 						}
 					}
@@ -544,7 +544,7 @@ func (r *restorer) symlink(n cairn.Node, rel string, cur *Info) error {
 		return err
 	}
 	if cur != nil && cur.Mode&fs.ModeSymlink != 0 {
-		if old, err := r.dst.Readlink(rel); err == nil && old == target {
+		if old, err := r.dst.Readlink(r.ctx, rel); err == nil && old == target {
 			r.mu.Lock()
 			r.stats.Unchanged++
 			r.mu.Unlock()
@@ -565,7 +565,7 @@ func (r *restorer) symlink(n cairn.Node, rel string, cur *Info) error {
 	if r.opts.DryRun {
 		return nil
 	}
-	if err := r.dst.Symlink(target, rel); err != nil {
+	if err := r.dst.Symlink(r.ctx, target, rel); err != nil {
 		return fmt.Errorf("create link %s: %w", r.where(rel), hint(err))
 	}
 	return nil
@@ -579,7 +579,7 @@ func (r *restorer) remove(rel string, fi Info) error {
 	if r.opts.DryRun {
 		return nil
 	}
-	if err := r.dst.RemoveAll(rel); err != nil {
+	if err := r.dst.RemoveAll(r.ctx, rel); err != nil {
 		return fmt.Errorf("remove %s: %w", r.where(rel), err)
 	}
 	return nil
@@ -604,7 +604,7 @@ func (r *restorer) copy(j job) error {
 		if same {
 			r.report(Change{Op: OpMeta, Path: j.rel})
 			if !r.opts.DryRun {
-				if err := r.dst.SetAttrs(j.rel, n.Mode(), n.ModTime()); err != nil {
+				if err := r.dst.SetAttrs(r.ctx, j.rel, n.Mode(), n.ModTime()); err != nil {
 					return fmt.Errorf("set attributes of %s: %w", r.where(j.rel), err)
 				}
 			}
@@ -644,7 +644,7 @@ func (r *restorer) sameContent(j job) (bool, error) {
 		return false, fmt.Errorf("read %s from the repository: %w", j.rel, err)
 	}
 	defer a.Close()
-	b, err := r.dst.Open(j.rel)
+	b, err := r.dst.Open(r.ctx, j.rel)
 	if err != nil {
 		return false, nil // unreadable: rewrite it
 	}

@@ -31,28 +31,29 @@ type Info struct {
 
 // Target is a file tree that can be restored onto. Paths are relative,
 // slash-separated, "" being the root. Missing entries are reported with
-// errors satisfying errors.Is(err, fs.ErrNotExist).
+// errors satisfying errors.Is(err, fs.ErrNotExist). Every method may do
+// I/O (over a network, for a remote tree): ctx bounds it.
 type Target interface {
 	// Lstat describes one entry without following symbolic links.
-	Lstat(rel string) (Info, error)
+	Lstat(ctx context.Context, rel string) (Info, error)
 	// ReadDir lists a directory's entries.
-	ReadDir(rel string) ([]Info, error)
+	ReadDir(ctx context.Context, rel string) ([]Info, error)
 	// Mkdir creates a directory whose parent exists.
-	Mkdir(rel string, mode fs.FileMode) error
+	Mkdir(ctx context.Context, rel string, mode fs.FileMode) error
 	// Open reads a regular file.
-	Open(rel string) (io.ReadCloser, error)
+	Open(ctx context.Context, rel string) (io.ReadCloser, error)
 	// WriteFile replaces rel atomically: readers see the old content or
 	// the new one, never a part, and an interrupted write leaves rel as
 	// it was.
 	WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error
 	// Symlink replaces rel with a symbolic link to target.
-	Symlink(target, rel string) error
+	Symlink(ctx context.Context, target, rel string) error
 	// Readlink returns a symbolic link's target.
-	Readlink(rel string) (string, error)
+	Readlink(ctx context.Context, rel string) (string, error)
 	// RemoveAll removes rel and anything below it.
-	RemoveAll(rel string) error
+	RemoveAll(ctx context.Context, rel string) error
 	// SetAttrs sets permissions and modification time.
-	SetAttrs(rel string, mode fs.FileMode, mtime time.Time) error
+	SetAttrs(ctx context.Context, rel string, mode fs.FileMode, mtime time.Time) error
 	// String names the target for messages.
 	String() string
 }
@@ -61,7 +62,7 @@ type Target interface {
 // hard link). Link makes rel another name of the regular file existing,
 // replacing any file at rel atomically.
 type Linker interface {
-	Link(existing, rel string) error
+	Link(ctx context.Context, existing, rel string) error
 }
 
 var _ Linker = (*Local)(nil)
@@ -133,15 +134,17 @@ type Missing string
 
 var _ Target = Missing("")
 
-func (m Missing) String() string                                { return string(m) }
-func (m Missing) Lstat(string) (Info, error)                    { return Info{}, fs.ErrNotExist }
-func (m Missing) ReadDir(string) ([]Info, error)                { return nil, fs.ErrNotExist }
-func (m Missing) Open(string) (io.ReadCloser, error)            { return nil, fs.ErrNotExist }
-func (m Missing) Readlink(string) (string, error)               { return "", fs.ErrNotExist }
-func (m Missing) Mkdir(string, fs.FileMode) error               { return errMissing }
-func (m Missing) Symlink(string, string) error                  { return errMissing }
-func (m Missing) RemoveAll(string) error                        { return errMissing }
-func (m Missing) SetAttrs(string, fs.FileMode, time.Time) error { return errMissing }
+func (m Missing) String() string                                      { return string(m) }
+func (m Missing) Lstat(context.Context, string) (Info, error)         { return Info{}, fs.ErrNotExist }
+func (m Missing) ReadDir(context.Context, string) ([]Info, error)     { return nil, fs.ErrNotExist }
+func (m Missing) Open(context.Context, string) (io.ReadCloser, error) { return nil, fs.ErrNotExist }
+func (m Missing) Readlink(context.Context, string) (string, error)    { return "", fs.ErrNotExist }
+func (m Missing) Mkdir(context.Context, string, fs.FileMode) error    { return errMissing }
+func (m Missing) Symlink(context.Context, string, string) error       { return errMissing }
+func (m Missing) RemoveAll(context.Context, string) error             { return errMissing }
+func (m Missing) SetAttrs(context.Context, string, fs.FileMode, time.Time) error {
+	return errMissing
+}
 func (m Missing) WriteFile(context.Context, string, io.Reader, fs.FileMode, time.Time) error {
 	return errMissing
 }

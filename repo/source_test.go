@@ -158,7 +158,7 @@ func TestSnapshotMirror(t *testing.T) {
 	}
 	defer target.Close()
 	m := files.NewMirror(pattern.Set{})
-	m.Start(target)
+	m.Start(context.Background(), target)
 	snap, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "s", Environment: "e", Path: dir, Exclude: []string{"cache/"}, Mirror: m}, cairn.NoProgress{})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 // environment's database and URL, in the application's own configuration,
 // unless the target keeps its own (preserve:), and sets the environment's
 // config: settings.
-func (e *Engine) Configure(p *Plan, rep cairn.Reporter) error {
+func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) error {
 	if p.Env == nil {
 		return nil
 	}
@@ -27,7 +27,7 @@ func (e *Engine) Configure(p *Plan, rep cairn.Reporter) error {
 	kept := func(file string) bool { return keep.Match(file, false) }
 	var changes []webapp.Change
 	if p.Env.Name() != p.Snapshot.Name() {
-		c, err := pointApp(p, kept)
+		c, err := pointApp(ctx, p, kept)
 		if err != nil {
 			return err
 		}
@@ -37,7 +37,7 @@ func (e *Engine) Configure(p *Plan, rep cairn.Reporter) error {
 	for _, r := range p.Env.Settings {
 		rules = append(rules, webapp.Setting{File: r.File, Key: r.Key, Value: r.Value})
 	}
-	c, err := webapp.Set(p.Dir, rules, kept, p.Options.DryRun)
+	c, err := webapp.Set(ctx, p.Dir, rules, kept, p.Options.DryRun)
 	for _, c := range append(changes, c...) {
 		rep.Event(cairn.ConfigChange{File: c.File, Key: c.Key, Value: c.Value, DryRun: p.Options.DryRun})
 	}
@@ -48,12 +48,12 @@ func (e *Engine) Configure(p *Plan, rep cairn.Reporter) error {
 }
 
 // pointApp points the application's own configuration at the target.
-func pointApp(p *Plan, kept func(string) bool) ([]webapp.Change, error) {
+func pointApp(ctx context.Context, p *Plan, kept func(string) bool) ([]webapp.Change, error) {
 	target := webapp.Target{URL: p.Env.URL}
 	if len(p.Env.Databases) > 0 {
 		target.Database = p.Env.Databases[0].Reveal()
 	}
-	changes, err := webapp.Configure(p.Dir, target, kept, p.Options.DryRun)
+	changes, err := webapp.Configure(ctx, p.Dir, target, kept, p.Options.DryRun)
 	if errors.Is(err, webapp.ErrUnknown) {
 		return nil, nil
 	}

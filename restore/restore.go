@@ -249,7 +249,7 @@ func (e *Engine) Run(ctx context.Context, p *Plan, rep cairn.Reporter) error {
 		}
 		return nil
 	}
-	if err := e.Configure(p, rep); err != nil {
+	if err := e.Configure(ctx, p, rep); err != nil {
 		return err
 	}
 	return e.AfterRestore(ctx, p, rep)

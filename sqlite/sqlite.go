@@ -170,7 +170,7 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	// directory (a site's user) could point it at any file root's restore
 	// would then replace. Anything but a regular file is not a database
 	// to replace.
-	switch fi, err := d.Lstat(base); {
+	switch fi, err := d.Lstat(ctx, base); {
 	case err == nil && fi.Mode&fs.ModeSymlink != 0:
 		return fmt.Errorf("%s is a symbolic link: cairn does not replace a database through one. Try: point the DSN at the file itself", c.Path)
 	case err == nil && !fi.Mode.IsRegular():
@@ -183,7 +183,7 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	defer func() {
 		if !ok {
 			for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
-				d.RemoveAll(tmp + suffix) //nolint:errcheck
+				d.RemoveAll(ctx, tmp+suffix) //nolint:errcheck
 			}
 		}
 	}()
@@ -200,24 +200,24 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err := verify(got); err != nil {
 		return err
 	}
-	held, err := d.Lstat(tmp)
+	held, err := d.Lstat(ctx, tmp)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", c.Path, err)
 	}
 	if id, found := files.IDOf(built); !found || id != (files.FileID{Dev: held.Dev, Ino: held.Ino}) || !held.Mode.IsRegular() {
 		return fmt.Errorf("load %s: %s changed while it was loaded (a directory replaced by a link?). Try: check who writes there, and run the restore again", c.Path, dir)
 	}
-	if err := d.Sync(tmp); err != nil {
+	if err := d.Sync(ctx, tmp); err != nil {
 		return err
 	}
-	if err := d.Rename(tmp, base); err != nil {
+	if err := d.Rename(ctx, tmp, base); err != nil {
 		return fmt.Errorf("swap %s: %w", c.Path, err)
 	}
 	ok = true
 	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-		if err := d.RemoveAll(base + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := d.RemoveAll(ctx, base+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove the old database's %s: %w", suffix, err)
 		}
 	}
-	return d.Sync("")
+	return d.Sync(ctx, "")
 }

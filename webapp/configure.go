@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -34,31 +35,31 @@ type Change struct {
 // kept; everything else in it stays as it was. keep tells which files the
 // target keeps as its own (they are left alone). Other applications are
 // not configured yet (ErrUnknown).
-func Configure(dir string, t Target, keep func(file string) bool, dryRun bool) ([]Change, error) {
+func Configure(ctx context.Context, dir string, t Target, keep func(file string) bool, dryRun bool) ([]Change, error) {
 	if _, err := os.Stat(filepath.Join(dir, "wp-config.php")); err == nil {
 		if keep("wp-config.php") {
 			return nil, nil
 		}
-		return configureWordPress(dir, t, dryRun)
+		return configureWordPress(ctx, dir, t, dryRun)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "artisan")); err == nil {
 		if keep(".env") {
 			return nil, nil
 		}
-		return configureLaravel(dir, t, dryRun)
+		return configureLaravel(ctx, dir, t, dryRun)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "elgg-config", "settings.php")); err == nil {
 		if keep("elgg-config/settings.php") {
 			return nil, nil
 		}
-		return configureElgg(dir, t, dryRun)
+		return configureElgg(ctx, dir, t, dryRun)
 	}
 	for _, rel := range []string{"sites/default/settings.php", "web/sites/default/settings.php"} {
 		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
 			if keep(rel) {
 				return nil, nil
 			}
-			return configureDrupal(dir, rel, t, dryRun)
+			return configureDrupal(ctx, dir, rel, t, dryRun)
 		}
 	}
 	return nil, fmt.Errorf("%s: %w", dir, ErrUnknown)
@@ -107,7 +108,7 @@ func setLiterals(src string, from, to int, re *regexp.Regexp, keyAt, valAt int, 
 }
 
 // configureElgg sets $CONFIG->db* and wwwroot in elgg-config/settings.php.
-func configureElgg(dir string, t Target, dryRun bool) ([]Change, error) {
+func configureElgg(ctx context.Context, dir string, t Target, dryRun bool) ([]Change, error) {
 	rel := "elgg-config/settings.php"
 	path := filepath.Join(dir, rel)
 	b, err := files.ReadRegular(path)
@@ -130,11 +131,11 @@ func configureElgg(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(dir, path, out)
+	return changes, replaceFile(ctx, dir, path, out)
 }
 
 // configureDrupal sets $databases['default']['default'] in settings.php.
-func configureDrupal(dir, rel string, t Target, dryRun bool) ([]Change, error) {
+func configureDrupal(ctx context.Context, dir, rel string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, rel)
 	b, err := files.ReadRegular(path)
 	if err != nil {
@@ -161,10 +162,10 @@ func configureDrupal(dir, rel string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(dir, path, out)
+	return changes, replaceFile(ctx, dir, path, out)
 }
 
-func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {
+func configureWordPress(ctx context.Context, dir string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, "wp-config.php")
 	b, err := files.ReadRegular(path)
 	if err != nil {
@@ -209,22 +210,22 @@ func configureWordPress(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(dir, path, out)
+	return changes, replaceFile(ctx, dir, path, out)
 }
 
 // replaceFile writes content to path, inside the target dir, atomically
 // and keeping its mode; a link there (or above it) is refused, never
 // written through.
-func replaceFile(dir, path, content string) error {
+func replaceFile(ctx context.Context, dir, path, content string) error {
 	rel, err := filepath.Rel(dir, path)
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return fmt.Errorf("%s is not inside %s", path, dir)
 	}
-	return files.WriteFileIn(dir, filepath.ToSlash(rel), []byte(content), 0o644)
+	return files.WriteFileIn(ctx, dir, filepath.ToSlash(rel), []byte(content), 0o644)
 }
 
 // configureLaravel sets the .env keys that are already there.
-func configureLaravel(dir string, t Target, dryRun bool) ([]Change, error) {
+func configureLaravel(ctx context.Context, dir string, t Target, dryRun bool) ([]Change, error) {
 	path := filepath.Join(dir, ".env")
 	b, err := files.ReadRegular(path)
 	if err != nil {
@@ -274,7 +275,7 @@ func configureLaravel(dir string, t Target, dryRun bool) ([]Change, error) {
 	if dryRun || len(changes) == 0 {
 		return changes, nil
 	}
-	return changes, replaceFile(dir, path, strings.Join(lines, ""))
+	return changes, replaceFile(ctx, dir, path, strings.Join(lines, ""))
 }
 
 func unquoteEnv(v string) string {

@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -21,7 +22,7 @@ type Setting struct {
 // literal, it does not write code); in the others a missing key is added
 // at the end. Each file is rewritten atomically. keep tells which files
 // the target keeps as its own: those are left alone.
-func Set(dir string, settings []Setting, keep func(file string) bool, dryRun bool) ([]Change, error) {
+func Set(ctx context.Context, dir string, settings []Setting, keep func(file string) bool, dryRun bool) ([]Change, error) {
 	var changes []Change
 	for _, s := range settings {
 		rel := filepath.ToSlash(filepath.Clean(s.File))
@@ -49,7 +50,7 @@ func Set(dir string, settings []Setting, keep func(file string) bool, dryRun boo
 		}
 		changes = append(changes, Change{File: rel, Key: s.Key, Value: shown})
 		if !dryRun {
-			if err := replaceFile(dir, path, out); err != nil {
+			if err := replaceFile(ctx, dir, path, out); err != nil {
 				return changes, err
 			}
 		}

@@ -1,6 +1,7 @@
 package webapp
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,7 +21,7 @@ func TestSet(t *testing.T) {
 		{"app/app.ini", "mode", "staging"}, {"conf/site.yaml", "mode", "staging: yes"},
 	}
 	never := func(string) bool { return false }
-	changes, err := Set(dir, settings, never, false)
+	changes, err := Set(context.Background(), dir, settings, never, false)
 	if err != nil || len(changes) != 7 {
 		t.Fatalf("Set = %+v, %v", changes, err)
 	}
@@ -35,15 +36,15 @@ func TestSet(t *testing.T) {
 			t.Errorf("%s:\n%q\nwant\n%q", f, b, w)
 		}
 	}
-	if again, err := Set(dir, settings, never, false); err != nil || len(again) != 0 {
+	if again, err := Set(context.Background(), dir, settings, never, false); err != nil || len(again) != 0 {
 		t.Errorf("second Set = %+v, %v", again, err)
 	}
 	for _, bad := range []Setting{{"data.json", "k", "v"}, {"config.php", "MISSING", "x"}, {"../outside.env", "K", "v"}, {"nope.env", "K", "v"}} {
-		if _, err := Set(dir, []Setting{bad}, never, false); err == nil {
+		if _, err := Set(context.Background(), dir, []Setting{bad}, never, false); err == nil {
 			t.Errorf("Set(%+v) succeeded", bad)
 		}
 	}
-	if ch, _ := Set(dir, []Setting{{"config.php", "SITE_MODE", "x"}}, func(f string) bool { return f == "config.php" }, false); len(ch) != 0 {
+	if ch, _ := Set(context.Background(), dir, []Setting{{"config.php", "SITE_MODE", "x"}}, func(f string) bool { return f == "config.php" }, false); len(ch) != 0 {
 		t.Errorf("a kept file changed: %+v", ch)
 	}
 }
