@@ -59,7 +59,7 @@ func SplitDSN(dsn string) (DSN, error) {
 	if !ok {
 		return DSN{Rest: dsn, full: Secret(dsn)}, nil
 	}
-	at := -1
+	var at int
 	var strict, loose []int
 	for i := 0; i < len(rest); i++ {
 		if rest[i] != '@' {

@@ -39,8 +39,8 @@ type Cloner struct {
 	Restore *restore.Engine
 	Records *Records
 	Log     *slog.Logger
-	// Now is the clock (time.Now if nil).
-	Now func() time.Time
+	// Clock is the time (the machine's if nil).
+	Clock cairn.Clock
 	// Version names cairn in the URL check's User-Agent.
 	Version string
 }
@@ -64,12 +64,7 @@ func (c *Cloner) log() *slog.Logger {
 	return c.Log
 }
 
-func (c *Cloner) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
+func (c *Cloner) now() time.Time { return c.Clock.Now() }
 
 // Protected lists the protected environments a clone onto dst writes: dst
 // itself, and those whose files its files are, hold or lie in. Each must

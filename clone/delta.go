@@ -128,7 +128,7 @@ func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.
 // delta, or without one, what the last clone kept followed by the delta.
 func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load, dump io.Reader, recorded func() (cairn.DatabaseInfo, []cairn.TableStat, error), safety func() *cairn.Snapshot, pairs []rewrite.Pair, rep *reporter) (loadedState, error) {
 	base := plan.base
-	start := time.Now()
+	start := c.now()
 	unlock, err := c.Sites.LockDatabase(p.To)
 	if err != nil {
 		return loadedState{}, err

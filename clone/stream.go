@@ -246,7 +246,7 @@ func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o 
 	run.req.Mirror = run.mirror
 	run.after = dst.AfterRestore
 	if len(dst.Databases) < len(run.req.Databases) {
-		return nil, fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases:",
+		return nil, fmt.Errorf("%w: %s has %d database(s) but %s lists %d. Try: add the missing ones to its databases: list",
 			cairn.ErrInvalidArgument, src.Name(), len(run.req.Databases), dst.Name(), len(dst.Databases))
 	}
 	// The target was most likely cloned from the source's latest snapshot:

@@ -28,13 +28,17 @@ type Options struct {
 	TerminateSessions bool
 	// LockWait bounds each wait of a swap for the target's locks (MySQL
 	// and MariaDB lock_wait_timeout, PostgreSQL lock_timeout): the site's
-	// queries never wait behind it longer. 0 is mysql.DefaultLockWait.
+	// queries never wait behind it longer. 0 is DefaultLockWait.
 	LockWait time.Duration
 	// Beneath are directories a site's user may change (the
 	// environments' files): a SQLite database is never replaced through
 	// a link at or below one of them.
 	Beneath []string
 }
+
+// DefaultLockWait is how long a swap waits at most, each time, for the
+// sessions using the target's tables (the engines' own default).
+const DefaultLockWait = mysql.DefaultLockWait
 
 // Open returns the database a DSN names. It connects to nothing yet.
 func Open(d cairn.DSN, o Options) (cairn.Database, error) {

@@ -257,46 +257,9 @@ func (r *restorer) existing(rel string) (*Info, error) {
 }
 
 func (r *restorer) dir(n cairn.Node, rel string) error {
-	if err := r.ctx.Err(); err != nil {
-		return err
-	}
-	cur, err := r.existing(rel)
-	if errors.Is(err, ErrNotDir) {
-		cur, err = nil, nil // a link above: mkdirAll replaces it
-	}
+	present, err := r.openDir(n, rel)
 	if err != nil {
 		return err
-	}
-	if cur != nil && !cur.Mode.IsDir() {
-		if err := r.remove(rel, *cur); err != nil {
-			return err
-		}
-		cur = nil
-	}
-	present := map[string]Info{}
-	if cur == nil {
-		if rel != "" {
-			r.report(Change{Op: OpAdd, Path: rel, Dir: true})
-		}
-		if !r.opts.DryRun {
-			if err := r.mkdirAll(rel, n.Mode()); err != nil {
-				return err
-			}
-		}
-	} else {
-		if cur.Mode&0o300 != 0o300 && !r.opts.DryRun && os.Geteuid() != 0 {
-			// A directory the snapshot made read-only (0555) is made
-			// writable while it is restored; the last pass gives it its
-			// mode back. Root needs no such bit.
-			r.dst.SetAttrs(r.ctx, rel, cur.Mode|0o700, cur.ModTime) //nolint:errcheck // if it fails, the write that needs it says why
-		}
-		list, err := r.dst.ReadDir(r.ctx, rel)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", r.where(rel), hint(err))
-		}
-		for _, fi := range list {
-			present[fi.Name] = fi
-		}
 	}
 	kids, err := n.Children(r.ctx)
 	if err != nil {
@@ -350,6 +313,66 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 	if err := r.queue(pending); err != nil {
 		return err
 	}
+	if err := r.removeExtra(rel, present, inSnap); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.dirs = append(r.dirs, dirAttr{rel: rel, mode: n.Mode(), mtime: n.ModTime()})
+	r.mu.Unlock()
+	return nil
+}
+
+// openDir makes the directory rel hold a directory (replacing whatever
+// else is there, making it if missing) and lists what it holds.
+func (r *restorer) openDir(n cairn.Node, rel string) (map[string]Info, error) {
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
+	}
+	cur, err := r.existing(rel)
+	if errors.Is(err, ErrNotDir) {
+		cur, err = nil, nil // a link above: mkdirAll replaces it
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil && !cur.Mode.IsDir() {
+		if err := r.remove(rel, *cur); err != nil {
+			return nil, err
+		}
+		cur = nil
+	}
+	present := map[string]Info{}
+	if cur == nil {
+		if rel != "" {
+			r.report(Change{Op: OpAdd, Path: rel, Dir: true})
+		}
+		if !r.opts.DryRun {
+			if err := r.mkdirAll(rel, n.Mode()); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		if cur.Mode&0o300 != 0o300 && !r.opts.DryRun && os.Geteuid() != 0 {
+			// A directory the snapshot made read-only (0555) is made
+			// writable while it is restored; the last pass gives it its
+			// mode back. Root needs no such bit.
+			r.dst.SetAttrs(r.ctx, rel, cur.Mode|0o700, cur.ModTime) //nolint:errcheck // if it fails, the write that needs it says why
+		}
+		list, err := r.dst.ReadDir(r.ctx, rel)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", r.where(rel), hint(err))
+		}
+		for _, fi := range list {
+			present[fi.Name] = fi
+		}
+	}
+	return present, nil
+}
+
+// removeExtra removes (or, without Options.Delete, counts) what the
+// directory rel holds and the snapshot lacks, but for what is kept or
+// protected; an interrupted restore's temporary files always go.
+func (r *restorer) removeExtra(rel string, present map[string]Info, inSnap map[string]bool) error {
 	names := make([]string, 0, len(present))
 	for name := range present {
 		names = append(names, name)
@@ -383,9 +406,6 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 			return err
 		}
 	}
-	r.mu.Lock()
-	r.dirs = append(r.dirs, dirAttr{rel: rel, mode: n.Mode(), mtime: n.ModTime()})
-	r.mu.Unlock()
 	return nil
 }
 

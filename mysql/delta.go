@@ -95,31 +95,10 @@ func (t TableDelta) KeyTable() (string, error) {
 // whole are taken whole from the new dump (their rows count towards
 // limit).
 func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *RowIndex, newer io.Reader, whole map[string]bool, limit int64) (*Delta, error) {
-	var old *oldRows
-	if index != nil {
-		old = fromIndex(index)
-	} else {
-		old = newOldRows()
-		go func() {
-			r, err := openOld()
-			if err == nil {
-				err = old.read(ctx, r)
-				r.Close()
-			}
-			if err != nil {
-				err = fmt.Errorf("read the earlier dump: %w", err)
-			}
-			old.finish(err)
-		}()
-	}
-
+	old := readOld(ctx, openOld, index)
 	newSchema := newDumpSchema()
 	ix := &indexer{schema: newSchema, tables: map[string]*IndexTable{}}
 	newHashes := map[string][]uint64{}
-	type candidate struct {
-		h   uint64
-		row []byte
-	}
 	candidates := map[string][]candidate{}
 	var kept int64
 	var table string
@@ -194,6 +173,39 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 	case newSchema.versioned:
 		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
 	}
+	return assemble(old, newSchema, ix, newHashes, candidates, whole, limit)
+}
+
+// candidate is a row of the newer dump that may be new or changed.
+type candidate struct {
+	h   uint64
+	row []byte
+}
+
+// readOld reads the earlier dump's rows, from its index if there is one,
+// else from the dump itself, in a goroutine of its own.
+func readOld(ctx context.Context, openOld func() (io.ReadCloser, error), index *RowIndex) *oldRows {
+	if index != nil {
+		return fromIndex(index)
+	}
+	old := newOldRows()
+	go func() {
+		r, err := openOld()
+		if err == nil {
+			err = old.read(ctx, r)
+			r.Close()
+		}
+		if err != nil {
+			err = fmt.Errorf("read the earlier dump: %w", err)
+		}
+		old.finish(err)
+	}()
+	return old
+}
+
+// assemble makes the delta once both dumps are read: per table, the rows
+// the earlier dump has and the newer lacks, and the candidates it lacks.
+func assemble(old *oldRows, newSchema *dumpSchema, ix *indexer, newHashes map[string][]uint64, candidates map[string][]candidate, whole map[string]bool, limit int64) (*Delta, error) {
 	d := &Delta{Charset: newSchema.charset, Index: ix.index()}
 	var changed int64
 	for _, name := range newSchema.tables {
@@ -582,10 +594,7 @@ func skipString(p []byte, i int) (int, error) {
 	}
 }
 
-// splitFields cuts a row `(a,'b',…)` into its literals.
-func splitFields(row []byte) ([][]byte, error) { return leadingFields(row, -1) }
-
-// leadingFields is splitFields that stops after n fields (n < 0: all).
+// leadingFields cuts a row `(a,'b',…)` into its first n literals (n < 0: all).
 func leadingFields(row []byte, n int) ([][]byte, error) {
 	p := row[1 : len(row)-1]
 	var out [][]byte
@@ -823,17 +832,17 @@ func (d *Delta) WriteSQL(w io.Writer) error {
 	}
 	bw.WriteString("-- cairn: the rows that changed since the dump above\n")
 	for _, q := range d.session() {
-		emit(q)
+		emit(q) //nolint:errcheck // bufio's error is sticky: Flush returns it
 	}
 	for _, t := range d.Tables {
 		if err := t.statements(emit); err != nil {
 			return err
 		}
 		if m := autoIncrementRE.FindString(t.Create); m != "" {
-			emit("ALTER TABLE " + quoteIdent(t.Name) + m)
+			emit("ALTER TABLE " + quoteIdent(t.Name) + m) //nolint:errcheck // as above
 		}
 	}
-	emit("SET foreign_key_checks = 1")
+	emit("SET foreign_key_checks = 1") //nolint:errcheck // as above
 	return bw.Flush()
 }
 

@@ -64,6 +64,8 @@ type Options struct {
 	DumpCompression string
 	// Hostname is recorded in snapshots ("" = os.Hostname).
 	Hostname string
+	// Clock gives snapshots their time (the machine's if nil).
+	Clock cairn.Clock
 	// Restore opens the repository for reading much data once (see
 	// writeConnection).
 	Restore bool
@@ -178,7 +180,7 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		}
 		password = strings.TrimSpace(string(b))
 	}
-	start := time.Now()
+	start := opts.Clock.Now()
 	exists, err := Exists(ctx, opts.Location)
 	if err != nil {
 		return nil, err

@@ -126,7 +126,7 @@ func stateSource(key string) snapshot.SourceInfo {
 // It replaces the state saved before under the same key and returns the
 // new one's ID (for DumpRef). Dumps may be Reused.
 func (r *Repo) SaveState(ctx context.Context, key string, dbs []cairn.Database) (string, error) {
-	start := time.Now()
+	start := r.opts.Clock.Now()
 	si := stateSource(key)
 	var id manifest.ID
 	err := repo.WriteSession(ctx, r.kr, repo.WriteSessionOptions{Purpose: "cairn:state"}, func(ctx context.Context, w repo.RepositoryWriter) error {

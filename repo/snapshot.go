@@ -62,7 +62,7 @@ var incompressible = func() []string {
 
 // Snapshot stores the directory req.Path. See cairn.Repository.
 func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error) {
-	start := time.Now()
+	start := r.opts.Clock.Now()
 	abs, err := filepath.Abs(req.Path)
 	if err != nil {
 		return nil, err

@@ -50,13 +50,13 @@ func (i *invalidated) Invalidate(_ context.Context, db cairn.Database) {
 }
 
 type world struct {
-	base             string
-	prod, stage, dir *cairn.Environment
-	sites            *site.Catalog
-	repo             *repo.Repo
-	engine           *restore.Engine
-	inval            *invalidated
-	snap             *cairn.Snapshot
+	base        string
+	prod, stage *cairn.Environment
+	sites       *site.Catalog
+	repo        *repo.Repo
+	engine      *restore.Engine
+	inval       *invalidated
+	snap        *cairn.Snapshot
 }
 
 func sqlite(t *testing.T, path, sql string) string {

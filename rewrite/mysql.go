@@ -254,7 +254,6 @@ func (m *mysqlInsert) inString(p []byte) []byte {
 			continue
 		}
 		if q < 0 {
-			i = len(p)
 			break
 		}
 		end = i + q
@@ -368,7 +367,7 @@ var mysqlEscapes = [256]byte{0: '0', '\n': 'n', '\r': 'r', '\\': '\\', '\'': '\'
 
 // escapeMySQLTo writes a value escaped as mysqldump does
 // (mysql_real_escape_string). Runs needing no escape are written whole.
-func escapeMySQLTo(w io.Writer, v []byte) {
+func escapeMySQLTo(w *countingWriter, v []byte) {
 	start := 0
 	var esc [2]byte
 	for i := 0; i < len(v); i++ {
@@ -385,9 +384,4 @@ func escapeMySQLTo(w io.Writer, v []byte) {
 	w.Write(v[start:])
 }
 
-// escapeMySQL is escapeMySQLTo into a slice.
-func escapeMySQL(dst, v []byte) []byte {
-	b := bytes.NewBuffer(dst)
-	escapeMySQLTo(b, v)
-	return b.Bytes()
-}
+

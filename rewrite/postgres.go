@@ -74,11 +74,7 @@ func (w *Rewriter) Postgres(in io.Reader, out io.Writer) (*Report, error) {
 func copyHeader(s string) (string, []string) {
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "COPY "), " FROM stdin;")
 	table, list, _ := strings.Cut(s, " (")
-	var cols []string
-	for _, c := range splitIdents(strings.TrimSuffix(list, ")")) {
-		cols = append(cols, c)
-	}
-	return unquoteIdent(table), cols
+	return unquoteIdent(table), splitIdents(strings.TrimSuffix(list, ")"))
 }
 
 // insertTable reads the table of `INSERT INTO schema.table …`.

@@ -14,7 +14,6 @@ import (
 type RowCounter struct {
 	counts map[string]int64
 	head   []byte // the current line's first bytes
-	long   bool   // the current line outgrew head
 }
 
 const headMax = 4096

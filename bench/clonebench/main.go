@@ -116,10 +116,10 @@ func run(filesMB, dbMB, rounds int, keep bool) error {
 			return nil, err
 		}
 		stage, hand := filepath.Join(work, fmt.Sprintf("stage%d", n)), filepath.Join(work, fmt.Sprintf("hand%d", n))
-		os.MkdirAll(stage, 0o755)
-		os.MkdirAll(hand, 0o755)
+		measure.Must(os.MkdirAll(stage, 0o755))
+		measure.Must(os.MkdirAll(hand, 0o755))
 		cfg := filepath.Join(work, fmt.Sprintf("cairn%d.yaml", n))
-		os.WriteFile(cfg, []byte(fmt.Sprintf(`repository: {path: %s}
+		measure.Must(os.WriteFile(cfg, []byte(fmt.Sprintf(`repository: {path: %s}
 sites:
   bench:
     environments:
@@ -131,7 +131,7 @@ sites:
         url: %s
         files: %s
         databases: ["mysql://root@127.0.0.1:3306/%s"]
-`, filepath.Join(work, fmt.Sprintf("repo%d", n)), from, prod, prodDB, to, stage, stageDB)), 0o644)
+`, filepath.Join(work, fmt.Sprintf("repo%d", n)), from, prod, prodDB, to, stage, stageDB)), 0o644))
 		r := &round{bin: bin, env: append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(work, "home"))}
 		r.hand = func() (measure.Result, error) {
 			sh := fmt.Sprintf("rsync -a --delete %s/ %s/ && mariadb-dump --single-transaction --quick --routines --triggers --events --hex-blob -uroot -h127.0.0.1 %s | sed 's#%s#%s#g' | mariadb --max-allowed-packet=1G -uroot -h127.0.0.1 %s",
@@ -359,7 +359,9 @@ func changeTree(dir string) error {
 			if err != nil {
 				return err
 			}
-			f.WriteString("\n// edited\n")
+			if _, err := f.WriteString("\n// edited\n"); err != nil {
+				return err
+			}
 			return f.Close()
 		}
 		return nil

@@ -104,9 +104,9 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 		dir := filepath.Join(work, fmt.Sprint("run", i))
 		repoDir = filepath.Join(dir, "repo")
 		cfg := filepath.Join(dir, "cairn.yaml")
-		os.MkdirAll(filepath.Join(dir, "site"), 0o755)
-		os.WriteFile(cfg, []byte(fmt.Sprintf("repository: {path: %s}\nsites:\n  bench:\n    environments:\n      db:\n        files: %s\n        databases: [\"mysql://root@127.0.0.1:3306/%s\"]\n",
-			repoDir, filepath.Join(dir, "site"), src)), 0o644)
+		measure.Must(os.MkdirAll(filepath.Join(dir, "site"), 0o755))
+		measure.Must(os.WriteFile(cfg, []byte(fmt.Sprintf("repository: {path: %s}\nsites:\n  bench:\n    environments:\n      db:\n        files: %s\n        databases: [\"mysql://root@127.0.0.1:3306/%s\"]\n",
+			repoDir, filepath.Join(dir, "site"), src)), 0o644))
 		env = append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(dir, "home"))
 		_, err := cairn("init")
 		return err
@@ -282,12 +282,12 @@ func generate(db string, sizeMB int) (int, error) {
 
 func dirSize(dir string) int64 {
 	var n int64
-	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+	measure.Must(filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			n += fi.Size()
 		}
 		return nil
-	})
+	}))
 	return n
 }
 

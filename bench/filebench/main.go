@@ -105,7 +105,7 @@ func measure(name, cairnBin, work, tree string, s3 *testenv.S3) (tool, error) {
 	repoURL := repoDir
 	if name == "cairn" && compression != "" {
 		cfg := filepath.Join(work, "cairn.yaml")
-		os.WriteFile(cfg, []byte("repository: {compression: "+compression+"}\n"), 0o644)
+		must(os.WriteFile(cfg, []byte("repository: {compression: "+compression+"}\n"), 0o644))
 		env = append(env, "CAIRN_CONFIG="+cfg)
 	}
 	var bucket string
@@ -258,7 +258,7 @@ func median(tree string, snapshot func() (result, error)) (result, error) {
 func change(dir string, round int) {
 	i := 0
 	buf := make([]byte, 4096)
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+	must(filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() {
 			return err
 		}
@@ -277,14 +277,14 @@ func change(dir string, round int) {
 		}
 		_, err = f.WriteAt(buf[:n], off)
 		return err
-	})
+	}))
 }
 
 // writeRandom writes size random bytes in small chunks: the benchmark's
 // own peak memory must stay small, because Linux reports a child's peak RSS
 // as at least its parent's (the high-water mark survives exec).
 func writeRandom(p string, size int64, rng *rand.Rand) int64 {
-	os.MkdirAll(filepath.Dir(p), 0o755)
+	must(os.MkdirAll(filepath.Dir(p), 0o755))
 	f, err := os.Create(p)
 	if err != nil {
 		panic(err)
@@ -302,7 +302,7 @@ func writeRandom(p string, size int64, rng *rand.Rand) int64 {
 }
 
 func write(p string, data []byte) {
-	os.MkdirAll(filepath.Dir(p), 0o755)
+	must(os.MkdirAll(filepath.Dir(p), 0o755))
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		panic(err)
 	}
@@ -310,12 +310,12 @@ func write(p string, data []byte) {
 
 func dirSize(dir string) int64 {
 	var n int64
-	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+	must(filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			n += fi.Size()
 		}
 		return nil
-	})
+	}))
 	return n
 }
 
@@ -360,5 +360,14 @@ func report(tools []tool, files int, bytes int64, s3 bool) {
 			ratio = fmt.Sprintf("%.3f×", float64(t.repoBytes)/float64(tools[1].repoBytes))
 		}
 		fmt.Printf("| repository size | %s | %.1f MiB | | %s |\n", t.name, float64(t.repoBytes)/(1<<20), ratio)
+	}
+}
+
+// must ends the benchmark when its set-up fails: numbers measured on a
+// half-made set-up would mislead.
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchmark set-up:", err)
+		os.Exit(1)
 	}
 }

@@ -127,7 +127,6 @@ func generate(path string, size int64) (int64, error) {
 			}
 		}
 		w.WriteString(";\n")
-		written = int64(w.Buffered()) + written
 		if err := w.Flush(); err != nil {
 			return 0, err
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/clone"
-	"github.com/cairn-backup/cairn/mysql"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -54,7 +54,7 @@ rows that changed, in one transaction (see the README).`,
 	f.BoolVar(&o.force, "force", false, "allow a protected target (asks to confirm)")
 	f.StringVar(&o.confirm, "confirm", "", "confirm a protected target without a prompt, by its `SITE/ENV` name")
 	f.BoolVar(&o.terminate, "terminate-sessions", false, "end the sessions that keep a database swap from happening (PostgreSQL: connected to the target; MySQL/MariaDB: holding its tables)")
-	f.DurationVar(&o.lockWait, "lock-wait", mysql.DefaultLockWait, "wait at most this `DURATION` (whole seconds), three times, for the sessions using a target database's tables at the swap")
+	f.DurationVar(&o.lockWait, "lock-wait", database.DefaultLockWait, "wait at most this `DURATION` (whole seconds), three times, for the sessions using a target database's tables at the swap")
 	return cmd
 }
 

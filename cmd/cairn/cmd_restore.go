@@ -12,7 +12,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/clone"
-	"github.com/cairn-backup/cairn/mysql"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/restore"
@@ -25,7 +25,6 @@ type restoreOptions struct {
 	delete                         bool
 	workers                        int
 	lockWait                       time.Duration // bounds each wait of a database swap for the target's locks
-	confirmed                      bool          // a protected target was confirmed already (clone)
 }
 
 func (a *app) restoreCommand() *cobra.Command {
@@ -63,7 +62,7 @@ unless --database is given.`,
 	f.StringVar(&o.only, "only", "", "restore only `files` or only the databases (db)")
 	f.StringArrayVar(&o.databases, "database", nil, "restore the snapshot's databases into this `DSN` (repeatable, in order, or NAME=DSN)")
 	f.BoolVar(&o.terminate, "terminate-sessions", false, "end the sessions that keep a database swap from happening (PostgreSQL: connected to the target; MySQL/MariaDB: holding its tables) instead of refusing")
-	f.DurationVar(&o.lockWait, "lock-wait", mysql.DefaultLockWait, "wait at most this `DURATION` (whole seconds), three times, for the sessions using a target database's tables at the swap; the site's queries never wait longer")
+	f.DurationVar(&o.lockWait, "lock-wait", database.DefaultLockWait, "wait at most this `DURATION` (whole seconds), three times, for the sessions using a target database's tables at the swap; the site's queries never wait longer")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "never write nor delete paths matching `PATTERN`")
 	f.StringArrayVar(&o.preserve, "preserve", nil, "keep the target's own paths matching `PATTERN`")
 	f.BoolVar(&o.delete, "delete", false, "with --to DIR: remove what the snapshot lacks (always done for an environment's files, and for a directory an earlier restore made)")

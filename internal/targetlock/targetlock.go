@@ -90,7 +90,7 @@ func Acquire(dir, target string, kind Kind) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
 	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err == nil {
+	if err = flock(f, unix.LOCK_EX|unix.LOCK_NB); err == nil {
 		_, err = f.WriteString(string(kind) + "\n" + target + "\n" + strings.Join(ids, " "))
 	}
 	if err != nil {

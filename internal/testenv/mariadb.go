@@ -42,8 +42,11 @@ func NewMariaDB(t testing.TB) *MariaDB {
 		}
 	}
 	t.Cleanup(func() {
-		db.Exec("DROP DATABASE IF EXISTS " + m.Database)
-		db.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", m.User))
+		for _, q := range []string{"DROP DATABASE IF EXISTS " + m.Database, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", m.User)} {
+			if _, err := db.Exec(q); err != nil {
+				t.Errorf("clean up: %s: %v", q, err)
+			}
+		}
 		db.Close()
 	})
 	root.DBName = m.Database

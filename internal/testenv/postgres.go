@@ -41,8 +41,11 @@ func NewPostgres(t testing.TB) *Postgres {
 		if p.Admin != nil {
 			p.Admin.Close(ctx)
 		}
-		root.Exec(ctx, "DROP DATABASE IF EXISTS "+p.Database+" WITH (FORCE)")
-		root.Exec(ctx, "DROP ROLE IF EXISTS "+p.User)
+		for _, q := range []string{"DROP DATABASE IF EXISTS " + p.Database + " WITH (FORCE)", "DROP ROLE IF EXISTS " + p.User} {
+			if _, err := root.Exec(ctx, q); err != nil {
+				t.Errorf("clean up: %s: %v", q, err)
+			}
+		}
 		root.Close(ctx)
 	})
 	p.Admin, err = pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/"+p.Database+"?sslmode=disable")

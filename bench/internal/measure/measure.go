@@ -5,6 +5,7 @@ package measure
 import (
 	"database/sql"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -79,4 +80,13 @@ func MariaDB(db string) (*sql.DB, error) {
 		return nil, err
 	}
 	return sql.OpenDB(conn), nil
+}
+
+// Must ends the benchmark when its set-up fails: numbers measured on a
+// half-made set-up would mislead.
+func Must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchmark set-up:", err)
+		os.Exit(1)
+	}
 }
