@@ -1,7 +1,6 @@
 package clone
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,12 +8,10 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
-	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/restore"
 	"github.com/cairn-backup/cairn/rewrite"
@@ -41,12 +38,12 @@ const deltaLimit = 64 << 20
 // only costs the next clone its delta.
 func (c *Cloner) writeRecord(ctx context.Context, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair, loaded loadedState) {
 	os.Remove(c.Records.path(to))
-	dt, ok := to.(database.DeltaTarget)
+	dt, ok := to.(cairn.Incremental)
 	if !ok {
 		return
 	}
 	// No change of the clone's own follows: the current second needs no
-	// waiting for (see mysql.UpdateTimes).
+	// waiting for (see cairn.Incremental).
 	times, _, err := dt.UpdateTimes(ctx, true)
 	if err != nil {
 		c.log().Info("noting what the clone left failed; the next clone loads the whole database", "target", to.String(), "err", err)
@@ -64,13 +61,13 @@ type deltaPlan struct {
 	guard map[string]string // the UPDATE_TIMEs that prove the others unchanged
 	state string            // the state the last clone kept (see state.go), "" if none
 	exact map[string]bool   // the tables that state holds as the target does
-	index *mysql.RowIndex   // base's dump's rows, if kept: then that dump is not read
+	index cairn.RowIndex    // base's dump's rows, if kept: then that dump is not read
 }
 
 // deltaBase returns how the next load can be a delta, if it can.
 func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.Pair, after []cairn.Action) (*deltaPlan, bool) {
-	dt, isDelta := p.To.(database.DeltaTarget)
-	if !isDelta || p.From.Engine != "mysql" {
+	dt, isDelta := p.To.(cairn.Incremental)
+	if !isDelta || p.From.Engine != p.To.Engine() {
 		return nil, false
 	}
 	for _, act := range after {
@@ -121,7 +118,7 @@ func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.
 // loadDelta brings the target database from base's dump to the dump that
 // streams in, row by row (see above). recorded waits for the new snapshot
 // (and the safety snapshot) to be complete, like a full load's check.
-// mysql.ErrNoDelta means the whole dump must be loaded instead.
+// cairn.ErrNoDelta means the whole dump must be loaded instead.
 //
 // What the target then holds is kept (see state.go): the safety
 // snapshot's dump of it (complete when recorded returns) followed by the
@@ -134,12 +131,13 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 		return loadedState{}, err
 	}
 	defer unlock()
+	inc := p.To.(cairn.Incremental)
 	open := func() (io.ReadCloser, error) { return c.Repo.OpenDump(ctx, base, p.From.Name) }
-	d, err := mysql.Diff(ctx, open, plan.index, dump, plan.dirty, deltaLimit)
+	d, err := inc.Diff(ctx, open, plan.index, dump, plan.dirty, deltaLimit)
 	if err != nil {
 		return loadedState{}, err
 	}
-	c.log().Info("delta computed", "database", p.From.Name, "base", base.ID, "from_index", plan.index != nil, "tables", len(d.Tables), "elapsed", time.Since(start))
+	c.log().Info("delta computed", "database", p.From.Name, "base", base.ID, "from_index", plan.index != nil, "tables", len(d.Tables()), "elapsed", time.Since(start))
 	info, want, err := recorded()
 	if err != nil {
 		return loadedState{}, fmt.Errorf("nothing was changed: %w", err)
@@ -150,23 +148,19 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 	}
 	var replaced int64
 	if len(pairs) > 0 {
-		for i := range d.Tables {
-			t := &d.Tables[i]
-			var n int64
-			if len(t.Removed) > 0 {
-				// A key holding a URL is the rewritten one in the target.
-				var keys string
-				if keys, err = t.KeyTable(); err == nil {
-					t.Removed, _, err = rewriteRows(keys, t.Name, t.Removed, pairs)
-				}
-			}
-			if err == nil {
-				t.Added, n, err = rewriteRows(t.Create, t.Name, t.Added, pairs)
-			}
+		w, err := rewrite.New(rewrite.Config{Pairs: pairs})
+		if err != nil {
+			return loadedState{}, err
+		}
+		dialect := database.DialectOf(p.From.Engine)
+		if replaced, err = d.Rewrite(func(in io.Reader, out io.Writer) (int64, error) {
+			r, err := w.Dump(dialect, in, out)
 			if err != nil {
-				return loadedState{}, fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
+				return 0, err
 			}
-			replaced += n
+			return r.Replacements(), nil
+		}); err != nil {
+			return loadedState{}, err
 		}
 	}
 	// A table still as the last load left it holds as many rows as the
@@ -179,8 +173,8 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 			}
 		}
 	}
-	if err := p.To.(database.DeltaTarget).ApplyDelta(ctx, d, counts, before, plan.guard); err != nil {
-		if errors.Is(err, mysql.ErrNoDelta) {
+	if err := inc.ApplyDelta(ctx, d, counts, before, plan.guard); err != nil {
+		if errors.Is(err, cairn.ErrNoDelta) {
 			return loadedState{}, err
 		}
 		return loadedState{}, fmt.Errorf("update database %s in place: %w", p.To, err)
@@ -195,47 +189,13 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 		}
 	}
 	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact)
-	loaded.index = d.Index
+	loaded.index = d.Index()
 	rep.totals.rows.Add(info.Rows)
 	rep.totals.replacements.Add(replaced)
 	removed, added := d.Rows()
 	rep.Event(cairn.DatabaseRestored{Name: info.Name, Target: p.To.String(), Tables: info.Tables, Rows: info.Rows, DumpBytes: info.Bytes,
-		Duration: time.Since(start), Delta: &cairn.Delta{Base: base, Removed: removed, Added: added, Tables: len(d.Tables)}})
+		Duration: time.Since(start), Delta: &cairn.Delta{Base: base, Removed: removed, Added: added, Tables: len(d.Tables())}})
 	return loaded, nil
-}
-
-// rewriteRows rewrites rows of one table as they would be in a dump, and
-// counts the replacements.
-func rewriteRows(create, table string, rows [][]byte, pairs []rewrite.Pair) ([][]byte, int64, error) {
-	if len(rows) == 0 {
-		return rows, 0, nil
-	}
-	var in bytes.Buffer
-	in.WriteString(create + ";\nINSERT INTO `" + strings.ReplaceAll(table, "`", "``") + "` VALUES ")
-	in.Write(bytes.Join(rows, []byte(",")))
-	in.WriteString(";\n")
-	w, err := rewrite.New(rewrite.Config{Pairs: pairs})
-	if err != nil {
-		return nil, 0, err
-	}
-	var out bytes.Buffer
-	rep, err := w.MySQL(&in, &out)
-	if err != nil {
-		return nil, 0, err
-	}
-	var replaced int64
-	for _, c := range rep.Counts {
-		replaced += c.Replacements
-	}
-	var rewritten [][]byte
-	err = mysql.Rows(&out, func(_ string, row []byte) error {
-		rewritten = append(rewritten, bytes.Clone(row))
-		return nil
-	})
-	if err == nil && len(rewritten) != len(rows) {
-		err = fmt.Errorf("%d rows in, %d out", len(rows), len(rewritten))
-	}
-	return rewritten, replaced, err
 }
 
 // planDeltas tells, in a clone's dry run, which target databases a real

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/rewrite"
 )
@@ -93,7 +92,7 @@ func (rs *Records) read(db cairn.Database) (record, bool) {
 
 // write keeps rec as db's record, with x, the index of the dump loaded;
 // a failure only costs the next clone its delta.
-func (rs *Records) write(db cairn.Database, rec record, x *mysql.RowIndex) {
+func (rs *Records) write(db cairn.Database, rec record, x cairn.RowIndex) {
 	path := rs.path(db)
 	b, err := json.Marshal(rec)
 	if err == nil {
@@ -109,7 +108,7 @@ func (rs *Records) write(db cairn.Database, rec record, x *mysql.RowIndex) {
 }
 
 // A clone also keeps, beside its record, the row index of the dump it
-// loaded (see mysql.RowIndex), so that the next delta need not read that
+// loaded (see cairn.Incremental), so that the next delta need not read that
 // dump back from the repository.
 
 func (rs *Records) rowIndexPath(db cairn.Database, snapshot string) string {
@@ -118,7 +117,7 @@ func (rs *Records) rowIndexPath(db cairn.Database, snapshot string) string {
 
 // writeRowIndex keeps the index of snapshot's dump for db, in place of
 // any other; nil removes them. A failure costs the next delta a read.
-func (rs *Records) writeRowIndex(db cairn.Database, snapshot string, x *mysql.RowIndex) {
+func (rs *Records) writeRowIndex(db cairn.Database, snapshot string, x cairn.RowIndex) {
 	old, _ := filepath.Glob(filepath.Join(rs.dir(), recordName(db.String())+"-*.rows"))
 	for _, f := range old {
 		os.Remove(f)
@@ -144,13 +143,17 @@ func (rs *Records) writeRowIndex(db cairn.Database, snapshot string, x *mysql.Ro
 }
 
 // readRowIndex returns the kept index of snapshot's dump for db, or nil.
-func (rs *Records) readRowIndex(db cairn.Database, snapshot string) *mysql.RowIndex {
+func (rs *Records) readRowIndex(db cairn.Database, snapshot string) cairn.RowIndex {
+	inc, ok := db.(cairn.Incremental)
+	if !ok {
+		return nil
+	}
 	f, err := os.Open(rs.rowIndexPath(db, snapshot))
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	x, err := mysql.ReadRowIndex(bufio.NewReader(f))
+	x, err := inc.ReadRowIndex(bufio.NewReader(f))
 	if err != nil {
 		return nil
 	}

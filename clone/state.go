@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/database"
-	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -38,7 +36,7 @@ type loadedState struct {
 	id     string            // the state saved, "" if none
 	times  map[string]string // table → UPDATE_TIME right after the load ("" where the state is not what the table holds)
 	schema string
-	index  *mysql.RowIndex // of the source's dump loaded
+	index  cairn.RowIndex // of the source's dump loaded
 	// quiet is when the second of the load is over: a change the clone
 	// makes itself to that database (after_restore actions, a page view)
 	// must wait until then to show in UPDATE_TIME (see run.quiet).
@@ -50,7 +48,7 @@ type loadedState struct {
 // database does (nil: all). A failure costs the next safety snapshot its
 // reuse only.
 func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool) loadedState {
-	dt, ok := to.(database.DeltaTarget)
+	dt, ok := to.(cairn.Incremental)
 	if !ok || id == "" {
 		return loadedState{}
 	}
@@ -109,7 +107,7 @@ func (p pipedDump) Dump(_ context.Context, w io.Writer) ([]cairn.TableStat, erro
 // saveDeltaState keeps, as to's state, a dump of what it held before a
 // delta (from) followed by the delta; want gives the stats of the tables
 // the delta changed.
-func (c *Cloner) saveDeltaState(ctx context.Context, to cairn.Database, from repo.DumpRef, d *mysql.Delta, want []cairn.TableStat) string {
+func (c *Cloner) saveDeltaState(ctx context.Context, to cairn.Database, from repo.DumpRef, d cairn.Changes, want []cairn.TableStat) string {
 	if from.ID == "" {
 		return ""
 	}
@@ -119,8 +117,8 @@ func (c *Cloner) saveDeltaState(ctx context.Context, to cairn.Database, from rep
 		return ""
 	}
 	changed := map[string]bool{}
-	for _, t := range d.Tables {
-		changed[t.Name] = true
+	for _, t := range d.Tables() {
+		changed[t] = true
 	}
 	stats := map[string]cairn.TableStat{}
 	for _, s := range before {
@@ -156,7 +154,7 @@ type stateReuse struct {
 // reuseState returns how a safety snapshot of to can take the state the
 // last clone kept, if it can (see above).
 func (c *Cloner) reuseState(ctx context.Context, to cairn.Database) (stateReuse, bool) {
-	dt, ok := to.(database.DeltaTarget)
+	dt, ok := to.(cairn.Incremental)
 	if !ok {
 		return stateReuse{}, false
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
-	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/restore"
@@ -345,7 +344,7 @@ func (r *run) load(i int) error {
 	var err error
 	if plan := r.plans[i]; plan != nil {
 		r.loaded[i], err = c.loadDelta(ctx, plan, l, restore.ProgressReader{R: r.readers[i], Progress: stage}, recorded, func() *cairn.Snapshot { return r.safety.snap }, pairs, r.rep)
-		if errors.Is(err, mysql.ErrNoDelta) {
+		if errors.Is(err, cairn.ErrNoDelta) {
 			r.rep.Event(cairn.Notice{Message: fmt.Sprintf("database %s: %v; loading the whole dump", l.From.Name, err)})
 			// The tee detaches, so that the snapshot completes.
 			r.readers[i].CloseWithError(err)
@@ -369,16 +368,17 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 	c, l := r.c, r.loads[i]
 	var keep io.Writer
 	end := func(error) string { return "" }
-	if _, ok := l.To.(database.DeltaTarget); ok && l.From.Engine == "mysql" {
+	inc, ok := l.To.(cairn.Incremental)
+	if ok && l.From.Engine == l.To.Engine() {
 		keep, end = c.saveWholeState(r.ctx, l.To, func() ([]cairn.TableStat, error) {
 			_, want, err := recorded()
 			return restore.BlankChecksums(want), err
 		})
 	}
-	var index func(error) *mysql.RowIndex
+	var index func(error) cairn.RowIndex
 	if keep != nil {
 		// The rows of the dump as it comes, for the next delta.
-		dump, index = indexDump(r.ctx, dump)
+		dump, index = indexDump(r.ctx, inc, dump)
 	}
 	err := c.Restore.Load(r.ctx, l, dump, stage, recorded, r.plan.Pairs, keep, r.rep)
 	id := end(err)
@@ -393,11 +393,11 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 }
 
 // indexDump reads a row index of what is read from dump (see
-// mysql.RowIndex), without ever holding up the reading; end returns it,
+// cairn.Incremental), without ever holding up the reading; end returns it,
 // or nil, once reading ended (err nil when the whole dump was read).
-func indexDump(ctx context.Context, dump io.Reader) (io.Reader, func(err error) *mysql.RowIndex) {
-	w, end := teeTo(func(r io.Reader) (*mysql.RowIndex, error) { return mysql.IndexDump(ctx, r) })
-	return io.TeeReader(dump, w), func(err error) *mysql.RowIndex { x, _ := end(err); return x }
+func indexDump(ctx context.Context, inc cairn.Incremental, dump io.Reader) (io.Reader, func(err error) cairn.RowIndex) {
+	w, end := teeTo(func(r io.Reader) (cairn.RowIndex, error) { return inc.IndexDump(ctx, r) })
+	return io.TeeReader(dump, w), func(err error) cairn.RowIndex { x, _ := end(err); return x }
 }
 
 // teeTo runs consume on what is written to w, in its own goroutine; w

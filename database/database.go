@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/mysql"
 	"github.com/cairn-backup/cairn/postgres"
+	"github.com/cairn-backup/cairn/rewrite"
 	"github.com/cairn-backup/cairn/sqlite"
 )
 
@@ -169,30 +170,71 @@ func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verif
 	return mysql.Replace(ctx, d.c, dump, verify, mysql.ReplaceOptions{LockWait: d.o.LockWait, Terminate: d.o.TerminateSessions})
 }
 
-func (d mysqlDB) ApplyDelta(ctx context.Context, delta *mysql.Delta, want, before map[string]int64, guard map[string]string) error {
-	return mysql.ApplyDelta(ctx, d.c, delta, want, before, guard, d.o.LockWait)
+var _ cairn.Incremental = mysqlDB{}
+
+func (d mysqlDB) ApplyDelta(ctx context.Context, c cairn.Changes, want, before map[string]int64, guard map[string]string) error {
+	return mysql.ApplyDelta(ctx, d.c, c.(mysqlChanges).d, want, before, guard, d.o.LockWait)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {
 	return mysql.UpdateTimes(ctx, d.c, note)
 }
 
-// A DeltaTarget takes a row-by-row delta in place (MySQL and MariaDB).
-type DeltaTarget interface {
-	cairn.Database
-	// ApplyDelta writes the delta in one transaction, checked by want's
-	// row counts (before: the counts known before), unless a table
-	// changed since guard (see mysql.ApplyDelta).
-	ApplyDelta(ctx context.Context, d *mysql.Delta, want, before map[string]int64, guard map[string]string) error
-	// UpdateTimes tells when each table last changed (see
-	// mysql.UpdateTimes): a table whose time is unchanged since the
-	// delta's base was loaded still holds it.
-	UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error)
-	// DumpTables is Dump of the tables named only.
-	DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error)
-	// Schema fingerprints all the database's dump holds besides rows
-	// (see mysql.Schema).
-	Schema(ctx context.Context) (string, error)
+func (d mysqlDB) IndexDump(ctx context.Context, dump io.Reader) (cairn.RowIndex, error) {
+	x, err := mysql.IndexDump(ctx, dump)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (d mysqlDB) ReadRowIndex(r io.Reader) (cairn.RowIndex, error) {
+	x, err := mysql.ReadRowIndex(r)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (d mysqlDB) Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index cairn.RowIndex, newer io.Reader, whole map[string]bool, limit int64) (cairn.Changes, error) {
+	x, _ := index.(*mysql.RowIndex)
+	delta, err := mysql.Diff(ctx, openOld, x, newer, whole, limit)
+	if err != nil {
+		return nil, err
+	}
+	return mysqlChanges{delta}, nil
+}
+
+// mysqlChanges are a mysql.Delta as cairn.Changes.
+type mysqlChanges struct{ d *mysql.Delta }
+
+func (c mysqlChanges) Rows() (removed, added int) { return c.d.Rows() }
+func (c mysqlChanges) Index() cairn.RowIndex {
+	if c.d.Index == nil {
+		return nil
+	}
+	return c.d.Index
+}
+func (c mysqlChanges) WriteSQL(w io.Writer) error { return c.d.WriteSQL(w) }
+
+func (c mysqlChanges) Tables() []string {
+	names := make([]string, len(c.d.Tables))
+	for i, t := range c.d.Tables {
+		names[i] = t.Name
+	}
+	return names
+}
+
+func (c mysqlChanges) Rewrite(filter func(in io.Reader, out io.Writer) (int64, error)) (int64, error) {
+	return c.d.Rewrite(filter)
+}
+
+// DialectOf is the SQL dialect of an engine's dumps, for rewrite.
+func DialectOf(engine string) rewrite.Dialect {
+	if engine == "mysql" {
+		return rewrite.MySQL
+	}
+	return rewrite.Postgres // PostgreSQL, and SQLite's INSERTs
 }
 
 type postgresDB struct {

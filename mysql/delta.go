@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/cespare/xxhash/v2"
 	"io"
 	"math"
 	"regexp"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/sqlident"
 )
@@ -24,7 +25,7 @@ import (
 // ErrNoDelta means two dumps cannot be turned into one another row by row
 // (their schemas differ, a changed table has no primary key or is not
 // InnoDB, there are triggers, or too much changed): load the new dump whole.
-var ErrNoDelta = errors.New("no row-by-row delta")
+var ErrNoDelta = cairn.ErrNoDelta
 
 // A Delta is what changed between two dumps of one database made by Dump:
 // for each table, the primary keys of the old dump's rows the new one
@@ -79,6 +80,58 @@ func (t TableDelta) KeyTable() (string, error) {
 		lines[i] = "  " + defs[n]
 	}
 	return "CREATE TABLE " + quoteIdent(t.Name) + " (\n" + strings.Join(lines, ",\n") + "\n)", nil
+}
+
+// Rewrite passes the changed rows through filter, as a dump of each
+// table (its CREATE TABLE and one INSERT; for the primary keys of removed
+// rows, a table of the key's columns alone, since a key holding a URL is
+// the rewritten one in the target), and takes the rows back rewritten. It
+// returns what filter counted.
+func (d *Delta) Rewrite(filter func(in io.Reader, out io.Writer) (int64, error)) (int64, error) {
+	var total int64
+	for i := range d.Tables {
+		t := &d.Tables[i]
+		if len(t.Removed) > 0 {
+			keys, err := t.KeyTable()
+			if err != nil {
+				return total, err
+			}
+			if t.Removed, _, err = rewriteRows(keys, t.Name, t.Removed, filter); err != nil {
+				return total, fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
+			}
+		}
+		added, n, err := rewriteRows(t.Create, t.Name, t.Added, filter)
+		if err != nil {
+			return total, fmt.Errorf("rewrite the changed rows of %s: %w", t.Name, err)
+		}
+		t.Added, total = added, total+n
+	}
+	return total, nil
+}
+
+// rewriteRows passes rows of one table through filter as a dump.
+func rewriteRows(create, table string, rows [][]byte, filter func(in io.Reader, out io.Writer) (int64, error)) ([][]byte, int64, error) {
+	if len(rows) == 0 {
+		return rows, 0, nil
+	}
+	var in bytes.Buffer
+	in.WriteString(create + ";\nINSERT INTO " + quoteIdent(table) + " VALUES ")
+	in.Write(bytes.Join(rows, []byte(",")))
+	in.WriteString(";\n")
+	var out bytes.Buffer
+	n, err := filter(&in, &out)
+	if err != nil {
+		return nil, 0, err
+	}
+	var rewritten [][]byte
+	err = Rows(&out, func(_ string, row []byte) error {
+		rewritten = append(rewritten, bytes.Clone(row))
+		return nil
+	})
+	if err == nil && len(rewritten) != len(rows) {
+		err = fmt.Errorf("%d rows in, %d out", len(rows), len(rewritten))
+	}
+	return rewritten, n, err
 }
 
 // Diff computes the delta from the dump old gives to the one newer

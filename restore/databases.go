@@ -186,7 +186,7 @@ func (e *Engine) Load(ctx context.Context, l Load, dump io.Reader, stage cairn.S
 	var rewriter io.Closer
 	if len(pairs) > 0 {
 		var rc io.ReadCloser
-		rc, rewritten = rewriteStream(in, pairs, l.From.Engine)
+		rc, rewritten = rewriteStream(in, pairs, database.DialectOf(l.From.Engine))
 		in, rewriter = rc, rc
 	}
 	if keep != nil {
@@ -247,18 +247,14 @@ type rewriteResult struct {
 }
 
 // rewriteStream rewrites a dump on its way to the database, streaming.
-func rewriteStream(in io.Reader, pairs []rewrite.Pair, engine string) (io.ReadCloser, <-chan rewriteResult) {
+func rewriteStream(in io.Reader, pairs []rewrite.Pair, dialect rewrite.Dialect) (io.ReadCloser, <-chan rewriteResult) {
 	pr, pw := io.Pipe()
 	done := make(chan rewriteResult, 1)
 	go func() {
 		w, err := rewrite.New(rewrite.Config{Pairs: pairs})
 		var rep *rewrite.Report
 		if err == nil {
-			if engine == "mysql" {
-				rep, err = w.MySQL(in, pw)
-			} else {
-				rep, err = w.Postgres(in, pw) // PostgreSQL, and SQLite's INSERTs
-			}
+			rep, err = w.Dump(dialect, in, pw)
 		}
 		pw.CloseWithError(err)
 		done <- rewriteResult{rep, err}

@@ -271,3 +271,28 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.err = err
 	return n, err
 }
+
+// Dialect is the SQL a dump is written in.
+type Dialect int
+
+const (
+	MySQL    Dialect = iota // mysqldump's and mariadb-dump's INSERTs
+	Postgres                // pg_dump's COPY and INSERTs, and SQLite's INSERTs
+)
+
+// Dump rewrites a dump in dialect d (see MySQL and Postgres).
+func (w *Rewriter) Dump(d Dialect, in io.Reader, out io.Writer) (*Report, error) {
+	if d == MySQL {
+		return w.MySQL(in, out)
+	}
+	return w.Postgres(in, out)
+}
+
+// Replacements counts the replacements a report holds.
+func (r *Report) Replacements() int64 {
+	var n int64
+	for _, c := range r.Counts {
+		n += c.Replacements
+	}
+	return n
+}
