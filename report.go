@@ -79,6 +79,9 @@ type DatabaseRestored struct {
 type Delta struct {
 	Base                   *Snapshot // what the target held
 	Removed, Added, Tables int
+	// BaseDumpRead: Base's dump was read back to compare (no index of
+	// its rows was kept, or it could not be used), which takes longer.
+	BaseDumpRead bool
 }
 
 // Rewritten is what the rewrite of one database's dump did.
@@ -137,8 +140,9 @@ type DeltaPlanned struct {
 	Whole        []string // tables changed since on the target: loaded whole
 }
 
-// SafetyFromState is a database whose safety snapshot would take what the
-// last clone kept (a dry run's plan).
+// SafetyFromState is a database whose safety snapshot takes (or, in a dry
+// run, would take) what the last clone kept, dumping only the tables
+// changed since.
 type SafetyFromState struct {
 	Target       string
 	Kept, Dumped int // tables taken from the state, and dumped

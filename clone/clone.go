@@ -255,7 +255,7 @@ func (c *Cloner) safetySnapshot(ctx context.Context, dst *cairn.Environment, o t
 	if err != nil && len(o.reuse) > 0 && ctx.Err() == nil {
 		// What the last clone kept did not do: the databases are
 		// dumped whole.
-		c.log().Info("safety snapshot from what the last clone kept failed; dumping the databases whole", "err", err)
+		rep.Event(cairn.Notice{Message: fmt.Sprintf("the safety snapshot of %s could not take what the last clone kept (%v); its databases are dumped whole", dst.Name(), err)})
 		o.reuse = nil
 		safety, err = c.takeSnapshot(ctx, dst, label, o, rep)
 	}

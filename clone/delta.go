@@ -194,7 +194,7 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 	rep.totals.replacements.Add(replaced)
 	removed, added := d.Rows()
 	rep.Event(cairn.DatabaseRestored{Name: info.Name, Target: p.To.String(), Tables: info.Tables, Rows: info.Rows, DumpBytes: info.Bytes,
-		Duration: time.Since(start), Delta: &cairn.Delta{Base: base, Removed: removed, Added: added, Tables: len(d.Tables())}})
+		Duration: time.Since(start), Delta: &cairn.Delta{Base: base, Removed: removed, Added: added, Tables: len(d.Tables()), BaseDumpRead: plan.index == nil}})
 	return loaded, nil
 }
 

@@ -281,6 +281,7 @@ func (r *run) reusable() []repo.Reused {
 	for _, l := range r.loads {
 		if re, ok := r.c.reuseState(r.ctx, l.To); ok {
 			out = append(out, re.Reused)
+			r.rep.Event(cairn.SafetyFromState{Target: l.To.String(), Kept: re.kept, Dumped: re.dumped})
 		}
 	}
 	return out

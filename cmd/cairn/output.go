@@ -125,6 +125,9 @@ type deltaJSON struct {
 	Removed int    `json:"rows_removed"`
 	Added   int    `json:"rows_added"`
 	Tables  int    `json:"tables"`
+	// BaseDumpRead: the base's dump was read back to compare (no index
+	// of its rows was kept, or it was damaged).
+	BaseDumpRead bool `json:"base_dump_read,omitempty"`
 }
 
 // safetyPlanJSON is a target database whose safety snapshot would take

@@ -144,7 +144,7 @@ func toEventJSON(e cairn.Event) any {
 		j := databaseRestoreJSON{MessageType: e.Type(), Name: e.Name, Target: e.Target, Tables: e.Tables, Rows: e.Rows, DumpBytes: e.DumpBytes,
 			ChecksumsDiffer: e.ChecksumsDiffer, DurationSec: e.Duration.Seconds()}
 		if d := e.Delta; d != nil {
-			j.Delta = &deltaJSON{Base: d.Base.ID, Removed: d.Removed, Added: d.Added, Tables: d.Tables}
+			j.Delta = &deltaJSON{Base: d.Base.ID, Removed: d.Removed, Added: d.Added, Tables: d.Tables, BaseDumpRead: d.BaseDumpRead}
 		}
 		return j
 	case cairn.ConfigChange:
