@@ -383,5 +383,3 @@ func escapeMySQLTo(w *countingWriter, v []byte) {
 	}
 	w.Write(v[start:])
 }
-
-

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -71,6 +74,43 @@ func cmdDBHold(ts *testscript.TestScript, neg bool, args []string) {
 		r.Close()
 	}
 	ts.Setenv("HOLDER", strconv.FormatInt(id, 10))
+	waitLocked(ts, c.Database, args[1])
+}
+
+// waitlocked DB TABLE: wait until another session holds a lock on TABLE
+// of the MariaDB database DB, so that a script relies on no sleep.
+func cmdWaitLocked(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitlocked DB TABLE")
+	}
+	waitLocked(ts, args[0], args[1])
+}
+
+// waitLocked probes TABLE with a LOCK TABLES … WRITE bounded to a second:
+// it times out only while another session holds a lock on the table.
+func waitLocked(ts *testscript.TestScript, database, table string) {
+	db := mariaRoot(ts, database)
+	defer db.Close()
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		conn, err := db.Conn(ctx)
+		ts.Check(err)
+		_, err = conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1")
+		ts.Check(err)
+		_, err = conn.ExecContext(ctx, "LOCK TABLES `"+table+"` WRITE")
+		if err == nil {
+			conn.ExecContext(ctx, "UNLOCK TABLES") //nolint:errcheck
+		}
+		conn.Close()
+		var me *driver.MySQLError
+		if errors.As(err, &me) && me.Number == 1205 { // lock wait timeout: held
+			return
+		}
+		if err != nil && !errors.As(err, &me) {
+			ts.Fatalf("probe the lock of %s.%s: %v", database, table, err)
+		}
+	}
+	ts.Fatalf("no session came to hold a lock on %s.%s", database, table)
 }
 
 // waitproc WORD...: wait until a process whose command line holds every

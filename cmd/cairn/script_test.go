@@ -60,40 +60,52 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"gentree":   cmdGentree,
-			"bytenames": cmdByteNames,
-			"s3bucket":  cmdS3Bucket,
-			"waitpacks": cmdWaitPacks,
-			"waitfile":  cmdWaitFile,
-			"tmpfs":     cmdTmpfs,
-			"touch":     cmdTouch,
-			"treeeq":    cmdTreeEq,
-			"jsonenv":   cmdJSONEnv,
-			"sleep":     cmdSleep,
-			"mariadb":   cmdMariaDB,
-			"postgres":  cmdPostgres,
-			"dbstats":   cmdDBStats,
-			"dbsql":     cmdDBSQL,
-			"killproc":  cmdKillProc,
-			"waitdb":    cmdWaitDB,
-			"nosidedb":  cmdNoSideDB,
-			"expand":    cmdExpand,
-			"dbtrue":    cmdDBTrue,
-			"httpserve": cmdHTTPServe,
-			"wordpress": cmdWordPress,
-			"wpserve":   cmdWPServe,
-			"fetch":     cmdFetch,
-			"wpoptions": cmdWPOptions,
-			"flipbyte":  cmdFlipByte,
-			"flipchar":  cmdFlipChar,
-			"truncate":  cmdTruncate,
-			"pickblob":  cmdPickBlob,
-			"dbobjects": cmdDBObjects,
-			"dbhold":    cmdDBHold,
-			"waitproc":  cmdWaitProc,
-			"nosecret":  cmdNoSecret,
+			"gentree":    positive("gentree", cmdGentree),
+			"bytenames":  positive("bytenames", cmdByteNames),
+			"s3bucket":   positive("s3bucket", cmdS3Bucket),
+			"waitpacks":  positive("waitpacks", cmdWaitPacks),
+			"waitfile":   positive("waitfile", cmdWaitFile),
+			"tmpfs":      positive("tmpfs", cmdTmpfs),
+			"touch":      positive("touch", cmdTouch),
+			"treeeq":     cmdTreeEq,
+			"jsonenv":    positive("jsonenv", cmdJSONEnv),
+			"sleep":      positive("sleep", cmdSleep),
+			"mariadb":    positive("mariadb", cmdMariaDB),
+			"postgres":   positive("postgres", cmdPostgres),
+			"dbstats":    cmdDBStats,
+			"dbsql":      cmdDBSQL,
+			"killproc":   positive("killproc", cmdKillProc),
+			"waitdb":     positive("waitdb", cmdWaitDB),
+			"nosidedb":   positive("nosidedb", cmdNoSideDB),
+			"expand":     positive("expand", cmdExpand),
+			"dbtrue":     cmdDBTrue,
+			"httpserve":  positive("httpserve", cmdHTTPServe),
+			"wordpress":  positive("wordpress", cmdWordPress),
+			"wpserve":    positive("wpserve", cmdWPServe),
+			"fetch":      cmdFetch,
+			"wpoptions":  cmdWPOptions,
+			"flipbyte":   positive("flipbyte", cmdFlipByte),
+			"flipchar":   positive("flipchar", cmdFlipChar),
+			"truncate":   positive("truncate", cmdTruncate),
+			"pickblob":   positive("pickblob", cmdPickBlob),
+			"dbobjects":  positive("dbobjects", cmdDBObjects),
+			"dbhold":     positive("dbhold", cmdDBHold),
+			"waitproc":   positive("waitproc", cmdWaitProc),
+			"waitlocked": positive("waitlocked", cmdWaitLocked),
+			"nosecret":   positive("nosecret", cmdNoSecret),
 		},
 	})
+}
+
+// positive refuses `! name`: a command that only does something, or only
+// asserts one way, must not be silently taken for its negation.
+func positive(name string, cmd func(ts *testscript.TestScript, neg bool, args []string)) func(ts *testscript.TestScript, neg bool, args []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg {
+			ts.Fatalf("%s does not take !: say what must hold instead", name)
+		}
+		cmd(ts, neg, args)
+	}
 }
 
 // gentree DIR FILES SIZE: FILES files of SIZE bytes of incompressible data.
