@@ -188,32 +188,6 @@ type MirrorWriter interface {
 	Finish(complete bool)
 }
 
-// Repository is where snapshots live. Implementations are safe for one
-// process at a time per call; many processes may write to one repository
-// concurrently (the engine is lock-free).
-type Repository interface {
-	// Snapshot stores the tree at req.Path and returns the recorded
-	// snapshot. On any error nothing is listed: no partial snapshot is
-	// ever visible through Snapshots.
-	// The databases are dumped into the same snapshot, at the start, so
-	// that files and data are as close to one moment as they can be.
-	Snapshot(ctx context.Context, req SnapshotRequest, p Progress) (*Snapshot, error)
-	// Snapshots lists complete snapshots, oldest first.
-	Snapshots(ctx context.Context) ([]*Snapshot, error)
-	// Root opens a snapshot's file tree.
-	Root(ctx context.Context, s *Snapshot) (Node, error)
-	// OpenDump streams the SQL dump of one of the snapshot's databases
-	// (named as in s.Databases).
-	OpenDump(ctx context.Context, s *Snapshot, name string) (io.ReadCloser, error)
-	// Tables returns the table stats recorded for one of its databases.
-	Tables(ctx context.Context, s *Snapshot, name string) ([]TableStat, error)
-	// App returns the application recorded with the snapshot, components
-	// included, or nil.
-	App(ctx context.Context, s *Snapshot) (*AppInfo, error)
-	// Close releases the repository.
-	Close(ctx context.Context) error
-}
-
 // Progress receives counts as work proceeds. Implementations must be safe
 // for concurrent use. A nil Progress is never passed: use NoProgress.
 type Progress interface {

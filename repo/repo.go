@@ -1,6 +1,6 @@
 // Package repo is cairn's snapshot store. It wraps kopia's repository
 // library (content-defined chunking, deduplication, encryption, compression,
-// filesystem and S3 storage) behind cairn.Repository; no other package
+// filesystem and S3 storage) behind its own narrow API; no other package
 // imports kopia.
 //
 // Traps of embedding kopia that this package handles: kopia's fatal-error
@@ -75,7 +75,10 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Repo is an open repository. It implements cairn.Repository.
+// Repo is an open repository: the snapshot store of site.Snapshotter and
+// restore.Store, and more (state, checks, repair). Snapshots are listed
+// only once complete; many processes may write to one repository at once
+// (the engine is lock-free).
 type Repo struct {
 	opts Options
 	kr   repo.Repository
@@ -90,7 +93,6 @@ type Repo struct {
 	onClose        []func()
 }
 
-var _ cairn.Repository = (*Repo)(nil)
 
 // InitResult tells the caller what Init did.
 type InitResult struct {

@@ -60,7 +60,10 @@ var incompressible = func() []string {
 	return all
 }()
 
-// Snapshot stores the directory req.Path. See cairn.Repository.
+// Snapshot stores the tree at req.Path, and the databases' dumps (taken
+// first, so that files and data are as close to one moment as they can
+// be), and returns the recorded snapshot. On any error nothing is listed:
+// no partial snapshot is ever visible through Snapshots.
 func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error) {
 	start := r.opts.Clock.Now()
 	abs, err := filepath.Abs(req.Path)

@@ -136,7 +136,9 @@ func withDatabases(req cairn.SnapshotRequest, dsns []cairn.DSN) (cairn.SnapshotR
 	return req, nil
 }
 
-// Snapshotter stores snapshots (see cairn.Repository).
+// Snapshotter stores snapshots (package repo). Snapshot stores req's tree
+// and dumps and returns the snapshot recorded; on any error nothing is
+// listed, as no partial snapshot ever is.
 type Snapshotter interface {
 	Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error)
 }
