@@ -9,9 +9,11 @@ import (
 )
 
 // Board draws the stages of one job that run side by side (a clone's
-// snapshot, database loads and file sync) on one line:
+// snapshot, database loads and file sync) as one progress display, on
+// one line: the whole job's files, bytes, rate and (once every running
+// stage knows its size) time left, then each stage, running ones first:
 //
-//	clone blog/production → blog/staging  0:07  snapshot 1.0/1.5 GiB · database wp 320 MiB · files done
+//	clone blog/production → blog/staging  0:07  380/403 files  1.3 GiB  190.2 MiB/s  ETA 0:02  snapshot 1.0 GiB/1.5 GiB · database wp 320.0 MiB/400.0 MiB · safety snapshot ✓
 //
 // Each stage is a Bar made by Stage; the board draws it, and its Finish
 // marks it done.
@@ -76,19 +78,37 @@ func (b *Board) Line(width int) string {
 }
 
 func (b *Board) line(width int) string {
-	parts := make([]string, 0, len(b.stages))
+	elapsed := b.now().Sub(b.start)
+	var files, totalFiles, bytes, totalBytes int64
+	known := true // every stage still running says how much it has to do
+	var running, done []string
 	for _, s := range b.stages {
-		bytes, tb := s.bytes.Load(), s.totalBytes.Load()
+		f, tf, n, tn := s.files.Load(), s.totalFiles.Load(), s.bytes.Load(), s.totalBytes.Load()
+		files, bytes = files+f, bytes+n
+		totalFiles, totalBytes = totalFiles+max(tf, f), totalBytes+max(tn, n)
 		switch {
 		case s.finished.Load():
-			parts = append(parts, s.label+" done")
-		case tb > 0:
-			parts = append(parts, s.label+" "+Bytes(bytes)+"/"+Bytes(tb))
+			done = append(done, s.label+" ✓")
+		case tn > 0:
+			running = append(running, s.label+" "+Bytes(n)+"/"+Bytes(tn))
 		default:
-			parts = append(parts, s.label+" "+Bytes(bytes))
+			known = false
+			running = append(running, s.label+" "+Bytes(n))
 		}
 	}
-	line := b.label + "  " + Duration(b.now().Sub(b.start)) + "  " + strings.Join(parts, " · ")
+	head := b.label + "  " + Duration(elapsed)
+	if totalFiles > 0 {
+		head += fmt.Sprintf("  %d/%d files", files, totalFiles)
+	}
+	head += "  " + Bytes(bytes)
+	if secs := elapsed.Seconds(); secs >= 1 && bytes > 0 {
+		rate := float64(bytes) / secs
+		head += "  " + Bytes(int64(rate)) + "/s"
+		if known && len(running) > 0 && totalBytes > bytes {
+			head += "  ETA " + Duration(time.Duration(float64(totalBytes-bytes)/rate*float64(time.Second)))
+		}
+	}
+	line := head + "  " + strings.Join(append(running, done...), " · ")
 	if r := []rune(line); len(r) > width {
 		line = string(r[:width])
 	}

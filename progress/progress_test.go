@@ -56,12 +56,18 @@ func TestBoard(t *testing.T) {
 	snap.Done(1, 1<<30)
 	db.Done(0, 320<<20)
 	files.Finish()
-	want := "clone a → b  0:07  snapshot 1.0 GiB/3.0 GiB · database wp 320.0 MiB · files done"
+	want := "clone a → b  0:07  1/1 files  1.3 GiB  192.0 MiB/s  snapshot 1.0 GiB/3.0 GiB · database wp 320.0 MiB · files ✓"
 	if got := b.Line(200); got != want {
 		t.Errorf("line\n%q, want\n%q", got, want)
 	}
-	if got := b.Line(20); got != "clone a → b  0:07  s" {
+	if got := b.Line(20); got != "clone a → b  0:07  1" {
 		t.Errorf("cut line %q", got)
+	}
+	// Once every running stage knows its size, the time left shows.
+	db.Total(0, 1<<30)
+	want = "clone a → b  0:07  1/1 files  1.3 GiB  192.0 MiB/s  ETA 0:14  snapshot 1.0 GiB/3.0 GiB · database wp 320.0 MiB/1.0 GiB · files ✓"
+	if got := b.Line(200); got != want {
+		t.Errorf("line with sizes\n%q, want\n%q", got, want)
 	}
 	if b.Writer(&out) != io.Writer(&out) {
 		t.Errorf("a disabled board wraps writers")
