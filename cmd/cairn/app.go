@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/progress"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/settings"
 	"github.com/cairn-backup/cairn/site"
 )
 
@@ -122,119 +121,26 @@ func checkConfig(cfg *config.Config) error {
 	return nil
 }
 
-// repoSettings works out the repository's location and password sources.
-type repoSettings struct {
-	opts      repo.Options
-	isDefault bool // the per-user default local repository
+// repository is the repository this run uses (see package settings);
+// its warnings are printed.
+func (a *app) repository() (settings.Repository, error) {
+	dirs, err := settings.FindDirs(nil)
+	if err != nil {
+		return settings.Repository{}, err
+	}
+	r, err := settings.Resolve(a.cfg, a.flags(), nil, dirs)
+	if err != nil {
+		return r, err
+	}
+	r.Options.Logger = a.log
+	for _, w := range r.Warnings {
+		fmt.Fprintln(a.stderr, "warning:", w)
+	}
+	return r, nil
 }
 
-func (a *app) repoSettings() (repoSettings, error) {
-	var s repoSettings
-	loc, isDefault, err := a.repoLocation()
-	if err != nil {
-		return s, err
-	}
-	s.isDefault = isDefault
-	rc := a.cfg.Repository
-	password, err := a.password()
-	if err != nil {
-		return s, err
-	}
-	cfgDir, err := configDir()
-	if err != nil {
-		return s, err
-	}
-	state, err := stateDir()
-	if err != nil {
-		return s, err
-	}
-	s.opts = repo.Options{
-		Location:    loc,
-		Password:    password,
-		KeyFile:     filepath.Join(cfgDir, "keys", loc.ID()+".key"),
-		StateDir:    filepath.Join(state, "repos", loc.ID()),
-		Compression: rc.Compression, DumpCompression: rc.DumpCompression,
-		LimitUpload: float64(a.limitUp) * 1024,
-		Logger:      a.log,
-	}
-	return s, nil
-}
-
-// repoLocation works out where the repository is; isDefault says it is
-// the per-user default local one.
-func (a *app) repoLocation() (loc repo.Location, isDefault bool, err error) {
-	if err := a.cfg.CheckRepository(); err != nil {
-		return loc, false, err
-	}
-	rc := a.cfg.Repository
-	raw := a.repoFlag
-	if raw == "" {
-		raw = os.Getenv("CAIRN_REPOSITORY")
-	}
-	if raw == "" {
-		switch {
-		case rc.URL != "" && rc.Path != "":
-			return loc, false, fmt.Errorf("%s: repository: set url or path, not both", a.cfg.File)
-		case rc.URL != "":
-			raw = rc.URL
-		case rc.Path != "":
-			raw = a.cfg.RepositoryPath()
-		}
-	}
-	if raw == "" {
-		dir, err := dataDir()
-		if err != nil {
-			return loc, false, err
-		}
-		raw, isDefault = filepath.Join(dir, "repository"), true
-	}
-	if loc, err = repo.ParseLocation(raw); err != nil {
-		return loc, false, err
-	}
-	if loc.S3 != nil {
-		loc.S3.AccessKeyID = rc.S3.AccessKeyID
-		loc.S3.SecretAccessKey = rc.S3.SecretAccessKey
-		loc.S3.SessionToken = rc.S3.SessionToken
-		if loc.S3.Region == "" {
-			loc.S3.Region = rc.S3.Region
-		}
-	}
-	return loc, isDefault, nil
-}
-
-// password returns the password from $CAIRN_PASSWORD, $CAIRN_PASSWORD_FILE,
-// or the config; "" means: use the key file.
-func (a *app) password() (cairn.Secret, error) {
-	if p := os.Getenv("CAIRN_PASSWORD"); p != "" {
-		return cairn.Secret(p), nil
-	}
-	file, where := os.Getenv("CAIRN_PASSWORD_FILE"), "$CAIRN_PASSWORD_FILE"
-	if file == "" {
-		if a.cfg.Repository.Password != "" {
-			return a.cfg.Repository.Password, nil
-		}
-		file, where = a.cfg.PasswordFilePath(), a.cfg.Where("repository.password_file")
-	}
-	if file == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w: cannot read password file: %v. Try: fix repository.password_file or $CAIRN_PASSWORD_FILE", where, cairn.ErrNoPassword, err)
-	}
-	warnReadable(a.stderr, file)
-	p := strings.TrimRight(string(b), "\r\n")
-	if p == "" {
-		return "", fmt.Errorf("%s: %w: password file %s is empty", where, cairn.ErrNoPassword, file)
-	}
-	return cairn.Secret(p), nil
-}
-
-// warnReadable warns when a password or key file is open to other users.
-func warnReadable(w io.Writer, file string) {
-	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(w, "warning: %s holds the repository password and other users can access it (mode %04o). Try: chmod 600 %s\n", file, fi.Mode().Perm(), file)
-	}
+func (a *app) flags() settings.Flags {
+	return settings.Flags{Repo: a.repoFlag, LimitUpload: float64(a.limitUp) * 1024}
 }
 
 // openRepo opens the repository; create makes the default local one on
@@ -245,36 +151,33 @@ func (a *app) openRepo(ctx context.Context, create bool) (*repo.Repo, error) {
 
 // openRepoFor opens the repository, tuned for a restore when restore is set.
 func (a *app) openRepoFor(ctx context.Context, create, restore bool) (*repo.Repo, error) {
-	s, err := a.repoSettings()
+	s, err := a.repository()
 	if err != nil {
 		return nil, err
 	}
-	s.opts.Restore = restore
-	if create && s.isDefault {
-		exists, err := repo.Exists(ctx, s.opts.Location)
+	s.Options.Restore = restore
+	if create && s.IsDefault {
+		exists, err := repo.Exists(ctx, s.Options.Location)
 		if err != nil {
 			return nil, err
 		}
 		if !exists {
-			if err := a.initRepo(ctx, s.opts); err != nil {
+			if err := a.initRepo(ctx, s.Options); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if s.opts.Password == "" {
-		warnReadable(a.stderr, s.opts.KeyFile)
-	}
-	unlock, err := a.lockRepository(s.opts.Location, targetlock.Read)
+	unlock, err := a.lockRepository(s.Options.Location, targetlock.Read)
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, s.opts)
+	r, err := repo.Open(ctx, s.Options)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
 	r.OnClose(unlock)
-	a.log.Info("repository open", "location", s.opts.Location.String(), "state", s.opts.StateDir, "for_restore", restore)
+	a.log.Info("repository open", "location", s.Options.Location.String(), "state", s.Options.StateDir, "for_restore", restore)
 	a.warnDamagedIndexes(r)
 	return r, nil
 }
@@ -318,18 +221,3 @@ func (a *app) printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
-
-func xdgDir(env, fallback string) (string, error) {
-	if d := os.Getenv(env); d != "" {
-		return filepath.Join(d, "cairn"), nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find home directory: %w. Try: set HOME or %s", err, env)
-	}
-	return filepath.Join(home, fallback, "cairn"), nil
-}
-
-func dataDir() (string, error)   { return xdgDir("XDG_DATA_HOME", ".local/share") }
-func stateDir() (string, error)  { return xdgDir("XDG_STATE_HOME", ".local/state") }
-func configDir() (string, error) { return xdgDir("XDG_CONFIG_HOME", ".config") }

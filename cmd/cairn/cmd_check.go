@@ -201,17 +201,17 @@ found and dropped too. Safe to run again.`,
 }
 
 func (a *app) runRepair(ctx context.Context, opts repo.RepairOptions) error {
-	s, err := a.repoSettings()
+	s, err := a.repository()
 	if err != nil {
 		return err
 	}
 	// Nothing else of this machine's uses the repository meanwhile.
-	unlock, err := a.lockRepository(s.opts.Location, targetlock.Write)
+	unlock, err := a.lockRepository(s.Options.Location, targetlock.Write)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rep, err := repo.Repair(ctx, s.opts, opts)
+	rep, err := repo.Repair(ctx, s.Options, opts)
 	if rep.FormatRestored {
 		fmt.Fprintln(a.stdout, "restored the format blob kopia.repository from the copy cairn keeps (the damaged one is kept as cairn.format.damaged)")
 	}

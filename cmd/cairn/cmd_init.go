@@ -20,11 +20,11 @@ your config directory (keep a copy of it somewhere safe).`,
 }
 
 func (a *app) runInit(ctx context.Context) error {
-	s, err := a.repoSettings()
+	s, err := a.repository()
 	if err != nil {
 		return err
 	}
-	if err := a.initRepo(ctx, s.opts); err != nil {
+	if err := a.initRepo(ctx, s.Options); err != nil {
 		return err
 	}
 	return nil

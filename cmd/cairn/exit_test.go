@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/settings"
 	"github.com/cairn-backup/cairn/site"
 )
 
@@ -243,11 +244,11 @@ func TestInterruptedSnapshot(t *testing.T) {
 
 // lockTarget holds a lock as another cairn process would.
 func lockTarget(target string, kind targetlock.Kind) (func(), error) {
-	state, err := stateDir()
+	dirs, err := settings.FindDirs(nil)
 	if err != nil {
 		return nil, err
 	}
-	l, err := targetlock.Acquire(site.LockDir(state), target, kind)
+	l, err := targetlock.Acquire(site.LockDir(dirs.State), target, kind)
 	if err != nil {
 		return nil, err
 	}
