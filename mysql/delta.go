@@ -19,6 +19,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/sqldump"
 	"github.com/cairn-backup/cairn/internal/sqlident"
 )
 
@@ -545,78 +546,23 @@ func Rows(r io.Reader, fn func(table string, row []byte) error) error { return s
 
 // scanRows reads a dump made by Dump and calls row for each row of its
 // INSERT statements, `(…)` (valid during the call only), and other for
-// each other line (if not nil).
+// each other line (if not nil), through the one dump tokenizer.
 func scanRows(r io.Reader, row func(table string, row []byte) error, other func(line []byte)) error {
-	lines := lineReader{in: bufio.NewReaderSize(r, 1<<20)}
-	table := ""
-	for {
-		line, err := lines.next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if table == "" {
-			if !bytes.HasPrefix(line, insertPrefix) {
-				if other != nil {
-					other(line)
-				}
-				continue
-			}
-			name, rest, ok := sqlident.CutBackquoted(line[len("INSERT INTO "):])
-			i := bytes.Index(rest, []byte("VALUES"))
-			if !ok || i < 0 {
-				return fmt.Errorf("line %d: an INSERT cairn cannot read", lines.n)
-			}
-			if bytes.HasPrefix(rest, []byte(" (")) {
-				// Generated or invisible columns: rows are not whole.
-				return fmt.Errorf("%w: table %s is dumped with a column list", ErrNoDelta, name)
-			}
-			table, line = name, rest[i+len("VALUES"):]
-		}
-		done, err := splitRows(line, func(r []byte) error { return row(table, r) })
-		if err != nil {
-			return fmt.Errorf("line %d: %w", lines.n, err)
-		}
-		if done {
-			table = ""
-		}
+	h := sqldump.Handler{Row: row}
+	if other != nil {
+		h.Other = func(line []byte) error { other(line); return nil }
 	}
-}
-
-// splitRows calls fn for each row on one line of an INSERT's values and
-// reports whether the statement ended. Values hold no parentheses outside
-// strings, so a row ends at the first ')' outside quotes.
-func splitRows(p []byte, fn func(row []byte) error) (done bool, err error) {
-	for i := 0; ; {
-		if i, done, err = nextRow(p, i); done || err != nil || i == len(p) {
-			return done, err
-		}
-		start := i
-		for i++; ; {
-			j := bytes.IndexAny(p[i:], "')")
-			if j < 0 {
-				return false, errors.New("a row is cut off at the end of its line")
-			}
-			i += j
-			if p[i] == ')' {
-				i++
-				break
-			}
-			if i, err = skipString(p, i); err != nil {
-				return false, err
-			}
-		}
-		if err := fn(p[start:i]); err != nil {
-			return false, err
-		}
+	err := sqldump.Scan(r, h)
+	if errors.Is(err, sqldump.ErrColumnList) {
+		// Generated or invisible columns: rows are not whole.
+		return fmt.Errorf("%w: %v", ErrNoDelta, err)
 	}
+	return err
 }
 
 // nextRow skips what stands between rows from p[i] on and returns where
 // the next row's '(' is, or len(p) when the line ends first, or done at
-// the statement's ';'.
+// the statement's ';'. (The loader's; to be the tokenizer's.)
 func nextRow(p []byte, i int) (int, bool, error) {
 	for ; i < len(p); i++ {
 		switch p[i] {

@@ -1,0 +1,188 @@
+// Package sqldump reads MySQL and MariaDB dumps (mysqldump and
+// mariadb-dump output) as a stream, by the dump's own syntax: each
+// INSERT's rows are cut at their parentheses outside quoted strings
+// (single-quoted, with backslash escapes and doubled quotes), whatever the
+// lines, so a row may hold raw newlines and a statement may put its rows
+// on one line or one a line (MariaDB 10.11+). Everything outside INSERT
+// statements is handed over line by line.
+//
+// It is the one tokenizer of such dumps: row counting, cutting, loading,
+// deltas and rewrite are to read dumps through it (see the package's
+// fuzz tests, which hold it to the scanners it replaces).
+package sqldump
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cairn-backup/cairn/internal/sqlident"
+)
+
+// ErrColumnList means an INSERT names its columns (generated or invisible
+// columns): its rows are not whole rows of the table.
+var ErrColumnList = errors.New("an INSERT names its columns")
+
+// Handler receives a dump's parts. Slices are valid during the call only.
+type Handler struct {
+	// Row is called for each row of an INSERT INTO `table` VALUES
+	// statement, `(…)` as the dump writes it.
+	Row func(table string, row []byte) error
+	// Other is called for each line outside INSERT statements, without
+	// its end of line; nil ignores them.
+	Other func(line []byte) error
+}
+
+var insertInto = []byte("INSERT INTO `")
+
+// Scan reads the dump r to its end, calling h. An error from h stops it
+// and is returned; so is a dump it cannot read (with its line number).
+func Scan(r io.Reader, h Handler) error {
+	s := scanner{in: bufio.NewReaderSize(r, 1<<20), h: h}
+	return s.run()
+}
+
+type scanner struct {
+	in   *bufio.Reader
+	h    Handler
+	line int   // the current line's number, from 1
+	long []byte // a line longer than in's buffer, gathered
+	row  []byte // the row being read
+}
+
+func (s *scanner) run() error {
+	for {
+		line, err := s.readLine()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(line, insertInto) {
+			if s.h.Other != nil {
+				if err := s.h.Other(trimEOL(line)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := s.insert(line); err != nil {
+			return err
+		}
+	}
+}
+
+// insert reads the INSERT statement whose first line is line.
+func (s *scanner) insert(line []byte) error {
+	name, rest, ok := sqlident.CutBackquoted(line[len("INSERT INTO "):])
+	if !ok || name == "" {
+		return s.errorf("an INSERT whose table name is empty or not closed")
+	}
+	if bytes.HasPrefix(rest, []byte(" (")) {
+		return fmt.Errorf("line %d: table %s: %w", s.line, name, ErrColumnList)
+	}
+	rest, ok = bytes.CutPrefix(rest, []byte(" VALUES"))
+	if !ok {
+		return s.errorf("an INSERT without VALUES")
+	}
+	p := rest
+	for {
+		// Between rows: blanks, commas and ends of line, then '(' or ';'.
+		i := 0
+		for i < len(p) && (p[i] == ' ' || p[i] == ',' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
+			i++
+		}
+		p = p[i:]
+		if len(p) == 0 {
+			var err error
+			if p, err = s.readLine(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return s.errorf("the dump ends inside an INSERT into %s", name)
+				}
+				return err
+			}
+			continue
+		}
+		switch p[0] {
+		case ';':
+			return nil // what follows on the line is not data
+		case '(':
+		default:
+			return s.errorf("unexpected %q between the rows of %s", p[0], name)
+		}
+		var err error
+		if p, err = s.readRow(p); err != nil {
+			return err
+		}
+		if err := s.h.Row(name, s.row); err != nil {
+			return err
+		}
+	}
+}
+
+// readRow gathers the row starting at p[0] == '(' (reading further lines
+// if it spans them) into s.row and returns what follows it.
+func (s *scanner) readRow(p []byte) ([]byte, error) {
+	s.row = s.row[:0]
+	quoted, escaped := false, false
+	for i := 1; ; i++ {
+		if i == len(p) {
+			s.row = append(s.row, p...)
+			var err error
+			if p, err = s.readLine(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil, s.errorf("the dump ends inside a row")
+				}
+				return nil, err
+			}
+			i = -1 // the loop's i++ makes it 0
+			continue
+		}
+		c := p[i]
+		switch {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '\'':
+			quoted = !quoted // a doubled quote closes and opens again
+		case !quoted && c == ')':
+			s.row = append(s.row, p[:i+1]...)
+			return p[i+1:], nil
+		}
+	}
+}
+
+// readLine returns the next line with its end of line, valid until the
+// next call.
+func (s *scanner) readLine() ([]byte, error) {
+	s.long = s.long[:0]
+	for {
+		b, err := s.in.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			s.long = append(s.long, b...)
+			continue
+		}
+		if err != nil && (len(b) == 0 && len(s.long) == 0 || !errors.Is(err, io.EOF)) {
+			return nil, err
+		}
+		s.line++
+		if len(s.long) > 0 {
+			s.long = append(s.long, b...)
+			return s.long, nil
+		}
+		return b, nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+func (s *scanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("line %d: "+format, append([]any{s.line}, args...)...)
+}
