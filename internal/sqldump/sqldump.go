@@ -124,12 +124,22 @@ func (s *scanner) insert(line []byte) error {
 }
 
 // readRow gathers the row starting at p[0] == '(' (reading further lines
-// if it spans them) into s.row and returns what follows it.
+// if it spans them) into s.row and returns what follows it. It jumps from
+// one byte that matters to the next: outside strings a quote or the
+// closing parenthesis, inside them a quote or a backslash.
 func (s *scanner) readRow(p []byte) ([]byte, error) {
 	s.row = s.row[:0]
-	quoted, escaped := false, false
-	for i := 1; ; i++ {
-		if i == len(p) {
+	quoted := false
+	i := 1
+	for {
+		stops := "')"
+		if quoted {
+			stops = "'\\"
+		}
+		j := bytes.IndexAny(p[i:], stops)
+		if j < 0 || quoted && p[i+j] == '\\' && i+j+1 == len(p) {
+			// The row goes on at the next line (an escape at the line's
+			// end escapes its newline).
 			s.row = append(s.row, p...)
 			var err error
 			if p, err = s.readLine(); err != nil {
@@ -138,18 +148,20 @@ func (s *scanner) readRow(p []byte) ([]byte, error) {
 				}
 				return nil, err
 			}
-			i = -1 // the loop's i++ makes it 0
+			i = 0
+			if j >= 0 { // the escaped byte is this line's first
+				i = 1
+			}
 			continue
 		}
-		c := p[i]
-		switch {
-		case escaped:
-			escaped = false
-		case quoted && c == '\\':
-			escaped = true
+		i += j
+		switch c := p[i]; {
+		case c == '\\':
+			i += 2 // the escaped byte
 		case c == '\'':
 			quoted = !quoted // a doubled quote closes and opens again
-		case !quoted && c == ')':
+			i++
+		default: // ')' outside strings
 			s.row = append(s.row, p[:i+1]...)
 			return p[i+1:], nil
 		}

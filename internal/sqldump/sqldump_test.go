@@ -191,3 +191,24 @@ func oldSplitRows(p []byte, fn func(row []byte) error) (bool, error) {
 		}
 	}
 }
+
+func BenchmarkScan(b *testing.B) {
+	var dump bytes.Buffer
+	for i := 0; i < 200; i++ {
+		dump.WriteString("INSERT INTO `wp_posts` VALUES ")
+		for j := 0; j < 500; j++ {
+			if j > 0 {
+				dump.WriteByte(',')
+			}
+			fmt.Fprintf(&dump, "(%d,'%s','it\\'s a \\\"post\\\" (%d)',NULL,0x00FF)", j, strings.Repeat("lorem ipsum ", 20), j)
+		}
+		dump.WriteString(";\n")
+	}
+	b.SetBytes(int64(dump.Len()))
+	for b.Loop() {
+		n := 0
+		if err := Scan(bytes.NewReader(dump.Bytes()), Handler{Row: func(string, []byte) error { n++; return nil }}); err != nil || n != 100000 {
+			b.Fatal(n, err)
+		}
+	}
+}
