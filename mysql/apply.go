@@ -1,0 +1,259 @@
+package mysql
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// ApplyDelta writes d into the database c names in one transaction: each
+// table's removed rows are deleted by primary key, then its added rows
+// inserted; before the commit every changed table must hold the number of
+// rows want gives it (else nothing is written: ErrNoDelta and
+// cairn.ErrMismatch); before gives the tables' counts before, where the
+// caller knows them (a large table is then not counted). Rows are
+// written as d has them: rewrite them first if need be. Readers see the
+// database before or after, never between. The tables must be InnoDB and
+// without triggers (Diff makes sure).
+//
+// With a guard (UPDATE_TIMEs, as UpdateTimes gave them when the caller
+// decided those tables still held the delta's base), the transaction is
+// rolled back with ErrNoDelta should any of those tables have changed
+// since.
+//
+// Its statements wait at most lockWait (0: DefaultLockWait) for the
+// metadata lock of a table another session holds (its ALTER TABLE of
+// the AUTO_INCREMENT counters takes one): the site's queries on that
+// table, queued behind it, wait no longer.
+func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (err error) {
+	db, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
+	}
+	defer conn.Close()
+	// The dump's own session settings.
+	for _, q := range append(d.session(), "SET SESSION lock_wait_timeout = "+lockWaitSeconds(lockWait)) {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", c, err)
+		}
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c, err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback() //nolint:errcheck
+		}
+	}()
+	for _, t := range d.Tables {
+		if err := applyTable(ctx, tx, t, want, before); err != nil {
+			return err
+		}
+	}
+	if guard != nil {
+		if err := unchangedSince(ctx, tx, c.Database, guard); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", c, err)
+	}
+	// Each changed table's AUTO_INCREMENT counter as the new dump has it
+	// (a statement of its own: DDL would end the transaction).
+	for _, t := range d.Tables {
+		if m := autoIncrementRE.FindString(t.Create); m != "" {
+			if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(t.Name)+m); err != nil {
+				return fmt.Errorf("the rows are in place, but setting the AUTO_INCREMENT counter of %s failed: %w", t.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyTable deletes a table's removed rows by primary key and inserts its
+// added rows, in tx, then checks its row count against want: counted,
+// unless the count before is known (in before) or the table was emptied,
+// and every statement changed the rows it named.
+func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want, before map[string]int64) error {
+	var deleted, inserted int64
+	exec := func(q string) error {
+		res, err := tx.ExecContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
+		}
+		n, err := res.RowsAffected()
+		if strings.HasPrefix(q, "DELETE") {
+			deleted += n
+		} else {
+			inserted += n
+		}
+		return err
+	}
+	if err := t.statements(exec); err != nil {
+		return err
+	}
+	// Counting a large table reads all of it: the count follows from the
+	// one before when every row named was there to delete, and went in.
+	n, known := before[t.Name]
+	if t.Whole {
+		n, known, deleted = 0, true, 0 // emptied
+	}
+	if known && deleted == int64(len(t.Removed)) && inserted == int64(len(t.Added)) {
+		n += inserted - deleted
+	} else if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(t.Name)).Scan(&n); err != nil {
+		return fmt.Errorf("count rows of %s: %w", t.Name, err)
+	}
+	if w, ok := want[t.Name]; !ok || n != w {
+		return fmt.Errorf("%w (%w): table %s would hold %d rows, the snapshot %d; nothing was changed", ErrNoDelta, cairn.ErrMismatch, t.Name, n, w)
+	}
+	return nil
+}
+
+// statements gives the statements that delete the table's removed rows
+// by primary key (or all its rows, when it is loaded whole) and insert its
+// added ones, in batches of about a MiB.
+func (t TableDelta) statements(emit func(string) error) error {
+	if t.Whole {
+		if err := emit("DELETE FROM " + quoteIdent(t.Name)); err != nil {
+			return err
+		}
+	} else {
+		// Rows told apart by their hashes alone need a key: without one
+		// a table may hold the same row twice.
+		_, names, err := primaryKey(t.Create)
+		if err != nil {
+			return err
+		}
+		keyCols := make([]string, len(names))
+		for i, n := range names {
+			keyCols[i] = quoteIdent(n)
+		}
+		if len(t.Removed) > 0 {
+			del := "DELETE FROM " + quoteIdent(t.Name) + " WHERE (" + strings.Join(keyCols, ",") + ") IN ("
+			if err := batches(del, t.Removed, ")", emit); err != nil {
+				return err
+			}
+		}
+	}
+	return batches("INSERT INTO "+quoteIdent(t.Name)+" VALUES ", t.Added, "", emit)
+}
+
+// batches emits head, items joined by commas, then tail, in statements of
+// about a MiB of SQL each.
+func batches(head string, items [][]byte, tail string, emit func(string) error) error {
+	var q strings.Builder
+	for i, item := range items {
+		if q.Len() == 0 {
+			q.WriteString(head)
+		} else {
+			q.WriteByte(',')
+		}
+		q.Write(item)
+		if q.Len() < 1<<20 && i < len(items)-1 {
+			continue
+		}
+		q.WriteString(tail)
+		if err := emit(q.String()); err != nil {
+			return err
+		}
+		q.Reset()
+	}
+	return nil
+}
+
+// session is the session settings the dumps' rows need.
+func (d *Delta) session() []string {
+	charset := cmp.Or(d.Charset, "utf8mb4")
+	return []string{"SET NAMES " + charset, "SET time_zone = '+00:00'", "SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO'", "SET foreign_key_checks = 0"}
+}
+
+// WriteSQL writes the delta as SQL that does what ApplyDelta does (without
+// its checks), to follow the earlier dump: the two load as the new one.
+func (d *Delta) WriteSQL(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	emit := func(q string) error {
+		bw.WriteString(q)
+		_, err := bw.WriteString(";\n")
+		return err
+	}
+	bw.WriteString("-- cairn: the rows that changed since the dump above\n")
+	for _, q := range d.session() {
+		emit(q) //nolint:errcheck // bufio's error is sticky: Flush returns it
+	}
+	for _, t := range d.Tables {
+		if err := t.statements(emit); err != nil {
+			return err
+		}
+		if m := autoIncrementRE.FindString(t.Create); m != "" {
+			emit("ALTER TABLE " + quoteIdent(t.Name) + m) //nolint:errcheck // as above
+		}
+	}
+	emit("SET foreign_key_checks = 1") //nolint:errcheck // as above
+	return bw.Flush()
+}
+
+// unchangedSince fails with ErrNoDelta when a table guard names changed
+// since guard's UPDATE_TIMEs were read.
+func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[string]string) error {
+	times, _, err := tableTimes(ctx, tx, schema, false)
+	if err != nil {
+		return err
+	}
+	for name, at := range times {
+		if g, ok := guard[name]; ok && g != at {
+			return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
+		}
+	}
+	return nil
+}
+
+// tableTimes reads the UPDATE_TIME of each base table of schema, "" for
+// one the server cannot vouch for: unknown, or changed in the current
+// second, which a later change could share (unless note). left is what
+// remains of that second on the server's clock, when some table changed in
+// it.
+func tableTimes(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, schema string, note bool) (times map[string]string, left time.Duration, err error) {
+	// The second is the one InnoDB's clock may still be in (see
+	// coarseClock).
+	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), "+
+		"UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= DATE_FORMAT(NOW(6) - INTERVAL ? MICROSECOND, '%Y-%m-%d %H:%i:%s'), "+
+		"1000000 - MICROSECOND(NOW(6) - INTERVAL ? MICROSECOND) "+
+		"FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+		coarseClock.Microseconds(), coarseClock.Microseconds(), schema)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	times = map[string]string{}
+	for rows.Next() {
+		var name, at string
+		var now bool
+		var micros int64
+		if err := rows.Scan(&name, &at, &now, &micros); err != nil {
+			return nil, 0, err
+		}
+		if now {
+			left = time.Duration(micros)*time.Microsecond + coarseClock
+			if !note {
+				at = ""
+			}
+		}
+		times[name] = at
+	}
+	return times, left, rows.Err()
+}

@@ -1,0 +1,126 @@
+package mysql
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/cairn-backup/cairn/internal/sqldump"
+	"github.com/cairn-backup/cairn/internal/sqlident"
+)
+
+// Rows reads a dump made by Dump and calls fn for each row of its INSERT
+// statements, `(…)`, valid during the call only.
+func Rows(r io.Reader, fn func(table string, row []byte) error) error { return scanRows(r, fn, nil) }
+
+// scanRows reads a dump made by Dump and calls row for each row of its
+// INSERT statements, `(…)` (valid during the call only), and other for
+// each other line (if not nil), through the one dump tokenizer.
+func scanRows(r io.Reader, row func(table string, row []byte) error, other func(line []byte)) error {
+	h := sqldump.Handler{Row: row}
+	if other != nil {
+		h.Other = func(line []byte) error { other(line); return nil }
+	}
+	err := sqldump.Scan(r, h)
+	if errors.Is(err, sqldump.ErrColumnList) {
+		// Generated or invisible columns: rows are not whole.
+		return fmt.Errorf("%w: %v", ErrNoDelta, err)
+	}
+	return err
+}
+
+// nextRow skips what stands between rows from p[i] on and returns where
+// the next row's '(' is, or len(p) when the line ends first, or done at
+// the statement's ';'. (The loader's; to be the tokenizer's.)
+func nextRow(p []byte, i int) (int, bool, error) {
+	for ; i < len(p); i++ {
+		switch p[i] {
+		case ' ', ',', '\t':
+		case ';':
+			return i, true, nil
+		case '(':
+			return i, false, nil
+		default:
+			return i, false, fmt.Errorf("unexpected %q between rows", p[i])
+		}
+	}
+	return i, false, nil
+}
+
+// skipString returns where the string literal starting at p[i] ends.
+func skipString(p []byte, i int) (int, error) {
+	for i++; ; {
+		j := bytes.IndexByte(p[i:], '\'')
+		if j < 0 {
+			return i, errors.New("a string is not closed on its line")
+		}
+		if k := bytes.IndexByte(p[i:i+j], '\\'); k >= 0 {
+			i += k + 2
+			continue
+		}
+		return i + j + 1, nil
+	}
+}
+
+// leadingFields cuts a row `(a,'b',…)` into its first n literals (n < 0: all).
+func leadingFields(row []byte, n int) ([][]byte, error) {
+	p := row[1 : len(row)-1]
+	var out [][]byte
+	start := 0
+	for i := 0; i <= len(p) && len(out) != n; {
+		if i == len(p) || p[i] == ',' {
+			out = append(out, p[start:i])
+			i++
+			start = i
+			continue
+		}
+		if p[i] == '\'' {
+			var err error
+			if i, err = skipString(p, i); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		i++
+	}
+	return out, nil
+}
+
+// primaryKey reads the positions of a table's primary key columns from its
+// CREATE TABLE, with the columns' names.
+func primaryKey(create string) (pos []int, names []string, err error) {
+	var cols []string
+	for _, line := range strings.Split(create, "\n")[1:] {
+		line = strings.TrimLeft(line, " ")
+		if strings.HasPrefix(line, "`") {
+			name, _, ok := sqlident.CutBackquoted([]byte(line))
+			if !ok {
+				return nil, nil, fmt.Errorf("%w: a column cairn cannot read", ErrNoDelta)
+			}
+			cols = append(cols, name)
+			continue
+		}
+		key, ok := strings.CutPrefix(line, "PRIMARY KEY (")
+		if !ok {
+			continue
+		}
+		for _, part := range strings.Split(key[:strings.LastIndex(key, ")")], ",") {
+			name, rest, ok := sqlident.CutBackquoted([]byte(strings.TrimSpace(part)))
+			if !ok || len(rest) > 0 { // a prefix key: (`a`(10))
+				return nil, nil, fmt.Errorf("%w: a primary key cairn cannot use", ErrNoDelta)
+			}
+			i := slices.Index(cols, name)
+			if i < 0 {
+				return nil, nil, fmt.Errorf("%w: primary key column %s not found", ErrNoDelta, name)
+			}
+			pos, names = append(pos, i), append(names, name)
+		}
+	}
+	if len(pos) == 0 {
+		return nil, nil, fmt.Errorf("%w: a table has no primary key", ErrNoDelta)
+	}
+	return pos, names, nil
+}
