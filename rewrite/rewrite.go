@@ -11,6 +11,7 @@ package rewrite
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"path"
@@ -279,6 +280,17 @@ const (
 	MySQL    Dialect = iota // mysqldump's and mariadb-dump's INSERTs
 	Postgres                // pg_dump's COPY and INSERTs, and SQLite's INSERTs
 )
+
+// Detect tells a dump's dialect from its first bytes (a few KiB):
+// pg_dump's header or COPY, else MySQL's.
+func Detect(head []byte) Dialect {
+	for _, mark := range []string{"PostgreSQL database dump", "\nCOPY ", "SET standard_conforming_strings"} {
+		if bytes.Contains(head, []byte(mark)) {
+			return Postgres
+		}
+	}
+	return MySQL
+}
 
 // Dump rewrites a dump in dialect d (see MySQL and Postgres).
 func (w *Rewriter) Dump(d Dialect, in io.Reader, out io.Writer) (*Report, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/config"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/repo"
 )
@@ -178,6 +179,27 @@ func password(cfg *config.Config, env Env) (cairn.Secret, string, error) {
 		return "", "", fmt.Errorf("%s: %w: password file %s is empty", where, cairn.ErrNoPassword, file)
 	}
 	return cairn.Secret(p), Readable(file), nil
+}
+
+// Check checks what the config package cannot know by itself (the
+// compressors, repository URLs and DSNs cairn takes), so that every
+// mistake in the file is reported with its file, line and key, at start.
+func Check(cfg *config.Config) error {
+	checks := []struct {
+		key   string
+		check func(string) error
+	}{
+		{"repository.compression", repo.CheckCompression},
+		{"repository.dump_compression", repo.CheckCompression},
+		{"repository.url", func(v string) error { _, err := repo.ParseLocation(v); return err }},
+		{"sites.*.environments.*.databases[*]", func(v string) error { _, err := database.Open(cairn.NewDSN(v), database.Options{}); return err }},
+	}
+	for _, c := range checks {
+		if err := cfg.Check(c.key, c.check); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Readable warns when a password or key file is open to other users.

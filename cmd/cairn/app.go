@@ -12,7 +12,6 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/config"
-	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/internal/runtool"
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/progress"
@@ -93,31 +92,10 @@ func (a *app) setup(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkConfig(cfg); err != nil {
+	if err := settings.Check(cfg); err != nil {
 		return err
 	}
 	a.cfg = cfg
-	return nil
-}
-
-// checkConfig checks what the config package cannot know by itself (the
-// compressors, repository URLs and DSNs cairn takes), so that every
-// mistake in the file is reported with its file, line and key, at start.
-func checkConfig(cfg *config.Config) error {
-	checks := []struct {
-		key   string
-		check func(string) error
-	}{
-		{"repository.compression", repo.CheckCompression},
-		{"repository.dump_compression", repo.CheckCompression},
-		{"repository.url", func(v string) error { _, err := repo.ParseLocation(v); return err }},
-		{"sites.*.environments.*.databases[*]", func(v string) error { _, err := database.Open(cairn.NewDSN(v), database.Options{}); return err }},
-	}
-	for _, c := range checks {
-		if err := cfg.Check(c.key, c.check); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

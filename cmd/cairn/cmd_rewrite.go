@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -95,9 +94,16 @@ func (a *app) runRewrite(ctx context.Context, o rewriteOptions) error {
 		in = f
 	}
 	br := bufio.NewReaderSize(in, 64<<10)
-	dialect, err := detectDialect(br, o.dialect)
-	if err != nil {
-		return err
+	dialect := rewrite.MySQL
+	switch o.dialect {
+	case "mysql", "mariadb":
+	case "postgres", "postgresql":
+		dialect = rewrite.Postgres
+	case "":
+		head, _ := br.Peek(4096)
+		dialect = rewrite.Detect(head)
+	default:
+		return usagef("--dialect takes mysql or postgres, not %q", o.dialect)
 	}
 	var out io.Writer = a.stdout
 	report := a.stderr
@@ -114,12 +120,7 @@ func (a *app) runRewrite(ctx context.Context, o rewriteOptions) error {
 		out, report = f, a.stdout
 		commit = f.Commit
 	}
-	var rep *rewrite.Report
-	if dialect == "postgres" {
-		rep, err = w.Postgres(br, out)
-	} else {
-		rep, err = w.MySQL(br, out)
-	}
+	rep, err := w.Dump(dialect, br, out)
 	if err != nil {
 		return fmt.Errorf("rewrite: %w", err)
 	}
@@ -150,26 +151,6 @@ func checkUnparsed(stderr, report io.Writer, rep *rewrite.Report, o rewriteOptio
 		return nil
 	}
 	return fmt.Errorf("%d statement(s) hold a match but were not understood, and were passed through unchanged (lines listed above). Try: rewrite them by hand, or --allow-unparsed to accept the dump as it is", rep.UnparsedMatches)
-}
-
-// detectDialect reads the dump's first lines without consuming them.
-func detectDialect(br *bufio.Reader, given string) (string, error) {
-	switch given {
-	case "mysql", "mariadb":
-		return "mysql", nil
-	case "postgres", "postgresql":
-		return "postgres", nil
-	case "":
-	default:
-		return "", usagef("--dialect takes mysql or postgres, not %q", given)
-	}
-	head, _ := br.Peek(4096)
-	switch {
-	case bytes.Contains(head, []byte("PostgreSQL database dump")), bytes.Contains(head, []byte("\nCOPY ")), bytes.Contains(head, []byte("SET standard_conforming_strings")):
-		return "postgres", nil
-	default:
-		return "mysql", nil
-	}
 }
 
 func printRewriteReport(w io.Writer, rep *rewrite.Report, o rewriteOptions) error {
