@@ -33,6 +33,10 @@ type Config struct {
 	// with an unset ${VAR} from being read (Env reports the variable).
 	envs    map[string]*cairn.Environment
 	envErrs map[string]error
+	// targetErrs are mistakes that matter only to a restore onto the
+	// environment (its after_restore): Target reports them, Env does not,
+	// so a typo there never stops the environment's backups.
+	targetErrs map[string]error
 	// missing maps key paths to the environment variables they referred
 	// to that were not set. A key is only an error when it is used.
 	missing map[string]missingVar
@@ -154,7 +158,7 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %v. Try: check the YAML syntax (indentation, quotes) at that line", name, trimYAML(err))
 	}
-	cfg := &Config{File: name, Sites: map[string]*Site{}, envs: map[string]*cairn.Environment{}, envErrs: map[string]error{}, missing: map[string]missingVar{}}
+	cfg := &Config{File: name, Sites: map[string]*Site{}, envs: map[string]*cairn.Environment{}, envErrs: map[string]error{}, targetErrs: map[string]error{}, missing: map[string]missingVar{}}
 	if len(root.Content) == 0 {
 		return cfg, nil
 	}
@@ -415,6 +419,19 @@ func (c *Config) Env(site, env string) (*cairn.Environment, error) {
 		return nil, err
 	}
 	if err := c.envErrs[e.Name()]; err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Target returns SITE/ENV as a restore or clone target: Env, and its
+// after_restore actions checked too.
+func (c *Config) Target(site, env string) (*cairn.Environment, error) {
+	e, err := c.Env(site, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.targetErrs[e.Name()]; err != nil {
 		return nil, err
 	}
 	return e, nil

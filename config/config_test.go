@@ -131,8 +131,20 @@ func TestEnvironmentParsedOnce(t *testing.T) {
 	if far.Files.Host != "web1" || far.Files.Port != 2222 || far.Files.User != "deploy" || far.Files.Path != "/var/www" || far.Files.String() != "ssh://deploy@web1:2222/var/www" {
 		t.Errorf("remote files = %+v (%s)", far.Files, far.Files)
 	}
+	// A mistake in after_restore matters to a restore onto the environment
+	// only: its backups go on.
+	typo, err := Parse("c.yaml", []byte("sites:\n  b:\n    environments:\n      p:\n        after_restore: [nope]\n"), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typo.Env("b", "p"); err != nil {
+		t.Errorf("Env of an environment with a typo in after_restore: %v", err)
+	}
+	if _, err := typo.Target("b", "p"); err == nil || !strings.Contains(err.Error(), "c.yaml:5: sites.b.environments.p.after_restore: after_restore: unknown action \"nope\"") {
+		t.Errorf("Target = %v", err)
+	}
 	for _, tt := range []struct{ src, want string }{
-		{"sites:\n  b:\n    environments:\n      p:\n        after_restore: [nope]\n", "c.yaml:5: sites.b.environments.p.after_restore: after_restore: unknown action \"nope\""},
+
 		{"sites:\n  b:\n    environments:\n      p:\n        files: ftp://h/x\n", "c.yaml:5: sites.b.environments.p.files: \"ftp://h/x\" is not a local path nor ssh://"},
 		{"sites:\n  b:\n    environments:\n      p:\n        files: ssh://u:Zq9@h/x\n", "a password in an ssh:// location is never accepted"},
 	} {

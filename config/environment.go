@@ -37,6 +37,13 @@ func (c *Config) convert(sites map[string]*siteDoc) error {
 				return fmt.Errorf("%s:%d: %s: an environment name may hold letters, digits, '.', '_' and '-' only", c.File, lineOf(c.doc, "sites", siteName, "environments", envName), key)
 			}
 			e, err := c.environment(key, siteName, envName, doc.Environments[envName], base)
+			if err == nil && doc.Environments[envName] != nil {
+				var actions []cairn.Action
+				if actions, err = cairn.ParseActions(doc.Environments[envName].AfterRestore); err != nil {
+					c.targetErrs[siteName+"/"+envName] = c.invalid(key+".after_restore", err)
+				}
+				e.AfterRestore, err = actions, nil
+			}
 			e.Replace = replace
 			site.Environments[envName] = e
 			c.envs[e.Name()] = e
@@ -71,11 +78,6 @@ func (c *Config) environment(key, site, env string, doc *environmentDoc, base st
 		}
 		e.Files = loc
 	}
-	actions, err := cairn.ParseActions(doc.AfterRestore)
-	if err != nil {
-		return e, c.invalid(key+".after_restore", err)
-	}
-	e.AfterRestore = actions
 	return e, nil
 }
 

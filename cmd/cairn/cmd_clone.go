@@ -62,11 +62,11 @@ func (a *app) runClone(ctx context.Context, srcName, dstName string, o cloneOpti
 	if _, err := a.catalog(); err != nil {
 		return err
 	}
-	src, err := a.envByName(srcName)
+	src, err := a.envByName(srcName, a.cfg.Env)
 	if err != nil {
 		return err
 	}
-	dst, err := a.envByName(dstName)
+	dst, err := a.envByName(dstName, a.cfg.Target)
 	if err != nil {
 		return err
 	}
@@ -119,11 +119,12 @@ type cloneSummaryJSON struct {
 	Replacements   int64              `json:"replacements"` // URL and path rewrites in the databases
 }
 
-// envByName finds SITE/ENV in the config.
-func (a *app) envByName(name string) (*cairn.Environment, error) {
+// envByName finds SITE/ENV in the config with get (Env, or Target for
+// what a clone writes).
+func (a *app) envByName(name string, get func(site, env string) (*cairn.Environment, error)) (*cairn.Environment, error) {
 	site, env, ok := strings.Cut(name, "/")
 	if !ok {
 		return nil, usagef("%q is not SITE/ENV", name)
 	}
-	return a.cfg.Env(site, env)
+	return get(site, env)
 }

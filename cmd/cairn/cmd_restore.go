@@ -95,7 +95,7 @@ func (a *app) restoreTarget(s *cairn.Snapshot, to string) (restore.Target, error
 		to = s.Name()
 	}
 	if site, env, ok := strings.Cut(to, "/"); ok && a.cfg.Has(site, env) {
-		e, err := a.cfg.Env(site, env)
+		e, err := a.cfg.Target(site, env)
 		return restore.Target{Env: e}, err
 	}
 	return restore.Target{Dir: to}, nil
