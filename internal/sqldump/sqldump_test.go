@@ -212,3 +212,36 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCounter: the counter counts, whatever the chunks, what Scan reads
+// wherever Scan reads the dump.
+func FuzzCounter(f *testing.F) {
+	f.Add("INSERT INTO `t` VALUES (1,'a'),(2,'b\\'');\n-- x\nINSERT INTO `u``v` VALUES ('(');\n", 3)
+	f.Add("INSERT INTO `t` VALUES\n(1,'a\nb'),\n(2,'c');\nINSERT INTO `t` (`a`) VALUES (9);\n", 1)
+	f.Fuzz(func(t *testing.T, in string, chunk int) {
+		chunk = 1 + abs(chunk)%64
+		c := NewCounter()
+		for b := []byte(in); len(b) > 0; b = b[min(chunk, len(b)):] {
+			c.Write(b[:min(chunk, len(b))])
+		}
+		whole := NewCounter()
+		whole.Write([]byte(in))
+		if fmt.Sprint(c.Counts()) != fmt.Sprint(whole.Counts()) {
+			t.Fatalf("in chunks of %d: %v, whole: %v", chunk, c.Counts(), whole.Counts())
+		}
+		scanned := map[string]int64{}
+		if err := Scan(strings.NewReader(in), Handler{Row: func(t string, _ []byte) error { scanned[t]++; return nil }}); err != nil {
+			return
+		}
+		if fmt.Sprint(scanned) != fmt.Sprint(whole.Counts()) {
+			t.Fatalf("Scan read %v, the counter counted %v", scanned, whole.Counts())
+		}
+	})
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
