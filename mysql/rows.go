@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -50,44 +49,9 @@ func nextRow(p []byte, i int) (int, bool, error) {
 	return i, false, nil
 }
 
-// skipString returns where the string literal starting at p[i] ends.
-func skipString(p []byte, i int) (int, error) {
-	for i++; ; {
-		j := bytes.IndexByte(p[i:], '\'')
-		if j < 0 {
-			return i, errors.New("a string is not closed on its line")
-		}
-		if k := bytes.IndexByte(p[i:i+j], '\\'); k >= 0 {
-			i += k + 2
-			continue
-		}
-		return i + j + 1, nil
-	}
-}
-
-// leadingFields cuts a row `(a,'b',…)` into its first n literals (n < 0: all).
-func leadingFields(row []byte, n int) ([][]byte, error) {
-	p := row[1 : len(row)-1]
-	var out [][]byte
-	start := 0
-	for i := 0; i <= len(p) && len(out) != n; {
-		if i == len(p) || p[i] == ',' {
-			out = append(out, p[start:i])
-			i++
-			start = i
-			continue
-		}
-		if p[i] == '\'' {
-			var err error
-			if i, err = skipString(p, i); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		i++
-	}
-	return out, nil
-}
+// leadingFields cuts a row `(a,'b',…)` into its first n literals (n < 0:
+// all), through the one dump tokenizer.
+func leadingFields(row []byte, n int) ([][]byte, error) { return sqldump.Fields(row, n) }
 
 // primaryKey reads the positions of a table's primary key columns from its
 // CREATE TABLE, with the columns' names.

@@ -198,3 +198,32 @@ func trimEOL(b []byte) []byte {
 func (s *scanner) errorf(format string, args ...any) error {
 	return fmt.Errorf("line %d: "+format, append([]any{s.line}, args...)...)
 }
+
+// Fields cuts a row `(a,'b',…)` into its first n literals (n < 0: all),
+// at the commas outside quoted strings. The literals are slices of row.
+func Fields(row []byte, n int) ([][]byte, error) {
+	if len(row) < 2 || row[0] != '(' || row[len(row)-1] != ')' {
+		return nil, fmt.Errorf("%.40q is not a row", row)
+	}
+	p := row[1 : len(row)-1]
+	var out [][]byte
+	start, quoted := 0, false
+	for i := 0; i < len(p) && len(out) != n; i++ {
+		switch c := p[i]; {
+		case quoted && c == '\\':
+			i++ // the escaped byte
+		case c == '\'':
+			quoted = !quoted
+		case !quoted && c == ',':
+			out = append(out, p[start:i])
+			start = i + 1
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("%.40q: a string is not closed", row)
+	}
+	if len(out) != n {
+		out = append(out, p[start:])
+	}
+	return out, nil
+}

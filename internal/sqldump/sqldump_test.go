@@ -245,3 +245,41 @@ func abs(n int) int {
 	}
 	return n
 }
+
+func TestFields(t *testing.T) {
+	got, err := Fields([]byte(`(1,'a,b','it''s',NULL,'\\',0x00)`), -1)
+	want := []string{"1", "'a,b'", "'it''s'", "NULL", `'\\'`, "0x00"}
+	if err != nil || fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Errorf("Fields = %q, %v; want %q", got, err, want)
+	}
+	if got, _ := Fields([]byte(`(1,'a',3)`), 2); len(got) != 2 || string(got[1]) != "'a'" {
+		t.Errorf("the first 2 fields: %q", got)
+	}
+	for _, bad := range []string{"", "1,2", "(1,'open)"} {
+		if _, err := Fields([]byte(bad), -1); err == nil {
+			t.Errorf("Fields(%q) succeeded", bad)
+		}
+	}
+}
+
+// FuzzFields: on every row Scan reads, Fields never fails, and its
+// fields joined by commas are the row's inside.
+func FuzzFields(f *testing.F) {
+	f.Add("INSERT INTO `t` VALUES (1,'a,b','it''s'),(2,'\\\\',NULL);\n", 2)
+	f.Fuzz(func(t *testing.T, in string, n int) {
+		n = n%8 - 1
+		Scan(strings.NewReader(in), Handler{Row: func(_ string, row []byte) error {
+			all, err := Fields(row, -1)
+			if err != nil {
+				t.Fatalf("Fields(%q): %v", row, err)
+			}
+			if got := string(bytes.Join(all, []byte(","))); got != string(row[1:len(row)-1]) {
+				t.Fatalf("Fields(%q) joined = %q", row, got)
+			}
+			if some, err := Fields(row, n); err != nil || n >= 0 && len(some) > n || n < 0 && len(some) != len(all) {
+				t.Fatalf("Fields(%q, %d) = %q, %v", row, n, some, err)
+			}
+			return nil
+		}})
+	})
+}
