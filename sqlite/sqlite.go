@@ -165,6 +165,9 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 		return fmt.Errorf("database %s: %w", c.Path, err)
 	}
 	defer d.Close()
+	if d.Root() != dir { // a link swapped in since dir was resolved
+		return fmt.Errorf("database %s: %s now leads to %s: %w. Try: check who writes there, and run the restore again", c.Path, dir, d.Root(), files.ErrNotDir)
+	}
 	base := filepath.Base(c.Path)
 	// A link in the database's place is refused: whoever can write its
 	// directory (a site's user) could point it at any file root's restore

@@ -9,7 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/files"
@@ -173,5 +176,32 @@ func TestReplaceRefusesALinkBeneath(t *testing.T) {
 	}
 	if got, err := Stats(context.Background(), Config{Path: filepath.Join(site, "data", "app.sqlite")}); err != nil || len(got) != len(stats) {
 		t.Fatalf("restored through the deploy link: %v %v", got, err)
+	}
+}
+
+// The database's directory swapped with a link to another, again and
+// again, while restores run (a site's user can do that): no restore ever
+// writes into the link's target.
+func TestReplaceRaceWithALinkBeneath(t *testing.T) {
+	base := t.TempDir()
+	site, evil := filepath.Join(base, "site"), filepath.Join(base, "evil")
+	os.MkdirAll(filepath.Join(site, "db"), 0o755)
+	os.MkdirAll(evil, 0o755)
+	os.Symlink(evil, filepath.Join(site, "dblink"))
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			unix.Renameat2(unix.AT_FDCWD, filepath.Join(site, "db"), unix.AT_FDCWD, filepath.Join(site, "dblink"), unix.RENAME_EXCHANGE)
+		}
+	}()
+	defer func() { stop.Store(true); <-done }()
+	c := Config{Path: filepath.Join(site, "db", "app.sqlite")}
+	for i := 0; i < 200; i++ {
+		Replace(context.Background(), c, strings.NewReader("CREATE TABLE t(a);"), func([]cairn.TableStat) error { return nil }, ReplaceOptions{Beneath: []string{site}})
+		if _, err := os.Stat(filepath.Join(evil, "app.sqlite")); err == nil {
+			t.Fatalf("run %d: the database was written through the link", i)
+		}
 	}
 }

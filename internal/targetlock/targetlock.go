@@ -14,8 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -130,37 +130,72 @@ func inspect(path string) (target string, kind Kind, ids []string, alive bool) {
 	return t, Kind(k), strings.Fields(idLine), true
 }
 
-// chain lists the inodes of a directory target and of every directory
-// above it, its own first ("dev:ino", or "-" while it does not exist);
-// none for other targets.
+// chain names a directory target and every directory above it, so that
+// any two spellings of related directories (bind mounts, links already
+// resolved) meet: each directory by its inode ("dev:ino") where it
+// exists, and by each existing directory above it and the path from there
+// ("dev:ino/a/b"), which names it even before it exists. The target's
+// own names come first, marked "=". Other targets have none.
 func chain(target string) []string {
 	if !strings.HasPrefix(target, "/") {
 		return nil
 	}
-	var ids []string
-	for p := target; ; p = filepath.Dir(p) {
-		var st unix.Stat_t
-		if err := unix.Stat(p, &st); err == nil {
-			ids = append(ids, strconv.FormatUint(st.Dev, 10)+":"+strconv.FormatUint(st.Ino, 10))
-		} else if p == target {
-			ids = append(ids, "-")
+	var out []string
+	for p, own := target, true; ; p = filepath.Dir(p) {
+		for _, n := range names(p) {
+			if own {
+				n = "=" + n
+			}
+			out = append(out, n)
 		}
 		if p == "/" {
-			return ids
+			return out
 		}
+		own = false
 	}
 }
 
-// related reports whether one of two directories (their chains) is the
-// other, or inside it, by inode.
-func related(a, b []string) bool {
-	own := func(c []string) string {
-		if len(c) == 0 {
-			return "-"
-		}
-		return c[0]
+// names are the names of the directory p (see chain).
+func names(p string) []string {
+	var out []string
+	if id, ok := inode(p); ok {
+		out = append(out, id)
 	}
-	return own(a) != "-" && slices.Contains(b, own(a)) || own(b) != "-" && slices.Contains(a, own(b))
+	rest := ""
+	for q := p; q != "/"; q = filepath.Dir(q) {
+		rest = path.Join(filepath.Base(q), rest)
+		if id, ok := inode(filepath.Dir(q)); ok {
+			out = append(out, id+"/"+rest)
+		}
+	}
+	return out
+}
+
+func inode(p string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return "", false
+	}
+	return strconv.FormatUint(st.Dev, 10) + ":" + strconv.FormatUint(st.Ino, 10), true
+}
+
+// related reports whether one of two directories (their chains) is the
+// other, or inside it: a name of one's own is among the other's.
+func related(a, b []string) bool {
+	return ownIn(a, b) || ownIn(b, a)
+}
+
+func ownIn(a, b []string) bool {
+	in := map[string]bool{}
+	for _, n := range b {
+		in[strings.TrimPrefix(n, "=")] = true
+	}
+	for _, n := range a {
+		if own, ok := strings.CutPrefix(n, "="); ok && in[own] {
+			return true
+		}
+	}
+	return false
 }
 
 func overlap(a, b string) bool {

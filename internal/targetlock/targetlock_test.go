@@ -77,3 +77,32 @@ func TestAcquireAcrossProcesses(t *testing.T) {
 	}
 	l.Release()
 }
+
+// Directories are related by inode and by the path below an existing
+// one: through a bind mount, one that does not exist yet (a restore
+// locks its target before making it) is the same as the other spelling,
+// made or not; siblings are not related.
+func TestChainThroughABindMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root, for a bind mount (the test command runs as root)")
+	}
+	a, b := t.TempDir(), t.TempDir()
+	if out, err := exec.Command("mount", "--bind", a, b).CombinedOutput(); err != nil {
+		t.Fatalf("bind mount: %v: %s", err, out)
+	}
+	defer exec.Command("umount", "-l", b).Run() //nolint:errcheck
+	aNew, bNew := chain(filepath.Join(a, "new")), chain(filepath.Join(b, "new"))
+	if !related(aNew, bNew) {
+		t.Error("a missing directory and its other spelling are not related")
+	}
+	os.Mkdir(filepath.Join(a, "new"), 0o755)
+	if !related(aNew, chain(filepath.Join(b, "new"))) {
+		t.Error("a missing directory and its other spelling, made since, are not related")
+	}
+	if !related(aNew, chain(filepath.Join(b, "new", "deep", "er"))) {
+		t.Error("a directory and one below its other spelling are not related")
+	}
+	if related(chain(filepath.Join(a, "new")), chain(filepath.Join(b, "sibling"))) {
+		t.Error("siblings are related")
+	}
+}
