@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/restore"
@@ -67,8 +68,8 @@ func (c *Cloner) log() *slog.Logger {
 func (c *Cloner) now() time.Time { return c.Clock.Now() }
 
 // Protected lists the protected environments a clone onto dst writes: dst
-// itself, and those whose files its files are, hold or lie in. Each must
-// be confirmed before Run.
+// itself, those whose files its files are, hold or lie in, and those one
+// of whose databases is one of its. Each must be confirmed before Run.
 func Protected(sites *site.Catalog, dst *cairn.Environment) ([]*cairn.Environment, error) {
 	var out []*cairn.Environment
 	if dst.Protected {
@@ -85,7 +86,14 @@ func Protected(sites *site.Catalog, dst *cairn.Environment) ([]*cairn.Environmen
 			}
 		}
 	}
-	return out, nil
+	// A database of the target may be a protected environment's too.
+	var dbs []cairn.Database
+	for _, dsn := range dst.Databases {
+		if db, err := database.Open(dsn, database.Options{}); err == nil {
+			dbs = append(dbs, db)
+		}
+	}
+	return append(out, sites.ProtectedDatabases(dbs, out)...), nil
 }
 
 // Run clones src onto dst and reports what it does to rep; it ends with a

@@ -187,6 +187,14 @@ func TestProtected(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0] != w.stage {
 		t.Errorf("Protected = %v, %v", got, err)
 	}
+	// A target sharing a protected environment's database needs that
+	// environment confirmed too.
+	w.stage.Protected = false
+	w.prod.Protected = true
+	w.stage.Databases = w.prod.Databases
+	if got, err := clone.Protected(w.sites, w.stage); err != nil || len(got) != 1 || got[0] != w.prod {
+		t.Errorf("Protected of a target sharing production's database = %v, %v", got, err)
+	}
 	if err := w.cloner.Run(context.Background(), w.prod, w.prod, clone.Options{}, cairn.Discard); err == nil {
 		t.Error("a clone onto its own source ran")
 	}
