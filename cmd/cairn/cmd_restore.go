@@ -124,6 +124,12 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	if err != nil {
 		return err
 	}
+	rep := a.renderer(o.json)
+	// Said before any confirmation: they tell what the target is.
+	for _, n := range plan.Notices {
+		rep.Event(cairn.Notice{Message: n})
+	}
+	plan.Notices = nil
 	if !o.dryRun {
 		for _, env := range plan.Protected {
 			if err := a.confirmProtected(env.Name(), o); err != nil {
@@ -131,7 +137,7 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 			}
 		}
 	}
-	return e.Run(ctx, plan, a.renderer(o.json))
+	return e.Run(ctx, plan, rep)
 }
 
 // confirmProtected asks for --force and the environment's name typed back.
