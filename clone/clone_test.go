@@ -3,67 +3,17 @@ package clone_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/clone"
+	"github.com/cairn-backup/cairn/internal/testenv"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/restore"
 	"github.com/cairn-backup/cairn/site"
 )
-
-// events is a Reporter that keeps what it is told, and the stages.
-type events struct {
-	mu     sync.Mutex
-	list   []cairn.Event
-	stages []string
-}
-
-func (e *events) Stage(name string) cairn.Stage {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.stages = append(e.stages, name)
-	return cairn.Discard.Stage(name)
-}
-
-func (e *events) Event(ev cairn.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.list = append(e.list, ev)
-}
-
-func of[T cairn.Event](e *events) []T {
-	var out []T
-	for _, ev := range e.list {
-		if v, ok := ev.(T); ok {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-func sqlite(t *testing.T, path, sql string) string {
-	t.Helper()
-	out, err := exec.Command("sqlite3", "-bail", "-batch", path, sql).CombinedOutput()
-	if err != nil {
-		t.Fatalf("sqlite3 %s: %v: %s", sql, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 type world struct {
 	base        string
@@ -80,12 +30,12 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	j := func(p ...string) string { return filepath.Join(append([]string{base}, p...)...) }
-	write(t, j("prod", "index.php"), "<?php // prod")
-	write(t, j("prod", "uploads", "a.jpg"), "photo")
-	write(t, j("stage", "old.txt"), "staging's, not production's")
-	write(t, j("stage", "settings.local"), "staging's own")
-	sqlite(t, j("prod.db"), "CREATE TABLE options(v TEXT); INSERT INTO options VALUES ('https://example.com/home');")
-	sqlite(t, j("stage.db"), "CREATE TABLE options(v TEXT); INSERT INTO options VALUES ('staging before');")
+	testenv.WriteFile(t, j("prod", "index.php"), "<?php // prod")
+	testenv.WriteFile(t, j("prod", "uploads", "a.jpg"), "photo")
+	testenv.WriteFile(t, j("stage", "old.txt"), "staging's, not production's")
+	testenv.WriteFile(t, j("stage", "settings.local"), "staging's own")
+	testenv.SQLite(t, j("prod.db"), "CREATE TABLE options(v TEXT); INSERT INTO options VALUES ('https://example.com/home');")
+	testenv.SQLite(t, j("stage.db"), "CREATE TABLE options(v TEXT); INSERT INTO options VALUES ('staging before');")
 	w := &world{base: base}
 	w.prod = &cairn.Environment{Site: "blog", Env: "production", URL: "https://example.com", Files: cairn.Location{Path: j("prod")},
 		Databases: []cairn.DSN{cairn.NewDSN("sqlite://" + j("prod.db"))}}
@@ -116,11 +66,11 @@ func newWorld(t *testing.T) *world {
 func TestFreshClone(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	var ev events
+	var ev testenv.Events
 	if err := w.cloner.Run(ctx, w.prod, w.stage, clone.Options{}, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := sqlite(t, filepath.Join(w.base, "stage.db"), "SELECT v FROM options"); got != "https://staging.example.com/home" {
+	if got := testenv.SQLite(t, filepath.Join(w.base, "stage.db"), "SELECT v FROM options"); got != "https://staging.example.com/home" {
 		t.Errorf("staging's database holds %q", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(w.base, "stage", "uploads", "a.jpg")); string(b) != "photo" {
@@ -132,10 +82,10 @@ func TestFreshClone(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(w.base, "stage", "settings.local")); string(b) != "staging's own" {
 		t.Errorf("a preserved file = %q", b)
 	}
-	safety := of[cairn.SafetySnapshot](&ev)
-	sums := of[cairn.CloneSummary](&ev)
+	safety := testenv.Of[cairn.SafetySnapshot](&ev)
+	sums := testenv.Of[cairn.CloneSummary](&ev)
 	if len(safety) != 1 || len(sums) != 1 {
-		t.Fatalf("events = %+v", ev.list)
+		t.Fatalf("events = %+v", ev.List)
 	}
 	sum := sums[0]
 	if sum.Snapshot == "" || sum.SafetySnapshot != safety[0].Snapshot.ID || sum.Rows != 1 || sum.Replacements != 1 || sum.FilesDeleted != 1 || sum.FilesWritten < 2 {
@@ -146,32 +96,32 @@ func TestFreshClone(t *testing.T) {
 	if err != nil || len(all) != 2 {
 		t.Fatalf("snapshots = %v, %v", all, err)
 	}
-	if got := sqlite(t, filepath.Join(w.base, "prod.db"), "SELECT v FROM options"); got != "https://example.com/home" {
+	if got := testenv.SQLite(t, filepath.Join(w.base, "prod.db"), "SELECT v FROM options"); got != "https://example.com/home" {
 		t.Errorf("the source's database was changed: %q", got)
 	}
 
 	// Again from that snapshot, as a dry run: nothing changes.
-	write(t, filepath.Join(w.base, "stage", "new.txt"), "made since")
-	var dry events
+	testenv.WriteFile(t, filepath.Join(w.base, "stage", "new.txt"), "made since")
+	var dry testenv.Events
 	if err := w.cloner.Run(ctx, w.prod, w.stage, clone.Options{From: "latest", DryRun: true}, &dry); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(w.base, "stage", "new.txt")); err != nil {
 		t.Error("a dry run deleted a file")
 	}
-	if len(of[cairn.FileChange](&dry)) != 1 || len(of[cairn.DatabasePlanned](&dry)) != 1 || !of[cairn.CloneSummary](&dry)[0].DryRun {
-		t.Errorf("dry run events = %+v", dry.list)
+	if len(testenv.Of[cairn.FileChange](&dry)) != 1 || len(testenv.Of[cairn.DatabasePlanned](&dry)) != 1 || !testenv.Of[cairn.CloneSummary](&dry)[0].DryRun {
+		t.Errorf("dry run events = %+v", dry.List)
 	}
 }
 
 // A dry run with no snapshot of the source outlines the clone.
 func TestOutline(t *testing.T) {
 	w := newWorld(t)
-	var ev events
+	var ev testenv.Events
 	if err := w.cloner.Run(context.Background(), w.prod, w.stage, clone.Options{DryRun: true}, &ev); err != nil {
 		t.Fatal(err)
 	}
-	steps := of[cairn.PlanStep](&ev)
+	steps := testenv.Of[cairn.PlanStep](&ev)
 	if len(steps) < 4 || !strings.HasPrefix(steps[0].Text, "would snapshot blog/production") {
 		t.Errorf("outline = %+v", steps)
 	}

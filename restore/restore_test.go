@@ -4,43 +4,18 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/internal/testenv"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/restore"
 	"github.com/cairn-backup/cairn/rewrite"
 	"github.com/cairn-backup/cairn/site"
 )
-
-// events is a Reporter that keeps what it is told.
-type events struct {
-	mu   sync.Mutex
-	list []cairn.Event
-}
-
-func (e *events) Stage(string) cairn.Stage { return cairn.Discard.Stage("") }
-func (e *events) Event(ev cairn.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.list = append(e.list, ev)
-}
-
-// of returns the events of type T.
-func of[T cairn.Event](e *events) []T {
-	var out []T
-	for _, ev := range e.list {
-		if v, ok := ev.(T); ok {
-			out = append(out, v)
-		}
-	}
-	return out
-}
 
 // invalidated records the databases a restore said it would replace.
 type invalidated struct{ names []string }
@@ -59,25 +34,6 @@ type world struct {
 	snap        *cairn.Snapshot
 }
 
-func sqlite(t *testing.T, path, sql string) string {
-	t.Helper()
-	out, err := exec.Command("sqlite3", "-bail", "-batch", path, sql).CombinedOutput()
-	if err != nil {
-		t.Fatalf("sqlite3 %s: %v: %s", sql, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // newWorld makes a production environment (files and a SQLite database
 // holding its URL) snapshotted into a fresh repository, and a staging one.
 func newWorld(t *testing.T) *world {
@@ -89,10 +45,10 @@ func newWorld(t *testing.T) *world {
 	}
 	w := &world{base: base}
 	j := func(p ...string) string { return filepath.Join(append([]string{base}, p...)...) }
-	write(t, j("prod", "index.php"), "<?php // prod")
-	write(t, j("prod", "uploads", "a.jpg"), "photo")
-	write(t, j("stage", "settings.local"), "staging's own")
-	sqlite(t, j("prod.db"), "CREATE TABLE options(v TEXT); INSERT INTO options VALUES ('https://example.com/home');")
+	testenv.WriteFile(t, j("prod", "index.php"), "<?php // prod")
+	testenv.WriteFile(t, j("prod", "uploads", "a.jpg"), "photo")
+	testenv.WriteFile(t, j("stage", "settings.local"), "staging's own")
+	testenv.SQLite(t, j("prod.db"), "CREATE TABLE options(v TEXT); INSERT INTO options VALUES ('https://example.com/home');")
 	w.prod = &cairn.Environment{Site: "blog", Env: "production", URL: "https://example.com", Files: cairn.Location{Path: j("prod")},
 		Databases: []cairn.DSN{cairn.NewDSN("sqlite://" + j("prod.db"))}, Protected: true}
 	w.stage = &cairn.Environment{Site: "blog", Env: "staging", URL: "https://staging.example.com", Files: cairn.Location{Path: j("stage")},
@@ -167,19 +123,19 @@ func TestRunOntoAnotherEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dry events
+	var dry testenv.Events
 	if err := w.engine.Run(ctx, p, &dry); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(of[cairn.FileChange](&dry)); n < 2 || len(of[cairn.DatabasePlanned](&dry)) != 1 || len(of[cairn.ActionRun](&dry)) != 1 || len(w.inval.names) != 0 {
-		t.Errorf("dry run: %d changes, events %+v, invalidated %v", n, dry.list, w.inval.names)
+	if n := len(testenv.Of[cairn.FileChange](&dry)); n < 2 || len(testenv.Of[cairn.DatabasePlanned](&dry)) != 1 || len(testenv.Of[cairn.ActionRun](&dry)) != 1 || len(w.inval.names) != 0 {
+		t.Errorf("dry run: %d changes, events %+v, invalidated %v", n, dry.List, w.inval.names)
 	}
 	if _, err := os.Stat(filepath.Join(w.base, "stage", "index.php")); err == nil {
 		t.Fatal("a dry run wrote the files")
 	}
 
 	p.Options.DryRun = false
-	var ev events
+	var ev testenv.Events
 	if err := w.engine.Run(ctx, p, &ev); err != nil {
 		t.Fatal(err)
 	}
@@ -189,15 +145,15 @@ func TestRunOntoAnotherEnvironment(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(w.base, "stage", "settings.local")); string(b) != "staging's own" {
 		t.Errorf("a preserved file = %q", b)
 	}
-	if got := sqlite(t, filepath.Join(w.base, "stage.db"), "SELECT v FROM options"); got != "https://staging.example.com/home (staging)" {
+	if got := testenv.SQLite(t, filepath.Join(w.base, "stage.db"), "SELECT v FROM options"); got != "https://staging.example.com/home (staging)" {
 		t.Errorf("staging's database holds %q", got)
 	}
-	if got := sqlite(t, filepath.Join(w.base, "prod.db"), "SELECT v FROM options"); got != "https://example.com/home" {
+	if got := testenv.SQLite(t, filepath.Join(w.base, "prod.db"), "SELECT v FROM options"); got != "https://example.com/home" {
 		t.Errorf("production's database was changed: %q", got)
 	}
-	done := of[cairn.FilesRestored](&ev)
-	if len(done) != 1 || done[0].Added != 3 || done[0].Deleted != 0 || len(of[cairn.DatabaseRestored](&ev)) != 1 || len(of[cairn.Rewritten](&ev)) != 1 {
-		t.Errorf("events = %+v", ev.list)
+	done := testenv.Of[cairn.FilesRestored](&ev)
+	if len(done) != 1 || done[0].Added != 3 || done[0].Deleted != 0 || len(testenv.Of[cairn.DatabaseRestored](&ev)) != 1 || len(testenv.Of[cairn.Rewritten](&ev)) != 1 {
+		t.Errorf("events = %+v", ev.List)
 	}
 	if !slices.Equal(w.inval.names, []string{w.stage.Databases[0].String()}) {
 		t.Errorf("invalidated %v, want staging's database", w.inval.names)
@@ -208,21 +164,21 @@ func TestRunOntoADirectory(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	dir := filepath.Join(w.base, "copy")
-	write(t, filepath.Join(dir, "mine.txt"), "not in the snapshot")
-	run := func(o restore.Options) *events {
+	testenv.WriteFile(t, filepath.Join(dir, "mine.txt"), "not in the snapshot")
+	run := func(o restore.Options) *testenv.Events {
 		t.Helper()
 		p, err := w.engine.Plan(ctx, w.snap, restore.Target{Dir: dir}, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ev events
+		var ev testenv.Events
 		if err := w.engine.Run(ctx, p, &ev); err != nil {
 			t.Fatal(err)
 		}
 		return &ev
 	}
 	// What the snapshot lacks is kept, and counted, without Delete.
-	if done := of[cairn.FilesRestored](run(restore.Options{})); len(done) != 1 || done[0].Extra != 1 {
+	if done := testenv.Of[cairn.FilesRestored](run(restore.Options{})); len(done) != 1 || done[0].Extra != 1 {
 		t.Errorf("summary = %+v", done)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "mine.txt")); err != nil {
@@ -233,7 +189,7 @@ func TestRunOntoADirectory(t *testing.T) {
 		t.Error("an extra file was kept with Delete")
 	}
 	// A path of the snapshot alone.
-	if done := of[cairn.FilesRestored](run(restore.Options{Path: "uploads"})); len(done) != 1 || done[0].Unchanged != 1 {
+	if done := testenv.Of[cairn.FilesRestored](run(restore.Options{Path: "uploads"})); len(done) != 1 || done[0].Unchanged != 1 {
 		t.Errorf("--path summary = %+v", done)
 	}
 	// Never into cairn's own files.
