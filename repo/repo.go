@@ -93,7 +93,6 @@ type Repo struct {
 	onClose        []func()
 }
 
-
 // InitResult tells the caller what Init did.
 type InitResult struct {
 	// GeneratedKey is the path of a newly generated key file, or "".

@@ -47,7 +47,7 @@ func Scan(r io.Reader, h Handler) error {
 type scanner struct {
 	in   *bufio.Reader
 	h    Handler
-	line int   // the current line's number, from 1
+	line int    // the current line's number, from 1
 	long []byte // a line longer than in's buffer, gathered
 	row  []byte // the row being read
 }
