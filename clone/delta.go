@@ -37,7 +37,7 @@ const deltaLimit = 64 << 20
 // writeRecord notes what a clone left in a target database; a failure
 // only costs the next clone its delta.
 func (c *Cloner) writeRecord(ctx context.Context, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair, loaded loadedState) {
-	os.Remove(c.Records.path(to))
+	os.Remove(c.Records.path(to)) // in cairn's state directory (see Records)
 	dt, ok := to.(cairn.Incremental)
 	if !ok {
 		return

@@ -17,7 +17,10 @@ import (
 )
 
 // Records are what clones left in their target databases, kept beside
-// the repository's state (never in it): for each target, a record of the
+// the repository's state (never in it). They are files of cairn's own
+// state directory (0700, cairn's, never a restore's target: site.Guard
+// refuses one there, and no site's user can write it), so they are
+// written by path, not through a target's directory handles: for each target, a record of the
 // snapshot loaded and the tables' UPDATE_TIMEs after the clone, the row
 // index of the dump loaded, and (in the repository, as state) a dump of
 // what the target held after the load. The next clone onto the target
@@ -54,7 +57,7 @@ type record struct {
 // Invalidate forgets what the last clone left in db: it no longer holds
 // (a restore is about to replace it).
 func (rs *Records) Invalidate(ctx context.Context, db cairn.Database) {
-	os.Remove(rs.path(db))
+	os.Remove(rs.path(db)) // in cairn's state directory (see Records)
 	rs.writeRowIndex(db, "", nil)
 	if err := rs.r.DropState(ctx, stateKey(db)); err != nil {
 		rs.log.Info("dropping what the last clone kept failed", "target", db.String(), "err", err)
@@ -96,7 +99,7 @@ func (rs *Records) write(db cairn.Database, rec record, x cairn.RowIndex) {
 	path := rs.path(db)
 	b, err := json.Marshal(rec)
 	if err == nil {
-		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil {
+		if err = os.MkdirAll(filepath.Dir(path), 0o700); err == nil { // cairn's state (see Records)
 			err = os.WriteFile(path, b, 0o600)
 		}
 	}
@@ -116,7 +119,8 @@ func (rs *Records) rowIndexPath(db cairn.Database, snapshot string) string {
 }
 
 // writeRowIndex keeps the index of snapshot's dump for db, in place of
-// any other; nil removes them. A failure costs the next delta a read.
+// any other; nil removes them. A failure costs the next delta a read. The
+// files are cairn's state's, written by path (see Records).
 func (rs *Records) writeRowIndex(db cairn.Database, snapshot string, x cairn.RowIndex) {
 	old, _ := filepath.Glob(filepath.Join(rs.dir(), recordName(db.String())+"-*.rows"))
 	for _, f := range old {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -459,11 +458,7 @@ func (r *run) openMirrorTarget() (*files.Local, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		unlock()
-		return nil, nil, err
-	}
-	target, err := files.OpenLocal(dir)
+	target, err := files.CreateLocal(dir)
 	if err == nil && target.Root() != dir {
 		target.Close()
 		err = fmt.Errorf("%s changed while being opened", dir)

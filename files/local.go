@@ -86,6 +86,45 @@ func OpenLocal(dir string) (*Local, error) {
 	return l, nil
 }
 
+// CreateLocal opens the directory dir (absolute, its links resolved, as
+// Resolve gives it) as a target, making it and any directory above it
+// that is missing. Each is made and opened relative to the one above,
+// from the root down, never through a link: a directory swapped for a
+// link meanwhile fails it with ErrNotDir, and nothing is made where the
+// link leads.
+func CreateLocal(dir string) (*Local, error) {
+	fd, err := openDir(unix.AT_FDCWD, "/")
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: "/", Err: err}
+	}
+	cur := "/"
+	for _, name := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		cur = filepath.Join(cur, name)
+		if err := ignoringEINTR(func() error { return unix.Mkdirat(fd, name, 0o755) }); err != nil && !errors.Is(err, unix.EEXIST) {
+			unix.Close(fd) //nolint:errcheck
+			return nil, &fs.PathError{Op: "mkdir", Path: cur, Err: err}
+		}
+		next, err := openDir(fd, name)
+		unix.Close(fd) //nolint:errcheck
+		if err != nil {
+			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+				err = ErrNotDir
+			}
+			return nil, &fs.PathError{Op: "open", Path: cur, Err: err}
+		}
+		fd = next
+	}
+	l := &Local{root: filepath.Clean(dir), dirs: newDirCache(fd)}
+	if err := l.Verify(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
 // Verify checks that the target's path still leads to the directory it
 // opened: checks made on the path (what it holds, its lock) hold for what
 // is written. A directory above it swapped for a link while it was

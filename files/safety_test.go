@@ -509,3 +509,33 @@ func TestResolveBeneath(t *testing.T) {
 		}
 	}
 }
+
+// CreateLocal makes the missing directories of a target through handles:
+// a link where one of them should be is refused, and nothing is made
+// where it leads.
+func TestCreateLocalNeverThroughALink(t *testing.T) {
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := CreateLocal(filepath.Join(base, "a", "b", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Root() != filepath.Join(base, "a", "b", "c") {
+		t.Errorf("root = %s", l.Root())
+	}
+	l.Close()
+	if fi, err := os.Stat(filepath.Join(base, "a", "b", "c")); err != nil || !fi.IsDir() {
+		t.Fatalf("the target was not made: %v", err)
+	}
+	elsewhere := filepath.Join(base, "elsewhere")
+	os.Mkdir(elsewhere, 0o755)
+	os.Symlink(elsewhere, filepath.Join(base, "link"))
+	if _, err := CreateLocal(filepath.Join(base, "link", "new")); !errors.Is(err, ErrNotDir) {
+		t.Errorf("through a link: %v, want ErrNotDir", err)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "new")); err == nil {
+		t.Error("a directory was made where the link leads")
+	}
+}

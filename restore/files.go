@@ -43,15 +43,14 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 	}
 	defer unlock()
 	made := false
-	if !o.DryRun {
-		made = site.IsEmptyDir(dir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return files.Stats{}, fmt.Errorf("create %s: %w", dir, err)
-		}
-	}
 	var target files.Target = files.Missing(dir)
 	if _, err := os.Stat(dir); !o.DryRun || err == nil {
-		l, err := files.OpenLocal(dir)
+		open := files.OpenLocal
+		if !o.DryRun {
+			made = site.IsEmptyDir(dir)
+			open = files.CreateLocal // made through handles, never through a link
+		}
+		l, err := open(dir)
 		if err != nil {
 			return files.Stats{}, fmt.Errorf("open %s: %w", p.Dir, err)
 		}
