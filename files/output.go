@@ -1,7 +1,9 @@
 package files
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -199,33 +201,59 @@ func (o *Output) closeDir() {
 	}
 }
 
-// WriteFileIn writes data to rel (slash-separated) inside dir, as a
-// restore writes: atomically, through directory handles that follow no
-// link, making the directories above it that are missing. A link at rel,
-// or anywhere above it inside dir, is an error: cairn never writes a
-// target's file through a link that may lead outside it.
+// WriteFileIn writes data to rel (slash-separated) inside dir, as
+// ReplaceFile does on the local tree at dir.
 func WriteFileIn(ctx context.Context, dir, rel string, data []byte, perm fs.FileMode) error {
 	l, err := OpenLocal(dir)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	return ReplaceFile(ctx, l, rel, data, perm)
+}
+
+// ReplaceFile writes data to rel (slash-separated) of the tree t as a
+// restore writes: atomically (t.WriteFile), keeping the mode of the file
+// it replaces (perm for a new one), making the directories above it that
+// are missing. A link or anything but a regular file at rel is an error:
+// cairn never writes a target's file through a link that may lead outside
+// it (and t refuses links above rel).
+func ReplaceFile(ctx context.Context, t Target, rel string, data []byte, perm fs.FileMode) error {
 	rel = strings.Trim(path.Clean(rel), "/")
 	if parent := path.Dir(rel); parent != "." {
 		cur := ""
 		for _, name := range strings.Split(parent, "/") {
 			cur = path.Join(cur, name)
-			if err := l.Mkdir(ctx, cur, 0o755); err != nil && !os.IsExist(err) {
+			if err := t.Mkdir(ctx, cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
 		}
 	}
-	if fi, err := l.Lstat(ctx, rel); err == nil && !fi.Mode.IsRegular() {
-		return fmt.Errorf("%s is not a regular file (%v); cairn does not write through it", l.displayPath(rel), fi.Mode.Type())
+	if fi, err := t.Lstat(ctx, rel); err == nil && !fi.Mode.IsRegular() {
+		return fmt.Errorf("%s in %s is not a regular file (%v); cairn does not write through it", rel, t, fi.Mode.Type())
 	} else if err == nil {
 		perm = fi.Mode.Perm()
 	}
-	return l.WriteFile(ctx, rel, strings.NewReader(string(data)), perm, time.Now())
+	return t.WriteFile(ctx, rel, bytes.NewReader(data), perm, time.Now())
+}
+
+// ReadFile reads the regular file rel of the tree t whole. A link there
+// is an error, not followed: what cairn reads to write back (an
+// application's configuration) is the target's own file.
+func ReadFile(ctx context.Context, t Target, rel string) ([]byte, error) {
+	fi, err := t.Lstat(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode.IsRegular() {
+		return nil, fmt.Errorf("%s in %s is not a regular file (%v): cairn reads and writes it only as the tree's own file", rel, t, fi.Mode.Type())
+	}
+	f, err := t.Open(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // OpenRegular opens p for reading if it is a regular file (after links):

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
 	"github.com/cairn-backup/cairn/database"
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/webapp"
 )
@@ -25,9 +27,18 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
 	kept := func(file string) bool { return keep.Match(file, false) }
+	var tree files.Target = files.Missing(p.Resolved) // a dry run's target that is not there yet
+	if _, err := os.Lstat(p.Resolved); !p.Options.DryRun || err == nil {
+		l, err := openLocal(p, false)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		tree = l
+	}
 	var changes []webapp.Change
 	if p.Env.Name() != p.Snapshot.Name() {
-		c, err := pointApp(ctx, p, kept)
+		c, err := pointApp(ctx, p, tree, kept)
 		if err != nil {
 			return err
 		}
@@ -37,7 +48,7 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 	for _, r := range p.Env.Settings {
 		rules = append(rules, webapp.Setting{File: r.File, Key: r.Key, Value: r.Value})
 	}
-	c, err := webapp.Set(ctx, p.Dir, rules, kept, p.Options.DryRun)
+	c, err := webapp.Set(ctx, tree, rules, kept, p.Options.DryRun)
 	for _, c := range append(changes, c...) {
 		rep.Event(cairn.ConfigChange{File: c.File, Key: c.Key, Value: c.Value, DryRun: p.Options.DryRun})
 	}
@@ -48,12 +59,12 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 }
 
 // pointApp points the application's own configuration at the target.
-func pointApp(ctx context.Context, p *Plan, kept func(string) bool) ([]webapp.Change, error) {
+func pointApp(ctx context.Context, p *Plan, tree files.Target, kept func(string) bool) ([]webapp.Change, error) {
 	target := webapp.Target{URL: p.Env.URL}
 	if len(p.Env.Databases) > 0 {
 		target.Database = p.Env.Databases[0].Reveal()
 	}
-	changes, err := webapp.Configure(ctx, p.Dir, target, kept, p.Options.DryRun)
+	changes, err := webapp.Configure(ctx, tree, target, kept, p.Options.DryRun)
 	if errors.Is(err, webapp.ErrUnknown) {
 		return nil, nil
 	}

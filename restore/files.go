@@ -45,19 +45,12 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 	made := false
 	var target files.Target = files.Missing(dir)
 	if _, err := os.Stat(dir); !o.DryRun || err == nil {
-		open := files.OpenLocal
-		if !o.DryRun {
-			made = site.IsEmptyDir(dir)
-			open = files.CreateLocal // made through handles, never through a link
-		}
-		l, err := open(dir)
+		made = !o.DryRun && site.IsEmptyDir(dir)
+		l, err := openLocal(p, !o.DryRun)
 		if err != nil {
-			return files.Stats{}, fmt.Errorf("open %s: %w", p.Dir, err)
+			return files.Stats{}, err
 		}
 		defer l.Close()
-		if l.Root() != dir { // a link swapped in since it was checked and locked
-			return files.Stats{}, fmt.Errorf("open %s: it now leads to %s, not %s: %w", p.Dir, l.Root(), dir, files.ErrNotDir)
-		}
 		l.Keep(ids)
 		target = l
 	}
@@ -101,4 +94,23 @@ func firstN(list []string, n int) string {
 		out = append(append([]string(nil), list[:n]...), fmt.Sprintf("and %d more", len(list)-n))
 	}
 	return strings.Join(out, ", ")
+}
+
+// openLocal opens the plan's target directory through handles (with
+// create, making it when missing, never through a link), refusing a link
+// swapped in for it since it was resolved, checked and locked.
+func openLocal(p *Plan, create bool) (*files.Local, error) {
+	open := files.OpenLocal
+	if create {
+		open = files.CreateLocal
+	}
+	l, err := open(p.Resolved)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", p.Dir, err)
+	}
+	if l.Root() != p.Resolved {
+		l.Close()
+		return nil, fmt.Errorf("open %s: it now leads to %s, not %s: %w", p.Dir, l.Root(), p.Resolved, files.ErrNotDir)
+	}
+	return l, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,42 +25,44 @@ type Change struct {
 	File, Key, Value string
 }
 
-// Configure points the copy of an application at dir to its own database
-// and URL. WordPress: DB_NAME, DB_USER, DB_PASSWORD and DB_HOST in
+// Configure points the copy of an application in tree (a restore's
+// target) to its own database and URL. WordPress: DB_NAME, DB_USER, DB_PASSWORD and DB_HOST in
 // wp-config.php, and WP_HOME and WP_SITEURL where the file defines them.
 // Laravel: DB_HOST, DB_PORT, DB_DATABASE, DB_USERNAME, DB_PASSWORD and
-// APP_URL in .env, where set. The file is rewritten atomically, its mode
-// kept; everything else in it stays as it was. keep tells which files the
+// APP_URL in .env, where set. Elgg and Drupal: their settings.php. The
+// file is read and rewritten through tree, atomically, its mode kept;
+// everything else in it stays as it was. A link in its place is an error:
+// it is not followed. keep tells which files the
 // target keeps as its own (they are left alone). Other applications are
 // not configured yet (ErrUnknown).
-func Configure(ctx context.Context, dir string, t Target, keep func(file string) bool, dryRun bool) ([]Change, error) {
-	if _, err := os.Stat(filepath.Join(dir, "wp-config.php")); err == nil {
+func Configure(ctx context.Context, tree files.Target, t Target, keep func(file string) bool, dryRun bool) ([]Change, error) {
+	has := func(rel string) bool { _, err := tree.Lstat(ctx, rel); return err == nil }
+	switch {
+	case has("wp-config.php"):
 		if keep("wp-config.php") {
 			return nil, nil
 		}
-		return configureWordPress(ctx, dir, t, dryRun)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "artisan")); err == nil {
+		return configureWordPress(ctx, tree, t, dryRun)
+	case has("artisan"):
 		if keep(".env") {
 			return nil, nil
 		}
-		return configureLaravel(ctx, dir, t, dryRun)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "elgg-config", "settings.php")); err == nil {
+		return configureLaravel(ctx, tree, t, dryRun)
+	case has("elgg-config/settings.php"):
 		if keep("elgg-config/settings.php") {
 			return nil, nil
 		}
-		return configureElgg(ctx, dir, t, dryRun)
+		return configureElgg(ctx, tree, t, dryRun)
 	}
 	for _, rel := range []string{"sites/default/settings.php", "web/sites/default/settings.php"} {
-		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
+		if has(rel) {
 			if keep(rel) {
 				return nil, nil
 			}
-			return configureDrupal(ctx, dir, rel, t, dryRun)
+			return configureDrupal(ctx, tree, rel, t, dryRun)
 		}
 	}
-	return nil, fmt.Errorf("%s: %w", dir, ErrUnknown)
+	return nil, fmt.Errorf("%s: %w", tree, ErrUnknown)
 }
 
 // dbSettings splits a DSN into the parts applications configure.
@@ -108,10 +108,9 @@ func setLiterals(src string, from, to int, re *regexp.Regexp, keyAt, valAt int, 
 }
 
 // configureElgg sets $CONFIG->db* and wwwroot in elgg-config/settings.php.
-func configureElgg(ctx context.Context, dir string, t Target, dryRun bool) ([]Change, error) {
+func configureElgg(ctx context.Context, tree files.Target, t Target, dryRun bool) ([]Change, error) {
 	rel := "elgg-config/settings.php"
-	path := filepath.Join(dir, rel)
-	b, err := files.ReadRegular(path)
+	b, err := files.ReadFile(ctx, tree, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -131,13 +130,12 @@ func configureElgg(ctx context.Context, dir string, t Target, dryRun bool) ([]Ch
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(ctx, dir, path, out)
+	return changes, files.ReplaceFile(ctx, tree, rel, []byte(out), 0o644)
 }
 
 // configureDrupal sets $databases['default']['default'] in settings.php.
-func configureDrupal(ctx context.Context, dir, rel string, t Target, dryRun bool) ([]Change, error) {
-	path := filepath.Join(dir, rel)
-	b, err := files.ReadRegular(path)
+func configureDrupal(ctx context.Context, tree files.Target, rel string, t Target, dryRun bool) ([]Change, error) {
+	b, err := files.ReadFile(ctx, tree, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -162,12 +160,12 @@ func configureDrupal(ctx context.Context, dir, rel string, t Target, dryRun bool
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(ctx, dir, path, out)
+	return changes, files.ReplaceFile(ctx, tree, rel, []byte(out), 0o644)
 }
 
-func configureWordPress(ctx context.Context, dir string, t Target, dryRun bool) ([]Change, error) {
-	path := filepath.Join(dir, "wp-config.php")
-	b, err := files.ReadRegular(path)
+func configureWordPress(ctx context.Context, tree files.Target, t Target, dryRun bool) ([]Change, error) {
+	rel := "wp-config.php"
+	b, err := files.ReadFile(ctx, tree, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -210,24 +208,13 @@ func configureWordPress(ctx context.Context, dir string, t Target, dryRun bool) 
 	if dryRun || out == src {
 		return changes, nil
 	}
-	return changes, replaceFile(ctx, dir, path, out)
-}
-
-// replaceFile writes content to path, inside the target dir, atomically
-// and keeping its mode; a link there (or above it) is refused, never
-// written through.
-func replaceFile(ctx context.Context, dir, path, content string) error {
-	rel, err := filepath.Rel(dir, path)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		return fmt.Errorf("%s is not inside %s", path, dir)
-	}
-	return files.WriteFileIn(ctx, dir, filepath.ToSlash(rel), []byte(content), 0o644)
+	return changes, files.ReplaceFile(ctx, tree, rel, []byte(out), 0o644)
 }
 
 // configureLaravel sets the .env keys that are already there.
-func configureLaravel(ctx context.Context, dir string, t Target, dryRun bool) ([]Change, error) {
-	path := filepath.Join(dir, ".env")
-	b, err := files.ReadRegular(path)
+func configureLaravel(ctx context.Context, tree files.Target, t Target, dryRun bool) ([]Change, error) {
+	rel := ".env"
+	b, err := files.ReadFile(ctx, tree, rel)
 	if err != nil {
 		return nil, fmt.Errorf("laravel: %w", err)
 	}
@@ -275,7 +262,7 @@ func configureLaravel(ctx context.Context, dir string, t Target, dryRun bool) ([
 	if dryRun || len(changes) == 0 {
 		return changes, nil
 	}
-	return changes, replaceFile(ctx, dir, path, strings.Join(lines, ""))
+	return changes, files.ReplaceFile(ctx, tree, rel, []byte(strings.Join(lines, "")), 0o644)
 }
 
 func unquoteEnv(v string) string {

@@ -20,7 +20,7 @@ $table_prefix = 'wp_';
 `})
 	os.Chmod(filepath.Join(dir, "wp-config.php"), 0o640)
 	never := func(string) bool { return false }
-	changes, err := Configure(context.Background(), dir, Target{URL: "https://staging.example.com/", Database: "mysql://stage:p%27w%5C@127.0.0.1:3307/wp_stage"}, never, false)
+	changes, err := Configure(context.Background(), local(t, dir), Target{URL: "https://staging.example.com/", Database: "mysql://stage:p%27w%5C@127.0.0.1:3307/wp_stage"}, never, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,14 +45,14 @@ $table_prefix = 'wp_';
 	if st, _ := os.Stat(filepath.Join(dir, "wp-config.php")); st.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v", st.Mode())
 	}
-	if again, _ := Configure(context.Background(), dir, Target{URL: "https://staging.example.com", Database: "mysql://stage:p%27w%5C@127.0.0.1:3307/wp_stage"}, never, false); len(again) != 0 {
+	if again, _ := Configure(context.Background(), local(t, dir), Target{URL: "https://staging.example.com", Database: "mysql://stage:p%27w%5C@127.0.0.1:3307/wp_stage"}, never, false); len(again) != 0 {
 		t.Errorf("second run changed %+v", again)
 	}
 }
 
 func TestConfigureLaravel(t *testing.T) {
 	dir := tree(t, map[string]string{"artisan": "#!/usr/bin/env php", ".env": "APP_NAME=Shop\nAPP_URL=https://shop.example.com\n# DB_HOST=commented\nDB_CONNECTION=mysql\nDB_HOST=db1\nDB_PORT=3306\nDB_DATABASE=shop\nDB_USERNAME=shop\nDB_PASSWORD=\"old secret\"\nMAIL_MAILER=smtp\n"})
-	changes, err := Configure(context.Background(), dir, Target{URL: "http://localhost:8000", Database: "mysql://dev:new%20pw@127.0.0.1:3307/shop_dev"}, func(string) bool { return false }, false)
+	changes, err := Configure(context.Background(), local(t, dir), Target{URL: "http://localhost:8000", Database: "mysql://dev:new%20pw@127.0.0.1:3307/shop_dev"}, func(string) bool { return false }, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestConfigureLaravel(t *testing.T) {
 		t.Errorf("read back: %+v, %v", a, err)
 	}
 	// A kept .env is left alone.
-	if ch, _ := Configure(context.Background(), dir, Target{URL: "http://x"}, func(f string) bool { return f == ".env" }, false); len(ch) != 0 {
+	if ch, _ := Configure(context.Background(), local(t, dir), Target{URL: "http://x"}, func(f string) bool { return f == ".env" }, false); len(ch) != 0 {
 		t.Errorf("kept .env changed: %+v", ch)
 	}
 }
@@ -83,7 +83,7 @@ $CONFIG->dbport = 3306;
 $CONFIG->wwwroot = 'https://example.com/';
 $CONFIG->dataroot = '/var/data/elgg/';
 `})
-	if _, err := Configure(context.Background(), elggDir, Target{URL: "https://staging.example.com", Database: "mysql://st:pw@127.0.0.1:3307/elgg_stage"}, never, false); err != nil {
+	if _, err := Configure(context.Background(), local(t, elggDir), Target{URL: "https://staging.example.com", Database: "mysql://st:pw@127.0.0.1:3307/elgg_stage"}, never, false); err != nil {
 		t.Fatal(err)
 	}
 	a, err := Detect(elggDir)
@@ -108,7 +108,7 @@ $databases['default']['default'] = array (
 );
 $settings['file_private_path'] = 'private';
 `})
-	if _, err := Configure(context.Background(), drupalDir, Target{Database: "mysql://st:pw@127.0.0.1:3307/drupal_stage"}, never, false); err != nil {
+	if _, err := Configure(context.Background(), local(t, drupalDir), Target{Database: "mysql://st:pw@127.0.0.1:3307/drupal_stage"}, never, false); err != nil {
 		t.Fatal(err)
 	}
 	a, err = Detect(drupalDir)
@@ -134,7 +134,7 @@ func TestConfigureNeverWritesThroughLinks(t *testing.T) {
 	dir := t.TempDir()
 	os.Symlink(filepath.Join(shared, "wp-config.php"), filepath.Join(dir, "wp-config.php"))
 	never := func(string) bool { return false }
-	if _, err := Configure(context.Background(), dir, Target{URL: "https://staging.example.com", Database: "mysql://stage:pw@127.0.0.1:3306/wp_stage"}, never, false); err == nil {
+	if _, err := Configure(context.Background(), local(t, dir), Target{URL: "https://staging.example.com", Database: "mysql://stage:pw@127.0.0.1:3306/wp_stage"}, never, false); err == nil {
 		t.Error("configure wrote a config file that is a link")
 	}
 	drupal := t.TempDir()
@@ -142,7 +142,7 @@ func TestConfigureNeverWritesThroughLinks(t *testing.T) {
 	os.WriteFile(filepath.Join(drupal, "index.php"), []byte("<?php // Drupal"), 0o644)
 	os.MkdirAll(filepath.Join(drupal, "core/lib"), 0o755)
 	os.WriteFile(filepath.Join(drupal, "core/lib/Drupal.php"), []byte("<?php const VERSION = '10.2.0';"), 0o644)
-	Configure(context.Background(), drupal, Target{URL: "https://staging.example.com", Database: "mysql://stage:pw@127.0.0.1:3306/wp_stage"}, never, false) //nolint:errcheck
+	Configure(context.Background(), local(t, drupal), Target{URL: "https://staging.example.com", Database: "mysql://stage:pw@127.0.0.1:3306/wp_stage"}, never, false) //nolint:errcheck
 	for f, want := range before {
 		if b, _ := os.ReadFile(filepath.Join(shared, f)); string(b) != want {
 			t.Errorf("%s behind the link was changed:\n%s", f, b)

@@ -15,14 +15,14 @@ type Setting struct {
 	File, Key, Value string
 }
 
-// Set applies settings to the files of the tree at dir, in order. The
+// Set applies settings to the files of tree, in order. The
 // file's kind is told by its name: PHP (define('KEY', …) or $KEY = …;),
 // .env (KEY=…), ini-like .ini/.conf/.cfg/.properties (key = …), YAML
 // (top-level key: …). A PHP key must already be set (cairn changes a
 // literal, it does not write code); in the others a missing key is added
 // at the end. Each file is rewritten atomically. keep tells which files
 // the target keeps as its own: those are left alone.
-func Set(ctx context.Context, dir string, settings []Setting, keep func(file string) bool, dryRun bool) ([]Change, error) {
+func Set(ctx context.Context, tree files.Target, settings []Setting, keep func(file string) bool, dryRun bool) ([]Change, error) {
 	var changes []Change
 	for _, s := range settings {
 		rel := filepath.ToSlash(filepath.Clean(s.File))
@@ -32,8 +32,7 @@ func Set(ctx context.Context, dir string, settings []Setting, keep func(file str
 		if keep(rel) {
 			continue
 		}
-		path := filepath.Join(dir, rel)
-		b, err := files.ReadRegular(path)
+		b, err := files.ReadFile(ctx, tree, rel)
 		if err != nil {
 			return changes, fmt.Errorf("config: %w", err)
 		}
@@ -50,7 +49,7 @@ func Set(ctx context.Context, dir string, settings []Setting, keep func(file str
 		}
 		changes = append(changes, Change{File: rel, Key: s.Key, Value: shown})
 		if !dryRun {
-			if err := replaceFile(ctx, dir, path, out); err != nil {
+			if err := files.ReplaceFile(ctx, tree, rel, []byte(out), 0o644); err != nil {
 				return changes, err
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cairn-backup/cairn/files"
 )
 
 func TestSet(t *testing.T) {
@@ -21,7 +23,7 @@ func TestSet(t *testing.T) {
 		{"app/app.ini", "mode", "staging"}, {"conf/site.yaml", "mode", "staging: yes"},
 	}
 	never := func(string) bool { return false }
-	changes, err := Set(context.Background(), dir, settings, never, false)
+	changes, err := Set(context.Background(), local(t, dir), settings, never, false)
 	if err != nil || len(changes) != 7 {
 		t.Fatalf("Set = %+v, %v", changes, err)
 	}
@@ -36,15 +38,26 @@ func TestSet(t *testing.T) {
 			t.Errorf("%s:\n%q\nwant\n%q", f, b, w)
 		}
 	}
-	if again, err := Set(context.Background(), dir, settings, never, false); err != nil || len(again) != 0 {
+	if again, err := Set(context.Background(), local(t, dir), settings, never, false); err != nil || len(again) != 0 {
 		t.Errorf("second Set = %+v, %v", again, err)
 	}
 	for _, bad := range []Setting{{"data.json", "k", "v"}, {"config.php", "MISSING", "x"}, {"../outside.env", "K", "v"}, {"nope.env", "K", "v"}} {
-		if _, err := Set(context.Background(), dir, []Setting{bad}, never, false); err == nil {
+		if _, err := Set(context.Background(), local(t, dir), []Setting{bad}, never, false); err == nil {
 			t.Errorf("Set(%+v) succeeded", bad)
 		}
 	}
-	if ch, _ := Set(context.Background(), dir, []Setting{{"config.php", "SITE_MODE", "x"}}, func(f string) bool { return f == "config.php" }, false); len(ch) != 0 {
+	if ch, _ := Set(context.Background(), local(t, dir), []Setting{{"config.php", "SITE_MODE", "x"}}, func(f string) bool { return f == "config.php" }, false); len(ch) != 0 {
 		t.Errorf("a kept file changed: %+v", ch)
 	}
+}
+
+// local is the tree at dir, as a restore's target.
+func local(t *testing.T, dir string) files.Target {
+	t.Helper()
+	l, err := files.OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -192,10 +191,4 @@ func (a *app) startBoard(label string) func() {
 		b.Finish()
 		a.stdout, a.stderr, a.board = stdout, stderr, nil
 	}
-}
-
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -102,23 +102,6 @@ func (a *app) cloner(r *repo.Repo) *clone.Cloner {
 	return &clone.Cloner{Repo: r, Sites: a.sites, Restore: a.engine(r), Records: clone.NewRecords(r, a.log), Log: a.log, Version: cairn.Version}
 }
 
-// cloneSummaryJSON ends `cairn clone --json`.
-type cloneSummaryJSON struct {
-	MessageType    string             `json:"message_type"` // "clone_summary"
-	Source         string             `json:"source"`
-	Target         string             `json:"target"`
-	DryRun         bool               `json:"dry_run"`
-	Snapshot       string             `json:"snapshot"`
-	SafetySnapshot string             `json:"safety_snapshot,omitempty"`
-	URLStatus      int                `json:"url_status,omitempty"` // 0: not reachable or not checked
-	Seconds        map[string]float64 `json:"seconds"`              // per stage, and total
-	FilesWritten   int64              `json:"files_written"`        // added or updated in the target
-	FilesDeleted   int64              `json:"files_deleted"`
-	BytesWritten   int64              `json:"bytes_written"`
-	Rows           int64              `json:"rows"`         // in the databases, checked against the snapshot
-	Replacements   int64              `json:"replacements"` // URL and path rewrites in the databases
-}
-
 // envByName finds SITE/ENV in the config with get (Env, or Target for
 // what a clone writes).
 func (a *app) envByName(name string, get func(site, env string) (*cairn.Environment, error)) (*cairn.Environment, error) {

@@ -7,12 +7,11 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn/files"
-	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/render"
 	"github.com/cairn-backup/cairn/rewrite"
 )
 
@@ -143,9 +142,7 @@ func checkUnparsed(stderr, report io.Writer, rep *rewrite.Report, o rewriteOptio
 		return nil
 	}
 	if report != stderr || o.json {
-		for _, p := range rep.Unparsed {
-			fmt.Fprintf(stderr, "passed through: line %d (%s): %s\n", p.Line, p.Table, p.Reason)
-		}
+		render.Unparsed(stderr, rep)
 	}
 	if o.allowUnparsed {
 		return nil
@@ -155,62 +152,7 @@ func checkUnparsed(stderr, report io.Writer, rep *rewrite.Report, o rewriteOptio
 
 func printRewriteReport(w io.Writer, rep *rewrite.Report, o rewriteOptions) error {
 	if o.json {
-		return jsonLine(w, rewriteReportJSON(rep, o.dryRun))
+		return render.Line(w, render.RewriteJSON(rep, o.dryRun))
 	}
-	verb := "replaced"
-	if o.dryRun {
-		verb = "would replace"
-	}
-	var values, total int64
-	for _, c := range rep.Counts {
-		values += c.Values
-		total += c.Replacements
-	}
-	fmt.Fprintf(w, "%s %d match(es) in %d value(s); %d lines, %s read\n", verb, total, values, rep.Lines, progress.Bytes(rep.BytesIn))
-	if len(rep.Counts) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TABLE\tCOLUMN\tVALUES\tMATCHES")
-		for _, c := range rep.Counts {
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\n", c.Table, c.Column, c.Values, c.Replacements)
-		}
-		tw.Flush()
-	}
-	for _, p := range rep.Unsafe {
-		fmt.Fprintf(w, "unsafe: line %d, %s.%s: %s\n", p.Line, p.Table, p.Column, p.Reason)
-	}
-	for _, p := range rep.Unparsed {
-		fmt.Fprintf(w, "passed through: line %d (%s): %s\n", p.Line, p.Table, p.Reason)
-	}
-	if rep.Dropped > 0 {
-		fmt.Fprintf(w, "… and %d more unsafe or unparsed places\n", rep.Dropped)
-	}
-	return nil
-}
-
-type rewriteJSON struct {
-	MessageType string `json:"message_type"` // "rewrite_report"
-	DryRun      bool   `json:"dry_run"`
-	// UnparsedMatches counts the statements in Unparsed that hold a match.
-	UnparsedMatches int64           `json:"unparsed_matches"`
-	Counts          []rewrite.Count `json:"counts"`
-	Unsafe          []rewrite.Place `json:"unsafe"`
-	Unparsed        []rewrite.Place `json:"unparsed"`
-	Dropped         int64           `json:"not_listed"`
-	Lines           int64           `json:"lines"`
-	BytesIn         int64           `json:"bytes_in"`
-	BytesOut        int64           `json:"bytes_out"`
-}
-
-func rewriteReportJSON(r *rewrite.Report, dry bool) rewriteJSON {
-	out := rewriteJSON{MessageType: "rewrite_report", DryRun: dry, UnparsedMatches: r.UnparsedMatches, Counts: r.Counts, Unsafe: r.Unsafe, Unparsed: r.Unparsed,
-		Dropped: r.Dropped, Lines: r.Lines, BytesIn: r.BytesIn, BytesOut: r.BytesOut}
-	for _, s := range []*[]rewrite.Place{&out.Unsafe, &out.Unparsed} {
-		if *s == nil {
-			*s = []rewrite.Place{}
-		}
-	}
-	if out.Counts == nil {
-		out.Counts = []rewrite.Count{}
-	}
-	return out
+	return render.Rewrite(w, rep, o.dryRun)
 }

@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-backup/cairn"
-	"github.com/cairn-backup/cairn/progress"
+	"github.com/cairn-backup/cairn/render"
 )
 
 type snapshotOptions struct {
@@ -99,13 +98,9 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 		fmt.Fprintln(a.stderr, "warning:", w)
 	}
 	if o.json {
-		return a.printJSON(toJSON(snap))
+		return render.Indented(a.stdout, render.SnapshotJSON(snap))
 	}
-	fmt.Fprintf(a.stdout, "snapshot %s of %s saved: %d files, %s, in %s\n", snap.ShortID(), snap.Name(),
-		snap.Files, progress.Bytes(snap.Bytes), snap.Duration.Round(time.Millisecond))
-	for _, d := range snap.Databases {
-		fmt.Fprintf(a.stdout, "  database %s (%s): %d tables, %d rows, %s dump\n", d.Name, d.DSN, d.Tables, d.Rows, progress.Bytes(d.Bytes))
-	}
+	render.Saved(a.stdout, snap)
 	return nil
 }
 
