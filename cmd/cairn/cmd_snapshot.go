@@ -49,13 +49,16 @@ The first snapshot into the default local repository creates it.`,
 }
 
 // snapshotRequest is what `cairn snapshot ARG` snapshots: SITE/ENV from
-// the config, else a directory (as its environment, if it is one's
-// files).
+// the config (even where a directory has that name), else a directory (as
+// its environment, if it is one's files).
 func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
-	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && !pathExists(arg) {
+	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && (a.cfg.Has(site, env) || !pathExists(arg)) {
 		e, err := a.cfg.Env(site, env)
 		if err != nil {
 			return cairn.SnapshotRequest{}, err
+		}
+		if pathExists(arg) {
+			fmt.Fprintf(a.stderr, "note: %s is the environment of the config, not the directory of that name here (say ./%s for that one)\n", arg, arg)
 		}
 		return a.sites.Request(e, o.exclude, o.noDB)
 	}
