@@ -111,12 +111,8 @@ func (p *Pool) Dial(ctx context.Context, h Host) (*Conn, error) {
 	p.mu.Lock()
 	c, ok := p.conns[key]
 	p.mu.Unlock()
-	if ok {
-		select {
-		case <-c.done:
-		default:
-			return c, nil
-		}
+	if ok && c.alive(p.opts.Timeout) {
+		return c, nil
 	}
 	c, err = p.connect(ctx, t)
 	if err != nil {
@@ -292,6 +288,31 @@ func parseJump(s string) Host {
 	return h
 }
 
+// alive tells whether the connection answers a keepalive within timeout
+// (a lost one is closed). Dial asks before handing out a connection that
+// may have died since it was made; it costs a round trip.
+func (c *Conn) alive(timeout time.Duration) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err == nil {
+			return true
+		}
+	case <-time.After(timeout):
+	}
+	c.Close()
+	return false
+}
+
 // keepAlive checks the connection every interval; one unanswered within
 // timeout closes it, so that what waits on it fails instead of hanging.
 func (c *Conn) keepAlive(interval, timeout time.Duration) {
@@ -302,23 +323,10 @@ func (c *Conn) keepAlive(interval, timeout time.Duration) {
 		case <-c.done:
 			return
 		case <-t.C:
-		}
-		answered := make(chan error, 1)
-		go func() {
-			_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
-			answered <- err
-		}()
-		select {
-		case err := <-answered:
-			if err == nil {
-				continue
+			if !c.alive(timeout) {
+				return
 			}
-		case <-time.After(timeout):
-		case <-c.done:
-			return
 		}
-		c.Close()
-		return
 	}
 }
 

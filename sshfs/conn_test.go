@@ -32,7 +32,9 @@ func pool(t *testing.T, srv *testenv.SSHD, o sshfs.Options) *sshfs.Pool {
 	return p
 }
 
-func host(srv *testenv.SSHD) sshfs.Host { return sshfs.Host{User: "root", Name: srv.Host, Port: srv.Port} }
+func host(srv *testenv.SSHD) sshfs.Host {
+	return sshfs.Host{User: "root", Name: srv.Host, Port: srv.Port}
+}
 
 func run(t *testing.T, c *sshfs.Conn, cmd string) string {
 	t.Helper()

@@ -31,12 +31,9 @@ type SSHD struct {
 // NewSSHD starts an sshd stopped at the test's end.
 func NewSSHD(t testing.TB) *SSHD {
 	t.Helper()
-	bin, err := exec.LookPath("sshd")
-	if err != nil {
-		bin, err = "/usr/sbin/sshd", nil
-		if _, err = os.Stat(bin); err != nil {
-			Require(t, "OpenSSH sshd", fmt.Errorf("sshd not found: install openssh-server"))
-		}
+	bin := "/usr/sbin/sshd" // sshd wants to be run by its absolute path
+	if _, err := os.Stat(bin); err != nil {
+		Require(t, "OpenSSH sshd", fmt.Errorf("%s not found: install openssh-server", bin))
 	}
 	s := &SSHD{Host: "127.0.0.1", Port: FreePort(), Dir: t.TempDir()}
 	s.Key = filepath.Join(s.Dir, "client_ed25519")

@@ -1,0 +1,346 @@
+package sshfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/cairn-backup/cairn/files"
+)
+
+// Tree is a directory on another host, over SFTP: a files.Target and a
+// files.Linker. Like files.Local it never follows a link: SFTP resolves
+// paths on the server, so each directory above an entry is checked to be
+// a directory (not a link) before the entry is read or written, once per
+// Tree. (A link swapped in by someone on the host between that check and
+// the write cannot be excluded over SFTP, which has no openat.) Files are
+// written to a temporary name beside their place and renamed over it
+// (OpenSSH's posix-rename), so an interrupted write leaves the old file.
+type Tree struct {
+	c    *sftp.Client
+	root string // absolute, on the host
+	name string // for messages: ssh://user@host:port/root
+	mu   sync.Mutex
+	dirs map[string]bool // directories checked to be no links
+}
+
+var (
+	_ files.Target = (*Tree)(nil)
+	_ files.Linker = (*Tree)(nil)
+)
+
+// OpenTree opens the directory root on c's host; with create it is made
+// (with its missing parents) when missing.
+func OpenTree(ctx context.Context, c *Conn, root string, create bool) (*Tree, error) {
+	if !path.IsAbs(root) {
+		return nil, fmt.Errorf("%s: %q is not an absolute path", c, root)
+	}
+	sc, err := sftp.NewClient(c.Client, sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64))
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: start SFTP: %w. Try: check that the server's sshd has an sftp Subsystem", c, err)
+	}
+	t := &Tree{c: sc, root: path.Clean(root), name: "ssh://" + c.host + path.Clean(root), dirs: map[string]bool{"": true}}
+	if create {
+		if err := sc.MkdirAll(t.root); err != nil {
+			sc.Close()
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	fi, err := sc.Lstat(t.root)
+	if err == nil && !fi.IsDir() {
+		err = fmt.Errorf("%w (it is %v)", files.ErrNotDir, fi.Mode().Type())
+	}
+	if err != nil {
+		sc.Close()
+		return nil, t.pathError("open", "", err)
+	}
+	return t, nil
+}
+
+// Close ends the SFTP session (not the connection).
+func (t *Tree) Close() error { return t.c.Close() }
+
+func (t *Tree) String() string { return t.name }
+
+func (t *Tree) abs(rel string) string { return path.Join(t.root, rel) }
+
+func (t *Tree) pathError(op, rel string, err error) error {
+	var se *sftp.StatusError
+	if errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile {
+		err = fs.ErrNotExist
+	}
+	return &fs.PathError{Op: op, Path: t.name + "/" + rel, Err: err}
+}
+
+// beneath checks that every directory above rel is a directory, not a
+// link, and that rel stays inside the tree.
+func (t *Tree) beneath(ctx context.Context, rel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rel != path.Clean(rel) || strings.HasPrefix(rel, "../") || rel == ".." || path.IsAbs(rel) || rel == "." {
+		if rel != "" {
+			return t.pathError("open", rel, fmt.Errorf("%w: not a path inside the tree", fs.ErrInvalid))
+		}
+	}
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	t.mu.Lock()
+	ok := t.dirs[dir]
+	t.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := t.beneath(ctx, dir); err != nil {
+		return err
+	}
+	fi, err := t.c.Lstat(t.abs(dir))
+	if err != nil {
+		return t.pathError("lstat", dir, err)
+	}
+	if !fi.IsDir() {
+		return t.pathError("open", rel, files.ErrNotDir)
+	}
+	t.mu.Lock()
+	t.dirs[dir] = true
+	t.mu.Unlock()
+	return nil
+}
+
+// forget drops what is known of the directories at rel and below (it was
+// removed or replaced).
+func (t *Tree) forget(rel string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for d := range t.dirs {
+		if d == rel || strings.HasPrefix(d, rel+"/") {
+			delete(t.dirs, d)
+		}
+	}
+}
+
+func info(fi os.FileInfo) files.Info {
+	return files.Info{Name: fi.Name(), Mode: fi.Mode(), Size: fi.Size(), ModTime: fi.ModTime()}
+}
+
+// Lstat describes rel without following a link.
+func (t *Tree) Lstat(ctx context.Context, rel string) (files.Info, error) {
+	if err := t.beneath(ctx, rel); err != nil {
+		return files.Info{}, err
+	}
+	fi, err := t.c.Lstat(t.abs(rel))
+	if err != nil {
+		return files.Info{}, t.pathError("lstat", rel, err)
+	}
+	i := info(fi)
+	if rel == "" {
+		i.Name = path.Base(t.root)
+	}
+	return i, nil
+}
+
+// ReadDir lists the directory rel (which is not a link).
+func (t *Tree) ReadDir(ctx context.Context, rel string) ([]files.Info, error) {
+	if err := t.isDir(ctx, rel); err != nil {
+		return nil, err
+	}
+	list, err := t.c.ReadDir(t.abs(rel))
+	if err != nil {
+		return nil, t.pathError("readdir", rel, err)
+	}
+	out := make([]files.Info, len(list))
+	for i, fi := range list {
+		out[i] = info(fi)
+	}
+	return out, nil
+}
+
+// isDir checks that rel is a directory, not a link to one.
+func (t *Tree) isDir(ctx context.Context, rel string) error {
+	i, err := t.Lstat(ctx, rel)
+	if err != nil {
+		return err
+	}
+	if !i.Mode.IsDir() {
+		return t.pathError("open", rel, files.ErrNotDir)
+	}
+	return nil
+}
+
+// Mkdir makes the directory rel, its parent existing.
+func (t *Tree) Mkdir(ctx context.Context, rel string, mode fs.FileMode) error {
+	if err := t.beneath(ctx, rel); err != nil {
+		return err
+	}
+	if err := t.c.Mkdir(t.abs(rel)); err != nil {
+		if fi, serr := t.c.Lstat(t.abs(rel)); serr == nil && fi != nil {
+			return t.pathError("mkdir", rel, fs.ErrExist)
+		}
+		return t.pathError("mkdir", rel, err)
+	}
+	if err := t.c.Chmod(t.abs(rel), mode.Perm()|0o700); err != nil {
+		return t.pathError("chmod", rel, err)
+	}
+	return nil
+}
+
+// Open reads the regular file rel.
+func (t *Tree) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
+	i, err := t.Lstat(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	if !i.Mode.IsRegular() {
+		return nil, t.pathError("open", rel, fmt.Errorf("%w: not a regular file (%v)", fs.ErrInvalid, i.Mode.Type()))
+	}
+	f, err := t.c.OpenFile(t.abs(rel), os.O_RDONLY)
+	if err != nil {
+		return nil, t.pathError("open", rel, err)
+	}
+	return f, nil
+}
+
+// WriteFile writes r to a temporary file beside rel, sets its mode and
+// time, and renames it over rel.
+func (t *Tree) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error {
+	return t.place(ctx, rel, func(tmp string) error {
+		f, err := t.c.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		if err != nil {
+			return err
+		}
+		if _, err := f.ReadFrom(ctxReader{ctx, r}); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Chmod(mode.Perm()); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return t.c.Chtimes(tmp, mtime, mtime)
+	})
+}
+
+// Symlink replaces rel with a link to target.
+func (t *Tree) Symlink(ctx context.Context, target, rel string) error {
+	return t.place(ctx, rel, func(tmp string) error { return t.c.Symlink(target, tmp) })
+}
+
+// Link makes rel another name of the regular file existing (OpenSSH's
+// hardlink extension).
+func (t *Tree) Link(ctx context.Context, existing, rel string) error {
+	if err := t.beneath(ctx, existing); err != nil {
+		return err
+	}
+	return t.place(ctx, rel, func(tmp string) error { return t.c.Link(t.abs(existing), tmp) })
+}
+
+// place makes rel's new entry under a temporary name with mk, then
+// renames it over rel; on failure the temporary entry is removed.
+func (t *Tree) place(ctx context.Context, rel string, mk func(tmp string) error) error {
+	if err := t.beneath(ctx, rel); err != nil {
+		return err
+	}
+	tmp := t.abs(path.Join(path.Dir(rel), files.TempName(path.Base(rel))))
+	if err := mk(tmp); err != nil {
+		t.c.Remove(tmp) //nolint:errcheck
+		return t.pathError("write", rel, err)
+	}
+	if err := t.c.PosixRename(tmp, t.abs(rel)); err != nil {
+		t.c.Remove(tmp) //nolint:errcheck
+		return t.pathError("rename", rel, err)
+	}
+	t.forget(rel)
+	return nil
+}
+
+// Readlink returns the link rel's target.
+func (t *Tree) Readlink(ctx context.Context, rel string) (string, error) {
+	if err := t.beneath(ctx, rel); err != nil {
+		return "", err
+	}
+	s, err := t.c.ReadLink(t.abs(rel))
+	if err != nil {
+		return "", t.pathError("readlink", rel, err)
+	}
+	return s, nil
+}
+
+// RemoveAll removes rel and what is below it, following no link.
+func (t *Tree) RemoveAll(ctx context.Context, rel string) error {
+	if rel == "" {
+		return t.pathError("remove", rel, fmt.Errorf("%w: the tree's root", fs.ErrInvalid))
+	}
+	i, err := t.Lstat(ctx, rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !i.Mode.IsDir() {
+		if err := t.c.Remove(t.abs(rel)); err != nil {
+			return t.pathError("remove", rel, err)
+		}
+		return nil
+	}
+	kids, err := t.ReadDir(ctx, rel)
+	if err != nil {
+		return err
+	}
+	for _, k := range kids {
+		if err := t.RemoveAll(ctx, path.Join(rel, k.Name)); err != nil {
+			return err
+		}
+	}
+	t.forget(rel)
+	if err := t.c.RemoveDirectory(t.abs(rel)); err != nil {
+		return t.pathError("remove", rel, err)
+	}
+	return nil
+}
+
+// SetAttrs sets rel's permissions and modification time. SFTP's setstat
+// follows links, so a link's own are left as they are.
+func (t *Tree) SetAttrs(ctx context.Context, rel string, mode fs.FileMode, mtime time.Time) error {
+	i, err := t.Lstat(ctx, rel)
+	if err != nil {
+		return err
+	}
+	if i.Mode&fs.ModeSymlink != 0 {
+		return nil
+	}
+	if err := t.c.Chmod(t.abs(rel), mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+		return t.pathError("chmod", rel, err)
+	}
+	if err := t.c.Chtimes(t.abs(rel), mtime, mtime); err != nil {
+		return t.pathError("chtimes", rel, err)
+	}
+	return nil
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
