@@ -115,6 +115,9 @@ func tempName(name string) string {
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
+// ContextReader is r, stopping a long copy once ctx is done.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader stops a long copy when the context is cancelled.
 type ctxReader struct {
 	ctx context.Context

@@ -219,7 +219,7 @@ func (t *Tree) WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.F
 		if err != nil {
 			return err
 		}
-		if _, err := f.ReadFrom(ctxReader{ctx, r}); err != nil {
+		if _, err := f.ReadFrom(files.ContextReader(ctx, r)); err != nil {
 			f.Close()
 			return err
 		}
@@ -330,17 +330,4 @@ func (t *Tree) SetAttrs(ctx context.Context, rel string, mode fs.FileMode, mtime
 		return t.pathError("chtimes", rel, err)
 	}
 	return nil
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

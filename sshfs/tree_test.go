@@ -2,6 +2,7 @@ package sshfs_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ func TestRestoreOntoRemoteTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, dir); !equal(got, want) || st.Added != 6 {
+	if got := read(t, dir); !maps.Equal(got, want) || st.Added != 6 {
 		t.Fatalf("restored %v (stats %+v), want %v", got, st, want)
 	}
 	fi, _ := os.Stat(filepath.Join(dir, "index.php"))
@@ -75,7 +76,7 @@ func TestRestoreOntoRemoteTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, dir); !equal(got, want) || st.Updated != 1 || st.Deleted != 1 {
+	if got := read(t, dir); !maps.Equal(got, want) || st.Updated != 1 || st.Deleted != 1 {
 		t.Fatalf("second restore: %v (stats %+v)", got, st)
 	}
 	for p := range read(t, dir) {
@@ -106,7 +107,7 @@ func TestRemoteTreeFollowsNoLink(t *testing.T) {
 	if _, err := files.Restore(ctx, testenv.MemTree(want), tr, "", files.Options{Delete: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, dir); !equal(got, want) {
+	if got := read(t, dir); !maps.Equal(got, want) {
 		t.Fatalf("restored %v", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(outside, "style.css")); string(b) != "production" {
@@ -136,7 +137,7 @@ func TestRemoteWriteCut(t *testing.T) {
 	if _, err := files.Restore(ctx, testenv.MemTree(want), tr2, "", files.Options{Delete: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, dir); !equal(got, want) {
+	if got := read(t, dir); !maps.Equal(got, want) {
 		t.Fatalf("after the second restore: %d entries", len(got))
 	}
 }
@@ -155,16 +156,4 @@ func (k *killAfter) Read(p []byte) (int, error) {
 	clear(p)
 	k.read += len(p)
 	return len(p), nil
-}
-
-func equal(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
