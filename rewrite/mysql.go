@@ -237,30 +237,8 @@ func (m *mysqlInsert) feed(p []byte) {
 
 // inString consumes string bytes up to and including the closing quote.
 func (m *mysqlInsert) inString(p []byte) []byte {
-	end := -1
-	i := 0
-	for i < len(p) {
-		if m.escape {
-			m.escape = false
-			i++
-			continue
-		}
-		q := bytes.IndexByte(p[i:], '\'')
-		seg := p[i:]
-		if q >= 0 {
-			seg = p[i : i+q]
-		}
-		if bs := bytes.IndexByte(seg, '\\'); bs >= 0 {
-			m.escape = true
-			i += bs + 1
-			continue
-		}
-		if q < 0 {
-			break
-		}
-		end = i + q
-		break
-	}
+	end, escaping, _ := sqldump.StringEnd(p, m.escape)
+	m.escape = escaping
 	body := p
 	if end >= 0 {
 		body = p[:end]

@@ -105,21 +105,15 @@ func readLiteral(p []byte, i int) (Literal, int, error) {
 
 // readString reads a string's content from p[i:] (after its opening
 // quote) to its closing quote, and returns the content, where the string
-// ends, and whether the content holds escapes or doubled quotes. It jumps
-// from quote to quote, looking for a backslash in the run before each.
+// ends, and whether the content holds escapes or doubled quotes.
 func readString(p []byte, i int) (raw []byte, end int, escaped bool, err error) {
 	start := i
 	for {
-		j := bytes.IndexByte(p[i:], '\'')
+		j, _, esc := StringEnd(p[i:], false)
 		if j < 0 {
 			return nil, len(p), escaped, errors.New("a string is not closed")
 		}
-		if k := bytes.IndexByte(p[i:i+j], '\\'); k >= 0 {
-			// The run ends before a quote: the escaped byte is in p.
-			escaped = true
-			i += k + 2
-			continue
-		}
+		escaped = escaped || esc
 		i += j + 1
 		if i < len(p) && p[i] == '\'' { // a doubled quote is one quote
 			escaped = true
@@ -127,6 +121,44 @@ func readString(p []byte, i int) (raw []byte, end int, escaped bool, err error) 
 			continue
 		}
 		return p[start : i-1], i, escaped, nil
+	}
+}
+
+// StringEnd finds the quote that ends a string's content in p, a piece of
+// it that may stop anywhere: it returns the quote's index, or -1 when p
+// ends first, and whether p ends inside an escape (a backslash whose byte
+// is the next piece's first). escaped tells that p's first byte is so
+// escaped. escapes tells whether the content before the quote (or all of
+// p) holds a backslash. A quote ends the content even if another follows
+// it: a doubled quote ends a string and opens one (ReadValue reads the
+// two as one string). It jumps from quote to quote, looking for a
+// backslash in the run before each.
+func StringEnd(p []byte, escaped bool) (end int, escaping, escapes bool) {
+	i := 0
+	if escaped {
+		if len(p) == 0 {
+			return -1, true, false
+		}
+		i = 1
+	}
+	for {
+		j := bytes.IndexByte(p[i:], '\'')
+		run := p[i:]
+		if j >= 0 {
+			run = run[:j]
+		}
+		if k := bytes.IndexByte(run, '\\'); k >= 0 {
+			if i+k+1 == len(p) {
+				return -1, true, true
+			}
+			escapes = true
+			i += k + 2
+			continue
+		}
+		if j < 0 {
+			return -1, false, escapes
+		}
+		return i + j, false, escapes
 	}
 }
 

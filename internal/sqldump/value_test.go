@@ -323,3 +323,56 @@ func oldEscapeMySQL(v []byte) []byte {
 	w.Write(v[start:])
 	return w.Bytes()
 }
+
+// FuzzStringEnd: StringEnd never panics; fed a string's content in two
+// pieces cut anywhere, it finds the end it finds in one; and it finds
+// the end the rewriter's old string stepping found (rewrite/mysql.go,
+// mysqlInsert.inString).
+func FuzzStringEnd(f *testing.F) {
+	for _, s := range []string{`abc'`, `a\'b\\'c`, `x\`, `''`, `a\\\'\q'`} {
+		f.Add(s, 2)
+	}
+	f.Fuzz(func(t *testing.T, s string, cut int) {
+		p := []byte(s)
+		whole, escaping, _ := StringEnd(p, false)
+		if old, oldEscaping := oldStringEnd(p, false); old != whole || oldEscaping != escaping {
+			t.Fatalf("StringEnd(%q) = %d, %v; the rewriter's %d, %v", s, whole, escaping, old, oldEscaping)
+		}
+		cut = abs(cut) % (len(p) + 1)
+		end, esc, _ := StringEnd(p[:cut], false)
+		if end < 0 {
+			if end, esc, _ = StringEnd(p[cut:], esc); end >= 0 {
+				end += cut
+			}
+		}
+		if end != whole || esc != escaping {
+			t.Fatalf("StringEnd(%q) cut at %d = %d, %v; whole %d, %v", s, cut, end, esc, whole, escaping)
+		}
+	})
+}
+
+// oldStringEnd is the rewriter's old stepping through a string's piece.
+func oldStringEnd(p []byte, escape bool) (int, bool) {
+	for i := 0; i < len(p); {
+		if escape {
+			escape = false
+			i++
+			continue
+		}
+		q := bytes.IndexByte(p[i:], '\'')
+		seg := p[i:]
+		if q >= 0 {
+			seg = p[i : i+q]
+		}
+		if bs := bytes.IndexByte(seg, '\\'); bs >= 0 {
+			escape = true
+			i += bs + 1
+			continue
+		}
+		if q < 0 {
+			break
+		}
+		return i + q, false
+	}
+	return -1, escape
+}
