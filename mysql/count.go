@@ -22,6 +22,6 @@ func (r *RowCounter) Write(p []byte) (int, error) { return r.c.Write(p) }
 // Counts returns the rows seen per table, in table name order.
 func (r *RowCounter) Counts() []cairn.TableStat { return cairn.TableCounts(r.c.Counts()) }
 
-// insertPrefix starts every INSERT of a dump (the cutter's and loader's;
-// the tokenizer has its own).
+// insertPrefix starts every INSERT of a dump (the loader's; the
+// tokenizer has its own).
 var insertPrefix = []byte("INSERT INTO `")

@@ -6,7 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/cairn-backup/cairn/internal/sqlident"
+	"github.com/cairn-backup/cairn/internal/sqldump"
 )
 
 // cutter re-cuts the INSERT statements of a dump written a row a line
@@ -18,14 +18,15 @@ import (
 // again. cutter ends a statement after a row whose checksum falls under a
 // bar that grows with the row's size (about one MiB of rows a statement),
 // or once a statement reaches cutMax. The SQL means the same. Other lines,
-// and dumps written a statement a line, pass through as they are.
+// and dumps written a statement a line, pass through as they are. The
+// dump's lines are told apart by the dump tokenizer (sqldump.Lines).
 type cutter struct {
-	w       *bufio.Writer
-	partial []byte // the start of a line the last Write did not finish
-	table   []byte // the INSERT header of the table whose rows come, or nil
-	open    bool   // a statement is open: its last row awaits "," or ";"
-	size    int    // bytes in the open statement
-	err     error
+	lines sqldump.Lines // the dump tokenizer's lines, fed by Write
+	w     *bufio.Writer
+	table []byte // the INSERT head of the table whose rows come, or nil
+	open  bool   // a statement is open: its last row awaits "," or ";"
+	size  int    // bytes in the open statement
+	err   error
 }
 
 // cutMax is the largest statement cutter makes (unless a row is larger):
@@ -34,33 +35,17 @@ const cutMax = 8 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func newCutter(w io.Writer) *cutter { return &cutter{w: bufio.NewWriterSize(w, 1<<20)} }
+func newCutter(w io.Writer) *cutter {
+	c := &cutter{w: bufio.NewWriterSize(w, 1<<20)}
+	c.lines.Line = c.line
+	return c
+}
 
 func (c *cutter) Write(p []byte) (int, error) {
-	n := len(p)
 	if c.err != nil {
 		return 0, c.err
 	}
-	if len(c.partial) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			c.partial = append(c.partial, p...)
-			return n, nil
-		}
-		c.partial = append(c.partial, p[:i+1]...)
-		c.line(c.partial)
-		c.partial = c.partial[:0]
-		p = p[i+1:]
-	}
-	for c.err == nil {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			c.partial = append(c.partial, p...)
-			break
-		}
-		c.line(p[:i+1])
-		p = p[i+1:]
-	}
+	n, _ := c.lines.Write(p) // its error is c.err
 	// What came in goes out before the next Write: the dump tool is held
 	// back by a slow reader, as without cutter.
 	if c.err == nil {
@@ -71,10 +56,7 @@ func (c *cutter) Write(p []byte) (int, error) {
 
 // Close writes what is left.
 func (c *cutter) Close() error {
-	if len(c.partial) > 0 {
-		c.line(c.partial)
-		c.partial = nil
-	}
+	_ = c.lines.Close() // its error is c.err
 	c.closeStatement()
 	if c.err == nil {
 		c.err = c.w.Flush()
@@ -96,27 +78,25 @@ func (c *cutter) closeStatement() {
 }
 
 // line handles one line, its "\n" included.
-func (c *cutter) line(l []byte) {
-	if c.table != nil && len(l) > 3 && l[0] == '(' {
+func (c *cutter) line(kind sqldump.LineKind, l []byte) error {
+	switch kind {
+	case sqldump.RowLine:
 		// A row, "(…),\n", or the tool's last of a statement, "(…);\n":
-		// the next header of the same table is then merged.
+		// the next head of the same table is then merged.
 		body := bytes.TrimSuffix(l, []byte("\n"))
-		if last := body[len(body)-1]; (last == ',' || last == ';') && body[len(body)-2] == ')' {
-			c.row(body[:len(body)-1])
-			return
-		}
-	}
-	if header := rowHeader(l); header != nil {
-		if c.open && bytes.Equal(header, c.table) {
-			return // the tool's next statement of the same table: merged
+		c.row(body[:len(body)-1])
+	case sqldump.RowsHead:
+		if c.open && bytes.Equal(l, c.table) {
+			return c.err // the tool's next statement of the same table: merged
 		}
 		c.closeStatement()
-		c.table = append(c.table[:0:0], header...)
-		return
+		c.table = append(c.table[:0:0], l...)
+	default:
+		c.closeStatement()
+		c.table = nil
+		c.write(l)
 	}
-	c.closeStatement()
-	c.table = nil
-	c.write(l)
+	return c.err
 }
 
 // row writes one row (without its "," or ";"), opening a statement if
@@ -134,17 +114,4 @@ func (c *cutter) row(r []byte) {
 	if uint64(crc32.Checksum(r, castagnoli)) < uint64(len(r))<<12 || c.size >= cutMax {
 		c.closeStatement()
 	}
-}
-
-// rowHeader returns l when it is the first line of an INSERT written a row
-// a line, "INSERT INTO `t` VALUES\n", else nil.
-func rowHeader(l []byte) []byte {
-	if !bytes.HasPrefix(l, insertPrefix) {
-		return nil
-	}
-	_, rest, ok := sqlident.CutBackquoted(l[len("INSERT INTO "):])
-	if !ok || !bytes.Equal(rest, []byte(" VALUES\n")) {
-		return nil
-	}
-	return l
 }

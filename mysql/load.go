@@ -17,6 +17,7 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/cairn-backup/cairn/internal/runtool"
+	"github.com/cairn-backup/cairn/internal/sqldump"
 	"github.com/cairn-backup/cairn/internal/sqlident"
 )
 
@@ -455,35 +456,26 @@ func (l *loader) finishRows(ctx context.Context) error {
 // add takes the rows on one line of an INSERT's values, `(…),(…),` or
 // `(…);`, sending full batches as it goes, and reports whether the
 // statement ended. A row never spans lines: mysqldump escapes line breaks
-// inside strings.
+// inside strings. The rows are read by the dump tokenizer's values.
 func (b *rowBatches) add(ctx context.Context, l *loader, p []byte) (done bool, err error) {
 	for i := 0; ; {
-		if i, done, err = nextRow(p, i); done || err != nil || i == len(p) {
+		if i, done, err = sqldump.NextRow(p, i); done || err != nil || i == len(p) {
 			return done, err
 		}
 		i++
 		n := 0
-		for ; ; n++ {
-			if i, err = b.field(p, i); err != nil {
+		for last := false; !last; n++ {
+			var v sqldump.Literal
+			if v, i, last, err = sqldump.ReadValue(p, i); err != nil {
 				return false, err
 			}
-			if i >= len(p) {
-				return false, errors.New("a row is cut off at the end of its line")
-			}
-			if p[i] == ')' {
-				i++
-				break
-			}
-			if p[i] != ',' {
-				return false, fmt.Errorf("unexpected %q after a value", p[i])
-			}
-			i++
+			b.take(v)
 		}
 		if b.fields == 0 {
-			b.fields = n + 1
+			b.fields = n
 		}
-		if n+1 != b.fields {
-			return false, fmt.Errorf("a row has %d values, the first had %d", n+1, b.fields)
+		if n != b.fields {
+			return false, fmt.Errorf("a row has %d values, the first had %d", n, b.fields)
 		}
 		if b.rows++; b.rows == b.maxRows() || len(b.arena) >= l.batchBytes {
 			if err := b.send(ctx, l); err != nil {
@@ -535,93 +527,19 @@ func (b *rowBatches) query(n int) string {
 	return "INSERT INTO " + quoteIdent(b.table) + " " + b.cols + " VALUES " + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
 }
 
-// field takes the literal at p[i:] into the batch and returns where it
-// ends: a string's bytes unescaped, a hex literal's bytes, a number as
-// written, NULL as NULL.
-func (b *rowBatches) field(p []byte, i int) (int, error) {
-	if bytes.HasPrefix(p[i:], []byte("_binary '")) {
-		i += len("_binary ")
-	}
+// take puts a value into the batch: a string's bytes unescaped, a hex
+// literal's bytes, a number as written, NULL as NULL.
+func (b *rowBatches) take(v sqldump.Literal) {
 	switch {
-	case i < len(p) && p[i] == '\'':
-		i++
-		for {
-			j := bytes.IndexByte(p[i:], '\'')
-			if j < 0 {
-				return i, errors.New("a string is not closed on its line")
-			}
-			run := p[i : i+j]
-			if k := bytes.IndexByte(run, '\\'); k >= 0 {
-				// run ends before a quote: the escaped byte is in p.
-				b.arena = append(b.arena, run[:k]...)
-				b.arena = appendUnescaped(b.arena, p[i+k+1])
-				i += k + 2
-				continue
-			}
-			b.arena = append(b.arena, run...)
-			b.ends = append(b.ends, len(b.arena))
-			return i + j + 1, nil
-		}
-	case bytes.HasPrefix(p[i:], []byte("0x")):
-		i += 2
-		start := i
-		for i < len(p) && isHex(p[i]) {
-			i++
-		}
-		if (i-start)%2 != 0 {
-			return i, errors.New("a hex literal has an odd number of digits")
-		}
-		for k := start; k < i; k += 2 {
-			b.arena = append(b.arena, unhex(p[k])<<4|unhex(p[k+1]))
-		}
-		b.ends = append(b.ends, len(b.arena))
-		return i, nil
-	case bytes.HasPrefix(p[i:], []byte("NULL")):
+	case v.Kind == sqldump.Null:
 		b.ends = append(b.ends, -1)
-		return i + 4, nil
+		return
+	case v.Kind == sqldump.Hex:
+		b.arena = sqldump.AppendHex(b.arena, v.Raw)
+	case v.Escaped:
+		b.arena = sqldump.AppendUnescaped(b.arena, v.Raw)
+	default: // a number, or a string without escapes
+		b.arena = append(b.arena, v.Raw...)
 	}
-	start := i
-	for i < len(p) && (p[i] >= '0' && p[i] <= '9' || p[i] == '-' || p[i] == '+' || p[i] == '.' || p[i] == 'e' || p[i] == 'E') {
-		i++
-	}
-	if i == start {
-		return i, fmt.Errorf("unexpected literal at %q", p[i:min(len(p), i+20)])
-	}
-	b.arena = append(b.arena, p[start:i]...)
 	b.ends = append(b.ends, len(b.arena))
-	return i, nil
-}
-
-// appendUnescaped appends what the escape \c means in a string literal,
-// as MySQL reads it: \% and \_ stay as they are (they are for LIKE).
-func appendUnescaped(dst []byte, c byte) []byte {
-	switch c {
-	case '0':
-		return append(dst, 0)
-	case 'b':
-		return append(dst, '\b')
-	case 'n':
-		return append(dst, '\n')
-	case 'r':
-		return append(dst, '\r')
-	case 't':
-		return append(dst, '\t')
-	case 'Z':
-		return append(dst, 0x1a)
-	case '%', '_':
-		return append(dst, '\\', c)
-	}
-	return append(dst, c)
-}
-
-func isHex(b byte) bool { return b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F' }
-
-func unhex(b byte) byte {
-	switch {
-	case b >= 'a':
-		return b - 'a' + 10
-	case b >= 'A':
-		return b - 'A' + 10
-	}
-	return b - '0'
 }

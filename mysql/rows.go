@@ -31,24 +31,6 @@ func scanRows(r io.Reader, row func(table string, row []byte) error, other func(
 	return err
 }
 
-// nextRow skips what stands between rows from p[i] on and returns where
-// the next row's '(' is, or len(p) when the line ends first, or done at
-// the statement's ';'. (The loader's; to be the tokenizer's.)
-func nextRow(p []byte, i int) (int, bool, error) {
-	for ; i < len(p); i++ {
-		switch p[i] {
-		case ' ', ',', '\t':
-		case ';':
-			return i, true, nil
-		case '(':
-			return i, false, nil
-		default:
-			return i, false, fmt.Errorf("unexpected %q between rows", p[i])
-		}
-	}
-	return i, false, nil
-}
-
 // leadingFields cuts a row `(a,'b',…)` into its first n literals (n < 0:
 // all), through the one dump tokenizer.
 func leadingFields(row []byte, n int) ([][]byte, error) { return sqldump.Fields(row, n) }

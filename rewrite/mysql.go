@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 
+	"github.com/cairn-backup/cairn/internal/sqldump"
 	"github.com/cairn-backup/cairn/internal/sqlident"
 )
 
@@ -167,8 +168,9 @@ type mysqlInsert struct {
 	reported bool // the oversized string was reported
 	val      []byte
 	prev     [8]byte // the last bytes outside strings, to spot _binary
-	unesc    []byte
-	outBuf   []byte
+	unesc    []byte  // the string unescaped
+	outBuf   []byte  // the string rewritten
+	esc      []byte  // the string rewritten, escaped again
 }
 
 // piece takes the next piece of the statement: a whole line (whole), or a
@@ -235,30 +237,8 @@ func (m *mysqlInsert) feed(p []byte) {
 
 // inString consumes string bytes up to and including the closing quote.
 func (m *mysqlInsert) inString(p []byte) []byte {
-	end := -1
-	i := 0
-	for i < len(p) {
-		if m.escape {
-			m.escape = false
-			i++
-			continue
-		}
-		q := bytes.IndexByte(p[i:], '\'')
-		seg := p[i:]
-		if q >= 0 {
-			seg = p[i : i+q]
-		}
-		if bs := bytes.IndexByte(seg, '\\'); bs >= 0 {
-			m.escape = true
-			i += bs + 1
-			continue
-		}
-		if q < 0 {
-			break
-		}
-		end = i + q
-		break
-	}
+	end, escaping, _ := sqldump.StringEnd(p, m.escape)
+	m.escape = escaping
 	body := p
 	if end >= 0 {
 		body = p[:end]
@@ -318,7 +298,7 @@ func (m *mysqlInsert) finish(raw []byte) {
 	}
 	v := raw
 	if bytes.IndexByte(raw, '\\') >= 0 {
-		m.unesc = unescapeMySQL(m.unesc[:0], raw)
+		m.unesc = sqldump.AppendUnescaped(m.unesc[:0], raw)
 		v = m.unesc
 	}
 	out := m.w.rewriteValue(m.outBuf[:0], v, m.table, col, m.line)
@@ -327,59 +307,6 @@ func (m *mysqlInsert) finish(raw []byte) {
 		return
 	}
 	m.outBuf = out
-	escapeMySQLTo(m.out, out)
-}
-
-// unescapeMySQL decodes a string literal's content as MySQL reads it.
-// Runs without a backslash are copied whole.
-func unescapeMySQL(dst, s []byte) []byte {
-	for len(s) > 0 {
-		i := bytes.IndexByte(s, '\\')
-		if i < 0 || i+1 == len(s) {
-			return append(dst, s...)
-		}
-		dst = append(dst, s[:i]...)
-		switch c := s[i+1]; c {
-		case '0':
-			dst = append(dst, 0)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'Z':
-			dst = append(dst, 0x1a)
-		case '%', '_':
-			dst = append(dst, '\\', c)
-		default:
-			dst = append(dst, c)
-		}
-		s = s[i+2:]
-	}
-	return dst
-}
-
-// mysqlEscapes maps the bytes mysqldump escapes to their escape letter.
-var mysqlEscapes = [256]byte{0: '0', '\n': 'n', '\r': 'r', '\\': '\\', '\'': '\'', '"': '"', 0x1a: 'Z'}
-
-// escapeMySQLTo writes a value escaped as mysqldump does
-// (mysql_real_escape_string). Runs needing no escape are written whole.
-func escapeMySQLTo(w *countingWriter, v []byte) {
-	start := 0
-	var esc [2]byte
-	for i := 0; i < len(v); i++ {
-		if e := mysqlEscapes[v[i]]; e != 0 || v[i] == 0 {
-			if e == 0 {
-				e = '0'
-			}
-			w.Write(v[start:i])
-			esc = [2]byte{'\\', e}
-			w.Write(esc[:])
-			start = i + 1
-		}
-	}
-	w.Write(v[start:])
+	m.esc = sqldump.AppendEscaped(m.esc[:0], out)
+	m.out.Write(m.esc)
 }

@@ -90,14 +90,13 @@ func (s *scanner) insert(line []byte) error {
 	}
 	p := rest
 	for {
-		// Between rows: blanks, commas and ends of line, then '(' or ';'.
-		i := 0
-		for i < len(p) && (p[i] == ' ' || p[i] == ',' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-			i++
-		}
-		p = p[i:]
-		if len(p) == 0 {
-			var err error
+		i, done, err := NextRow(p, 0)
+		switch {
+		case err != nil:
+			return s.errorf("%v of %s", err, name)
+		case done:
+			return nil // what follows on the line is not data
+		case i == len(p):
 			if p, err = s.readLine(); err != nil {
 				if errors.Is(err, io.EOF) {
 					return s.errorf("the dump ends inside an INSERT into %s", name)
@@ -106,15 +105,7 @@ func (s *scanner) insert(line []byte) error {
 			}
 			continue
 		}
-		switch p[0] {
-		case ';':
-			return nil // what follows on the line is not data
-		case '(':
-		default:
-			return s.errorf("unexpected %q between the rows of %s", p[0], name)
-		}
-		var err error
-		if p, err = s.readRow(p); err != nil {
+		if p, err = s.readRow(p[i:]); err != nil {
 			return err
 		}
 		if err := s.h.Row(name, s.row); err != nil {
