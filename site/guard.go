@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -205,7 +206,28 @@ func identity(dir string) string {
 	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO|unix.STATX_BTIME, &st); err != nil || st.Mask&unix.STATX_BTIME == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d:%d:%d:%d:%d.%d\n%s", st.Dev_major, st.Dev_minor, st.Ino, st.Btime.Sec, st.Btime.Nsec, st.Mode, dir)
+	return fmt.Sprintf("%d:%d:%d:%d:%d.%d:%s\n%s", st.Dev_major, st.Dev_minor, st.Ino, st.Btime.Sec, st.Btime.Nsec, st.Mode, generation(dir), dir)
+}
+
+// fsIocGetVersion is FS_IOC_GETVERSION, _IOR('v', 1, long).
+const fsIocGetVersion = 0x80087601
+
+// generation is the inode's generation number, which the file system
+// changes when it gives an inode number out again: birth times are
+// coarse (a few milliseconds on ext4), so a directory removed and made
+// again at once can have the same number and birth time. "" where the file
+// system keeps none.
+func generation(dir string) string {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd) //nolint:errcheck
+	g, err := unix.IoctlGetUint32(fd, fsIocGetVersion)
+	if err != nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(g), 10)
 }
 
 // IsEmptyDir reports whether dir is missing or an empty directory.
