@@ -124,13 +124,13 @@ func (rs *Records) rowIndexPath(db cairn.Database, snapshot string) string {
 func (rs *Records) writeRowIndex(db cairn.Database, snapshot string, x cairn.RowIndex) {
 	old, _ := filepath.Glob(filepath.Join(rs.dir(), recordName(db.String())+"-*.rows"))
 	for _, f := range old {
-		os.Remove(f)
+		os.Remove(f) // in cairn's state directory (see Records), never a target
 	}
 	if x == nil {
 		return
 	}
 	path := rs.rowIndexPath(db, snapshot)
-	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) // cairn's state (see Records)
 	if err != nil {
 		return
 	}
@@ -139,10 +139,10 @@ func (rs *Records) writeRowIndex(db cairn.Database, snapshot string, x cairn.Row
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(path+".tmp", path)
+		err = os.Rename(path+".tmp", path) // cairn's state (see Records)
 	}
 	if err != nil {
-		os.Remove(path + ".tmp")
+		os.Remove(path + ".tmp") // cairn's state (see Records)
 	}
 }
 

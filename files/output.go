@@ -55,7 +55,9 @@ func CreateOutput(p string) (*Output, error) {
 			syscall.CloseOnExec(dup)
 			return &Output{inPlace: os.NewFile(uintptr(dup), p)}, nil
 		}
-		// A device the user named (/dev/null): written in place.
+		// A device the user named (/dev/null): written in place. By path,
+		// as the user named it on the command line (--out): it is their
+		// output, not a restore's target, and nothing is created there.
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			return nil, err
