@@ -143,14 +143,47 @@ type ReadPlanner interface {
 	PlanReads(ctx context.Context, files []Node) []int
 }
 
+// FileInfo describes one entry of a file tree.
+type FileInfo struct {
+	Name    string
+	Mode    fs.FileMode // type bits and permissions
+	Size    int64
+	ModTime time.Time
+	// Dev, Ino and Nlink identify a local file's inode, for hard links;
+	// zero where the tree has none.
+	Dev, Ino, Nlink uint64
+}
+
+// Tree is a file tree to read: a directory on this machine or on another
+// host (over SFTP). Paths are relative, slash-separated, "" being the
+// root; nothing is followed through a symbolic link. Missing entries are
+// reported with errors satisfying errors.Is(err, fs.ErrNotExist). Every
+// method may do I/O over a network: ctx bounds it.
+type Tree interface {
+	// Lstat describes one entry without following symbolic links.
+	Lstat(ctx context.Context, rel string) (FileInfo, error)
+	// ReadDir lists a directory's entries, in no particular order.
+	ReadDir(ctx context.Context, rel string) ([]FileInfo, error)
+	// Open reads a regular file.
+	Open(ctx context.Context, rel string) (io.ReadCloser, error)
+	// Readlink returns a symbolic link's target.
+	Readlink(ctx context.Context, rel string) (string, error)
+	// String names the tree for messages (a path, an ssh:// URL).
+	String() string
+}
+
 // SnapshotRequest describes one snapshot to take.
 type SnapshotRequest struct {
 	Site, Environment string
 	URL               string
-	Path              string   // local directory holding the files
-	Exclude           []string // gitignore-style patterns, relative to Path
-	Databases         []Database
-	App               *AppInfo // recorded with the snapshot when not nil
+	// Path is the local directory holding the files; when Tree is set,
+	// the files are read from it instead and Path is where it lives
+	// (ssh://user@host/path), for the record.
+	Path      string
+	Tree      Tree
+	Exclude   []string // gitignore-style patterns, relative to Path
+	Databases []Database
+	App       *AppInfo // recorded with the snapshot when not nil
 	// Hints are IDs of snapshots this tree was probably restored from:
 	// files with the same size and time as there are taken from them
 	// without being read, as from an earlier snapshot of the same tree.

@@ -76,6 +76,21 @@ func ParseLocation(s, base string) (Location, error) {
 	return l, nil
 }
 
+// Key names the files for locks and comparisons, whoever logs in to
+// reach them: the path of a local directory, ssh://host:port/path for a
+// remote one (port 22 when unsaid; the host as written, so an ssh_config
+// alias and the name it stands for are two keys).
+func (l Location) Key() string {
+	if l.IsLocal() {
+		return l.Path
+	}
+	port := l.Port
+	if port == 0 {
+		port = 22
+	}
+	return "ssh://" + strings.ToLower(l.Host) + ":" + strconv.Itoa(port) + l.Path
+}
+
 // IsLocal tells whether the files are on this machine.
 func (l Location) IsLocal() bool { return l.Host == "" }
 

@@ -25,9 +25,17 @@ type Action = cairn.Action
 type Target struct {
 	Name      string // SITE/ENV
 	URL       string
-	Dir       string // the files
+	Dir       string // the files (on their host)
 	Databases []cairn.Database
 	DSNs      []cairn.DSN // the databases' DSNs, for run: (passwords included)
+	// Tree, if set, is the files (on another host); else Dir is opened
+	// on this machine.
+	Tree files.Target
+	// Shell, if set, runs a run: action's shell script on the files'
+	// host (sh reading script on its stdin, so that nothing in it shows
+	// in any process's arguments) and returns its output; else it runs
+	// here.
+	Shell func(ctx context.Context, script string) ([]byte, error)
 }
 
 // Run runs the actions in order and stops at the first failure, which
@@ -36,7 +44,13 @@ func Run(ctx context.Context, t Target, list []Action, done func(Action)) error 
 	var wp *webapp.App
 	detect := func() (*webapp.App, error) {
 		if wp == nil {
-			a, err := webapp.Detect(t.Dir)
+			var a *webapp.App
+			var err error
+			if t.Tree != nil {
+				a, err = webapp.DetectTree(ctx, t.Tree)
+			} else {
+				a, err = webapp.Detect(t.Dir)
+			}
 			if err != nil || a.Name != "wordpress" {
 				return nil, fmt.Errorf("this action knows WordPress only, and %s holds no WordPress. Try: a \"sql:\" or \"run:\" action instead", t.Dir)
 			}
@@ -63,6 +77,9 @@ func run(ctx context.Context, t Target, a Action, wordpress func() (*webapp.App,
 		}
 		return t.Databases[0].Exec(ctx, a.Arg)
 	case "run":
+		if t.Shell != nil {
+			return runRemote(ctx, t, a.Arg)
+		}
 		cmd := exec.CommandContext(ctx, "sh", "-c", a.Arg)
 		cmd.Dir = t.Dir
 		cmd.Env = append(os.Environ(), "CAIRN_ENVIRONMENT="+t.Name, "CAIRN_URL="+t.URL, "CAIRN_FILES="+t.Dir)
@@ -90,9 +107,9 @@ func run(ctx context.Context, t Target, a Action, wordpress func() (*webapp.App,
 		return wpSQL(ctx, t, fmt.Sprintf("UPDATE `%susers` SET user_email = CONCAT('user+', ID, '@example.invalid'), user_pass = MD5('%s'), user_activation_key = '';\n"+
 			"DELETE FROM `%susermeta` WHERE meta_key = 'session_tokens';", p, hex.EncodeToString(secret), p))
 	case "disable-mail":
-		return muPlugin(ctx, t.Dir, "cairn-disable-mail.php", disableMail)
+		return muPlugin(ctx, t, "cairn-disable-mail.php", disableMail)
 	case "banner":
-		return muPlugin(ctx, t.Dir, "cairn-banner.php", strings.ReplaceAll(banner, "{{NAME}}", htmlEscape(t.Name)))
+		return muPlugin(ctx, t, "cairn-banner.php", strings.ReplaceAll(banner, "{{NAME}}", htmlEscape(t.Name)))
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
@@ -106,9 +123,34 @@ func wpSQL(ctx context.Context, t Target, sql string) error {
 
 // muPlugin writes a must-use plugin, which WordPress loads before any
 // other and which cannot be switched off from the admin.
-func muPlugin(ctx context.Context, dir, name, src string) error {
-	return files.WriteFileIn(ctx, dir, "wp-content/mu-plugins/"+name, []byte(src), 0o644)
+func muPlugin(ctx context.Context, t Target, name, src string) error {
+	rel := "wp-content/mu-plugins/" + name
+	if t.Tree != nil {
+		return files.ReplaceFile(ctx, t.Tree, rel, []byte(src), 0o644)
+	}
+	return files.WriteFileIn(ctx, t.Dir, rel, []byte(src), 0o644)
 }
+
+// runRemote runs a run: action on the files' host: the variables a local
+// one gets are exported by the script itself, read from stdin.
+func runRemote(ctx context.Context, t Target, command string) error {
+	var b strings.Builder
+	export := func(k, v string) { fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v)) }
+	export("CAIRN_ENVIRONMENT", t.Name)
+	export("CAIRN_URL", t.URL)
+	export("CAIRN_FILES", t.Dir)
+	for i, dsn := range t.DSNs {
+		export(fmt.Sprintf("CAIRN_DATABASE_%d", i+1), dsn.Reveal())
+	}
+	fmt.Fprintf(&b, "cd %s || exit 1\n%s\n", shellQuote(t.Dir), command)
+	if out, err := t.Shell(ctx, b.String()); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(tail(out)))
+	}
+	return nil
+}
+
+// shellQuote quotes s for sh: in single quotes, each ' written '\''.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 const disableMail = `<?php
 /*

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -75,10 +76,13 @@ func Protected(sites *site.Catalog, dst *cairn.Environment) ([]*cairn.Environmen
 	if dst.Protected {
 		out = append(out, dst)
 	}
-	if dst.Files.Path != "" && dst.Files.IsLocal() {
-		dir, err := files.Resolve(dst.Files.Path)
-		if err != nil {
-			return nil, err
+	if dst.Files.Path != "" {
+		dir := dst.Files.Key() // another host's files, by their location
+		if dst.Files.IsLocal() {
+			var err error
+			if dir, err = files.Resolve(dst.Files.Path); err != nil {
+				return nil, err
+			}
 		}
 		for _, e := range sites.ProtectedAt(dir) {
 			if e != dst {
@@ -226,7 +230,7 @@ type takeOptions struct {
 
 // takeSnapshot snapshots an environment.
 func (c *Cloner) takeSnapshot(ctx context.Context, e *cairn.Environment, label string, o takeOptions, rep cairn.Reporter) (*cairn.Snapshot, error) {
-	req, err := c.Sites.Request(e, nil, o.noDB)
+	req, err := c.Sites.Request(ctx, e, nil, o.noDB)
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +259,14 @@ func (c *Cloner) takeSnapshot(ctx context.Context, e *cairn.Environment, label s
 // database the target does not have yet holds nothing to keep (the clone
 // creates it), so then the files are kept alone.
 func (c *Cloner) safetySnapshot(ctx context.Context, dst *cairn.Environment, o takeOptions, rep cairn.Reporter) (*cairn.Snapshot, error) {
-	if _, err := os.Stat(dst.Files.Path); err != nil {
+	if dst.Files.IsLocal() {
+		if _, err := os.Stat(dst.Files.Path); err != nil {
+			return nil, nil
+		}
+	} else if _, err := c.Sites.OpenRemote(ctx, dst.Files, false); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", dst.Name(), err)
 	}
 	label := "safety snapshot " + dst.Name()
 	safety, err := c.takeSnapshot(ctx, dst, label, o, rep)

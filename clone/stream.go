@@ -220,12 +220,14 @@ func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Opti
 func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o Options, rep *reporter) (*run, error) {
 	run := &run{c: c, ctx: ctx, src: src, o: o, rep: rep, source: newSnapshotResult(), safety: newSnapshotResult()}
 	var err error
-	if run.req, err = c.Sites.Request(src, nil, false); err != nil {
+	if run.req, err = c.Sites.Request(ctx, src, nil, false); err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(run.req.Path)
-	if err != nil {
-		return nil, err
+	abs := run.req.Path // another host's files: their location
+	if run.req.Tree == nil {
+		if abs, err = filepath.Abs(run.req.Path); err != nil {
+			return nil, err
+		}
 	}
 	// What the snapshot will say of itself, for the rewrite pairs; the
 	// databases are the loads', not the plan's.
@@ -434,6 +436,9 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 // any it read before this). It is only a head start, so a failure is
 // noted and left to that restore. stopMirror must follow.
 func (r *run) startMirror() {
+	if !r.plan.Remote.IsLocal() {
+		return // files on another host are written by the restore alone
+	}
 	target, unlock, err := r.openMirrorTarget()
 	if err != nil {
 		r.c.log().Info("copying the files as they are snapshotted failed; the restore does it", "err", err)

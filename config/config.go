@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -25,6 +26,8 @@ type Config struct {
 	// File is the path the configuration was read from ("" when none).
 	File       string
 	Repository Repository
+	// SSH says how environments on other hosts are reached.
+	SSH SSH
 	// Sites are the sites, by name, each with its environments parsed
 	// into the domain's (see Env).
 	Sites map[string]*Site
@@ -47,7 +50,26 @@ type Config struct {
 // document is cairn.yaml as written.
 type document struct {
 	Repository Repository          `yaml:"repository"`
+	SSH        SSH                 `yaml:"ssh"`
 	Sites      map[string]*siteDoc `yaml:"sites"`
+}
+
+// SSH says how environments on other hosts (files: ssh://…, databases
+// through ?ssh=) are reached. Paths are relative to the config file.
+type SSH struct {
+	// KnownHosts is the known_hosts file host keys are checked against
+	// ("": ~/.ssh/known_hosts).
+	KnownHosts string `yaml:"known_hosts"`
+	// HostKeyPolicy is strict (the default: a host known_hosts lacks is
+	// refused) or accept-new (its key is recorded on first use).
+	HostKeyPolicy string `yaml:"host_key_policy"`
+	// IdentityFile are key files tried after ssh-agent's keys (default:
+	// ~/.ssh/config's IdentityFile, else ~/.ssh/id_*).
+	IdentityFile []string `yaml:"identity_file"`
+	// Config is the ssh_config file ("": ~/.ssh/config; "none": none).
+	Config string `yaml:"config"`
+	// Timeout bounds connecting and each keepalive's answer ("15s").
+	Timeout string `yaml:"timeout"`
 }
 
 type missingVar struct {
@@ -153,7 +175,7 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 	// ${VAR} is swapped for a placeholder that is plain text in any YAML
 	// context (a '{' inside [a, b] would be a syntax error), then expanded
 	// in each value once parsed.
-	data = varRE.ReplaceAll(data, []byte(placeholder+"${1}"+placeholder))
+	data = varRE.ReplaceAll(data, []byte(placeholder+"${1}"+placeholderEnd))
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("%s: %v. Try: check the YAML syntax (indentation, quotes) at that line", name, trimYAML(err))
@@ -174,7 +196,10 @@ func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 		// A type error quotes the value, which may be a secret.
 		return nil, fmt.Errorf("%s: %s", name, quotedRE.ReplaceAllString(trimYAML(err), "a value"))
 	}
-	cfg.doc, cfg.Repository = doc, d.Repository
+	cfg.doc, cfg.Repository, cfg.SSH = doc, d.Repository, d.SSH
+	if err := cfg.checkSSH(); err != nil {
+		return nil, err
+	}
 	if err := cfg.convert(d.Sites); err != nil {
 		return nil, err
 	}
@@ -188,10 +213,12 @@ func trimYAML(err error) string {
 var (
 	quotedRE      = regexp.MustCompile("`[^`]*`")
 	varRE         = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-	placeholderRE = regexp.MustCompile(placeholder + `([A-Za-z_][A-Za-z0-9_]*)` + placeholder)
+	placeholderRE = regexp.MustCompile(placeholder + `([A-Za-z_][A-Za-z0-9_]*)` + placeholderEnd)
 )
 
-const placeholder = "__cairn_var__"
+// A variable's placeholder is placeholder NAME placeholderEnd: the dashes,
+// which no name holds, keep ${A}${B} two variables.
+const placeholder, placeholderEnd = "__cairn-var-", "-cairn-var__"
 
 // expand replaces ${VAR} in every scalar, remembering unset variables.
 func expand(file string, n *yaml.Node, path string, lookup func(string) (string, bool), missing map[string]missingVar) error {
@@ -489,6 +516,38 @@ func (c *Config) resolve(p string) string {
 		return p
 	}
 	return filepath.Join(filepath.Dir(c.File), p)
+}
+
+func (c *Config) checkSSH() error {
+	switch c.SSH.HostKeyPolicy {
+	case "", "strict", "accept-new":
+	default:
+		return fmt.Errorf("%s: %q is not a host key policy. Try: strict or accept-new", c.Where("ssh.host_key_policy"), c.SSH.HostKeyPolicy)
+	}
+	if c.SSH.Timeout != "" {
+		if d, err := time.ParseDuration(c.SSH.Timeout); err != nil || d <= 0 {
+			return fmt.Errorf("%s: %q is not a duration. Try: 15s, 1m", c.Where("ssh.timeout"), c.SSH.Timeout)
+		}
+	}
+	c.SSH.KnownHosts = c.resolveHome(c.SSH.KnownHosts)
+	if c.SSH.Config != "none" {
+		c.SSH.Config = c.resolveHome(c.SSH.Config)
+	}
+	for i, f := range c.SSH.IdentityFile {
+		c.SSH.IdentityFile[i] = c.resolveHome(f)
+	}
+	return nil
+}
+
+// resolveHome is resolve, with ~/ the user's home directory as in ssh's
+// own files.
+func (c *Config) resolveHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return c.resolve(p)
 }
 
 // PasswordFilePath returns repository.password_file resolved like

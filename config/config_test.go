@@ -24,17 +24,20 @@ sites:
         exclude: [wp-content/cache/]
         protected: true
       staging:
-        files: /var/www/staging
+        files: ssh://${HOST}${ROOT}/staging
         preserve: [wp-content/uploads/]
     schedule: {snapshot: "0 */6 * * *", drill: "@weekly"}
     retention: {daily: 14, weekly: 8}
 `
-	cfg, err := Parse("cairn.yaml", []byte(src), lookup(map[string]string{"CAIRN_PASSWORD": "s3cret", "DB_PASS": "p@ss"}))
+	cfg, err := Parse("cairn.yaml", []byte(src), lookup(map[string]string{"CAIRN_PASSWORD": "s3cret", "DB_PASS": "p@ss", "HOST": "web1", "ROOT": "/var/www"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := cfg.Repository.Password.Reveal(); got != "s3cret" {
 		t.Errorf("password = %q", got)
+	}
+	if stage, err := cfg.Env("blog", "staging"); err != nil || stage.Files.String() != "ssh://web1/var/www/staging" {
+		t.Errorf("two variables side by side: staging = %+v, %v", stage, err)
 	}
 	prod, err := cfg.Env("blog", "production")
 	if err != nil {

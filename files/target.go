@@ -16,46 +16,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // Info describes one entry of a target tree.
-type Info struct {
-	Name    string
-	Mode    fs.FileMode // type bits and permissions
-	Size    int64
-	ModTime time.Time
-	// Dev, Ino and Nlink identify a local file's inode, for hard links;
-	// zero where the target has none.
-	Dev, Ino, Nlink uint64
-}
+type Info = cairn.FileInfo
 
-// Target is a file tree that can be restored onto. Paths are relative,
-// slash-separated, "" being the root. Missing entries are reported with
-// errors satisfying errors.Is(err, fs.ErrNotExist). Every method may do
-// I/O (over a network, for a remote tree): ctx bounds it.
+// Target is a file tree that can be read (a cairn.Tree) and restored
+// onto.
 type Target interface {
-	// Lstat describes one entry without following symbolic links.
-	Lstat(ctx context.Context, rel string) (Info, error)
-	// ReadDir lists a directory's entries.
-	ReadDir(ctx context.Context, rel string) ([]Info, error)
+	cairn.Tree
 	// Mkdir creates a directory whose parent exists.
 	Mkdir(ctx context.Context, rel string, mode fs.FileMode) error
-	// Open reads a regular file.
-	Open(ctx context.Context, rel string) (io.ReadCloser, error)
 	// WriteFile replaces rel atomically: readers see the old content or
 	// the new one, never a part, and an interrupted write leaves rel as
 	// it was.
 	WriteFile(ctx context.Context, rel string, r io.Reader, mode fs.FileMode, mtime time.Time) error
 	// Symlink replaces rel with a symbolic link to target.
 	Symlink(ctx context.Context, target, rel string) error
-	// Readlink returns a symbolic link's target.
-	Readlink(ctx context.Context, rel string) (string, error)
 	// RemoveAll removes rel and anything below it.
 	RemoveAll(ctx context.Context, rel string) error
 	// SetAttrs sets permissions and modification time.
 	SetAttrs(ctx context.Context, rel string, mode fs.FileMode, mtime time.Time) error
-	// String names the target for messages.
-	String() string
 }
 
 // Linker is implemented by targets that can give a file another name (a
@@ -153,3 +136,11 @@ func (m Missing) WriteFile(context.Context, string, io.Reader, fs.FileMode, time
 }
 
 var errMissing = errors.New("the target does not exist")
+
+// Remote opens trees on other hosts (package sshfs's Pool does, over
+// SFTP). OpenTree opens the directory at l, a location whose Host is set;
+// with create it is made, with its missing parents, when missing. The
+// tree stays usable until the Remote is closed.
+type Remote interface {
+	OpenTree(ctx context.Context, l cairn.Location, create bool) (Target, error)
+}

@@ -140,7 +140,7 @@ func (r *Repo) SaveState(ctx context.Context, key string, dbs []cairn.Database) 
 		if err != nil {
 			return err
 		}
-		man, err := r.upload(ctx, w, root, si, nil, cairn.NoProgress{})
+		man, err := r.upload(ctx, w, root, si, nil, false, cairn.NoProgress{})
 		for _, j := range jobs {
 			j.stop()
 		}

@@ -66,34 +66,11 @@ var incompressible = func() []string {
 // no partial snapshot is ever visible through Snapshots.
 func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.Progress) (*cairn.Snapshot, error) {
 	start := r.opts.Clock.Now()
-	abs, err := filepath.Abs(req.Path)
+	dir, src, source, err := openSource(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	// The tree is read where its path leads (a deploy layout's current ->
-	// releases/42), and recorded under the path as given.
-	resolved, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
-	}
-	if st, err := os.Stat(resolved); err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
-	} else if !st.IsDir() {
-		return nil, fmt.Errorf("snapshot %s: not a directory", req.Path)
-	}
-	excl, err := pattern.Compile(req.Exclude...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: exclude: %v", cairn.ErrInvalidArgument, err)
-	}
-	dir, err := localfs.Directory(resolved)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", req.Path, err)
-	}
-	src := &source{exclude: excl, mirror: req.Mirror, protect: relativeInside(resolved, req.Protect), protectIDs: map[[2]uint64]bool{}}
-	for _, id := range req.ProtectIDs {
-		src.protectIDs[id] = true
-	}
-	si := snapshot.SourceInfo{Host: req.Site, UserName: req.Environment, Path: abs}
+	si := snapshot.SourceInfo{Host: req.Site, UserName: req.Environment, Path: source}
 
 	var snap *cairn.Snapshot
 	err = repo.WriteSession(ctx, r.kr, repo.WriteSessionOptions{Purpose: "cairn:snapshot"}, func(ctx context.Context, w repo.RepositoryWriter) error {
@@ -108,7 +85,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		if err != nil {
 			return err
 		}
-		man, err := r.upload(ctx, w, root, si, req.Hints, p)
+		man, err := r.upload(ctx, w, root, si, req.Hints, req.Tree != nil, p)
 		for _, j := range jobs {
 			j.stop() // a dump kopia did not read to its end ends now
 		}
@@ -122,7 +99,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		links := src.linkGroups()
 		snap = &cairn.Snapshot{
 			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
-			URL: req.URL, Host: r.host, Source: abs, Version: cairn.Version,
+			URL: req.URL, Host: r.host, Source: source, Version: cairn.Version,
 			Warnings: append(src.warningsSorted(), changedWarnings(src.changedFiles())...), App: req.App,
 		}
 		for _, j := range jobs {
@@ -152,7 +129,56 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 	return snap, nil
 }
 
-func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Directory, si snapshot.SourceInfo, hints []string, p cairn.Progress) (*snapshot.Manifest, error) {
+// openSource opens the tree a snapshot reads, with its rules (excludes,
+// cairn's own files left out), and names its source: the path as given,
+// or the remote tree's URL.
+func openSource(ctx context.Context, req cairn.SnapshotRequest) (fs.Directory, *source, string, error) {
+	excl, err := pattern.Compile(req.Exclude...)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%w: exclude: %v", cairn.ErrInvalidArgument, err)
+	}
+	src := &source{exclude: excl, mirror: req.Mirror, protectIDs: map[[2]uint64]bool{}}
+	if req.Tree != nil {
+		// cairn's own files are on this machine, never in a remote tree.
+		dir, err := TreeDirectory(ctx, req.Tree, "")
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("snapshot %s: %w", req.Tree, err)
+		}
+		name := req.Path
+		if name == "" {
+			name = req.Tree.String()
+		}
+		return dir, src, name, nil
+	}
+	abs, err := filepath.Abs(req.Path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	// The tree is read where its path leads (a deploy layout's current ->
+	// releases/42), and recorded under the path as given.
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("snapshot %s: %w", req.Path, err)
+	}
+	if st, err := os.Stat(resolved); err != nil {
+		return nil, nil, "", fmt.Errorf("snapshot %s: %w", req.Path, err)
+	} else if !st.IsDir() {
+		return nil, nil, "", fmt.Errorf("snapshot %s: not a directory", req.Path)
+	}
+	dir, err := localfs.Directory(resolved)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("snapshot %s: %w", req.Path, err)
+	}
+	src.protect = relativeInside(resolved, req.Protect)
+	for _, id := range req.ProtectIDs {
+		src.protectIDs[id] = true
+	}
+	return dir, src, abs, nil
+}
+
+// upload stores root as the snapshot of si; remote says its files come
+// over a network (read through once each, never in parallel parts).
+func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Directory, si snapshot.SourceInfo, hints []string, remote bool, p cairn.Progress) (*snapshot.Manifest, error) {
 	u := upload.NewUploader(w)
 	prog := &uploadProgress{p: p}
 	u.Progress = prog
@@ -169,6 +195,10 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	pol.CompressionPolicy = policy.CompressionPolicy{CompressorName: compression.Name(comp), NeverCompress: incompressible}
 	pol.MetadataCompressionPolicy = policy.MetadataCompressionPolicy{CompressorName: "zstd-fastest"}
 	pol.FilesPolicy = policy.FilesPolicy{}
+	if remote {
+		never := policy.OptionalInt64(1 << 62)
+		pol.UploadPolicy.ParallelUploadAboveSize = &never
+	}
 	f := policy.OptionalBool(false)
 	pol.ErrorHandlingPolicy = policy.ErrorHandlingPolicy{IgnoreFileErrors: &f, IgnoreDirectoryErrors: &f, IgnoreUnknownTypes: newTrue()}
 	dumps := pol

@@ -214,7 +214,7 @@ func (f *sourceFile) Open(ctx context.Context) (fs.Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", f.rel, err)
 	}
-	sr := &sourceReader{Reader: r, f: f}
+	sr := &sourceReader{Reader: r, f: f, ctx: ctx}
 	if f.src.mirror != nil {
 		sr.mirror = f.src.mirror.MirrorFile(f.rel, f.Mode(), f.Size(), f.ModTime())
 	}
@@ -223,7 +223,8 @@ func (f *sourceFile) Open(ctx context.Context) (fs.Reader, error) {
 
 type sourceReader struct {
 	fs.Reader
-	f *sourceFile
+	f   *sourceFile
+	ctx context.Context // the Open's: a remote file is looked at again on Close
 
 	mirror cairn.MirrorWriter // nil: not mirrored, or no longer
 	read   int64
@@ -255,10 +256,13 @@ func (r *sourceReader) Close() error {
 	changed := false
 	if p := r.f.LocalFilesystemPath(); p != "" {
 		st, serr := os.Lstat(p)
-		if serr != nil || st.Size() != r.f.Size() || !st.ModTime().Equal(r.f.ModTime()) {
-			r.f.src.noteChanged(r.f.rel)
-			changed = true
-		}
+		changed = serr != nil || st.Size() != r.f.Size() || !st.ModTime().Equal(r.f.ModTime())
+	} else if t, ok := r.f.File.(treeFile); ok {
+		i, serr := t.t.Lstat(r.ctx, t.rel)
+		changed = serr != nil || i.Size != r.f.Size() || !i.ModTime.Equal(r.f.ModTime())
+	}
+	if changed {
+		r.f.src.noteChanged(r.f.rel)
 	}
 	if r.mirror != nil {
 		r.mirror.Finish(err == nil && !changed && r.eof && r.read == r.f.Size())

@@ -12,6 +12,8 @@ import (
 
 	kfs "github.com/kopia/kopia/fs"
 
+	"github.com/cairn-backup/cairn"
+
 	"github.com/cairn-backup/cairn/files"
 )
 
@@ -20,7 +22,7 @@ import (
 // excludes, protection and incremental reuse (a file whose size and time
 // match the previous snapshot's is not read again). Entries carry no owner
 // nor device: cairn restores neither.
-func TreeDirectory(ctx context.Context, t files.Target, rel string) (kfs.Directory, error) {
+func TreeDirectory(ctx context.Context, t cairn.Tree, rel string) (kfs.Directory, error) {
 	i, err := t.Lstat(ctx, rel)
 	if err != nil {
 		return nil, err
@@ -32,7 +34,7 @@ func TreeDirectory(ctx context.Context, t files.Target, rel string) (kfs.Directo
 }
 
 type treeEntry struct {
-	t    files.Target
+	t    cairn.Tree
 	rel  string
 	info files.Info
 }
@@ -49,7 +51,7 @@ func (e treeEntry) LocalFilesystemPath() string { return "" }
 func (e treeEntry) Close()                      {}
 
 // entry is the kopia entry of the tree's entry i at rel.
-func entry(t files.Target, rel string, i files.Info) kfs.Entry {
+func entry(t cairn.Tree, rel string, i files.Info) kfs.Entry {
 	e := treeEntry{t: t, rel: rel, info: i}
 	switch m := i.Mode; {
 	case m.IsDir():

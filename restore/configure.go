@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
@@ -27,15 +26,11 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
 	kept := func(file string) bool { return keep.Match(file, false) }
-	var tree files.Target = files.Missing(p.Resolved) // a dry run's target that is not there yet
-	if _, err := os.Lstat(p.Resolved); !p.Options.DryRun || err == nil {
-		l, err := openLocal(p, false)
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		tree = l
+	tree, _, done, err := e.openTarget(ctx, p, false)
+	if err != nil {
+		return err
 	}
+	defer done()
 	var changes []webapp.Change
 	if p.Env.Name() != p.Snapshot.Name() {
 		c, err := pointApp(ctx, p, tree, kept)
@@ -87,6 +82,14 @@ func (e *Engine) AfterRestore(ctx context.Context, p *Plan, rep cairn.Reporter) 
 		return nil
 	}
 	target := actions.Target{Name: p.Env.Name(), URL: p.Env.URL, Dir: p.Dir, DSNs: p.Env.Databases}
+	if !p.Remote.IsLocal() {
+		tree, _, done, err := e.openTarget(ctx, p, false)
+		if err != nil {
+			return err
+		}
+		defer done()
+		target.Dir, target.Tree, target.Shell = p.Remote.Path, tree, e.Sites.Shell(p.Remote)
+	}
 	for _, dsn := range p.Env.Databases {
 		db, err := database.Open(dsn, database.Options{})
 		if err != nil {

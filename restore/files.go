@@ -2,7 +2,9 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -32,27 +34,26 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 		return files.Stats{}, fmt.Errorf("--path %s in snapshot %s: %w", o.Path, s.ShortID(), err)
 	}
 	dir := p.Resolved
-	protect, err := e.Sites.Guard(dir)
-	if err != nil {
-		return files.Stats{}, err
+	var protect []string
+	var ids []files.FileID
+	if p.Remote.IsLocal() { // cairn's own files are on this machine
+		if protect, err = e.Sites.Guard(dir); err != nil {
+			return files.Stats{}, err
+		}
+		ids = e.Sites.OwnIDs()
 	}
-	ids := e.Sites.OwnIDs()
 	unlock, err := e.Sites.Lock(dir, targetlock.Write)
 	if err != nil {
 		return files.Stats{}, err
 	}
 	defer unlock()
-	made := false
-	var target files.Target = files.Missing(dir)
-	if _, err := os.Stat(dir); !o.DryRun || err == nil {
-		made = !o.DryRun && site.IsEmptyDir(dir)
-		l, err := openLocal(p, !o.DryRun)
-		if err != nil {
-			return files.Stats{}, err
-		}
-		defer l.Close()
+	target, made, done, err := e.openTarget(ctx, p, true)
+	if err != nil {
+		return files.Stats{}, err
+	}
+	defer done()
+	if l, ok := target.(*files.Local); ok {
 		l.Keep(ids)
-		target = l
 	}
 	if made {
 		e.Sites.NoteMadeByRestore(dir) //nolint:errcheck // without the record, the next restore there only keeps extras
@@ -94,6 +95,33 @@ func firstN(list []string, n int) string {
 		out = append(append([]string(nil), list[:n]...), fmt.Sprintf("and %d more", len(list)-n))
 	}
 	return strings.Join(out, ", ")
+}
+
+// openTarget opens the plan's files: a local directory through handles
+// (see openLocal), another host's tree over the network. With create, a
+// missing one is made (made says so, for a local one), except in a dry
+// run, which plans onto files.Missing. done releases the target.
+func (e *Engine) openTarget(ctx context.Context, p *Plan, create bool) (t files.Target, made bool, done func(), err error) {
+	create = create && !p.Options.DryRun
+	if !p.Remote.IsLocal() {
+		t, err := e.Sites.OpenRemote(ctx, p.Remote, create)
+		if err != nil && p.Options.DryRun && errors.Is(err, fs.ErrNotExist) {
+			return files.Missing(p.Dir), false, func() {}, nil
+		}
+		if err != nil {
+			return nil, false, nil, err
+		}
+		return t, false, func() {}, nil // the tree ends with the run's connections
+	}
+	if _, err := os.Lstat(p.Resolved); err != nil && p.Options.DryRun {
+		return files.Missing(p.Resolved), false, func() {}, nil
+	}
+	made = create && site.IsEmptyDir(p.Resolved)
+	l, err := openLocal(p, create)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	return l, made, func() { l.Close() }, nil
 }
 
 // openLocal opens the plan's target directory through handles (with

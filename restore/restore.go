@@ -111,7 +111,10 @@ type Plan struct {
 	Snapshot *cairn.Snapshot
 	Env      *cairn.Environment // nil for a directory
 	Dir      string             // the files' directory, as named
-	Resolved string             // the same, links resolved
+	Resolved string             // the same, links resolved; another host's: its Location's Key
+	// Remote is the files' location when they are on another host (its
+	// Host is "" otherwise).
+	Remote cairn.Location
 	// Keep are the patterns of paths never written nor deleted.
 	Keep []string
 	// Delete: what the snapshot lacks is removed from the files.
@@ -165,19 +168,23 @@ func (e *Engine) Plan(ctx context.Context, s *cairn.Snapshot, t Target, o Option
 
 // planEnv plans a restore onto an environment's files and databases.
 func (e *Engine) planEnv(p *Plan, env *cairn.Environment) error {
-	if env.Files.Path == "" || !env.Files.IsLocal() {
-		return fmt.Errorf("%s: files %q is not a local directory; this version of cairn restores to local directories only. Try: --to DIR", env.Name(), env.Files)
+	if env.Files.Path == "" {
+		return fmt.Errorf("%s has no files:. Try: add files: to it in the config, or restore to a directory with --to DIR", env.Name())
 	}
 	p.Dir, p.Delete, p.Actions = env.Files.Path, true, env.AfterRestore
 	p.Keep = append(append([]string(nil), env.Exclude...), env.Preserve...)
-	dir, err := files.Resolve(p.Dir)
-	if err != nil {
-		return err
+	if env.Files.IsLocal() {
+		dir, err := files.Resolve(p.Dir)
+		if err != nil {
+			return err
+		}
+		p.Resolved = dir
+	} else {
+		p.Dir, p.Remote, p.Resolved = env.Files.String(), env.Files, env.Files.Key()
 	}
-	p.Resolved = dir
-	p.Protected = e.Sites.ProtectedAt(dir)
+	p.Protected = e.Sites.ProtectedAt(p.Resolved)
 	if env.Name() != p.Snapshot.Name() {
-		p.Pairs = append(movePairs(p.Snapshot, env.URL, p.Dir), replacePairs(env.Replace)...)
+		p.Pairs = append(movePairs(p.Snapshot, env.URL, env.Files.Path), replacePairs(env.Replace)...)
 	}
 	return nil
 }
@@ -227,7 +234,7 @@ func (e *Engine) Run(ctx context.Context, p *Plan, rep cairn.Reporter) error {
 	for _, n := range p.Notices {
 		rep.Event(cairn.Notice{Message: n})
 	}
-	if p.Options.Only != Databases {
+	if p.Options.Only != Databases && p.Remote.IsLocal() {
 		// The files' guard first: a refused target leaves the databases
 		// as they were too.
 		if _, err := e.Sites.Guard(p.Resolved); err != nil {
@@ -285,14 +292,23 @@ func pathsOverlap(a, b string) bool {
 }
 
 // movePairs are the rewrites that move a snapshot's data to another
-// environment: its URL, and the absolute path of its files.
+// environment: its URL, and the absolute path of its files (on their
+// host: the site knows its files by that path).
 func movePairs(s *cairn.Snapshot, url, dir string) []rewrite.Pair {
 	var pairs []rewrite.Pair
 	if s.URL != "" && url != "" && strings.TrimRight(s.URL, "/") != strings.TrimRight(url, "/") {
 		pairs = append(pairs, rewrite.Pair{From: strings.TrimRight(s.URL, "/"), To: strings.TrimRight(url, "/")})
 	}
-	if abs, err := filepath.Abs(dir); err == nil && s.Source != "" && s.Source != abs {
-		pairs = append(pairs, rewrite.Pair{From: s.Source, To: abs})
+	from := s.Source
+	if l, err := cairn.ParseLocation(s.Source, "/"); err == nil {
+		from = l.Path
+	}
+	to := dir
+	if !strings.HasPrefix(dir, "/") {
+		to, _ = filepath.Abs(dir)
+	}
+	if from != "" && to != "" && from != to {
+		pairs = append(pairs, rewrite.Pair{From: from, To: to})
 	}
 	return pairs
 }
@@ -308,5 +324,9 @@ func replacePairs(list []cairn.Replacement) []rewrite.Pair {
 
 // openOptions are how the plan's target databases are opened.
 func (e *Engine) openOptions(p *Plan) database.Options {
-	return database.Options{TerminateSessions: p.Options.TerminateSessions, LockWait: p.Options.LockWait, Beneath: e.Sites.FilesRoots(p.Dir)}
+	dir := p.Dir
+	if !p.Remote.IsLocal() {
+		dir = "" // another host's files hold no database of this one's
+	}
+	return database.Options{TerminateSessions: p.Options.TerminateSessions, LockWait: p.Options.LockWait, Beneath: e.Sites.FilesRoots(dir)}
 }

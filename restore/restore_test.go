@@ -69,7 +69,7 @@ func newWorld(t *testing.T) *world {
 	}
 	w.inval = &invalidated{}
 	w.engine = &restore.Engine{Store: w.repo, Sites: w.sites, Invalidator: w.inval, Log: nil}
-	req, err := w.sites.Request(w.prod, nil, false)
+	req, err := w.sites.Request(ctx, w.prod, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -54,6 +55,9 @@ func (c *Catalog) Guard(target string) ([]string, error) {
 // (several may name one directory; a bind mount of it is it), and those
 // whose files overlap it: inside it or around it.
 func (c *Catalog) At(dir string) (exact, overlapping []*cairn.Environment) {
+	if strings.HasPrefix(dir, "ssh://") {
+		return c.atRemote(dir)
+	}
 	did, okD := files.IDOf(dir)
 	for _, e := range c.envs {
 		if e.Files.Path == "" || !e.Files.IsLocal() {
@@ -68,6 +72,25 @@ func (c *Catalog) At(dir string) (exact, overlapping []*cairn.Environment) {
 		case p == dir || okP && okD && pid == did:
 			exact = append(exact, e)
 		case files.Within(p, dir) || files.Within(dir, p):
+			overlapping = append(overlapping, e)
+		}
+	}
+	return exact, overlapping
+}
+
+// atRemote is At for a directory on another host, named by its
+// location's Key: the environments there are those of the same host and
+// port whose path is it, or inside or around it.
+func (c *Catalog) atRemote(key string) (exact, overlapping []*cairn.Environment) {
+	for _, e := range c.envs {
+		if e.Files.Path == "" || e.Files.IsLocal() {
+			continue
+		}
+		k := e.Files.Key()
+		switch {
+		case k == key:
+			exact = append(exact, e)
+		case strings.HasPrefix(k, key+"/") || strings.HasPrefix(key, k+"/") || strings.HasSuffix(key, "/") && strings.HasPrefix(k, key):
 			overlapping = append(overlapping, e)
 		}
 	}

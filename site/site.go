@@ -40,6 +40,18 @@ type Options struct {
 	// Log, if set, takes what is worth knowing but not worth stopping
 	// for.
 	Log *slog.Logger
+	// Remote reaches environments' files on other hosts (ssh://); nil
+	// refuses them.
+	Remote Remote
+}
+
+// Remote reaches environments on other hosts (package sshfs's Pool does).
+type Remote interface {
+	files.Remote
+	// Shell runs script with sh on l's host, reading it from stdin (so
+	// nothing in it shows in a process's arguments there), and returns
+	// what it wrote to stdout and stderr.
+	Shell(ctx context.Context, l cairn.Location, script string) ([]byte, error)
 }
 
 // Catalog is the environments cairn keeps and the rules around them. It
@@ -50,12 +62,13 @@ type Catalog struct {
 	lockDir string
 	records string
 	log     *slog.Logger
+	remote  Remote
 }
 
 // New makes a catalog; it fails only if one of cairn's own paths cannot
 // be resolved.
 func New(o Options) (*Catalog, error) {
-	c := &Catalog{envs: o.Environments, lockDir: o.LockDir, records: filepath.Join(o.StateDir, "restored"), log: o.Log}
+	c := &Catalog{envs: o.Environments, lockDir: o.LockDir, records: filepath.Join(o.StateDir, "restored"), log: o.Log, remote: o.Remote}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -73,18 +86,23 @@ func New(o Options) (*Catalog, error) {
 // Environments lists the catalog's environments.
 func (c *Catalog) Environments() []*cairn.Environment { return c.envs }
 
-// Request is the snapshot of an environment: its files, its databases
-// (none with noDB), and the application found in its files.
-func (c *Catalog) Request(e *cairn.Environment, exclude []string, noDB bool) (cairn.SnapshotRequest, error) {
+// Request is the snapshot of an environment: its files (on another host,
+// they are reached now), its databases (none with noDB), and the
+// application found in its files.
+func (c *Catalog) Request(ctx context.Context, e *cairn.Environment, exclude []string, noDB bool) (cairn.SnapshotRequest, error) {
 	if e.Files.Path == "" {
 		return cairn.SnapshotRequest{}, fmt.Errorf("%s has no files:. Try: add files: /path/to/site to it in the config", e.Name())
 	}
-	if !e.Files.IsLocal() {
-		return cairn.SnapshotRequest{}, fmt.Errorf("%s: remote files (%s) are not supported by this version of cairn. Try: run cairn on the web host, with files: set to a local path", e.Name(), e.Files)
-	}
 	req := cairn.SnapshotRequest{Site: e.Site, Environment: e.Env, URL: e.URL, Path: e.Files.Path,
 		Exclude: append(append([]string(nil), e.Exclude...), exclude...)}
-	c.detect(&req)
+	if !e.Files.IsLocal() {
+		t, err := c.OpenRemote(ctx, e.Files, false)
+		if err != nil {
+			return req, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		req.Path, req.Tree = e.Files.String(), t
+	}
+	c.detect(ctx, &req)
 	if noDB {
 		return req, nil
 	}
@@ -100,7 +118,7 @@ func (c *Catalog) RequestDir(dir, host string, exclude []string, noDB bool) (cai
 		return cairn.SnapshotRequest{}, err
 	}
 	req := cairn.SnapshotRequest{Site: SafeName(filepath.Base(abs)), Environment: SafeName(host), Path: dir, Exclude: exclude}
-	found := c.detect(&req)
+	found := c.detect(context.Background(), &req) // a local directory's
 	if found == nil || noDB {
 		return req, nil
 	}
@@ -112,9 +130,33 @@ func (c *Catalog) RequestDir(dir, host string, exclude []string, noDB bool) (cai
 	return withDatabases(req, dsns)
 }
 
+// OpenRemote opens the tree at l, on another host.
+func (c *Catalog) OpenRemote(ctx context.Context, l cairn.Location, create bool) (files.Target, error) {
+	if c.remote == nil {
+		return nil, fmt.Errorf("%w: %s is on another host, and this run reaches none", cairn.ErrInvalidArgument, l)
+	}
+	return c.remote.OpenTree(ctx, l, create)
+}
+
+// Shell is a shell on l's host (see Remote.Shell), for actions.
+func (c *Catalog) Shell(l cairn.Location) func(ctx context.Context, script string) ([]byte, error) {
+	return func(ctx context.Context, script string) ([]byte, error) {
+		if c.remote == nil {
+			return nil, fmt.Errorf("%w: %s is on another host, and this run reaches none", cairn.ErrInvalidArgument, l)
+		}
+		return c.remote.Shell(ctx, l, script)
+	}
+}
+
 // detect records the application in req's tree, if it knows it.
-func (c *Catalog) detect(req *cairn.SnapshotRequest) *webapp.App {
-	found, err := webapp.Detect(req.Path)
+func (c *Catalog) detect(ctx context.Context, req *cairn.SnapshotRequest) *webapp.App {
+	var found *webapp.App
+	var err error
+	if req.Tree != nil {
+		found, err = webapp.DetectTree(ctx, req.Tree)
+	} else {
+		found, err = webapp.Detect(req.Path)
+	}
 	if err != nil {
 		if !errors.Is(err, webapp.ErrUnknown) {
 			c.log.Warn("reading the application's settings failed", "err", err)
@@ -151,8 +193,15 @@ func (c *Catalog) Snapshot(ctx context.Context, to Snapshotter, req cairn.Snapsh
 	for _, id := range c.OwnIDs() {
 		req.ProtectIDs = append(req.ProtectIDs, [2]uint64{id.Dev, id.Ino})
 	}
-	dir, err := files.Resolve(req.Path)
-	if err != nil {
+	var dir string
+	var err error
+	if req.Tree != nil { // another host's tree is locked by its location
+		l, perr := cairn.ParseLocation(req.Path, "")
+		if perr != nil {
+			return nil, perr
+		}
+		dir = l.Key()
+	} else if dir, err = files.Resolve(req.Path); err != nil {
 		return nil, err
 	}
 	unlock, err := c.Lock(dir, targetlock.Read)

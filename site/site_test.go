@@ -1,6 +1,7 @@
 package site
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -42,17 +43,17 @@ func catalog(t *testing.T) (*Catalog, string) {
 func TestRequest(t *testing.T) {
 	c, base := catalog(t)
 	envs := c.Environments()
-	req, err := c.Request(envs[0], []string{"*.log"}, false)
+	req, err := c.Request(context.Background(), envs[0], []string{"*.log"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if req.Site != "blog" || req.Environment != "production" || req.Path != filepath.Join(base, "prod") || !slices.Equal(req.Exclude, []string{"cache/", "*.log"}) || len(req.Databases) != 1 {
 		t.Errorf("request = %+v", req)
 	}
-	if req, _ := c.Request(envs[0], nil, true); len(req.Databases) != 0 {
+	if req, _ := c.Request(context.Background(), envs[0], nil, true); len(req.Databases) != 0 {
 		t.Errorf("noDB: %d databases", len(req.Databases))
 	}
-	if _, err := c.Request(envs[2], nil, false); err == nil {
+	if _, err := c.Request(context.Background(), envs[2], nil, false); err == nil {
 		t.Error("a remote environment's request succeeded")
 	}
 	req, err = c.RequestDir(filepath.Join(base, "prod"), "web 1", nil, false)

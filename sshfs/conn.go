@@ -46,6 +46,7 @@ type Pool struct {
 	cfgOK  sync.Once
 	cfgErr error
 	khMu   sync.Mutex // serializes accept-new's appends to known_hosts
+	trees  []*Tree    // opened by OpenTree, closed with the pool
 }
 
 // NewPool returns an empty pool.
@@ -68,11 +69,15 @@ func NewPool(o Options) *Pool {
 	return &Pool{opts: o, conns: map[string]*Conn{}}
 }
 
-// Close closes every connection.
+// Close ends every SFTP session OpenTree opened, and every connection.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
+	for _, t := range p.trees {
+		t.Close() //nolint:errcheck // the connection's end ends it anyway
+	}
+	p.trees = nil
 	for k, c := range p.conns {
 		errs = append(errs, c.Close())
 		delete(p.conns, k)

@@ -208,7 +208,43 @@ func (t *Tree) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, t.pathError("open", rel, err)
 	}
-	return f, nil
+	if i.Size <= streamAbove {
+		return f, nil
+	}
+	return stream(ctx, f), nil
+}
+
+// streamAbove is the size from which a file is read ahead: a reader that
+// asks for 64 KiB at a time would otherwise wait a round trip for each.
+const streamAbove = 256 << 10
+
+// streamed is a remote file read ahead by many requests in flight (the
+// SFTP client's WriteTo), into a pipe that Read drains.
+type streamed struct {
+	pr   *io.PipeReader
+	f    *sftp.File
+	done chan struct{}
+}
+
+func stream(ctx context.Context, f *sftp.File) *streamed {
+	pr, pw := io.Pipe()
+	s := &streamed{pr: pr, f: f, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		_, err := f.WriteTo(pw)
+		pw.CloseWithError(err) //nolint:errcheck // it never fails
+	}()
+	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) }) //nolint:errcheck
+	go func() { <-s.done; stop() }()
+	return s
+}
+
+func (s *streamed) Read(p []byte) (int, error) { return s.pr.Read(p) }
+
+func (s *streamed) Close() error {
+	s.pr.Close() //nolint:errcheck // the writer's next write fails, ending WriteTo
+	<-s.done
+	return s.f.Close()
 }
 
 // WriteFile writes r to a temporary file beside rel, sets its mode and

@@ -2,26 +2,17 @@ package webapp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
-	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/cairn-backup/cairn/files"
 )
-
-func readFile(dir, rel string) (string, error) {
-	b, err := files.ReadRegular(filepath.Join(dir, rel))
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", rel, err)
-	}
-	return string(b), nil
-}
 
 // wordpress reads wp-config.php, wp-includes/version.php and the plugin
 // and theme headers.
-func wordpress(dir string) (*App, error) {
+func wordpress(dir source) (*App, error) {
 	src, err := readFile(dir, "wp-config.php")
 	if err != nil {
 		return nil, err
@@ -38,51 +29,47 @@ func wordpress(dir string) (*App, error) {
 	if v, err := readFile(dir, "wp-includes/version.php"); err == nil {
 		a.Version = assigns(v)["wp_version"]
 	}
-	plugins := filepath.Join(dir, "wp-content", "plugins")
-	for _, e := range sortedDirs(plugins) {
-		files, _ := filepath.Glob(filepath.Join(plugins, e.Name(), "*.php"))
-		for _, f := range files {
-			if isPluginFile(f) {
-				a.Components["plugin/"+e.Name()] = headerVersion(f)
+	const plugins, themes = "wp-content/plugins", "wp-content/themes"
+	for _, name := range dir.dirs(plugins) {
+		for _, f := range phpFiles(dir, join(plugins, name)) {
+			if isPluginFile(dir, f) {
+				a.Components["plugin/"+name] = headerVersion(dir, f)
 				break
 			}
 		}
 	}
-	if single, _ := filepath.Glob(filepath.Join(plugins, "*.php")); single != nil {
-		for _, f := range single {
-			if isPluginFile(f) {
-				a.Components["plugin/"+strings.TrimSuffix(filepath.Base(f), ".php")] = headerVersion(f)
-			}
+	for _, f := range phpFiles(dir, plugins) {
+		if isPluginFile(dir, f) {
+			a.Components["plugin/"+strings.TrimSuffix(path.Base(f), ".php")] = headerVersion(dir, f)
 		}
 	}
-	themes := filepath.Join(dir, "wp-content", "themes")
-	for _, e := range sortedDirs(themes) {
-		if style := filepath.Join(themes, e.Name(), "style.css"); fileExists(style) {
-			a.Components["theme/"+e.Name()] = headerVersion(style)
+	for _, name := range dir.dirs(themes) {
+		if style := join(themes, name, "style.css"); dir.isFile(style) {
+			a.Components["theme/"+name] = headerVersion(dir, style)
 		}
 	}
 	return a, nil
 }
 
-func isPluginFile(path string) bool {
-	b := make([]byte, 8192)
-	f, err := files.OpenRegular(path)
-	if err != nil {
-		return false
+// phpFiles lists the .php files of the directory rel, sorted.
+func phpFiles(dir source, rel string) []string {
+	var out []string
+	for _, f := range dir.files(rel) {
+		if strings.HasSuffix(f, ".php") {
+			out = append(out, join(rel, f))
+		}
 	}
-	defer f.Close()
-	n, _ := f.Read(b)
-	return strings.Contains(string(b[:n]), "Plugin Name:")
+	return out
 }
 
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
+func isPluginFile(dir source, rel string) bool {
+	b, err := dir.read(rel, 8192)
+	return err == nil && strings.Contains(string(b), "Plugin Name:")
 }
 
 // laravel reads .env and the framework's version from composer.lock.
-func laravel(dir string) (*App, error) {
-	env, err := dotenv(filepath.Join(dir, ".env"))
+func laravel(dir source) (*App, error) {
+	env, err := dotenv(dir, ".env")
 	if err != nil {
 		return nil, fmt.Errorf("laravel: %w. Try: --no-db, or name the database in cairn.yaml", err)
 	}
@@ -99,7 +86,9 @@ func laravel(dir string) (*App, error) {
 			p = "database/database.sqlite"
 		}
 		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
+			if p = dir.local(p); p == "" {
+				return nil, fmt.Errorf("laravel: a SQLite database on another host cannot be dumped. Try: --no-db")
+			}
 		}
 		a.Databases = []string{"sqlite://" + p}
 	case "":
@@ -114,14 +103,13 @@ func laravel(dir string) (*App, error) {
 }
 
 // dotenv reads KEY=value lines, with optional quotes.
-func dotenv(path string) (map[string]string, error) {
-	f, err := files.OpenRegular(path)
+func dotenv(dir source, rel string) (map[string]string, error) {
+	b, err := dir.read(rel, maxConfig)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	out := map[string]string{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -165,11 +153,11 @@ func composerVersion(lock, pkg string) string {
 	return ""
 }
 
-func drupal(dir string) (*App, error) { return drupalIn(dir, "") }
+func drupal(dir source) (*App, error) { return drupalIn(dir, "") }
 
 // drupalIn reads sites/default/settings.php ($databases['default']['default']).
-func drupalIn(dir, docroot string) (*App, error) {
-	rel := filepath.Join(docroot, "sites", "default", "settings.php")
+func drupalIn(dir source, docroot string) (*App, error) {
+	rel := join(docroot, "sites", "default", "settings.php")
 	src, err := readFile(dir, rel)
 	if err != nil {
 		return nil, err
@@ -198,7 +186,13 @@ func drupalIn(dir, docroot string) (*App, error) {
 	case "pgsql":
 		a.Databases = []string{dsn("postgres", kv["username"], kv["password"], kv["host"], port, kv["database"])}
 	case "sqlite":
-		a.Databases = []string{"sqlite://" + filepath.Join(dir, docroot, kv["database"])}
+		p := kv["database"]
+		if !filepath.IsAbs(p) {
+			if p = dir.local(join(docroot, p)); p == "" {
+				return nil, fmt.Errorf("drupal: a SQLite database on another host cannot be dumped. Try: --no-db")
+			}
+		}
+		a.Databases = []string{"sqlite://" + p}
 	default:
 		return nil, fmt.Errorf("drupal: database driver %q is not supported", kv["driver"])
 	}
@@ -206,7 +200,7 @@ func drupalIn(dir, docroot string) (*App, error) {
 		a.Version = composerVersion(lock, "drupal/core")
 	}
 	if a.Version == "" {
-		if v, err := readFile(dir, filepath.Join(docroot, "core", "lib", "Drupal.php")); err == nil {
+		if v, err := readFile(dir, join(docroot, "core/lib/Drupal.php")); err == nil {
 			if m := strings.Index(v, "const VERSION = '"); m >= 0 {
 				rest := v[m+len("const VERSION = '"):]
 				a.Version = rest[:strings.IndexByte(rest, '\'')]
@@ -217,7 +211,7 @@ func drupalIn(dir, docroot string) (*App, error) {
 }
 
 // elgg reads elgg-config/settings.php ($CONFIG->dbuser and friends).
-func elgg(dir string) (*App, error) {
+func elgg(dir source) (*App, error) {
 	src, err := readFile(dir, "elgg-config/settings.php")
 	if err != nil {
 		return nil, err

@@ -5,18 +5,15 @@
 package webapp
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn"
 )
 
 // App is what was found in a tree.
@@ -37,19 +34,28 @@ type App struct {
 var ErrUnknown = errors.New("no WordPress, Drupal, Laravel or Elgg found")
 
 // Detect looks at dir and returns the application in it.
-func Detect(dir string) (*App, error) {
+func Detect(dir string) (*App, error) { return detect(localDir(dir)) }
+
+// DetectTree looks at the tree t (on another host, say) and returns the
+// application in it. Its configuration files are read only where they
+// are no links: a tree on another host has its links left alone.
+func DetectTree(ctx context.Context, t cairn.Tree) (*App, error) {
+	return detect(remoteTree{ctx, t})
+}
+
+func detect(dir source) (*App, error) {
 	detectors := []struct {
 		marker string
-		read   func(dir string) (*App, error)
+		read   func(dir source) (*App, error)
 	}{
 		{"wp-config.php", wordpress},
 		{"elgg-config/settings.php", elgg},
 		{"artisan", laravel},
 		{"sites/default/settings.php", drupal},
-		{"web/sites/default/settings.php", func(d string) (*App, error) { return drupalIn(d, "web") }},
+		{"web/sites/default/settings.php", func(d source) (*App, error) { return drupalIn(d, "web") }},
 	}
 	for _, d := range detectors {
-		if _, err := os.Stat(filepath.Join(dir, d.marker)); err == nil {
+		if dir.isFile(d.marker) {
 			return d.read(dir)
 		}
 	}
@@ -91,31 +97,16 @@ func dsn(scheme, user, password, host string, port int, name string) string {
 
 // headerVersion reads "Version: x" from a plugin or theme file's header
 // comment (the first 8 KiB, as WordPress does).
-func headerVersion(path string) string {
-	f, err := files.OpenRegular(path)
+func headerVersion(dir source, rel string) string {
+	b, err := dir.read(rel, 8192)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	buf := make([]byte, 8192)
-	n, _ := f.Read(buf)
-	for _, line := range strings.Split(string(buf[:n]), "\n") {
+	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(line), "*#/ \t"))
 		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), "Version") {
 			return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "*/"))
 		}
 	}
 	return ""
-}
-
-func sortedDirs(dir string) []fs.DirEntry {
-	entries, _ := os.ReadDir(dir)
-	var out []fs.DirEntry
-	for _, e := range entries {
-		if e.IsDir() {
-			out = append(out, e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
-	return out
 }

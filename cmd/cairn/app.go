@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/settings"
 	"github.com/cairn-backup/cairn/site"
+	"github.com/cairn-backup/cairn/sshfs"
 )
 
 // app holds what every command shares: the streams and the global flags.
@@ -38,6 +39,8 @@ type app struct {
 	board *progress.Board
 	// sites is the catalog (see catalog).
 	sites *site.Catalog
+	// pool holds this run's connections to other hosts (see catalog).
+	pool *sshfs.Pool
 }
 
 func (a *app) rootCommand() *cobra.Command {

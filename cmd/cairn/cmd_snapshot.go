@@ -51,7 +51,7 @@ The first snapshot into the default local repository creates it.`,
 // snapshotRequest is what `cairn snapshot ARG` snapshots: SITE/ENV from
 // the config (even where a directory has that name), else a directory (as
 // its environment, if it is one's files).
-func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
+func (a *app) snapshotRequest(ctx context.Context, arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
 	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && (a.cfg.Has(site, env) || !pathExists(arg)) {
 		e, err := a.cfg.Env(site, env)
 		if err != nil {
@@ -60,7 +60,7 @@ func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequ
 		if pathExists(arg) {
 			fmt.Fprintf(a.stderr, "note: %s is the environment of the config, not the directory of that name here (say ./%s for that one)\n", arg, arg)
 		}
-		return a.sites.Request(e, o.exclude, o.noDB)
+		return a.sites.Request(ctx, e, o.exclude, o.noDB)
 	}
 	st, err := os.Stat(arg)
 	if err != nil {
@@ -70,7 +70,7 @@ func (a *app) snapshotRequest(arg string, o snapshotOptions) (cairn.SnapshotRequ
 		return cairn.SnapshotRequest{}, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
 	}
 	if e, ok := a.cfg.FindByPath(arg); ok {
-		req, err := a.sites.Request(e, o.exclude, o.noDB)
+		req, err := a.sites.Request(ctx, e, o.exclude, o.noDB)
 		req.Path = arg
 		return req, err
 	}
@@ -81,7 +81,7 @@ func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) er
 	if _, err := a.catalog(); err != nil {
 		return err
 	}
-	req, err := a.snapshotRequest(arg, o)
+	req, err := a.snapshotRequest(ctx, arg, o)
 	if err != nil {
 		return err
 	}

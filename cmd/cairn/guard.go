@@ -1,11 +1,15 @@
 package main
 
 import (
+	"time"
+
+	"github.com/cairn-backup/cairn/config"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/settings"
 	"github.com/cairn-backup/cairn/site"
+	"github.com/cairn-backup/cairn/sshfs"
 )
 
 // catalog is the environments of the config with cairn's own files and
@@ -22,12 +26,21 @@ func (a *app) catalog() (*site.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := site.New(site.Options{Environments: a.cfg.Environments(), Own: own, LockDir: site.LockDir(dirs.State), StateDir: dirs.State, Log: a.log})
+	a.pool = sshfs.NewPool(sshOptions(a.cfg.SSH))
+	c, err := site.New(site.Options{Environments: a.cfg.Environments(), Own: own, LockDir: site.LockDir(dirs.State), StateDir: dirs.State, Log: a.log, Remote: a.pool})
 	if err != nil {
 		return nil, err
 	}
 	a.sites = c
 	return c, nil
+}
+
+// sshOptions are the config's ssh: section, as the pool takes them (it
+// was checked when read).
+func sshOptions(c config.SSH) sshfs.Options {
+	o := sshfs.Options{KnownHosts: c.KnownHosts, Policy: sshfs.HostKeyPolicy(c.HostKeyPolicy), Config: c.Config, Identities: c.IdentityFile}
+	o.Timeout, _ = time.ParseDuration(c.Timeout)
+	return o
 }
 
 // lockRepository takes this machine's lock of the repository at loc

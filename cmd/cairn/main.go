@@ -42,6 +42,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	err := cmd.ExecuteContext(ctx)
+	if app.pool != nil {
+		app.pool.Close() //nolint:errcheck // the run is over; its hosts' connections end
+	}
 	return app.exit(ctx, err)
 }
 

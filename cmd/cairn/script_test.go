@@ -93,6 +93,9 @@ func TestScripts(t *testing.T) {
 			"waitproc":   positive("waitproc", cmdWaitProc),
 			"waitlocked": positive("waitlocked", cmdWaitLocked),
 			"nosecret":   positive("nosecret", cmdNoSecret),
+			"sshhost":    positive("sshhost", cmdSSHHost),
+			"hostsql":    positive("hostsql", cmdHostSQL),
+			"sshkill":    positive("sshkill", cmdSSHKill),
 		},
 	})
 }

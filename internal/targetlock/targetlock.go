@@ -45,8 +45,10 @@ var seq atomic.Uint64
 // satisfying errors.Is(err, cairn.ErrLocked) naming the other process's
 // target. A target that starts with "/" is a directory (resolved, absolute)
 // and conflicts with directories inside or above it, by path and by inode:
-// a bind mount of a directory, or of one above it, is the same files.
-// Anything else (a database's name) conflicts only with itself.
+// a bind mount of a directory, or of one above it, is the same files. One
+// on another host, ssh://host:port/path, conflicts with those inside or
+// above it there. Anything else (a database's name) conflicts only with
+// itself.
 func Acquire(dir, target string, kind Kind) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", target, err)
@@ -201,6 +203,13 @@ func ownIn(a, b []string) bool {
 func overlap(a, b string) bool {
 	if a == b {
 		return true
+	}
+	if ra, ok := strings.CutPrefix(a, "ssh://"); ok {
+		// Directories on one host: ssh://host:port/path.
+		rb, ok := strings.CutPrefix(b, "ssh://")
+		ha, pa, _ := strings.Cut(ra, "/")
+		hb, pb, _ := strings.Cut(rb, "/")
+		return ok && ha == hb && overlap("/"+pa, "/"+pb)
 	}
 	if !strings.HasPrefix(a, "/") || !strings.HasPrefix(b, "/") {
 		return false

@@ -24,6 +24,13 @@ func TestOverlap(t *testing.T) {
 		{"database mysql://x/db", "database mysql://x/db", true},
 		{"database mysql://x/db", "database mysql://x/db2", false},
 		{"database /srv", "/srv", false},
+		{"ssh://web1:22/srv/www", "ssh://web1:22/srv/www/uploads", true},
+		{"ssh://web1:22/srv", "ssh://web1:22/srv/www", true},
+		{"ssh://web1:22/srv/www", "ssh://web2:22/srv/www", false},
+		{"ssh://web1:22/srv/www", "ssh://web1:2222/srv/www", false},
+		{"ssh://web1:22/srv/www", "/srv/www", false},
+		{"/srv/www", "ssh://web1:22/srv/www", false},
+		{"ssh://web1:22/", "ssh://web1:22/srv", true},
 	} {
 		if got := overlap(tt.a, tt.b); got != tt.want {
 			t.Errorf("overlap(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)

@@ -28,68 +28,124 @@ type SSHD struct {
 	cmd                      *exec.Cmd
 }
 
-// NewSSHD starts an sshd stopped at the test's end.
+// NewSSHD starts an sshd on loopback, stopped at the test's end.
 func NewSSHD(t testing.TB) *SSHD {
 	t.Helper()
+	s, err := StartSSHD(SSHDOptions{Dir: t.TempDir()})
+	if err != nil {
+		Require(t, "OpenSSH sshd", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// SSHDOptions say where an sshd runs.
+type SSHDOptions struct {
+	Dir string // its keys, config and authorized_keys (required)
+	// Netns is the network namespace it runs in ("": this one); Host
+	// the address it listens on there ("": 127.0.0.1), Port its port
+	// (0: a free one, 22 in a namespace of its own).
+	Netns, Host string
+	Port        int
+	// AuthorizedKey is the client's public key line; "" makes a client
+	// key (Key) for it.
+	AuthorizedKey string
+}
+
+// StartSSHD starts an sshd; Stop stops it.
+func StartSSHD(o SSHDOptions) (*SSHD, error) {
 	bin := "/usr/sbin/sshd" // sshd wants to be run by its absolute path
 	if _, err := os.Stat(bin); err != nil {
-		Require(t, "OpenSSH sshd", fmt.Errorf("%s not found: install openssh-server", bin))
+		return nil, fmt.Errorf("%s not found: install openssh-server", bin)
 	}
-	s := &SSHD{Host: "127.0.0.1", Port: FreePort(), Dir: t.TempDir()}
-	s.Key = filepath.Join(s.Dir, "client_ed25519")
-	for _, k := range []string{filepath.Join(s.Dir, "host_ed25519"), s.Key} {
+	s := &SSHD{Host: o.Host, Port: o.Port, Dir: o.Dir}
+	if s.Host == "" {
+		s.Host = "127.0.0.1"
+	}
+	if s.Port == 0 && o.Netns != "" {
+		s.Port = 22
+	} else if s.Port == 0 {
+		s.Port = FreePort()
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	keys := []string{filepath.Join(s.Dir, "host_ed25519")}
+	if o.AuthorizedKey == "" {
+		s.Key = filepath.Join(s.Dir, "client_ed25519")
+		keys = append(keys, s.Key)
+	}
+	for _, k := range keys {
 		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v: %s", err, out)
+			return nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
 		}
 	}
-	pub, err := os.ReadFile(s.Key + ".pub")
-	if err != nil {
-		t.Fatal(err)
+	authorized := o.AuthorizedKey
+	if s.Key != "" {
+		pub, err := os.ReadFile(s.Key + ".pub")
+		if err != nil {
+			return nil, err
+		}
+		authorized = string(pub)
 	}
-	WriteFile(t, filepath.Join(s.Dir, "authorized_keys"), string(pub))
 	host, err := os.ReadFile(filepath.Join(s.Dir, "host_ed25519.pub"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	f := strings.Fields(string(host))
 	s.HostKey = f[0] + " " + f[1]
 	s.KnownHosts = filepath.Join(s.Dir, "known_hosts")
-	WriteFile(t, s.KnownHosts, s.KnownHostsLine()+"\n")
 	cfg := filepath.Join(s.Dir, "sshd_config")
-	WriteFile(t, cfg, strings.Join([]string{
-		"Port " + strconv.Itoa(s.Port), "ListenAddress 127.0.0.1",
-		"HostKey " + filepath.Join(s.Dir, "host_ed25519"), "PidFile " + filepath.Join(s.Dir, "sshd.pid"),
-		"AuthorizedKeysFile " + filepath.Join(s.Dir, "authorized_keys"),
-		"StrictModes no", "UsePAM no", "PermitRootLogin yes", "PasswordAuthentication no",
-		"KbdInteractiveAuthentication no", "AllowTcpForwarding yes", "Subsystem sftp internal-sftp",
-		"LogLevel ERROR", "",
-	}, "\n"))
+	for name, content := range map[string]string{
+		"authorized_keys": strings.TrimSpace(authorized) + "\n",
+		"known_hosts":     s.KnownHostsLine() + "\n",
+		"sshd_config": strings.Join([]string{
+			"Port " + strconv.Itoa(s.Port), "ListenAddress " + s.Host,
+			"HostKey " + filepath.Join(s.Dir, "host_ed25519"), "PidFile " + filepath.Join(s.Dir, "sshd.pid"),
+			"AuthorizedKeysFile " + filepath.Join(s.Dir, "authorized_keys"),
+			"StrictModes no", "UsePAM no", "PermitRootLogin yes", "PasswordAuthentication no",
+			"KbdInteractiveAuthentication no", "AllowTcpForwarding yes", "Subsystem sftp internal-sftp",
+			"MaxSessions 64", "MaxStartups 64", "LogLevel ERROR", "",
+		}, "\n"),
+	} {
+		if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(content), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	os.MkdirAll("/run/sshd", 0o755) //nolint:errcheck // privilege separation needs it; sshd says so if it is missing
 	var stderr bytes.Buffer
-	s.cmd = exec.Command(bin, "-D", "-e", "-f", cfg)
+	args := []string{bin, "-D", "-e", "-f", cfg}
+	if o.Netns != "" {
+		args = append([]string{"ip", "netns", "exec", o.Netns}, args...)
+	}
+	s.cmd = exec.Command(args[0], args[1:]...)
 	s.cmd.Stderr = &stderr
 	if err := s.cmd.Start(); err != nil {
-		Require(t, "OpenSSH sshd", err)
+		return nil, err
 	}
-	t.Cleanup(s.Stop)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, err := net.Dial("tcp", s.Addr())
+		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 		if err == nil {
 			c.Close()
-			break
+			return s, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not start: %s", stderr.String())
+			s.Stop()
+			return nil, fmt.Errorf("sshd did not start: %s", stderr.String())
 		}
 	}
-	return s
 }
 
 // Addr is host:port.
 func (s *SSHD) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
 // KnownHostsLine is the known_hosts line of the server.
-func (s *SSHD) KnownHostsLine() string { return fmt.Sprintf("[%s]:%d %s", s.Host, s.Port, s.HostKey) }
+func (s *SSHD) KnownHostsLine() string {
+	if s.Port == 22 {
+		return s.Host + " " + s.HostKey
+	}
+	return fmt.Sprintf("[%s]:%d %s", s.Host, s.Port, s.HostKey)
+}
 
 // Stop stops the server and every session it serves.
 func (s *SSHD) Stop() {

@@ -1,0 +1,61 @@
+package sshfs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
+	"golang.org/x/crypto/ssh"
+)
+
+var _ files.Remote = (*Pool)(nil)
+
+// OpenTree opens the directory at l on the pool's connection to l's host
+// (see files.Remote); the tree's SFTP session ends with the pool.
+func (p *Pool) OpenTree(ctx context.Context, l cairn.Location, create bool) (files.Target, error) {
+	if l.IsLocal() {
+		return nil, fmt.Errorf("%w: %s is not on another host", cairn.ErrInvalidArgument, l)
+	}
+	c, err := p.Dial(ctx, Host{User: l.User, Name: l.Host, Port: l.Port})
+	if err != nil {
+		return nil, err
+	}
+	t, err := OpenTree(ctx, c, l.Path, create)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.trees = append(p.trees, t)
+	p.mu.Unlock()
+	return t, nil
+}
+
+// Shell runs script with sh on l's host, the script on sh's stdin (so
+// nothing in it shows in any process's arguments there), in l's
+// directory's stead nowhere in particular: the script changes directory
+// itself. It returns what the script wrote to stdout and stderr.
+func (p *Pool) Shell(ctx context.Context, l cairn.Location, script string) ([]byte, error) {
+	c, err := p.Dial(ctx, Host{User: l.User, Name: l.Host, Port: l.Port})
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("ssh %s: open a session: %w", c, err)
+	}
+	defer s.Close()
+	var out bytes.Buffer
+	s.Stdin, s.Stdout, s.Stderr = strings.NewReader(script), &out, &out
+	stop := context.AfterFunc(ctx, func() { s.Signal(ssh.SIGKILL); s.Close() }) //nolint:errcheck
+	defer stop()
+	if err := s.Run("sh -s"); err != nil {
+		if ctx.Err() != nil {
+			return out.Bytes(), ctx.Err()
+		}
+		return out.Bytes(), fmt.Errorf("on %s: %w", c, err)
+	}
+	return out.Bytes(), nil
+}
