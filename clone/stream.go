@@ -255,7 +255,7 @@ func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o 
 		run.hints = []string{prev.ID}
 	}
 	for i, db := range run.req.Databases {
-		to, err := database.Open(dst.Databases[i], database.Options{TerminateSessions: o.TerminateSessions, LockWait: o.LockWait, Beneath: c.Sites.FilesRoots("")})
+		to, err := c.Sites.OpenDatabase(dst.Databases[i], database.Options{TerminateSessions: o.TerminateSessions, LockWait: o.LockWait, Beneath: c.Sites.FilesRoots("")})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dst.Name(), err)
 		}

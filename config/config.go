@@ -129,6 +129,9 @@ type environmentDoc struct {
 	// onto it (for what cairn does not configure by itself).
 	Config    []ConfigRule `yaml:"config"`
 	Protected bool         `yaml:"protected"`
+	// SSH is the [user@]host[:port] the databases are reached through,
+	// for those whose DSN names none (?ssh=).
+	SSH string `yaml:"ssh"`
 }
 
 // ConfigRule sets Key to Value in File (see cairn.Setting).

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -69,6 +70,9 @@ func (c *Config) environment(key, site, env string, doc *environmentDoc, base st
 		e.Settings = append(e.Settings, cairn.Setting{File: r.File, Key: r.Key, Value: r.Value})
 	}
 	for _, dsn := range doc.Databases {
+		if doc.SSH != "" {
+			dsn = throughSSH(dsn, doc.SSH)
+		}
 		e.Databases = append(e.Databases, cairn.NewDSN(dsn))
 	}
 	if doc.Files != "" {
@@ -79,6 +83,23 @@ func (c *Config) environment(key, site, env string, doc *environmentDoc, base st
 		e.Files = loc
 	}
 	return e, nil
+}
+
+// throughSSH adds ssh=host to a DSN that names no SSH host of its own.
+func throughSSH(dsn, host string) string {
+	d, err := cairn.SplitDSN(dsn)
+	if err != nil {
+		return dsn // the database's own parser says what is wrong
+	}
+	_, query, hasQuery := strings.Cut(d.Rest, "?")
+	if q, err := url.ParseQuery(query); err == nil && q.Has("ssh") {
+		return dsn
+	}
+	sep := "?"
+	if hasQuery {
+		sep = "&"
+	}
+	return dsn + sep + "ssh=" + url.QueryEscape(host)
 }
 
 // replacements are a site's replace: pairs, in a stable order.

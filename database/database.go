@@ -9,8 +9,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,15 +37,32 @@ type Options struct {
 	// environments' files): a SQLite database is never replaced through
 	// a link at or below one of them.
 	Beneath []string
+	// Tunnels reach the servers of DSNs that name an SSH host
+	// (?ssh=user@host:port); nil refuses them.
+	Tunnels Tunnels
+}
+
+// Tunnels reach database servers through SSH hosts (package sshfs's Pool
+// does, as ssh -L: nothing is run on the host).
+type Tunnels interface {
+	// Forward returns a local address (host:port) whose connections lead
+	// to addr (host:port as the SSH host l sees it), for the run.
+	Forward(ctx context.Context, l cairn.Location, addr string) (string, error)
 }
 
 // DefaultLockWait is how long a swap waits at most, each time, for the
 // sessions using the target's tables (the engines' own default).
 const DefaultLockWait = mysql.DefaultLockWait
 
-// Open returns the database a DSN names. It connects to nothing yet.
+// Open returns the database a DSN names. It connects to nothing yet. A
+// DSN's ssh=[user@]host[:port] option names the SSH host its server is
+// reached through: its host and port are as that host sees them
+// (127.0.0.1:3306 is the web server's own MariaDB).
 func Open(d cairn.DSN, o Options) (cairn.Database, error) {
-	dsn := d.Reveal()
+	dsn, via, err := splitSSH(d.Reveal())
+	if err != nil {
+		return nil, err
+	}
 	scheme, _, ok := strings.Cut(dsn, "://")
 	if !ok {
 		return nil, fmt.Errorf("%w: %s is not a database DSN. Try: mysql://user:pass@host/db, postgres://user:pass@host/db or sqlite:///path/to/file.db", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
@@ -54,14 +73,23 @@ func Open(d cairn.DSN, o Options) (cairn.Database, error) {
 		if err != nil {
 			return nil, err
 		}
-		return mysqlDB{c, o}, nil
+		if via != nil && c.Socket != "" {
+			return nil, fmt.Errorf("%w: %s: a socket is not reached through SSH. Try: the server's host and port as the SSH host sees them (127.0.0.1:3306)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
+		}
+		return mysqlDB{c, o, via}, nil
 	case "postgres", "postgresql":
 		c, err := postgres.ParseDSN(dsn)
 		if err != nil {
 			return nil, err
 		}
-		return postgresDB{c, o}, nil
+		if via != nil && strings.HasPrefix(c.Host, "/") {
+			return nil, fmt.Errorf("%w: %s: a socket is not reached through SSH. Try: the server's host and port as the SSH host sees them (127.0.0.1:5432)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
+		}
+		return postgresDB{c, o, via}, nil
 	case "sqlite", "sqlite3":
+		if via != nil {
+			return nil, fmt.Errorf("%w: %s: a SQLite file on another host cannot be dumped through SSH. Try: snapshot it on that host, or leave it out", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn))
+		}
 		c, err := sqlite.ParseDSN(strings.Replace(dsn, "sqlite3://", "sqlite://", 1))
 		if err != nil {
 			return nil, err
@@ -129,55 +157,103 @@ func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 }
 
 type mysqlDB struct {
-	c mysql.Config
-	o Options
+	c   mysql.Config
+	o   Options
+	via *cairn.Location // the SSH host its server is reached through; nil: none
 }
 
 func (d mysqlDB) Engine() string { return "mysql" }
 func (d mysqlDB) Name() string   { return d.c.Database }
-func (d mysqlDB) String() string { return d.c.String() }
+func (d mysqlDB) String() string { return withSSH(d.c.String(), d.via) }
+
+// conn is the server's settings as this machine reaches it: through a
+// tunnel, when it is behind an SSH host.
+func (d mysqlDB) conn(ctx context.Context) (mysql.Config, error) {
+	c := d.c
+	if d.via == nil {
+		return c, nil
+	}
+	addr, err := forward(ctx, d.o, d.via, net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+	if err != nil {
+		return c, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	c.Host = host
+	c.Port, _ = strconv.Atoi(port)
+	return c, nil
+}
 
 func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return dumpWithStats(ctx, w, mysql.NewRowCounter(),
-		func(ctx context.Context, w io.Writer) error { return mysql.Dump(ctx, d.c, w) },
+		func(ctx context.Context, w io.Writer) error { return mysql.Dump(ctx, c, w) },
 		func(ctx context.Context) ([]cairn.TableStat, error) {
-			s, err := mysql.Checksums(ctx, d.c)
+			s, err := mysql.Checksums(ctx, c)
 			return mysql.Plain(s), err
 		})
 }
 
 func (d mysqlDB) DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	named := map[string]bool{}
 	for _, t := range tables {
 		named[t] = true
 	}
 	return dumpWithStats(ctx, w, mysql.NewRowCounter(),
-		func(ctx context.Context, w io.Writer) error { return mysql.DumpTables(ctx, d.c, w, tables) },
+		func(ctx context.Context, w io.Writer) error { return mysql.DumpTables(ctx, c, w, tables) },
 		func(ctx context.Context) ([]cairn.TableStat, error) {
-			s, err := mysql.Checksums(ctx, d.c)
+			s, err := mysql.Checksums(ctx, c)
 			s = slices.DeleteFunc(s, func(t mysql.TableStat) bool { return !named[t.Name] })
 			return mysql.Plain(s), err
 		})
 }
 
-func (d mysqlDB) Schema(ctx context.Context) (string, error) { return mysql.Schema(ctx, d.c) }
+func (d mysqlDB) Schema(ctx context.Context) (string, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	return mysql.Schema(ctx, c)
+}
 
 func (d mysqlDB) Exec(ctx context.Context, sql string) error {
-	return mysql.Exec(ctx, d.c, sql)
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return mysql.Exec(ctx, c, sql)
 }
 
 func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
-	return mysql.Replace(ctx, d.c, dump, verify, mysql.ReplaceOptions{LockWait: d.o.LockWait, Terminate: d.o.TerminateSessions})
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return mysql.Replace(ctx, c, dump, verify, mysql.ReplaceOptions{LockWait: d.o.LockWait, Terminate: d.o.TerminateSessions})
 }
 
 var _ cairn.Incremental = mysqlDB{}
 
-func (d mysqlDB) ApplyDelta(ctx context.Context, c cairn.Changes, want, before map[string]int64, guard map[string]string) error {
-	return mysql.ApplyDelta(ctx, d.c, c.(mysqlChanges).d, want, before, guard, d.o.LockWait)
+func (d mysqlDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) error {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return mysql.ApplyDelta(ctx, c, ch.(mysqlChanges).d, want, before, guard, d.o.LockWait)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {
-	return mysql.UpdateTimes(ctx, d.c, note)
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return mysql.UpdateTimes(ctx, c, note)
 }
 
 func (d mysqlDB) IndexDump(ctx context.Context, dump io.Reader) (cairn.RowIndex, error) {
@@ -238,26 +314,55 @@ func DialectOf(engine string) rewrite.Dialect {
 }
 
 type postgresDB struct {
-	c postgres.Config
-	o Options
+	c   postgres.Config
+	o   Options
+	via *cairn.Location // see mysqlDB
 }
 
 func (d postgresDB) Engine() string { return "postgres" }
 func (d postgresDB) Name() string   { return d.c.Database }
-func (d postgresDB) String() string { return d.c.String() }
+func (d postgresDB) String() string { return withSSH(d.c.String(), d.via) }
+
+// conn: see mysqlDB.conn.
+func (d postgresDB) conn(ctx context.Context) (postgres.Config, error) {
+	c := d.c
+	if d.via == nil {
+		return c, nil
+	}
+	addr, err := forward(ctx, d.o, d.via, net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+	if err != nil {
+		return c, err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	c.Host = host
+	c.Port, _ = strconv.Atoi(port)
+	return c, nil
+}
 
 func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return dumpWithStats(ctx, w, postgres.NewRowCounter(),
-		func(ctx context.Context, w io.Writer) error { return postgres.Dump(ctx, d.c, w) },
-		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Checksums(ctx, d.c) })
+		func(ctx context.Context, w io.Writer) error { return postgres.Dump(ctx, c, w) },
+		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Checksums(ctx, c) })
 }
 
 func (d postgresDB) Exec(ctx context.Context, sql string) error {
-	return postgres.Load(ctx, d.c, strings.NewReader(sql))
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return postgres.Load(ctx, c, strings.NewReader(sql))
 }
 
 func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verify) error {
-	return postgres.Replace(ctx, d.c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return postgres.Replace(ctx, c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
 }
 
 type sqliteDB struct {

@@ -91,7 +91,7 @@ func (e *Engine) AfterRestore(ctx context.Context, p *Plan, rep cairn.Reporter) 
 		target.Dir, target.Tree, target.Shell = p.Remote.Path, tree, e.Sites.Shell(p.Remote)
 	}
 	for _, dsn := range p.Env.Databases {
-		db, err := database.Open(dsn, database.Options{})
+		db, err := e.Sites.OpenDatabase(dsn, database.Options{})
 		if err != nil {
 			return err
 		}

@@ -26,7 +26,7 @@ func (e *Engine) planDatabases(p *Plan) ([]Load, error) {
 	}
 	opts := e.openOptions(p)
 	if len(o.Databases) > 0 {
-		return namedDatabases(s, o.Databases, opts)
+		return e.namedDatabases(s, o.Databases, opts)
 	}
 	if p.Env == nil || len(p.Env.Databases) == 0 {
 		where := p.Dir
@@ -45,7 +45,7 @@ func (e *Engine) planDatabases(p *Plan) ([]Load, error) {
 	}
 	var plan []Load
 	for i, from := range s.Databases {
-		db, err := database.Open(p.Env.Databases[i], opts)
+		db, err := e.Sites.OpenDatabase(p.Env.Databases[i], opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Env.Name(), err)
 		}
@@ -56,7 +56,7 @@ func (e *Engine) planDatabases(p *Plan) ([]Load, error) {
 
 // namedDatabases pairs the snapshot's databases with args, each a DSN
 // (by position) or NAME=DSN.
-func namedDatabases(s *cairn.Snapshot, args []string, opts database.Options) ([]Load, error) {
+func (e *Engine) namedDatabases(s *cairn.Snapshot, args []string, opts database.Options) ([]Load, error) {
 	var plan []Load
 	for i, arg := range args {
 		name, dsn, named := strings.Cut(arg, "=")
@@ -79,7 +79,7 @@ func namedDatabases(s *cairn.Snapshot, args []string, opts database.Options) ([]
 		default:
 			return nil, fmt.Errorf("%w: %d --database given, but snapshot %s holds %d database(s): %s", cairn.ErrInvalidArgument, len(args), s.ShortID(), len(s.Databases), dbNames(s))
 		}
-		db, err := database.Open(cairn.NewDSN(dsn), opts)
+		db, err := e.Sites.OpenDatabase(cairn.NewDSN(dsn), opts)
 		if err != nil {
 			return nil, err
 		}

@@ -48,6 +48,7 @@ type Options struct {
 // Remote reaches environments on other hosts (package sshfs's Pool does).
 type Remote interface {
 	files.Remote
+	database.Tunnels
 	// Shell runs script with sh on l's host, reading it from stdin (so
 	// nothing in it shows in a process's arguments there), and returns
 	// what it wrote to stdout and stderr.
@@ -106,7 +107,7 @@ func (c *Catalog) Request(ctx context.Context, e *cairn.Environment, exclude []s
 	if noDB {
 		return req, nil
 	}
-	return withDatabases(req, e.Databases)
+	return c.withDatabases(req, e.Databases)
 }
 
 // RequestDir is the snapshot of a directory that is no environment's: it
@@ -127,7 +128,7 @@ func (c *Catalog) RequestDir(dir, host string, exclude []string, noDB bool) (cai
 	for _, d := range found.Databases {
 		dsns = append(dsns, cairn.NewDSN(d))
 	}
-	return withDatabases(req, dsns)
+	return c.withDatabases(req, dsns)
 }
 
 // OpenRemote opens the tree at l, on another host.
@@ -136,6 +137,15 @@ func (c *Catalog) OpenRemote(ctx context.Context, l cairn.Location, create bool)
 		return nil, fmt.Errorf("%w: %s is on another host, and this run reaches none", cairn.ErrInvalidArgument, l)
 	}
 	return c.remote.OpenTree(ctx, l, create)
+}
+
+// OpenDatabase opens the database dsn names (see database.Open), reaching
+// one behind an SSH host (?ssh=) through the catalog's Remote.
+func (c *Catalog) OpenDatabase(dsn cairn.DSN, o database.Options) (cairn.Database, error) {
+	if c.remote != nil {
+		o.Tunnels = c.remote
+	}
+	return database.Open(dsn, o)
 }
 
 // Shell is a shell on l's host (see Remote.Shell), for actions.
@@ -167,9 +177,9 @@ func (c *Catalog) detect(ctx context.Context, req *cairn.SnapshotRequest) *webap
 	return found
 }
 
-func withDatabases(req cairn.SnapshotRequest, dsns []cairn.DSN) (cairn.SnapshotRequest, error) {
+func (c *Catalog) withDatabases(req cairn.SnapshotRequest, dsns []cairn.DSN) (cairn.SnapshotRequest, error) {
 	for _, dsn := range dsns {
-		db, err := database.Open(dsn, database.Options{})
+		db, err := c.OpenDatabase(dsn, database.Options{})
 		if err != nil {
 			return req, err
 		}

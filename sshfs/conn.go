@@ -39,14 +39,15 @@ func (h Host) String() string {
 // Pool holds one connection per host for a run. It is safe for
 // concurrent use.
 type Pool struct {
-	opts   Options
-	mu     sync.Mutex
-	conns  map[string]*Conn
-	cfg    *ssh_config.Config // nil: none
-	cfgOK  sync.Once
-	cfgErr error
-	khMu   sync.Mutex // serializes accept-new's appends to known_hosts
-	trees  []*Tree    // opened by OpenTree, closed with the pool
+	opts    Options
+	mu      sync.Mutex
+	conns   map[string]*Conn
+	cfg     *ssh_config.Config // nil: none
+	cfgOK   sync.Once
+	cfgErr  error
+	khMu    sync.Mutex         // serializes accept-new's appends to known_hosts
+	trees   []*Tree            // opened by OpenTree, closed with the pool
+	tunnels map[string]*Tunnel // opened by Forward, by user@host:port and address
 }
 
 // NewPool returns an empty pool.
@@ -66,10 +67,11 @@ func NewPool(o Options) *Pool {
 	if o.KnownHosts == "" {
 		o.KnownHosts = filepath.Join(o.Home, ".ssh", "known_hosts")
 	}
-	return &Pool{opts: o, conns: map[string]*Conn{}}
+	return &Pool{opts: o, conns: map[string]*Conn{}, tunnels: map[string]*Tunnel{}}
 }
 
-// Close ends every SFTP session OpenTree opened, and every connection.
+// Close ends every SFTP session OpenTree opened, every tunnel Forward
+// opened, and every connection.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -78,6 +80,10 @@ func (p *Pool) Close() error {
 		t.Close() //nolint:errcheck // the connection's end ends it anyway
 	}
 	p.trees = nil
+	for k, t := range p.tunnels {
+		t.Close() //nolint:errcheck
+		delete(p.tunnels, k)
+	}
 	for k, c := range p.conns {
 		errs = append(errs, c.Close())
 		delete(p.conns, k)

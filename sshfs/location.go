@@ -59,3 +59,37 @@ func (p *Pool) Shell(ctx context.Context, l cairn.Location, script string) ([]by
 	}
 	return out.Bytes(), nil
 }
+
+// Forward returns the local address of a tunnel to addr (host:port as
+// l's host sees it), opened on first use and kept for the run: a
+// database that listens only on the web server's loopback is reached
+// through it by the local tools. A tunnel whose connection was lost is
+// opened again on the new one.
+func (p *Pool) Forward(ctx context.Context, l cairn.Location, addr string) (string, error) {
+	c, err := p.Dial(ctx, Host{User: l.User, Name: l.Host, Port: l.Port})
+	if err != nil {
+		return "", err
+	}
+	key := c.host + " " + addr
+	p.mu.Lock()
+	t := p.tunnels[key]
+	p.mu.Unlock()
+	if t != nil && t.conn == c {
+		return t.Addr(), nil
+	}
+	nt, err := c.Forward(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if old := p.tunnels[key]; old != nil {
+		if old.conn == c { // another caller opened one meanwhile
+			nt.Close()
+			return old.Addr(), nil
+		}
+		old.Close()
+	}
+	p.tunnels[key] = nt
+	return nt.Addr(), nil
+}
