@@ -22,6 +22,9 @@ import (
 // snapshot has a directory, which is never followed.
 var ErrNotDir = errors.New("not a directory (a symbolic link is never followed)")
 
+// ErrConnectionLost: the connection to a remote tree's host was lost.
+var ErrConnectionLost = errors.New("connection lost")
+
 // Local is a directory on this machine. Every read and write is made
 // relative to a directory handle, and every handle is opened from the
 // root down, one name at a time, without following symbolic links: a link

@@ -254,6 +254,9 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 		if len(other) > 0 {
 			return nil, fmt.Errorf("snapshot %s: %s", si.Path, strings.Join(other, "; "))
 		}
+		if lost := connectionLost(files); lost > 0 {
+			return nil, fmt.Errorf("%s: the connection was lost while %d file(s) and directories were still to be read, so no snapshot was recorded. Try: check the network to that host, then run the same command again", si.Path, lost)
+		}
 		return nil, unreadableError(files)
 	}
 	if man.IncompleteReason != "" {
@@ -299,6 +302,17 @@ func filesSummary(ctx context.Context, rep repo.Repository, man *snapshot.Manife
 }
 
 func newTrue() *policy.OptionalBool { t := policy.OptionalBool(true); return &t }
+
+// connectionLost counts the failures that are a lost connection (to the
+// host of a remote tree), if every failure is.
+func connectionLost(failed []string) int {
+	for _, f := range failed {
+		if !strings.HasSuffix(f, ": connection lost") && !strings.HasSuffix(f, ": EOF") {
+			return 0
+		}
+	}
+	return len(failed)
+}
 
 func unreadableError(failed []string) error {
 	n := len(failed)

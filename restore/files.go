@@ -77,6 +77,9 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 	}
 	st, err := files.Restore(ctx, src, target, rel, opts)
 	stage.End()
+	if errors.Is(err, files.ErrConnectionLost) {
+		return st, fmt.Errorf("restore %s to %s: %w. Every file there is whole, old or new. Try: check the network to that host, then run the same restore again: it writes only what is still missing", s.ShortID(), p.Dir, err)
+	}
 	if err != nil {
 		return st, fmt.Errorf("restore %s to %s: %w", s.ShortID(), p.Dir, err)
 	}

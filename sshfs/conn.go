@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kevinburke/ssh_config"
@@ -274,14 +275,27 @@ func (p *Pool) dialTCP(ctx context.Context, t target) (net.Conn, error) {
 		return c, nil
 	}
 	d := net.Dialer{Timeout: p.opts.Timeout}
-	c, err := d.DialContext(ctx, "tcp", t.addr)
-	if err != nil {
+	// A host that refuses or resets the connection may be restarting its
+	// sshd: it is tried again, twice, a second and then two later. One
+	// that does not answer has had its timeout.
+	for wait := time.Second; ; wait *= 2 {
+		c, err := d.DialContext(ctx, "tcp", t.addr)
+		if err == nil {
+			return c, nil
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("ssh %s (%s): %w. Try: check the host name and port, and that sshd runs there and this machine may reach it", t.name, t.addr, err)
+		transient := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+		if !transient || wait > 2*time.Second {
+			return nil, fmt.Errorf("ssh %s (%s): %w. Try: check the host name and port, and that sshd runs there and this machine may reach it", t.name, t.addr, err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	return c, nil
 }
 
 // parseJump reads the first host of a ProxyJump value, [user@]host[:port].
@@ -399,6 +413,9 @@ func (p *Pool) auth(t target) (methods []ssh.AuthMethod, closeAgent func(), trie
 func (p *Pool) explain(ctx context.Context, t target, tried []string, err error) error {
 	switch {
 	case errors.Is(err, ErrHostUnknown), errors.Is(err, ErrHostKeyChanged):
+		if inner := errors.Unwrap(err); inner != nil {
+			return inner // the host key callback's own message, without "ssh: handshake failed"
+		}
 		return err
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -406,5 +423,5 @@ func (p *Pool) explain(ctx context.Context, t target, tried []string, err error)
 		return fmt.Errorf("ssh %s@%s: %w (offered: %s). Try: add this machine's public key to the remote user's ~/.ssh/authorized_keys, or name the right key with IdentityFile in ~/.ssh/config",
 			t.user, t.addr, ErrAuth, strings.Join(tried, ", "))
 	}
-	return fmt.Errorf("ssh %s (%s): %w. Try: check that it is an SSH server, and ssh -v %s", t.name, t.addr, err, t.name)
+	return fmt.Errorf("ssh %s@%s (%s): %w. Try: check that it is an SSH server, and ssh -v %s@%s", t.user, t.name, t.addr, err, t.user, t.name)
 }

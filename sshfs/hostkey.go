@@ -36,15 +36,15 @@ func (p *Pool) hostKeys(t target) (ssh.HostKeyCallback, []string) {
 		case err == nil:
 			return nil
 		case knownhosts.IsHostKeyChanged(err):
-			return fmt.Errorf("ssh %s (%s): %w: it now offers the %s key %s, which %s does not list for it. Someone may be intercepting the connection; nothing was sent. "+
+			return fmt.Errorf("ssh %s@%s (%s): %w: it now offers the %s key %s, which %s does not list for it. Someone may be intercepting the connection; nothing was sent. "+
 				"Try: if the host was reinstalled, check the new fingerprint with its admin, then ssh-keygen -R '%s' -f %s and connect again",
-				t.name, t.addr, ErrHostKeyChanged, key.Type(), ssh.FingerprintSHA256(key), p.opts.KnownHosts, knownhosts.Normalize(t.addr), p.opts.KnownHosts)
+				t.user, t.name, t.addr, ErrHostKeyChanged, key.Type(), ssh.FingerprintSHA256(key), p.opts.KnownHosts, knownhosts.Normalize(t.addr), p.opts.KnownHosts)
 		case isUnknown(err) && p.opts.Policy == AcceptNew:
 			return p.record(t, hostname, remote, key)
 		case isUnknown(err):
-			return fmt.Errorf("ssh %s (%s): %w (%s): it offers the %s key %s. "+
+			return fmt.Errorf("ssh %s@%s (%s): %w (%s): it offers the %s key %s. "+
 				"Try: check that fingerprint with the host's admin, then ssh-keyscan -p %s %s >> %s; or set host_key_policy: accept-new to record it on first use",
-				t.name, t.addr, ErrHostUnknown, p.opts.KnownHosts, key.Type(), ssh.FingerprintSHA256(key), portOf(t.addr), hostOf(t.addr), p.opts.KnownHosts)
+				t.user, t.name, t.addr, ErrHostUnknown, p.opts.KnownHosts, key.Type(), ssh.FingerprintSHA256(key), portOf(t.addr), hostOf(t.addr), p.opts.KnownHosts)
 		}
 		return fmt.Errorf("ssh %s: host key: %w", t.name, err)
 	}

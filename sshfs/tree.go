@@ -74,9 +74,16 @@ func (t *Tree) String() string { return t.name }
 func (t *Tree) abs(rel string) string { return path.Join(t.root, rel) }
 
 func (t *Tree) pathError(op, rel string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is said once, the tree's way
+	}
 	var se *sftp.StatusError
-	if errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile {
+	switch {
+	case errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile:
 		err = fs.ErrNotExist
+	case errors.Is(err, sftp.ErrSSHFxConnectionLost):
+		err = files.ErrConnectionLost
 	}
 	return &fs.PathError{Op: op, Path: t.name + "/" + rel, Err: err}
 }

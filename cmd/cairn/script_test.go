@@ -96,6 +96,8 @@ func TestScripts(t *testing.T) {
 			"sshhost":    positive("sshhost", cmdSSHHost),
 			"hostsql":    positive("hostsql", cmdHostSQL),
 			"sshkill":    positive("sshkill", cmdSSHKill),
+			"sshrekey":   positive("sshrekey", cmdSSHRekey),
+			"sshslow":    positive("sshslow", cmdSSHSlow),
 		},
 	})
 }

@@ -97,3 +97,25 @@ func cmdSSHKill(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	scriptHost(ts, args[0]).SSHD.KillSessions()
 }
+
+// sshrekey NAME: the host gets a new host key (as when reinstalled), and
+// its sshd starts again with it.
+func cmdSSHRekey(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: sshrekey NAME")
+	}
+	ts.Check(scriptHost(ts, args[0]).SSHD.Rekey())
+}
+
+// sshslow NAME RATE: the network to the host carries at most RATE (tc's
+// notation: 20mbit) each way; "sshslow NAME off" lifts the limit.
+func cmdSSHSlow(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: sshslow NAME RATE|off")
+	}
+	rate := args[1]
+	if rate == "off" {
+		rate = ""
+	}
+	ts.Check(scriptHost(ts, args[0]).Throttle(rate))
+}

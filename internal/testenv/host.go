@@ -164,3 +164,18 @@ func (h *Host) Stop() {
 	exec.Command("ip", "link", "del", h.veth).Run()   //nolint:errcheck // gone with the namespace, if made
 	exec.Command("ip", "netns", "del", h.Netns).Run() //nolint:errcheck
 }
+
+// Throttle limits the link to the host to rate (tc's notation: 20mbit)
+// each way, as a slow network would; "" lifts the limit.
+func (h *Host) Throttle(rate string) error {
+	for _, dev := range [][]string{{h.veth}, {"-n", h.Netns, h.veth + "p"}} {
+		args := append(dev[:len(dev)-1:len(dev)-1], "qdisc", "replace", "dev", dev[len(dev)-1], "root", "tbf", "rate", rate, "burst", "64kb", "latency", "500ms")
+		if rate == "" {
+			args = append(dev[:len(dev)-1:len(dev)-1], "qdisc", "del", "dev", dev[len(dev)-1], "root")
+		}
+		if out, err := exec.Command("tc", args...).CombinedOutput(); err != nil && rate != "" {
+			return fmt.Errorf("tc %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}

@@ -26,6 +26,7 @@ type SSHD struct {
 	HostKey, KnownHosts, Key string
 	Dir                      string
 	cmd                      *exec.Cmd
+	args                     []string // the command that runs it
 }
 
 // NewSSHD starts an sshd on loopback, stopped at the test's end.
@@ -113,27 +114,52 @@ func StartSSHD(o SSHDOptions) (*SSHD, error) {
 		}
 	}
 	os.MkdirAll("/run/sshd", 0o755) //nolint:errcheck // privilege separation needs it; sshd says so if it is missing
-	var stderr bytes.Buffer
-	args := []string{bin, "-D", "-e", "-f", cfg}
+	s.args = []string{bin, "-D", "-e", "-f", cfg}
 	if o.Netns != "" {
-		args = append([]string{"ip", "netns", "exec", o.Netns}, args...)
+		s.args = append([]string{"ip", "netns", "exec", o.Netns}, s.args...)
 	}
-	s.cmd = exec.Command(args[0], args[1:]...)
+	return s, s.start()
+}
+
+// start runs the server and waits until it listens.
+func (s *SSHD) start() error {
+	var stderr bytes.Buffer
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
 	s.cmd.Stderr = &stderr
 	if err := s.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 		if err == nil {
 			c.Close()
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("sshd did not start: %s", stderr.String())
+			return fmt.Errorf("sshd did not start: %s", stderr.String())
 		}
 	}
+}
+
+// Rekey gives the server a new host key, as a reinstalled host has, and
+// starts it again; HostKey is the new one (KnownHosts still lists the
+// old).
+func (s *SSHD) Rekey() error {
+	s.Stop()
+	key := filepath.Join(s.Dir, "host_ed25519")
+	os.Remove(key)          //nolint:errcheck
+	os.Remove(key + ".pub") //nolint:errcheck
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	host, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(string(host))
+	s.HostKey = f[0] + " " + f[1]
+	return s.start()
 }
 
 // Addr is host:port.
