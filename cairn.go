@@ -191,6 +191,9 @@ type SnapshotRequest struct {
 	// Mirror, when not nil, is given a copy of each file as the snapshot
 	// reads it.
 	Mirror FileMirror
+	// Warnings are recorded with the snapshot's own (what was found
+	// before it was taken: web nodes whose files differ).
+	Warnings []string
 	// Protect lists absolute, resolved paths never snapshotted: cairn's
 	// own repository, keys and state. One that lies inside Path is left
 	// out, and the snapshot's warnings say so.

@@ -15,7 +15,13 @@ import (
 type Environment struct {
 	Site, Env string // the names: SITE/ENV
 	URL       string // where it serves pages, "" if unknown
-	Files     Location
+	// Files is where its files are: the first of Nodes, the one a
+	// snapshot reads.
+	Files Location
+	// Nodes are every copy of the files, one per web node, when there
+	// are several (files: [ssh://web1/…, ssh://web2/…]): a restore
+	// writes them all, and a snapshot says when they differ.
+	Nodes     []Location
 	Databases []DSN // in order: a snapshot's database i restores onto the target's i
 	// Exclude are gitignore-style patterns of paths never snapshotted nor
 	// restored; Preserve those of the target's own paths a restore onto it
@@ -132,6 +138,10 @@ func (a Action) Describe() string {
 	}
 	return builtinActions[a.Kind]
 }
+
+// WritesFiles tells whether the action puts files in the copy (and so is
+// run on each of its web nodes).
+func (a Action) WritesFiles() bool { return a.Kind == "disable-mail" || a.Kind == "banner" }
 
 // Repeatable tells whether running the action again after a clone leaves
 // the data as it was (the built-in chores do; a site's own SQL or command

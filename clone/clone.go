@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -76,16 +77,20 @@ func Protected(sites *site.Catalog, dst *cairn.Environment) ([]*cairn.Environmen
 	if dst.Protected {
 		out = append(out, dst)
 	}
-	if dst.Files.Path != "" {
-		dir := dst.Files.Key() // another host's files, by their location
-		if dst.Files.IsLocal() {
+	locs := dst.Nodes
+	if len(locs) == 0 && dst.Files.Path != "" {
+		locs = []cairn.Location{dst.Files}
+	}
+	for _, l := range locs {
+		dir := l.Key() // another host's files, by their location
+		if l.IsLocal() {
 			var err error
-			if dir, err = files.Resolve(dst.Files.Path); err != nil {
+			if dir, err = files.Resolve(l.Path); err != nil {
 				return nil, err
 			}
 		}
 		for _, e := range sites.ProtectedAt(dir) {
-			if e != dst {
+			if e != dst && !slices.Contains(out, e) {
 				out = append(out, e)
 			}
 		}

@@ -436,8 +436,8 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 // any it read before this). It is only a head start, so a failure is
 // noted and left to that restore. stopMirror must follow.
 func (r *run) startMirror() {
-	if !r.plan.Remote.IsLocal() {
-		return // files on another host are written by the restore alone
+	if !r.plan.Remote.IsLocal() || len(r.plan.Nodes) > 0 {
+		return // files on another host, or on several, are written by the restore alone
 	}
 	target, unlock, err := r.openMirrorTarget()
 	if err != nil {

@@ -120,7 +120,7 @@ type siteDoc struct {
 // environmentDoc is an environment as written.
 type environmentDoc struct {
 	URL          string   `yaml:"url"`
-	Files        string   `yaml:"files"`
+	Files        nodes    `yaml:"files"`
 	Databases    []string `yaml:"databases"`
 	Exclude      []string `yaml:"exclude"`
 	Preserve     []string `yaml:"preserve"`
@@ -132,6 +132,22 @@ type environmentDoc struct {
 	// SSH is the [user@]host[:port] the databases are reached through,
 	// for those whose DSN names none (?ssh=).
 	SSH string `yaml:"ssh"`
+}
+
+// nodes is files: one location, or a list of them (one per web node).
+type nodes []string
+
+func (n *nodes) UnmarshalYAML(v *yaml.Node) error {
+	if v.Kind == yaml.ScalarNode {
+		*n = nodes{v.Value}
+		return nil
+	}
+	var list []string
+	if err := v.Decode(&list); err != nil {
+		return err
+	}
+	*n = list
+	return nil
 }
 
 // ConfigRule sets Key to Value in File (see cairn.Setting).
@@ -269,6 +285,9 @@ func join(path, key string) string {
 func checkKeys(file string, n *yaml.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == reflect.TypeOf(nodes{}) && n.Kind == yaml.ScalarNode {
+		return nil // one location, or a list of them
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:

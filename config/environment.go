@@ -75,12 +75,24 @@ func (c *Config) environment(key, site, env string, doc *environmentDoc, base st
 		}
 		e.Databases = append(e.Databases, cairn.NewDSN(dsn))
 	}
-	if doc.Files != "" {
-		loc, err := cairn.ParseLocation(doc.Files, base)
-		if err != nil {
-			return e, c.invalid(key+".files", err)
+	for i, f := range doc.Files {
+		where := key + ".files"
+		if len(doc.Files) > 1 {
+			where = fmt.Sprintf("%s[%d]", where, i)
 		}
-		e.Files = loc
+		loc, err := cairn.ParseLocation(f, base)
+		if err != nil {
+			return e, c.invalid(where, err)
+		}
+		for _, other := range e.Nodes {
+			if other.Key() == loc.Key() {
+				return e, c.invalid(where, fmt.Errorf("%w: %s is listed twice", cairn.ErrInvalidArgument, f))
+			}
+		}
+		e.Nodes = append(e.Nodes, loc)
+	}
+	if len(e.Nodes) > 0 {
+		e.Files = e.Nodes[0]
 	}
 	return e, nil
 }

@@ -100,7 +100,7 @@ func (r *Repo) Snapshot(ctx context.Context, req cairn.SnapshotRequest, p cairn.
 		snap = &cairn.Snapshot{
 			Time: man.StartTime.ToTime(), Site: req.Site, Environment: req.Environment,
 			URL: req.URL, Host: r.host, Source: source, Version: cairn.Version,
-			Warnings: append(src.warningsSorted(), changedWarnings(src.changedFiles())...), App: req.App,
+			Warnings: append(append(slices.Clone(req.Warnings), src.warningsSorted()...), changedWarnings(src.changedFiles())...), App: req.App,
 		}
 		for _, j := range jobs {
 			snap.Databases = append(snap.Databases, j.info())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
@@ -16,7 +17,7 @@ import (
 // Configure points a copy restored onto another environment at that
 // environment's database and URL, in the application's own configuration,
 // unless the target keeps its own (preserve:), and sets the environment's
-// config: settings.
+// config: settings, on every node of its files.
 func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) error {
 	if p.Env == nil {
 		return nil
@@ -26,14 +27,25 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
 	kept := func(file string) bool { return keep.Match(file, false) }
-	tree, _, done, err := e.openTarget(ctx, p, false)
+	for i, n := range p.nodes() {
+		if err := e.configureNode(ctx, p, n, kept, i == 0, rep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configureNode configures one node's copy; report says whether its
+// changes are reported (the first node's: the others' are the same).
+func (e *Engine) configureNode(ctx context.Context, p *Plan, n Node, kept func(string) bool, report bool, rep cairn.Reporter) error {
+	tree, _, done, err := e.openTarget(ctx, p, n, false)
 	if err != nil {
 		return err
 	}
 	defer done()
 	var changes []webapp.Change
 	if p.Env.Name() != p.Snapshot.Name() {
-		c, err := pointApp(ctx, p, tree, kept)
+		c, err := pointApp(ctx, p, n, tree, kept)
 		if err != nil {
 			return err
 		}
@@ -45,7 +57,9 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 	}
 	c, err := webapp.Set(ctx, tree, rules, kept, p.Options.DryRun)
 	for _, c := range append(changes, c...) {
-		rep.Event(cairn.ConfigChange{File: c.File, Key: c.Key, Value: c.Value, DryRun: p.Options.DryRun})
+		if report {
+			rep.Event(cairn.ConfigChange{File: c.File, Key: c.Key, Value: c.Value, DryRun: p.Options.DryRun})
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w. Try: fix its config: rule in the configuration file", p.Env.Name(), err)
@@ -54,7 +68,7 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 }
 
 // pointApp points the application's own configuration at the target.
-func pointApp(ctx context.Context, p *Plan, tree files.Target, kept func(string) bool) ([]webapp.Change, error) {
+func pointApp(ctx context.Context, p *Plan, n Node, tree files.Target, kept func(string) bool) ([]webapp.Change, error) {
 	target := webapp.Target{URL: p.Env.URL}
 	if len(p.Env.Databases) > 0 {
 		target.Database = p.Env.Databases[0].Reveal()
@@ -64,7 +78,7 @@ func pointApp(ctx context.Context, p *Plan, tree files.Target, kept func(string)
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php] (or /.env)", p.Dir, err)
+		return nil, fmt.Errorf("configure the copy in %s: %w. Try: set it by hand, or keep the target's own with preserve: [/wp-config.php] (or /.env)", n.Dir, err)
 	}
 	return changes, nil
 }
@@ -81,21 +95,31 @@ func (e *Engine) AfterRestore(ctx context.Context, p *Plan, rep cairn.Reporter) 
 		}
 		return nil
 	}
-	target := actions.Target{Name: p.Env.Name(), URL: p.Env.URL, Dir: p.Dir, DSNs: p.Env.Databases}
-	if !p.Remote.IsLocal() {
-		tree, _, done, err := e.openTarget(ctx, p, false)
-		if err != nil {
-			return err
-		}
-		defer done()
-		target.Dir, target.Tree, target.Shell = p.Remote.Path, tree, e.Sites.Shell(p.Remote)
-	}
+	var dbs []cairn.Database
 	for _, dsn := range p.Env.Databases {
 		db, err := e.Sites.OpenDatabase(dsn, database.Options{})
 		if err != nil {
 			return err
 		}
-		target.Databases = append(target.Databases, db)
+		dbs = append(dbs, db)
 	}
-	return actions.Run(ctx, target, p.Actions, func(act cairn.Action) { rep.Event(cairn.ActionRun{Action: act}) })
+	// The first node runs every action; the others only those that put
+	// files in the copy (a must-use plugin), as each node serves pages.
+	list := p.Actions
+	for _, n := range p.nodes() {
+		target := actions.Target{Name: p.Env.Name(), URL: p.Env.URL, Dir: n.Dir, DSNs: p.Env.Databases, Databases: dbs}
+		if !n.Remote.IsLocal() {
+			tree, _, done, err := e.openTarget(ctx, p, n, false)
+			if err != nil {
+				return err
+			}
+			defer done()
+			target.Dir, target.Tree, target.Shell = n.Remote.Path, tree, e.Sites.Shell(n.Remote)
+		}
+		if err := actions.Run(ctx, target, list, func(act cairn.Action) { rep.Event(cairn.ActionRun{Action: act}) }); err != nil {
+			return err
+		}
+		list = slices.DeleteFunc(slices.Clone(list), func(a cairn.Action) bool { return !a.WritesFiles() })
+	}
+	return nil
 }

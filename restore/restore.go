@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,9 @@ type Plan struct {
 	// Remote is the files' location when they are on another host (its
 	// Host is "" otherwise).
 	Remote cairn.Location
+	// Nodes are every copy of the files when the environment has several
+	// (web nodes); the first is Dir, Resolved and Remote. Nil for one.
+	Nodes []Node
 	// Keep are the patterns of paths never written nor deleted.
 	Keep []string
 	// Delete: what the snapshot lacks is removed from the files.
@@ -171,18 +175,33 @@ func (e *Engine) planEnv(p *Plan, env *cairn.Environment) error {
 	if env.Files.Path == "" {
 		return fmt.Errorf("%s has no files:. Try: add files: to it in the config, or restore to a directory with --to DIR", env.Name())
 	}
-	p.Dir, p.Delete, p.Actions = env.Files.Path, true, env.AfterRestore
+	p.Delete, p.Actions = true, env.AfterRestore
 	p.Keep = append(append([]string(nil), env.Exclude...), env.Preserve...)
-	if env.Files.IsLocal() {
-		dir, err := files.Resolve(p.Dir)
-		if err != nil {
-			return err
-		}
-		p.Resolved = dir
-	} else {
-		p.Dir, p.Remote, p.Resolved = env.Files.String(), env.Files, env.Files.Key()
+	locs := env.Nodes
+	if len(locs) == 0 {
+		locs = []cairn.Location{env.Files}
 	}
-	p.Protected = e.Sites.ProtectedAt(p.Resolved)
+	for _, l := range locs {
+		n := Node{Dir: l.String(), Remote: l, Resolved: l.Key()}
+		if l.IsLocal() {
+			n.Remote = cairn.Location{}
+			dir, err := files.Resolve(l.Path)
+			if err != nil {
+				return err
+			}
+			n.Dir, n.Resolved = l.Path, dir
+		}
+		for _, pe := range e.Sites.ProtectedAt(n.Resolved) {
+			if !slices.Contains(p.Protected, pe) {
+				p.Protected = append(p.Protected, pe)
+			}
+		}
+		p.Nodes = append(p.Nodes, n)
+	}
+	p.Dir, p.Resolved, p.Remote = p.Nodes[0].Dir, p.Nodes[0].Resolved, p.Nodes[0].Remote
+	if len(p.Nodes) == 1 {
+		p.Nodes = nil
+	}
 	if env.Name() != p.Snapshot.Name() {
 		p.Pairs = append(movePairs(p.Snapshot, env.URL, env.Files.Path), replacePairs(env.Replace)...)
 	}
@@ -234,11 +253,16 @@ func (e *Engine) Run(ctx context.Context, p *Plan, rep cairn.Reporter) error {
 	for _, n := range p.Notices {
 		rep.Event(cairn.Notice{Message: n})
 	}
-	if p.Options.Only != Databases && p.Remote.IsLocal() {
+	if p.Options.Only != Databases {
 		// The files' guard first: a refused target leaves the databases
 		// as they were too.
-		if _, err := e.Sites.Guard(p.Resolved); err != nil {
-			return err
+		for _, n := range p.nodes() {
+			if !n.Remote.IsLocal() {
+				continue
+			}
+			if _, err := e.Sites.Guard(n.Resolved); err != nil {
+				return err
+			}
 		}
 	}
 	if err := e.RestoreDatabases(ctx, p, rep); err != nil {

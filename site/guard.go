@@ -55,46 +55,63 @@ func (c *Catalog) Guard(target string) ([]string, error) {
 // (several may name one directory; a bind mount of it is it), and those
 // whose files overlap it: inside it or around it.
 func (c *Catalog) At(dir string) (exact, overlapping []*cairn.Environment) {
-	if strings.HasPrefix(dir, "ssh://") {
-		return c.atRemote(dir)
-	}
+	remote := strings.HasPrefix(dir, "ssh://")
 	did, okD := files.IDOf(dir)
 	for _, e := range c.envs {
-		if e.Files.Path == "" || !e.Files.IsLocal() {
-			continue
+		kind := 0 // 2: exact, 1: overlapping
+		for _, l := range nodesOf(e) {
+			if l.IsLocal() == remote {
+				continue
+			}
+			kind = max(kind, relation(dir, did, okD, l))
 		}
-		p, err := files.Resolve(e.Files.Path)
-		if err != nil {
-			continue
-		}
-		pid, okP := files.IDOf(p)
-		switch {
-		case p == dir || okP && okD && pid == did:
+		switch kind {
+		case 2:
 			exact = append(exact, e)
-		case files.Within(p, dir) || files.Within(dir, p):
+		case 1:
 			overlapping = append(overlapping, e)
 		}
 	}
 	return exact, overlapping
 }
 
-// atRemote is At for a directory on another host, named by its
-// location's Key: the environments there are those of the same host and
-// port whose path is it, or inside or around it.
-func (c *Catalog) atRemote(key string) (exact, overlapping []*cairn.Environment) {
-	for _, e := range c.envs {
-		if e.Files.Path == "" || e.Files.IsLocal() {
-			continue
-		}
-		k := e.Files.Key()
-		switch {
-		case k == key:
-			exact = append(exact, e)
-		case strings.HasPrefix(k, key+"/") || strings.HasPrefix(key, k+"/") || strings.HasSuffix(key, "/") && strings.HasPrefix(k, key):
-			overlapping = append(overlapping, e)
-		}
+// nodesOf lists an environment's files: each node's, or its one place.
+func nodesOf(e *cairn.Environment) []cairn.Location {
+	if len(e.Nodes) > 0 {
+		return e.Nodes
 	}
-	return exact, overlapping
+	if e.Files.Path == "" {
+		return nil
+	}
+	return []cairn.Location{e.Files}
+}
+
+// relation tells how the files at l are to the directory dir (resolved,
+// or a remote one's Key; did its inode): 2 they are it, 1 they are inside
+// or around it, 0 neither.
+func relation(dir string, did files.FileID, okD bool, l cairn.Location) int {
+	if !l.IsLocal() {
+		k := l.Key()
+		switch {
+		case k == dir:
+			return 2
+		case strings.HasPrefix(k, dir+"/") || strings.HasPrefix(dir, k+"/") || strings.HasSuffix(dir, "/") && strings.HasPrefix(k, dir):
+			return 1
+		}
+		return 0
+	}
+	p, err := files.Resolve(l.Path)
+	if err != nil {
+		return 0
+	}
+	pid, okP := files.IDOf(p)
+	switch {
+	case p == dir || okP && okD && pid == did:
+		return 2
+	case files.Within(p, dir) || files.Within(dir, p):
+		return 1
+	}
+	return 0
 }
 
 // ProtectedAt lists the environments marked protected: true whose files
@@ -143,8 +160,10 @@ func (c *Catalog) FilesRoots(dir string) []string {
 		out = append(out, dir)
 	}
 	for _, e := range c.envs {
-		if e.Files.Path != "" && e.Files.IsLocal() {
-			out = append(out, e.Files.Path)
+		for _, l := range nodesOf(e) {
+			if l.IsLocal() {
+				out = append(out, l.Path)
+			}
 		}
 	}
 	return out

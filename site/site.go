@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/targetlock"
+	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/webapp"
 )
 
@@ -104,6 +105,13 @@ func (c *Catalog) Request(ctx context.Context, e *cairn.Environment, exclude []s
 		req.Path, req.Tree = e.Files.String(), t
 	}
 	c.detect(ctx, &req)
+	if len(e.Nodes) > 1 {
+		drift, err := c.drift(ctx, e, req.Exclude)
+		if err != nil {
+			return req, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		req.Warnings = append(req.Warnings, drift...)
+	}
 	if noDB {
 		return req, nil
 	}
@@ -129,6 +137,32 @@ func (c *Catalog) RequestDir(dir, host string, exclude []string, noDB bool) (cai
 		dsns = append(dsns, cairn.NewDSN(d))
 	}
 	return c.withDatabases(req, dsns)
+}
+
+// drift compares an environment's web nodes' files (see Drift).
+func (c *Catalog) drift(ctx context.Context, e *cairn.Environment, exclude []string) ([]string, error) {
+	excl, err := pattern.Compile(exclude...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: exclude: %v", cairn.ErrInvalidArgument, err)
+	}
+	var trees []cairn.Tree
+	for _, l := range e.Nodes {
+		if !l.IsLocal() {
+			t, err := c.OpenRemote(ctx, l, false)
+			if err != nil {
+				return nil, err
+			}
+			trees = append(trees, t)
+			continue
+		}
+		t, err := files.OpenLocal(l.Path)
+		if err != nil {
+			return nil, err
+		}
+		defer t.Close()
+		trees = append(trees, t)
+	}
+	return Drift(ctx, trees, excl)
 }
 
 // OpenRemote opens the tree at l, on another host.

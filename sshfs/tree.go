@@ -84,6 +84,9 @@ func (t *Tree) pathError(op, rel string, err error) error {
 		err = fs.ErrNotExist
 	case errors.Is(err, sftp.ErrSSHFxConnectionLost):
 		err = files.ErrConnectionLost
+	case errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxFailure && op == "write":
+		// OpenSSH's sftp-server says no more than "Failure" of a full disk.
+		err = fmt.Errorf("%w: the host refused the write, most often because its disk is full. Try: free space there, then run the same command again", err)
 	}
 	return &fs.PathError{Op: op, Path: t.name + "/" + rel, Err: err}
 }
@@ -372,5 +375,21 @@ func (t *Tree) SetAttrs(ctx context.Context, rel string, mode fs.FileMode, mtime
 	if err := t.c.Chtimes(t.abs(rel), mtime, mtime); err != nil {
 		return t.pathError("chtimes", rel, err)
 	}
+	return nil
+}
+
+// Rename renames from to to, both in the tree, replacing to if it is a
+// file (OpenSSH's posix-rename).
+func (t *Tree) Rename(ctx context.Context, from, to string) error {
+	if err := t.beneath(ctx, from); err != nil {
+		return err
+	}
+	if err := t.beneath(ctx, to); err != nil {
+		return err
+	}
+	if err := t.c.PosixRename(t.abs(from), t.abs(to)); err != nil {
+		return t.pathError("rename", from, err)
+	}
+	t.forget(to)
 	return nil
 }

@@ -65,6 +65,20 @@ func Configure(ctx context.Context, tree files.Target, t Target, keep func(file 
 	return nil, fmt.Errorf("%s: %w", tree, ErrUnknown)
 }
 
+// splitDSN parses a DSN, its user and password taken out first: a
+// password may be no URL's.
+func splitDSN(dsn string) (cairn.DSN, *url.URL, error) {
+	d, err := cairn.SplitDSN(dsn)
+	if err != nil {
+		return d, nil, err
+	}
+	u, err := url.Parse(d.Rest)
+	if err != nil {
+		return d, nil, fmt.Errorf("bad database DSN %s", cairn.RedactDSN(dsn))
+	}
+	return d, u, nil
+}
+
 // dbSettings splits a DSN into the parts applications configure.
 func dbSettings(dsn string) (user, pass, host, port, name string, err error) {
 	d, err := cairn.SplitDSN(dsn)
@@ -172,18 +186,18 @@ func configureWordPress(ctx context.Context, tree files.Target, t Target, dryRun
 	src := string(b)
 	values := map[string]string{}
 	if t.Database != "" {
-		u, err := url.Parse(t.Database)
+		d, u, err := splitDSN(t.Database)
 		if err != nil || (u.Scheme != "mysql" && u.Scheme != "mariadb") {
-			return nil, fmt.Errorf("WordPress needs a mysql:// database, not %s", strings.SplitN(t.Database, "://", 2)[0])
+			scheme, _, _ := strings.Cut(t.Database, "://")
+			return nil, fmt.Errorf("WordPress needs a mysql:// database, not %s", scheme)
 		}
-		pass, _ := u.User.Password()
-		host := u.Host
+		host := u.Host // as the web server sees it (an ssh= option says how cairn reaches it)
 		if sock := u.Query().Get("socket"); sock != "" {
 			host = "localhost:" + sock
 		}
 		values["DB_NAME"] = strings.Trim(u.Path, "/")
-		values["DB_USER"] = u.User.Username()
-		values["DB_PASSWORD"] = pass
+		values["DB_USER"] = d.User
+		values["DB_PASSWORD"] = d.Password.Reveal()
 		values["DB_HOST"] = host
 	}
 	if t.URL != "" {
@@ -220,16 +234,15 @@ func configureLaravel(ctx context.Context, tree files.Target, t Target, dryRun b
 	}
 	values := map[string]string{}
 	if t.Database != "" {
-		u, err := url.Parse(t.Database)
+		d, u, err := splitDSN(t.Database)
 		if err != nil {
 			return nil, fmt.Errorf("laravel: bad database DSN")
 		}
 		switch u.Scheme {
 		case "mysql", "mariadb", "postgres", "postgresql":
-			pass, _ := u.User.Password()
 			values["DB_HOST"], values["DB_PORT"] = u.Hostname(), u.Port()
 			values["DB_DATABASE"] = strings.Trim(u.Path, "/")
-			values["DB_USERNAME"], values["DB_PASSWORD"] = u.User.Username(), pass
+			values["DB_USERNAME"], values["DB_PASSWORD"] = d.User, d.Password.Reveal()
 		case "sqlite":
 			values["DB_DATABASE"] = u.Host + u.Path
 		}
