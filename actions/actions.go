@@ -149,7 +149,7 @@ func runRemote(ctx context.Context, t Target, command string) error {
 	return nil
 }
 
-// shellQuote quotes s for sh: in single quotes, each ' written '\''.
+// shellQuote quotes s for sh: in single quotes, each ' written '\”.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 const disableMail = `<?php
