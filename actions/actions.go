@@ -149,7 +149,8 @@ func runRemote(ctx context.Context, t Target, command string) error {
 	return nil
 }
 
-// shellQuote quotes s for sh: in single quotes, each ' written '\”.
+// shellQuote quotes s for sh: in single quotes, each single quote in s
+// closing the quotes, escaped, and opening them again.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 const disableMail = `<?php
