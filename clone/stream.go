@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -185,6 +186,11 @@ func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Opti
 	}
 	wg.Wait()
 	sum.Seconds["databases"] = c.now().Sub(start).Seconds()
+	if ferr != nil && interrupted() == nil && len(loadErrs) > 0 && !slices.ContainsFunc(loadErrs, func(err error) bool { return err == nil }) {
+		// The loads were stopped for the files' failure: that is the one
+		// to tell.
+		return fmt.Errorf("%w. Nothing was swapped into %s's databases", ferr, dst.Name())
+	}
 	if err := errors.Join(loadErrs...); err != nil {
 		err = fmt.Errorf("%w%s", err, restore.SwappedNote(run.loads, loadErrs))
 		if ferr == nil {
