@@ -335,6 +335,21 @@ func (l *Local) place(fd int, name, rel, op string, mk func(tmp string) error) e
 	return l.pathError(op, rel, unix.EEXIST)
 }
 
+// FreeSpace is how many bytes the target's file system has free for its
+// user.
+func (l *Local) FreeSpace(context.Context) (int64, error) {
+	d, err := l.dirs.get("")
+	if err != nil {
+		return 0, err
+	}
+	defer l.dirs.put(d)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(d.fd, &st); err != nil {
+		return 0, l.pathError("statfs", "", err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
 // Rename renames from to to, both relative to the target, replacing to
 // if it is a file.
 func (l *Local) Rename(_ context.Context, from, to string) error {

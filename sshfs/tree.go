@@ -393,3 +393,16 @@ func (t *Tree) Rename(ctx context.Context, from, to string) error {
 	t.forget(to)
 	return nil
 }
+
+// FreeSpace is how many bytes the tree's file system has free for its
+// user (OpenSSH's statvfs extension).
+func (t *Tree) FreeSpace(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	st, err := t.c.StatVFS(t.root)
+	if err != nil {
+		return 0, t.pathError("statvfs", "", err)
+	}
+	return int64(st.Bavail * st.Frsize), nil
+}

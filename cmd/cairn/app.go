@@ -72,7 +72,7 @@ generated key in your config directory.`,
 	pf.IntVar(&a.limitUp, "limit-upload", 0, "limit writes to the repository to `KiB/s` (0 = unlimited)")
 	root.AddCommand(a.initCommand(), a.snapshotCommand(), a.snapshotsCommand(), a.showCommand(),
 		a.lsCommand(), a.restoreCommand(), a.cloneCommand(), a.rewriteCommand(),
-		a.checkCommand(), a.repairCommand())
+		a.checkCommand(), a.repairCommand(), a.doctorCommand())
 	return root
 }
 
