@@ -62,6 +62,10 @@ type Options struct {
 	// ProtectIDs are the inodes of those paths, however reached (a bind
 	// mount, a hard link): entries that are one are left as Protect's.
 	ProtectIDs []FileID
+	// NoCompare writes a file whose size is the snapshot's but whose
+	// time is not without reading it first to compare: on another host,
+	// reading it costs as much as writing it.
+	NoCompare bool
 	// DryRun reports the changes without making them.
 	DryRun bool
 	// Workers is how many files are copied at once (default 8).
@@ -551,7 +555,7 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 				r.opts.Progress.Done(1, n.Size())
 				return nil, nil
 			}
-			j.compare = inPlace
+			j.compare = inPlace && !r.opts.NoCompare
 		}
 		return &j, nil
 	}

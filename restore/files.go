@@ -111,6 +111,7 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 // openNode locks and opens one node of the plan for a restore.
 func (e *Engine) openNode(ctx context.Context, p *Plan, node Node, base files.Options) (*nodeTarget, error) {
 	n := &nodeTarget{Node: node, opts: base}
+	n.opts.NoCompare = !node.Remote.IsLocal()
 	var ids []files.FileID
 	if node.Remote.IsLocal() { // cairn's own files are on this machine
 		protect, err := e.Sites.Guard(node.Resolved)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/cairn-backup/cairn/bench/internal/sitetree"
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
@@ -64,7 +64,7 @@ func run(sizeMB int, useS3, keep bool, names []string) error {
 		return fmt.Errorf("build cairn: %v: %s", err, out)
 	}
 	tree := filepath.Join(work, "site")
-	files, bytes := generate(tree, sizeMB)
+	files, bytes := sitetree.Generate(tree, sizeMB)
 	fmt.Fprintf(os.Stderr, "tree: %d files, %.1f MiB\n", files, float64(bytes)/(1<<20))
 
 	var s3 *testenv.S3
@@ -85,7 +85,7 @@ func run(sizeMB int, useS3, keep bool, names []string) error {
 			}
 		}
 		// Each tool starts from the same tree.
-		generate(tree, sizeMB)
+		sitetree.Generate(tree, sizeMB)
 		t, err := measure(name, cairnBin, work, tree, s3)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -188,52 +188,6 @@ func shortHost() string {
 	return h
 }
 
-// generate writes a site-like tree deterministically: small PHP/JS/CSS
-// text files, incompressible mid-size images, and a few large files.
-func generate(dir string, sizeMB int) (files int, bytes int64) {
-	os.RemoveAll(dir)
-	rng := rand.New(rand.NewSource(42))
-	words := strings.Fields("function return array echo $post $wp_query if else foreach add_action apply_filters wp_enqueue_script get_option update_option esc_html class public private static const var let document window querySelector addEventListener margin padding color display flex grid")
-	budget := int64(sizeMB) << 20
-	large := budget / 6
-	n := sizeMB * 25
-	for i := 0; i < n; i++ {
-		var data []byte
-		var name string
-		sub := filepath.Join(dir, "wp-content", fmt.Sprintf("plugins/p%03d/inc", i%200))
-		switch {
-		case i%4 == 3: // images
-			size := 10<<10 + rng.Intn(100<<10)
-			data = make([]byte, size)
-			rng.Read(data)
-			sub = filepath.Join(dir, "wp-content/uploads", fmt.Sprintf("%d/%02d", 2020+i%6, i%12+1))
-			name = fmt.Sprintf("img%05d.jpg", i)
-		default:
-			size := 500 + rng.Intn(8<<10)
-			var b strings.Builder
-			for b.Len() < size {
-				b.WriteString(words[rng.Intn(len(words))])
-				if rng.Intn(8) == 0 {
-					b.WriteString(";\n")
-				} else {
-					b.WriteByte(' ')
-				}
-			}
-			data = []byte(b.String())
-			name = fmt.Sprintf("file%05d.%s", i, []string{"php", "js", "css"}[i%3])
-		}
-		write(filepath.Join(sub, name), data)
-		files++
-		bytes += int64(len(data))
-	}
-	for i := 0; bytes < budget && i < 8; i++ {
-		n := writeRandom(filepath.Join(dir, "backups", fmt.Sprintf("archive%d.zip", i)), min(large, budget-bytes), rng)
-		files++
-		bytes += n
-	}
-	return files, bytes
-}
-
 // incrementalRounds incremental snapshots are taken, each after changing
 // another 1% of the files; the median is reported (single runs are noisy).
 const incrementalRounds = 3
@@ -241,7 +195,7 @@ const incrementalRounds = 3
 func median(tree string, snapshot func() (result, error)) (result, error) {
 	var rs []result
 	for round := range incrementalRounds {
-		change(tree, round)
+		sitetree.Change(tree, round)
 		r, err := snapshot()
 		if err != nil {
 			return r, err
@@ -250,62 +204,6 @@ func median(tree string, snapshot func() (result, error)) (result, error) {
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].wall < rs[j].wall })
 	return rs[len(rs)/2], nil
-}
-
-// change edits 1% of the files (every 100th, from the round-th) the way
-// a site changes: 4 KiB in the middle of each is rewritten in place (all
-// of a small file, one region of a large one), sizes kept.
-func change(dir string, round int) {
-	i := 0
-	buf := make([]byte, 4096)
-	must(filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		if i++; i%100 != round {
-			return nil
-		}
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		off := max(0, fi.Size()/2-2048)
-		n, _ := f.ReadAt(buf, off)
-		for j := range buf[:n] {
-			buf[j] ^= byte(0x5a + round)
-		}
-		_, err = f.WriteAt(buf[:n], off)
-		return err
-	}))
-}
-
-// writeRandom writes size random bytes in small chunks: the benchmark's
-// own peak memory must stay small, because Linux reports a child's peak RSS
-// as at least its parent's (the high-water mark survives exec).
-func writeRandom(p string, size int64, rng *rand.Rand) int64 {
-	must(os.MkdirAll(filepath.Dir(p), 0o755))
-	f, err := os.Create(p)
-	if err != nil {
-		panic(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	for left := size; left > 0; left -= int64(len(buf)) {
-		chunk := buf[:min(int64(len(buf)), left)]
-		rng.Read(chunk)
-		if _, err := f.Write(chunk); err != nil {
-			panic(err)
-		}
-	}
-	return size
-}
-
-func write(p string, data []byte) {
-	must(os.MkdirAll(filepath.Dir(p), 0o755))
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		panic(err)
-	}
 }
 
 func dirSize(dir string) int64 {

@@ -1,0 +1,258 @@
+// Command sshbench measures cairn against rsync and ssh on a web server
+// reached over SSH only: a host in a network namespace of its own (as the
+// tests make one: ip netns + veth, its own sshd and MariaDB), in one run:
+//
+//  1. first snapshot of the ~1 GiB site tree from ssh:// against rsync -a
+//     of the tree to an empty directory here;
+//  2. a snapshot with nothing changed against rsync -a of the unchanged
+//     tree (median of 3);
+//  3. a restore onto the remote tree after 1% of its files changed
+//     against rsync -a --delete of the pristine tree onto it (median of 3);
+//  4. a snapshot of a database on the host's own MariaDB, reached through
+//     SSH, against ssh HOST mariadb-dump … | zstd -1 >/dev/null.
+//
+//	go run ./bench/sshbench [-size 1024] [-db 256] [-runs 3] [-keep]
+//
+// It needs root (the namespace), OpenSSH's sshd and client, rsync, bash,
+// mariadb-install-db, mariadbd, mariadb-dump and zstd.
+package main
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/cairn-backup/cairn/bench/internal/measure"
+	"github.com/cairn-backup/cairn/bench/internal/sitetree"
+	"github.com/cairn-backup/cairn/internal/testenv"
+)
+
+func main() {
+	sizeMB := flag.Int("size", 1024, "approximate tree size in MiB (about 25 files per MiB)")
+	dbMB := flag.Int("db", 256, "approximate database dump size in MiB (0: no database step)")
+	runs := flag.Int("runs", 3, "times the repeated steps run; medians are shown")
+	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.Parse()
+	if err := run(*sizeMB, *dbMB, *runs, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "sshbench:", err)
+		os.Exit(1)
+	}
+}
+
+type row struct {
+	step         string
+	cairn, other []measure.Result
+	peer         string
+	target       string
+}
+
+func run(sizeMB, dbMB, runs int, keep bool) error {
+	work, err := os.MkdirTemp("", "cairn-sshbench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	cairnBin, err := measure.BuildCairn(work)
+	if err != nil {
+		return err
+	}
+	home := filepath.Join(work, "home")
+	key := filepath.Join(home, ".ssh", "id_ed25519")
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		return err
+	}
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		return err
+	}
+	h, err := testenv.StartHost(testenv.HostOptions{Dir: filepath.Join(work, "host"), AuthorizedKey: string(pub), MariaDB: dbMB > 0})
+	if err != nil {
+		return err
+	}
+	defer h.Stop()
+	known := filepath.Join(home, ".ssh", "known_hosts")
+	if err := os.WriteFile(known, []byte(h.SSHD.KnownHostsLine()+"\n"), 0o600); err != nil {
+		return err
+	}
+	remote := filepath.Join(work, "www") // the host's files (the namespace shares the file system)
+	files, bytes := sitetree.Generate(remote, sizeMB)
+	fmt.Fprintf(os.Stderr, "tree: %d files, %.1f MiB on %s\n", files, float64(bytes)/(1<<20), h.Addr)
+
+	dsn := ""
+	if dbMB > 0 {
+		if err := generateDB(h.DB, dbMB); err != nil {
+			return err
+		}
+		dsn = fmt.Sprintf("mysql://%s:%s@127.0.0.1:3306/bench?ssh=root@%s", h.DB.User, strings.ReplaceAll(h.DB.Password, "'", "''"), h.Addr)
+	}
+	cfg := filepath.Join(work, "cairn.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`repository:
+  path: %s
+sites:
+  site:
+    environments:
+      prod:
+        files: ssh://root@%s%s
+      db:
+        files: ssh://root@%s%s/wp-content/plugins/p000
+        databases: ['%s']
+`, filepath.Join(work, "repo"), h.Addr, remote, h.Addr, remote, dsn)), 0o600); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "HOME="+home, "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "SSH_AUTH_SOCK=")
+	cairn := func(args ...string) (measure.Result, error) {
+		c := exec.Command(cairnBin, append([]string{"--no-progress"}, args...)...)
+		c.Env = env
+		return timed(c)
+	}
+	ssh := []string{"ssh", "-i", key, "-o", "UserKnownHostsFile=" + known, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"}
+	shell := func(script string) (measure.Result, error) {
+		c := exec.Command("bash", "-o", "pipefail", "-c", script)
+		c.Env = env
+		return timed(c)
+	}
+	rsync := func(args ...string) (measure.Result, error) {
+		c := exec.Command("rsync", append([]string{"-a", "-e", strings.Join(ssh, " ")}, args...)...)
+		c.Env = env
+		return timed(c)
+	}
+	if _, err := cairn("init"); err != nil {
+		return err
+	}
+	var rows []row
+	pulled := filepath.Join(work, "pulled")
+
+	// 1. First snapshot against rsync to an empty directory.
+	first := row{step: "first snapshot of the tree", peer: "rsync -a (to an empty directory)", target: "≤ 1.3×"}
+	r, err := cairn("snapshot", "site/prod")
+	if err != nil {
+		return err
+	}
+	first.cairn = append(first.cairn, r)
+	if r, err = rsync("root@"+h.Addr+":"+remote+"/", pulled+"/"); err != nil {
+		return err
+	}
+	first.other = append(first.other, r)
+	rows = append(rows, first)
+
+	// 2. Nothing changed.
+	same := row{step: "snapshot, nothing changed", peer: "rsync -a (unchanged tree)", target: "≤ 2 s, ≤ 1.0×"}
+	for range runs {
+		if r, err = cairn("snapshot", "site/prod"); err != nil {
+			return err
+		}
+		same.cairn = append(same.cairn, r)
+		if r, err = rsync("root@"+h.Addr+":"+remote+"/", pulled+"/"); err != nil {
+			return err
+		}
+		same.other = append(same.other, r)
+	}
+	rows = append(rows, same)
+
+	// 3. The host's tree changes by 1%; each tool puts it back (the
+	// same edits again before the other, so both start alike).
+	back := row{step: "restore onto the remote tree, 1% changed", peer: "rsync -a --delete (pristine tree onto it)", target: "≤ 1.0×"}
+	for round := range runs {
+		sitetree.Change(remote, round)
+		if r, err = cairn("restore", "site/prod@latest", "--to", "site/prod"); err != nil {
+			return err
+		}
+		back.cairn = append(back.cairn, r)
+		sitetree.Change(remote, round)
+		if r, err = rsync("--delete", pulled+"/", "root@"+h.Addr+":"+remote+"/"); err != nil {
+			return err
+		}
+		back.other = append(back.other, r)
+	}
+	rows = append(rows, back)
+
+	// 4. The database through SSH.
+	if dbMB > 0 {
+		db := row{step: fmt.Sprintf("database snapshot through SSH (%d MiB dump)", dbMB), peer: "ssh host mariadb-dump | zstd -1", target: "≤ 1.2×"}
+		dump := strings.Join(ssh, " ") + " root@" + h.Addr + " mariadb-dump --single-transaction --quick -S " + h.DB.Socket + " -uroot bench | zstd -1 -q >/dev/null"
+		for range runs {
+			if r, err = cairn("snapshot", "site/db"); err != nil {
+				return err
+			}
+			db.cairn = append(db.cairn, r)
+			if r, err = shell(dump); err != nil {
+				return err
+			}
+			db.other = append(db.other, r)
+		}
+		rows = append(rows, db)
+	}
+	report(rows, files, bytes)
+	return nil
+}
+
+// timed runs c from a cold page cache (as root) and measures it.
+func timed(c *exec.Cmd) (measure.Result, error) {
+	syscall.Sync()
+	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0) //nolint:errcheck
+	return measure.Timed(c)
+}
+
+func report(rows []row, files int, bytes int64) {
+	fmt.Printf("\nover SSH to a host in a network namespace, %d files, %.0f MiB\n\n", files, float64(bytes)/(1<<20))
+	fmt.Println("| step | cairn | peer | ratio (median) | target |")
+	fmt.Println("|---|---|---|---|---|")
+	for _, r := range rows {
+		c, o := measure.Median(r.cairn), measure.Median(r.other)
+		fmt.Printf("| %s | %s, %d MiB | %s: %s | %.2f× | %s |\n", r.step, measure.Walls(r.cairn), measure.MaxRSS(r.cairn)/1024,
+			r.peer, measure.Walls(r.other), c.Wall.Seconds()/o.Wall.Seconds(), r.target)
+	}
+}
+
+// generateDB fills the host's database bench with posts, ~1 KiB of dump
+// each.
+func generateDB(db *testenv.HostDB, sizeMB int) error {
+	if out, err := db.SQL("CREATE DATABASE bench; CREATE TABLE bench.wp_posts (ID BIGINT UNSIGNED PRIMARY KEY AUTO_INCREMENT, post_content LONGTEXT, guid VARCHAR(255)) CHARACTER SET utf8mb4;"); err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	c := driver.NewConfig()
+	c.User, c.Net, c.Addr, c.DBName = "root", "unix", db.Socket, "bench"
+	conn, err := driver.NewConnector(c)
+	if err != nil {
+		return err
+	}
+	sdb := sql.OpenDB(conn)
+	defer sdb.Close()
+	words := strings.Fields("the of and to in is that it for on with as was at by this be from or have an are not but we you all can more one so if about which their will there what when up out who them do into has")
+	rng := rand.New(rand.NewSource(1))
+	posts := sizeMB * 1024 * 1024 / 1100
+	var q strings.Builder
+	for i := 1; i <= posts; i++ {
+		if q.Len() == 0 {
+			q.WriteString("INSERT INTO wp_posts (post_content, guid) VALUES ")
+		} else {
+			q.WriteByte(',')
+		}
+		var body strings.Builder
+		fmt.Fprintf(&body, `<a href=\"https://example.com/%d/\">link</a>`, i)
+		for body.Len() < 1000 {
+			body.WriteString(" " + words[rng.Intn(len(words))])
+		}
+		fmt.Fprintf(&q, "('%s','https://example.com/?p=%d')", body.String(), i)
+		if q.Len() > 4<<20 || i == posts {
+			if _, err := sdb.Exec(q.String()); err != nil {
+				return err
+			}
+			q.Reset()
+		}
+	}
+	return nil
+}
