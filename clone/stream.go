@@ -199,7 +199,11 @@ func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Opti
 		return err
 	}
 	if ferr != nil {
-		return ferr
+		undo := ""
+		if run.safety.snap != nil {
+			undo = fmt.Sprintf(", or roll the databases back with cairn restore %s@%s --only db", dst.Name(), run.safety.snap.ShortID())
+		}
+		return fmt.Errorf("%w. The databases were swapped in meanwhile: run the same command again once the cause is fixed, to finish the files%s", ferr, undo)
 	}
 	if err := c.Restore.Configure(ctx, run.plan, rep); err != nil {
 		return err

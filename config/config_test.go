@@ -162,3 +162,24 @@ func TestEnvironmentParsedOnce(t *testing.T) {
 		}
 	}
 }
+
+// files: takes one location or a list of them, one per web node; the
+// first is the one snapshots read.
+func TestNodes(t *testing.T) {
+	src := "sites:\n  blog:\n    environments:\n      one:\n        files: /var/www\n      two:\n        files: [ssh://web1/var/www, ssh://deploy@web2:2222/var/www]\n      twice:\n        files: [ssh://web1/var/www, ssh://WEB1:22/var/www]\n"
+	cfg, err := Parse("cairn.yaml", []byte(src), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := cfg.Env("blog", "one")
+	if err != nil || one.Files.Path != "/var/www" || len(one.Nodes) != 1 {
+		t.Errorf("one = %+v, %v", one, err)
+	}
+	two, err := cfg.Env("blog", "two")
+	if err != nil || len(two.Nodes) != 2 || two.Files.Host != "web1" || two.Nodes[1].String() != "ssh://deploy@web2:2222/var/www" {
+		t.Errorf("two = %+v, %v", two, err)
+	}
+	if _, err := cfg.Env("blog", "twice"); err == nil || !strings.Contains(err.Error(), "files[1]: ssh://WEB1:22/var/www is listed twice") {
+		t.Errorf("the same node twice: %v", err)
+	}
+}

@@ -172,7 +172,11 @@ func (e *Engine) restoreNode(ctx context.Context, p *Plan, src cairn.Node, rel s
 
 func (e *Engine) reportFiles(p *Plan, n *nodeTarget, st files.Stats, took time.Duration, rep cairn.Reporter) {
 	if k := len(st.Unsafe); k > 0 {
-		rep.Event(cairn.Warning{Message: fmt.Sprintf("%s: %d file(s) restored without their setuid/setgid bit, because ownership is not restored: %s", n.Dir, k, firstN(st.Unsafe, 5))})
+		where := ""
+		if len(p.Nodes) > 0 {
+			where = n.Dir + ": "
+		}
+		rep.Event(cairn.Warning{Message: fmt.Sprintf("%s%d file(s) restored without their setuid/setgid bit, because ownership is not restored: %s", where, k, firstN(st.Unsafe, 5))})
 	}
 	rep.Event(cairn.FilesRestored{Snapshot: p.Snapshot, Target: n.Dir, DryRun: p.Options.DryRun, Added: st.Added, Updated: st.Updated, Meta: st.Meta,
 		Deleted: st.Deleted, Unchanged: st.Unchanged, Extra: st.Extra, BytesWritten: st.BytesWritten, Duration: took})

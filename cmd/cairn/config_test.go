@@ -34,7 +34,7 @@ func TestConfigErrors(t *testing.T) {
 	tests := []struct{ yaml, want string }{
 		{"repository:\n  compression: lz4\n", `cairn.yaml:2: repository.compression: unknown compressor "lz4". Try one of: deflate-best-compression,`},
 		{"repository:\n  compression: none\n  dump_compression: zstd-ultra\n", `cairn.yaml:3: repository.dump_compression: unknown compressor "zstd-ultra". Try one of:`},
-		{site + "        files: [a, b]\n", "cairn.yaml:5: sites.blog.environments.prod.files: expected one value, not a list"},
+		{site + "        url: [a, b]\n", "cairn.yaml:5: sites.blog.environments.prod.url: expected one value, not a list"},
 		{site + "        protected: maybe\n", "cairn.yaml:5: sites.blog.environments.prod.protected: expected true or false"},
 		{site + "        files: /x\n        databases: [oracle://u:Zq9/sec@h/db]\n", `cairn.yaml:6: sites.blog.environments.prod.databases[0]: oracle://u:xxxxx@h/db: unknown database engine "oracle"`},
 		{site + "        databases:\n          - mysql://u:p@h/db\n          - mysql://u:Zq9#sec@h:99999/db\n", `cairn.yaml:7: sites.blog.environments.prod.databases[1]: mysql://u:xxxxx@h:99999/db: bad port "99999"`},

@@ -124,7 +124,7 @@ func (h *Host) startMariaDB(dir string) (*HostDB, error) {
 	db.cmd = exec.Command("ip", "netns", "exec", h.Netns, "mariadbd", "--no-defaults", "--datadir="+data,
 		"--socket="+db.Socket, "--port=3306", "--bind-address=127.0.0.1", "--user=root",
 		"--pid-file="+filepath.Join(dir, "mariadbd.pid"), "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-		"--innodb-log-file-size=16M", "--skip-name-resolve")
+		"--innodb-log-file-size=16M", "--skip-name-resolve", "--tmpdir="+dir)
 	db.cmd.Stdout, db.cmd.Stderr = logf, logf
 	if err := db.cmd.Start(); err != nil {
 		return nil, err
