@@ -1,17 +1,17 @@
 // Command sshbench measures cairn against rsync and ssh on a web server
 // reached over SSH only: a host in a network namespace of its own (as the
-// tests make one: ip netns + veth, its own sshd and MariaDB), in one run:
-//
-//  1. first snapshot of the ~1 GiB site tree from ssh:// against rsync -a
-//     of the tree to an empty directory here;
-//  2. a snapshot with nothing changed against rsync -a of the unchanged
-//     tree (median of 3);
-//  3. a restore onto the remote tree after 1% of its files changed
-//     against rsync -a --delete of the pristine tree onto it (median of 3);
-//  4. a snapshot of a database on the host's own MariaDB, reached through
-//     SSH, against ssh HOST mariadb-dump … | zstd -1 >/dev/null.
+// tests make one: ip netns + veth, its own sshd and MariaDB).
 //
 //	go run ./bench/sshbench [-size 1024] [-db 256] [-runs 3] [-keep]
+//
+// In one run it measures the first snapshot of the ~1 GiB site tree from
+// ssh:// against rsync -a of the tree to an empty directory here; a
+// snapshot with nothing changed against rsync -a of the unchanged tree; a
+// restore onto the remote tree after 1% of its files changed against
+// rsync -a --delete of the pristine tree onto it; and a snapshot of a
+// database on the host's own MariaDB, reached through SSH, against
+// ssh HOST mariadb-dump … | zstd -1 >/dev/null. Repeated steps show the
+// median of -runs.
 //
 // It needs root (the namespace), OpenSSH's sshd and client, rsync, bash,
 // mariadb-install-db, mariadbd, mariadb-dump and zstd.
