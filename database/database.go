@@ -9,10 +9,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -170,17 +168,9 @@ func (d mysqlDB) String() string { return withSSH(d.c.String(), d.via) }
 // tunnel, when it is behind an SSH host.
 func (d mysqlDB) conn(ctx context.Context) (mysql.Config, error) {
 	c := d.c
-	if d.via == nil {
-		return c, nil
-	}
-	addr, err := forward(ctx, d.o, d.via, net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
-	if err != nil {
-		return c, err
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	c.Host = host
-	c.Port, _ = strconv.Atoi(port)
-	return c, nil
+	var err error
+	c.Host, c.Port, err = reach(ctx, d.o, d.via, c.Host, c.Port)
+	return c, err
 }
 
 func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {
@@ -326,17 +316,9 @@ func (d postgresDB) String() string { return withSSH(d.c.String(), d.via) }
 // conn: see mysqlDB.conn.
 func (d postgresDB) conn(ctx context.Context) (postgres.Config, error) {
 	c := d.c
-	if d.via == nil {
-		return c, nil
-	}
-	addr, err := forward(ctx, d.o, d.via, net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
-	if err != nil {
-		return c, err
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	c.Host = host
-	c.Port, _ = strconv.Atoi(port)
-	return c, nil
+	var err error
+	c.Host, c.Port, err = reach(ctx, d.o, d.via, c.Host, c.Port)
+	return c, err
 }
 
 func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, error) {

@@ -3,7 +3,9 @@ package database
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/cairn-backup/cairn"
@@ -57,6 +59,24 @@ func withSSH(dsn string, via *cairn.Location) string {
 		host += fmt.Sprintf(":%d", via.Port)
 	}
 	return dsn + sep + "ssh=" + host
+}
+
+// reach is where this machine reaches the server at host:port as the SSH
+// host via sees it (nil via: there): a tunnel's local end.
+func reach(ctx context.Context, o Options, via *cairn.Location, host string, port int) (string, int, error) {
+	if via == nil {
+		return host, port, nil
+	}
+	addr, err := forward(ctx, o, via, net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return host, port, err
+	}
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return host, port, err
+	}
+	n, err := strconv.Atoi(p)
+	return h, n, err
 }
 
 // forward is the local address that leads to addr through via.
