@@ -219,8 +219,11 @@ func (e *Engine) planDir(p *Plan) error {
 			p.Keep = append(p.Keep, env.Exclude...)
 		}
 	}
-	dir, err := files.Resolve(p.Dir)
-	if err != nil {
+	var dir string
+	if l, err := cairn.ParseLocation(p.Dir, "/"); err == nil && !l.IsLocal() {
+		// A directory on another host (--to ssh://host/path).
+		p.Dir, p.Remote, dir = l.String(), l, l.Key()
+	} else if dir, err = files.Resolve(p.Dir); err != nil {
 		return err
 	}
 	p.Resolved = dir

@@ -57,7 +57,7 @@ unless --database is given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.to, "to", "", "target: SITE/ENV from the config, or a directory")
+	f.StringVar(&o.to, "to", "", "target: SITE/ENV from the config, a directory, or ssh://[user@]host[:port]/path")
 	f.StringVar(&o.path, "path", "", "restore only this file or directory of the snapshot")
 	f.StringVar(&o.only, "only", "", "restore only `files` or only the databases (db)")
 	f.StringArrayVar(&o.databases, "database", nil, "restore the snapshot's databases into this `DSN` (repeatable, in order, or NAME=DSN)")
