@@ -186,6 +186,12 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 	// Scanning a tree is mostly waiting for the disk (cold inodes), so
 	// more readers than cores keep it busy.
 	u.ParallelUploads = max(8, runtime.NumCPU())
+	if remote {
+		// Over a network, each file waits for round trips: more in
+		// flight keep the connection full (64 against 8 took a 1 GiB
+		// tree over SSH from 13 s to 8 s; see bench/README.md).
+		u.ParallelUploads = 64
+	}
 
 	pol := *policy.DefaultPolicy
 	comp := r.opts.Compression

@@ -111,7 +111,12 @@ func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) 
 // openNode locks and opens one node of the plan for a restore.
 func (e *Engine) openNode(ctx context.Context, p *Plan, node Node, base files.Options) (*nodeTarget, error) {
 	n := &nodeTarget{Node: node, opts: base}
-	n.opts.NoCompare = !node.Remote.IsLocal()
+	if !node.Remote.IsLocal() {
+		n.opts.NoCompare = true
+		if n.opts.Workers == 0 {
+			n.opts.Workers = 32 // each write waits for round trips: more in flight fill the connection
+		}
+	}
 	var ids []files.FileID
 	if node.Remote.IsLocal() { // cairn's own files are on this machine
 		protect, err := e.Sites.Guard(node.Resolved)

@@ -40,12 +40,18 @@ func main() {
 	dbMB := flag.Int("db", 256, "approximate database dump size in MiB (0: no database step)")
 	runs := flag.Int("runs", 3, "times the repeated steps run; medians are shown")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.StringVar(&steps, "steps", "first,same,restore,db", "the steps to measure")
 	flag.Parse()
 	if err := run(*sizeMB, *dbMB, *runs, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "sshbench:", err)
 		os.Exit(1)
 	}
 }
+
+// steps are the steps to measure (-steps).
+var steps string
+
+func step(name string) bool { return strings.Contains(","+steps+",", ","+name+",") }
 
 type row struct {
 	step         string
@@ -92,6 +98,9 @@ func run(sizeMB, dbMB, runs int, keep bool) error {
 	fmt.Fprintf(os.Stderr, "tree: %d files, %.1f MiB on %s\n", files, float64(bytes)/(1<<20), h.Addr)
 
 	dsn := ""
+	if !step("db") {
+		dbMB = 0
+	}
 	if dbMB > 0 {
 		if err := generateDB(h.DB, dbMB); err != nil {
 			return err
@@ -106,10 +115,7 @@ sites:
     environments:
       prod:
         files: ssh://root@%s%s
-      db:
-        files: ssh://root@%s%s/wp-content/plugins/p000
-        databases: ['%s']
-`, filepath.Join(work, "repo"), h.Addr, remote, h.Addr, remote, dsn)), 0o600); err != nil {
+%s`, filepath.Join(work, "repo"), h.Addr, remote, dbEnv(h.Addr, remote, dsn))), 0o600); err != nil {
 		return err
 	}
 	env := append(os.Environ(), "HOME="+home, "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "SSH_AUTH_SOCK=")
@@ -132,71 +138,77 @@ sites:
 	if _, err := cairn("init"); err != nil {
 		return err
 	}
-	var rows []row
 	pulled := filepath.Join(work, "pulled")
-
-	// 1. First snapshot against rsync to an empty directory.
-	first := row{step: "first snapshot of the tree", peer: "rsync -a (to an empty directory)", target: "≤ 1.3×"}
-	r, err := cairn("snapshot", "site/prod")
+	// pair measures cairn and its peer n times, alternating.
+	pair := func(n int, r row, before func(round int), c func() (measure.Result, error), peer func() (measure.Result, error)) (row, error) {
+		for round := range n {
+			for _, side := range []struct {
+				run func() (measure.Result, error)
+				out *[]measure.Result
+			}{{c, &r.cairn}, {peer, &r.other}} {
+				if before != nil {
+					before(round)
+				}
+				m, err := side.run()
+				if err != nil {
+					return r, err
+				}
+				*side.out = append(*side.out, m)
+			}
+		}
+		return r, nil
+	}
+	pull := func() (measure.Result, error) { return rsync("root@"+h.Addr+":"+remote+"/", pulled+"/") }
+	snapshot := func(env string) func() (measure.Result, error) {
+		return func() (measure.Result, error) { return cairn("snapshot", env) }
+	}
+	var rows []row
+	// The first snapshot, and the pulled copy, are what the other steps
+	// start from.
+	r, err := pair(1, row{step: "first snapshot of the tree", peer: "rsync -a (to an empty directory)", target: "≤ 1.3×"}, nil, snapshot("site/prod"), pull)
 	if err != nil {
 		return err
 	}
-	first.cairn = append(first.cairn, r)
-	if r, err = rsync("root@"+h.Addr+":"+remote+"/", pulled+"/"); err != nil {
-		return err
+	rows = append(rows, r)
+	if step("same") {
+		r, err := pair(runs, row{step: "snapshot, nothing changed", peer: "rsync -a (unchanged tree)", target: "≤ 2 s, ≤ 1.0×"}, nil, snapshot("site/prod"), pull)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
 	}
-	first.other = append(first.other, r)
-	rows = append(rows, first)
-
-	// 2. Nothing changed.
-	same := row{step: "snapshot, nothing changed", peer: "rsync -a (unchanged tree)", target: "≤ 2 s, ≤ 1.0×"}
-	for range runs {
-		if r, err = cairn("snapshot", "site/prod"); err != nil {
+	if step("restore") {
+		// The host's tree changes by 1% before each tool puts it back
+		// (the same edits each time, so both start alike).
+		r, err := pair(runs, row{step: "restore onto the remote tree, 1% changed", peer: "rsync -a --delete (pristine tree onto it)", target: "≤ 1.0×"},
+			func(round int) { sitetree.Change(remote, round) },
+			func() (measure.Result, error) { return cairn("restore", "site/prod@latest", "--to", "site/prod") },
+			func() (measure.Result, error) { return rsync("--delete", pulled+"/", "root@"+h.Addr+":"+remote+"/") })
+		if err != nil {
 			return err
 		}
-		same.cairn = append(same.cairn, r)
-		if r, err = rsync("root@"+h.Addr+":"+remote+"/", pulled+"/"); err != nil {
-			return err
-		}
-		same.other = append(same.other, r)
+		rows = append(rows, r)
 	}
-	rows = append(rows, same)
-
-	// 3. The host's tree changes by 1%; each tool puts it back (the
-	// same edits again before the other, so both start alike).
-	back := row{step: "restore onto the remote tree, 1% changed", peer: "rsync -a --delete (pristine tree onto it)", target: "≤ 1.0×"}
-	for round := range runs {
-		sitetree.Change(remote, round)
-		if r, err = cairn("restore", "site/prod@latest", "--to", "site/prod"); err != nil {
-			return err
-		}
-		back.cairn = append(back.cairn, r)
-		sitetree.Change(remote, round)
-		if r, err = rsync("--delete", pulled+"/", "root@"+h.Addr+":"+remote+"/"); err != nil {
-			return err
-		}
-		back.other = append(back.other, r)
-	}
-	rows = append(rows, back)
-
-	// 4. The database through SSH.
 	if dbMB > 0 {
-		db := row{step: fmt.Sprintf("database snapshot through SSH (%d MiB dump)", dbMB), peer: "ssh host mariadb-dump | zstd -1", target: "≤ 1.2×"}
 		dump := strings.Join(ssh, " ") + " root@" + h.Addr + " mariadb-dump --single-transaction --quick -S " + h.DB.Socket + " -uroot bench | zstd -1 -q >/dev/null"
-		for range runs {
-			if r, err = cairn("snapshot", "site/db"); err != nil {
-				return err
-			}
-			db.cairn = append(db.cairn, r)
-			if r, err = shell(dump); err != nil {
-				return err
-			}
-			db.other = append(db.other, r)
+		r, err := pair(runs, row{step: fmt.Sprintf("database snapshot through SSH (%d MiB dump)", dbMB), peer: "ssh host mariadb-dump | zstd -1", target: "≤ 1.2×"},
+			nil, snapshot("site/db"), func() (measure.Result, error) { return shell(dump) })
+		if err != nil {
+			return err
 		}
-		rows = append(rows, db)
+		rows = append(rows, r)
 	}
 	report(rows, files, bytes)
 	return nil
+}
+
+// dbEnv is the environment of the database step: a small part of the
+// tree, and the database ("" without one).
+func dbEnv(addr, remote, dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	return fmt.Sprintf("      db:\n        files: ssh://root@%s%s/wp-content/plugins/p000\n        databases: ['%s']\n", addr, remote, dsn)
 }
 
 // timed runs c from a cold page cache (as root) and measures it.
