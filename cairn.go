@@ -150,7 +150,9 @@ type FileInfo struct {
 	Size    int64
 	ModTime time.Time
 	// Dev, Ino and Nlink identify a local file's inode, for hard links;
-	// zero where the tree has none.
+	// zero where the tree has none. Nlink 0 means the file's other names
+	// are unknown (a tree over SFTP): it may have some, so a restore
+	// never changes it in place.
 	Dev, Ino, Nlink uint64
 }
 

@@ -129,7 +129,9 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 			return r.flush()
 		}
 		cur, err := r.existing(at)
-		if errors.Is(err, ErrNotDir) {
+		if errors.Is(err, ErrNotDir) || err == nil && cur == nil && path.Dir(at) != "." && !r.opts.DryRun {
+			// The directories above the one path restored are made
+			// (a link among them replaced).
 			if err = r.mkdirAll(path.Dir(at), 0o755); err == nil {
 				cur, err = r.existing(at)
 			}
@@ -536,8 +538,9 @@ func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 		}
 		j := job{node: n, rel: rel, exists: cur != nil}
 		// A file with other names (maybe outside the target) is never
-		// changed in place: a new one takes its name.
-		inPlace := cur != nil && cur.Nlink <= 1
+		// changed in place: a new one takes its name. Nor is one whose
+		// names are not known (Nlink 0: SFTP does not tell).
+		inPlace := cur != nil && cur.Nlink == 1
 		if cur != nil && cur.Size == n.Size() {
 			if cur.ModTime.Equal(n.ModTime()) && (inPlace || cur.Mode&modeBits == mode&modeBits) {
 				if cur.Mode&modeBits != mode&modeBits {

@@ -34,8 +34,9 @@ var (
 // commits only once every node has staged.
 //
 // Directories are made at once (empty until Commit, but for temporary
-// files). One exception to holding back: a file the snapshot has a
-// directory in the place of is removed when the directory is made.
+// files). A file (or link) the snapshot has a directory in the place of is
+// renamed aside when the directory is made: Commit removes it, Abort puts
+// it back.
 type Staged struct {
 	t Target
 
@@ -46,6 +47,7 @@ type Staged struct {
 	removed map[string]bool
 	attrs   []attr // held back, in order
 	made    []string
+	aside   []rename // entries moved aside for a directory: tmp holds what was at rel
 }
 
 type rename struct{ tmp, rel string }
@@ -82,15 +84,19 @@ func (s *Staged) Readlink(ctx context.Context, rel string) (string, error) {
 func (s *Staged) Mkdir(ctx context.Context, rel string, mode fs.FileMode) error {
 	s.mu.Lock()
 	gone := s.removed[rel]
-	if gone { // removed now, not again at Commit
+	if gone { // moved aside now, not removed at Commit
 		delete(s.removed, rel)
 		s.removes = slices.DeleteFunc(s.removes, func(r string) bool { return r == rel })
 	}
 	s.mu.Unlock()
 	if gone {
-		if err := s.t.RemoveAll(ctx, rel); err != nil {
+		tmp := temp(rel)
+		if err := s.t.(Renamer).Rename(ctx, rel, tmp); err != nil {
 			return err
 		}
+		s.mu.Lock()
+		s.aside = append(s.aside, rename{tmp, rel})
+		s.mu.Unlock()
 	}
 	if err := s.t.Mkdir(ctx, rel, mode); err != nil {
 		return err
@@ -196,7 +202,12 @@ func (s *Staged) Commit(ctx context.Context) error {
 			return fmt.Errorf("set attributes of %s/%s: %w", s.t, a.rel, err)
 		}
 	}
-	s.renames, s.removes, s.attrs, s.made = nil, nil, nil, nil
+	for _, a := range s.aside {
+		if err := s.t.RemoveAll(ctx, a.tmp); err != nil {
+			return fmt.Errorf("remove %s/%s: %w", s.t, a.tmp, err)
+		}
+	}
+	s.renames, s.removes, s.attrs, s.made, s.aside = nil, nil, nil, nil, nil
 	return nil
 }
 
@@ -218,6 +229,13 @@ func (s *Staged) Abort(ctx context.Context) error {
 			s.t.RemoveAll(ctx, s.made[i]) //nolint:errcheck // an empty directory left is harmless
 		}
 	}
-	s.renames, s.removes, s.attrs, s.made = nil, nil, nil, nil
+	rn := s.t.(Renamer)
+	for i := len(s.aside) - 1; i >= 0; i-- {
+		a := s.aside[i]
+		if err := rn.Rename(ctx, a.tmp, a.rel); err != nil && first == nil {
+			first = fmt.Errorf("put %s/%s back: %w", s.t, a.rel, err)
+		}
+	}
+	s.renames, s.removes, s.attrs, s.made, s.aside = nil, nil, nil, nil, nil
 	return first
 }

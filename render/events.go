@@ -77,7 +77,7 @@ func (r *Events) text(e cairn.Event) {
 	out := r.Out
 	switch e := e.(type) {
 	case cairn.FileChange:
-		name := e.Path
+		name := Path(e.Path)
 		if e.Dir {
 			name += "/"
 		}

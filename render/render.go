@@ -13,6 +13,9 @@ package render
 import (
 	"encoding/json"
 	"io"
+	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -35,6 +38,17 @@ func Indented(w io.Writer, v any) error {
 
 // rawBytes returns s's bytes when s is not UTF-8, which JSON strings
 // cannot hold (they show such bytes as U+FFFD).
+// Path is a path as text shows it: as it is, or Go-quoted ("evil\nname",
+// "\x1b[31m") when it holds control characters or bytes that are no
+// UTF-8, so that a hostile file name can neither pass for two entries nor
+// drive the terminal. (JSON carries it whole: path_bytes.)
+func Path(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 func rawBytes(s string) []byte {
 	if utf8.ValidString(s) {
 		return nil

@@ -20,6 +20,7 @@ var (
 	events = []cairn.Event{
 		cairn.FileChange{Op: "add", Path: "wp-config.php", Size: 3000},
 		cairn.FileChange{Op: "delete", Path: "old\xff", Dir: true},
+		cairn.FileChange{Op: "add", Path: "evil\nrestored.txt\x1b[2J"},
 		cairn.RewritePair{From: "https://example.com", To: "https://staging.example.com", DryRun: true},
 		cairn.DatabasePlanned{Name: "wp", Target: "mysql://root@127.0.0.1/wp", Tables: 12, Rows: 3400, DumpBytes: 1 << 20},
 		cairn.DatabaseRestored{Name: "wp", Target: "mysql://root@127.0.0.1/wp", Tables: 12, Rows: 3400, Duration: time.Second},
@@ -91,7 +92,7 @@ func TestEventsText(t *testing.T) {
 		r.Event(e)
 	}
 	for _, s := range []string{
-		"+ wp-config.php (2.9 KiB)\n", "- old\xff/\n", "rewrite https://example.com → https://staging.example.com\n",
+		"+ wp-config.php (2.9 KiB)\n", "- \"old\\xff\"/\n", "+ \"evil\\nrestored.txt\\x1b[2J\"\n", "rewrite https://example.com → https://staging.example.com\n",
 		"database wp → mysql://root@127.0.0.1/wp: would load the 1.0 MiB dump (12 tables, 3400 rows)",
 		"database wp restored into mysql://root@127.0.0.1/wp: 12 tables, 3400 rows checked, swapped in, in 1s\n",
 		"database wp updated in place from snapshot 3f2a9c1b: 1 row(s) out, 2 in",

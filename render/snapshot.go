@@ -261,12 +261,12 @@ func (l Listing) Entry(ctx context.Context, n cairn.Node, rel string) error {
 		return Line(l.W, Entry{Path: rel, PathBytes: rawBytes(rel), Type: typ, Mode: fmt.Sprintf("%#o", n.Mode().Perm()), Size: n.Size(),
 			ModTime: n.ModTime().Format(time.RFC3339Nano), Target: target})
 	}
-	name := rel
+	name := Path(rel)
 	if n.Mode().IsDir() {
 		name += "/"
 	}
 	if target != "" {
-		name += " -> " + target
+		name += " -> " + Path(target)
 	}
 	var err error
 	if l.Long {

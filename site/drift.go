@@ -27,7 +27,7 @@ type entryShape struct {
 // files it lacks, files only it has, files of another size, kind or time
 // (an upload that reached one node only, a deploy that missed one).
 // Paths exclude matches are not compared. It returns nothing when the
-// trees agree.
+// trees agree; it fails only when the first cannot be read.
 func Drift(ctx context.Context, trees []cairn.Tree, exclude pattern.Set) ([]string, error) {
 	if len(trees) < 2 {
 		return nil, nil
@@ -40,7 +40,10 @@ func Drift(ctx context.Context, trees []cairn.Tree, exclude pattern.Set) ([]stri
 	for _, t := range trees[1:] {
 		other, err := shapes(ctx, t, exclude)
 		if err != nil {
-			return nil, err
+			// Another node's trouble is no reason not to snapshot the
+			// first: it is said.
+			out = append(out, fmt.Sprintf("the web nodes' files could not be compared: %s: %v", t, err))
+			continue
 		}
 		var lacks, extra, differ []string
 		for p, a := range first {

@@ -146,23 +146,31 @@ func (c *Catalog) drift(ctx context.Context, e *cairn.Environment, exclude []str
 		return nil, fmt.Errorf("%w: exclude: %v", cairn.ErrInvalidArgument, err)
 	}
 	var trees []cairn.Tree
-	for _, l := range e.Nodes {
-		if !l.IsLocal() {
-			t, err := c.OpenRemote(ctx, l, false)
-			if err != nil {
-				return nil, err
+	var unreachable []string
+	for i, l := range e.Nodes {
+		var t cairn.Tree
+		if l.IsLocal() {
+			lt, lerr := files.OpenLocal(l.Path)
+			if lerr == nil {
+				defer lt.Close()
 			}
-			trees = append(trees, t)
-			continue
+			t, err = lt, lerr
+		} else {
+			t, err = c.OpenRemote(ctx, l, false)
 		}
-		t, err := files.OpenLocal(l.Path)
-		if err != nil {
+		switch {
+		case err != nil && i == 0:
 			return nil, err
+		case err != nil:
+			// A node that cannot be reached stops no snapshot of the
+			// first: it is said.
+			unreachable = append(unreachable, fmt.Sprintf("the web node %s could not be compared with the others: %v", l, err))
+		default:
+			trees = append(trees, t)
 		}
-		defer t.Close()
-		trees = append(trees, t)
 	}
-	return Drift(ctx, trees, excl)
+	drift, err := Drift(ctx, trees, excl)
+	return append(unreachable, drift...), err
 }
 
 // OpenRemote opens the tree at l, on another host.

@@ -242,24 +242,49 @@ func (p *Pool) connect(ctx context.Context, t target) (*Conn, error) {
 	defer closeAgent()
 	hostKey, algos := p.hostKeys(t)
 	cfg := &ssh.ClientConfig{User: t.user, Auth: auth, HostKeyCallback: hostKey, HostKeyAlgorithms: algos, Timeout: p.opts.Timeout}
-	raw, err := p.dialTCP(ctx, t)
+	raw, cc, chans, reqs, err := p.handshake(ctx, t, cfg, tried)
+	if err == nil && cc == nil && algos != nil {
+		// known_hosts lists keys of other types than the host offers now:
+		// its key changed. Asked for any type, the host shows the key it
+		// has, which the check refuses with its fingerprint.
+		cfg.HostKeyAlgorithms = nil
+		raw, cc, chans, reqs, err = p.handshake(ctx, t, cfg, tried)
+	}
 	if err != nil {
 		return nil, err
 	}
-	// The handshake is bounded by the timeout and by ctx.
-	raw.SetDeadline(time.Now().Add(p.opts.Timeout))                             //nolint:errcheck
-	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck
-	cc, chans, reqs, err := ssh.NewClientConn(raw, t.addr, cfg)
-	stop()
-	if err != nil {
-		raw.Close()
-		return nil, p.explain(ctx, t, tried, err)
+	if cc == nil {
+		return nil, fmt.Errorf("ssh %s@%s (%s): the host offers no key of a type known_hosts lists. Try: ssh-keyscan %s, and compare with %s", t.user, t.name, t.addr, hostOf(t.addr), p.opts.KnownHosts)
 	}
 	raw.SetDeadline(time.Time{}) //nolint:errcheck
 	c := &Conn{Client: ssh.NewClient(cc, chans, reqs), host: t.user + "@" + t.addr, done: make(chan struct{})}
 	go c.keepAlive(p.opts.KeepAlive, p.opts.Timeout)
 	go func() { c.Wait(); c.Close() }() //nolint:errcheck // a lost connection is marked so, for Dial to make another
 	return c, nil
+}
+
+// handshake connects to t and runs SSH's handshake on the connection,
+// bounded by the timeout and by ctx. A handshake that failed because the
+// host offers no key of the types asked for returns no error and no
+// connection, for the caller to ask again for any type; any other failure
+// is explained.
+func (p *Pool) handshake(ctx context.Context, t target, cfg *ssh.ClientConfig, tried []string) (net.Conn, ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
+	raw, err := p.dialTCP(ctx, t)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	raw.SetDeadline(time.Now().Add(p.opts.Timeout))                             //nolint:errcheck
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) }) //nolint:errcheck
+	cc, chans, reqs, err := ssh.NewClientConn(raw, t.addr, cfg)
+	stop()
+	if err != nil {
+		raw.Close()
+		if strings.Contains(err.Error(), "no common algorithm for host key") && ctx.Err() == nil {
+			return nil, nil, nil, nil, nil
+		}
+		return nil, nil, nil, nil, p.explain(ctx, t, tried, err)
+	}
+	return raw, cc, chans, reqs, nil
 }
 
 func (p *Pool) dialTCP(ctx context.Context, t target) (net.Conn, error) {

@@ -1,6 +1,7 @@
 package sshfs
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
 
 // hostKeys is the callback that checks t's key against known_hosts under
@@ -32,9 +34,13 @@ func (p *Pool) hostKeys(t target) (ssh.HostKeyCallback, []string) {
 		} else {
 			err = &unknown{}
 		}
+		var revoked *xknownhosts.RevokedError
 		switch {
 		case err == nil:
 			return nil
+		case errors.As(err, &revoked):
+			return fmt.Errorf("ssh %s@%s (%s): %w: it offers the %s key %s, which %s marks @revoked; nothing was sent. Try: get the host's new key from its admin, and add it to %s",
+				t.user, t.name, t.addr, ErrHostKeyChanged, key.Type(), ssh.FingerprintSHA256(key), p.opts.KnownHosts, p.opts.KnownHosts)
 		case knownhosts.IsHostKeyChanged(err):
 			return fmt.Errorf("ssh %s@%s (%s): %w: it now offers the %s key %s, which %s does not list for it. Someone may be intercepting the connection; nothing was sent. "+
 				"Try: if the host was reinstalled, check the new fingerprint with its admin, then ssh-keygen -R '%s' -f %s and connect again",

@@ -126,9 +126,9 @@ func (t *Tree) pathError(op, rel string, err error) error {
 		err = fs.ErrNotExist
 	case errors.Is(err, sftp.ErrSSHFxConnectionLost):
 		err = files.ErrConnectionLost
-	case errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxFailure && op == "write":
+	case errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxFailure && (op == "write" || op == "mkdir"):
 		// OpenSSH's sftp-server says no more than "Failure" of a full disk.
-		err = fmt.Errorf("%w: the host refused the write, most often because its disk is full. Try: free space there, then run the same command again", err)
+		err = fmt.Errorf("%w: the host refused the %s, most often because its disk is full (of bytes, or of inodes: df -i). Try: free space there, then run the same command again", err, op)
 	}
 	return &fs.PathError{Op: op, Path: t.name + "/" + rel, Err: err}
 }
