@@ -178,12 +178,13 @@ func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, erro
 	if err != nil {
 		return nil, err
 	}
-	return dumpWithStats(ctx, w, mysql.NewRowCounter(),
+	stats, err := dumpWithStats(ctx, w, mysql.NewRowCounter(),
 		func(ctx context.Context, w io.Writer) error { return mysql.Dump(ctx, c, w) },
 		func(ctx context.Context) ([]cairn.TableStat, error) {
 			s, err := mysql.Checksums(ctx, c)
 			return mysql.Plain(s), err
 		})
+	return stats, tunnelled(err, d.via, c.Host, c.Port, d.c.Host, d.c.Port)
 }
 
 func (d mysqlDB) DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error) {
@@ -326,9 +327,10 @@ func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, e
 	if err != nil {
 		return nil, err
 	}
-	return dumpWithStats(ctx, w, postgres.NewRowCounter(),
+	stats, err := dumpWithStats(ctx, w, postgres.NewRowCounter(),
 		func(ctx context.Context, w io.Writer) error { return postgres.Dump(ctx, c, w) },
 		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Checksums(ctx, c) })
+	return stats, tunnelled(err, d.via, c.Host, c.Port, d.c.Host, d.c.Port)
 }
 
 func (d postgresDB) Exec(ctx context.Context, sql string) error {

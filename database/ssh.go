@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -89,4 +90,14 @@ func forward(ctx context.Context, o Options, via *cairn.Location, addr string) (
 		return "", fmt.Errorf("database at %s through %s: %w", addr, via.Host, err)
 	}
 	return local, nil
+}
+
+// tunnelled says, of a failure through a tunnel, where the local address
+// its message names leads, and what to do.
+func tunnelled(err error, via *cairn.Location, host string, port int, remoteHost string, remotePort int) error {
+	if err == nil || via == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w (%s here is this run's SSH tunnel through %s to %s there). Try: check the connection to %s and the server, then run the same command again",
+		err, net.JoinHostPort(host, strconv.Itoa(port)), via.Host, net.JoinHostPort(remoteHost, strconv.Itoa(remotePort)), via.Host)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"log"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,10 @@ type TableStat struct {
 	View     bool
 	large    bool
 }
+
+// The driver's own log lines ("[mysql] packets.go: unexpected EOF") say
+// nothing its errors do not, and go to stderr unasked: they are dropped.
+func init() { driver.SetLogger(log.New(io.Discard, "", 0)) } //nolint:errcheck // it fails only for a nil logger
 
 func (c Config) open() (*sql.DB, error) {
 	conn, err := driver.NewConnector(c.driverConfig())
