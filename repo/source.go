@@ -221,6 +221,10 @@ func (f *sourceFile) Open(ctx context.Context) (fs.Reader, error) {
 	return sr, nil
 }
 
+// remoteOneRead is the size up to which a remote file is read in one
+// request (kopia reads 64 KiB at a time).
+const remoteOneRead = 64 << 10
+
 type sourceReader struct {
 	fs.Reader
 	f   *sourceFile
@@ -258,8 +262,13 @@ func (r *sourceReader) Close() error {
 		st, serr := os.Lstat(p)
 		changed = serr != nil || st.Size() != r.f.Size() || !st.ModTime().Equal(r.f.ModTime())
 	} else if t, ok := r.f.File.(treeFile); ok {
-		i, serr := t.t.Lstat(r.ctx, t.rel)
-		changed = serr != nil || i.Size != r.f.Size() || !i.ModTime.Equal(r.f.ModTime())
+		// Over a network a look costs a round trip: a file read in one
+		// request (most of a site's) is looked at again only if it did
+		// not end where the listing said.
+		if r.f.Size() > remoteOneRead || r.read != r.f.Size() || !r.eof {
+			i, serr := t.t.Lstat(r.ctx, t.rel)
+			changed = serr != nil || i.Size != r.f.Size() || !i.ModTime.Equal(r.f.ModTime())
+		}
 	}
 	if changed {
 		r.f.src.noteChanged(r.f.rel)
