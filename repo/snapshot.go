@@ -25,6 +25,7 @@ import (
 	"github.com/kopia/kopia/snapshot/upload"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/pattern"
 )
 
@@ -249,10 +250,10 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 		return nil, fmt.Errorf("snapshot %s: %w", si.Path, err)
 	}
 	if failed := prog.failures(); len(failed) > 0 {
-		var files, other []string
+		var unread, other []string
 		for _, f := range failed {
 			if rel, ok := strings.CutPrefix(f, filesDir+"/"); ok {
-				files = append(files, rel)
+				unread = append(unread, rel)
 			} else {
 				other = append(other, f)
 			}
@@ -260,10 +261,10 @@ func (r *Repo) upload(ctx context.Context, w repo.RepositoryWriter, root fs.Dire
 		if len(other) > 0 {
 			return nil, fmt.Errorf("snapshot %s: %s", si.Path, strings.Join(other, "; "))
 		}
-		if lost := connectionLost(files); lost > 0 {
-			return nil, fmt.Errorf("%s: the connection was lost while %d file(s) and directories were still to be read, so no snapshot was recorded. Try: check the network to that host, then run the same command again", si.Path, lost)
+		if lost := connectionLost(unread); lost > 0 {
+			return nil, fmt.Errorf("%s: %w while %d file(s) and directories were still to be read, so no snapshot was recorded. Try: check the network to that host, then run the same command again", si.Path, files.ErrConnectionLost, lost)
 		}
-		return nil, unreadableError(files)
+		return nil, unreadableError(unread)
 	}
 	if man.IncompleteReason != "" {
 		return nil, fmt.Errorf("%w: %s", cairn.ErrIncomplete, man.IncompleteReason)
@@ -313,7 +314,7 @@ func newTrue() *policy.OptionalBool { t := policy.OptionalBool(true); return &t 
 // host of a remote tree), if every failure is.
 func connectionLost(failed []string) int {
 	for _, f := range failed {
-		if !strings.HasSuffix(f, ": connection lost") && !strings.HasSuffix(f, ": EOF") {
+		if !strings.Contains(f, ": connection lost") && !strings.HasSuffix(f, ": EOF") {
 			return 0
 		}
 	}

@@ -57,8 +57,27 @@ func (n *nodeTarget) close() {
 // plan's directory, keeping what the plan keeps, and reports what it did
 // (in a dry run, each change it would make). Onto several nodes, the
 // change is staged on every node first and put in place on each only once
-// all have it (see restoreNodes).
+// all have it (see restoreNodes). A connection to a node lost on the way
+// is made again, and the restore resumed (it writes only what still
+// differs), twice at most.
 func (e *Engine) RestoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) (files.Stats, error) {
+	for attempt := 1; ; attempt++ {
+		st, err := e.restoreFiles(ctx, p, rep)
+		if err != nil && attempt > 1 && !errors.Is(err, files.ErrConnectionLost) && ctx.Err() == nil {
+			return st, fmt.Errorf("the connection was lost during the restore, and connecting again failed: %w. Every file there is whole, old or new: run the same command again once the host answers", err)
+		}
+		if err == nil || !errors.Is(err, files.ErrConnectionLost) || attempt == site.Attempts || ctx.Err() != nil {
+			return st, err
+		}
+		e.log().Info("connection lost; resuming", "err", err, "attempt", attempt+1)
+		rep.Event(cairn.Notice{Message: fmt.Sprintf("restore to %s: the connection was lost; connecting again to resume, writing what is still missing (attempt %d of %d)", strings.Join(nodeDirsOf(p), ", "), attempt+1, site.Attempts)})
+		if err := site.Backoff(ctx, attempt); err != nil {
+			return st, err
+		}
+	}
+}
+
+func (e *Engine) restoreFiles(ctx context.Context, p *Plan, rep cairn.Reporter) (files.Stats, error) {
 	s, o := p.Snapshot, p.Options
 	keep, err := pattern.Compile(p.Keep...)
 	if err != nil {
@@ -257,6 +276,14 @@ func (e *Engine) restoreNodes(ctx context.Context, p *Plan, src cairn.Node, rel 
 			first, orNone(switched), strings.Join(notSwitched, ", "))
 	}
 	return stats[0], nil
+}
+
+func nodeDirsOf(p *Plan) []string {
+	var out []string
+	for _, n := range p.nodes() {
+		out = append(out, n.Dir)
+	}
+	return out
 }
 
 func nodeDirs(targets []*nodeTarget) []string {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
@@ -246,13 +247,13 @@ func (c *Catalog) Snapshot(ctx context.Context, to Snapshotter, req cairn.Snapsh
 		req.ProtectIDs = append(req.ProtectIDs, [2]uint64{id.Dev, id.Ino})
 	}
 	var dir string
+	var loc cairn.Location
 	var err error
 	if req.Tree != nil { // another host's tree is locked by its location
-		l, perr := cairn.ParseLocation(req.Path, "")
-		if perr != nil {
-			return nil, perr
+		if loc, err = cairn.ParseLocation(req.Path, ""); err != nil {
+			return nil, err
 		}
-		dir = l.Key()
+		dir = loc.Key()
 	} else if dir, err = files.Resolve(req.Path); err != nil {
 		return nil, err
 	}
@@ -261,7 +262,39 @@ func (c *Catalog) Snapshot(ctx context.Context, to Snapshotter, req cairn.Snapsh
 		return nil, err
 	}
 	defer unlock()
-	return to.Snapshot(ctx, req, p)
+	// A lost connection to the files' host is a blip more often than
+	// not: the snapshot is taken again on a new one, twice at most.
+	for attempt := 1; ; attempt++ {
+		snap, err := to.Snapshot(ctx, req, p)
+		if err == nil || req.Tree == nil || !errors.Is(err, files.ErrConnectionLost) || attempt == Attempts || ctx.Err() != nil {
+			return snap, err
+		}
+		c.log.Info("connection lost; taking the snapshot anew", "err", err, "attempt", attempt+1)
+		req.Warnings = append(req.Warnings, fmt.Sprintf("attempt %d lost its connection (%v); the snapshot was taken anew on a new one (attempt %d of %d)", attempt, err, attempt+1, Attempts))
+		if err := Backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+		t, oerr := c.OpenRemote(ctx, loc, false)
+		if oerr != nil {
+			return nil, fmt.Errorf("%w; connecting again failed too: %v", err, oerr)
+		}
+		req.Tree = t
+	}
+}
+
+// Attempts is how many times an operation on another host's files is
+// tried when its connection is lost.
+const Attempts = 3
+
+// Backoff waits before attempt+1 of an operation whose connection was
+// lost: 2 s, then 4 s (or until ctx is done).
+func Backoff(ctx context.Context, attempt int) error {
+	select {
+	case <-time.After(time.Duration(1<<attempt) * time.Second):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // SafeName makes s usable as a site or environment name.

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -124,7 +126,7 @@ func (t *Tree) pathError(op, rel string, err error) error {
 	switch {
 	case errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxNoSuchFile:
 		err = fs.ErrNotExist
-	case errors.Is(err, sftp.ErrSSHFxConnectionLost):
+	case lostConnection(err):
 		err = files.ErrConnectionLost
 	case errors.As(err, &se) && se.FxCode() == sftp.ErrSSHFxFailure && (op == "write" || op == "mkdir"):
 		// OpenSSH's sftp-server says no more than "Failure" of a full disk.
@@ -261,9 +263,28 @@ func (t *Tree) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 		return nil, t.pathError("open", rel, err)
 	}
 	if i.Size <= streamAbove {
-		return f, nil
+		return lossReader{f}, nil
 	}
-	return stream(ctx, f), nil
+	return lossReader{stream(ctx, f)}, nil
+}
+
+// lostConnection tells whether err is the connection's end: the SFTP
+// client's word for it, or the network's (a broken pipe, a reset).
+func lostConnection(err error) bool {
+	return errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// lossReader says files.ErrConnectionLost of a read the connection's end
+// broke off.
+type lossReader struct{ io.ReadCloser }
+
+func (r lossReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && lostConnection(err) {
+		err = fmt.Errorf("%w (%v)", files.ErrConnectionLost, err)
+	}
+	return n, err
 }
 
 // streamAbove is the size from which a file is read ahead: a reader that

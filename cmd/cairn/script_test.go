@@ -98,6 +98,7 @@ func TestScripts(t *testing.T) {
 			"sshkill":    positive("sshkill", cmdSSHKill),
 			"sshrekey":   positive("sshrekey", cmdSSHRekey),
 			"sshslow":    positive("sshslow", cmdSSHSlow),
+			"sshnet":     positive("sshnet", cmdSSHNet),
 		},
 	})
 }

@@ -119,3 +119,12 @@ func cmdSSHSlow(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Check(scriptHost(ts, args[0]).Throttle(rate))
 }
+
+// sshnet NAME down|up: the network to the host goes down (as a cable
+// pulled, or the host gone) or comes back.
+func cmdSSHNet(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || args[1] != "down" && args[1] != "up" {
+		ts.Fatalf("usage: sshnet NAME down|up")
+	}
+	ts.Check(scriptHost(ts, args[0]).SetLink(args[1] == "up"))
+}

@@ -179,3 +179,16 @@ func (h *Host) Throttle(rate string) error {
 	}
 	return nil
 }
+
+// SetLink takes the link to the host down (as a cable pulled, or the host
+// gone) or up again.
+func (h *Host) SetLink(up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if out, err := exec.Command("ip", "link", "set", h.veth, state).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link set %s %s: %v: %s", h.veth, state, err, out)
+	}
+	return nil
+}
