@@ -47,17 +47,11 @@ func main() {
 const from, to = "https://example.com", "https://staging.example.com"
 
 func run(filesMB, dbMB, rounds int, keep bool) error {
-	work, err := os.MkdirTemp("", "cairn-clonebench-")
+	work, bin, cleanup, err := measure.Workdir("clonebench", keep)
 	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	bin, err := measure.BuildCairn(work)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	root, err := measure.MariaDB("")
 	if err != nil {
 		return err

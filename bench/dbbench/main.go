@@ -38,17 +38,11 @@ func main() {
 }
 
 func run(sizeMB int, keep bool, src string, runs int) error {
-	work, err := os.MkdirTemp("", "cairn-dbbench-")
+	work, cairnBin, cleanup, err := measure.Workdir("dbbench", keep)
 	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	cairnBin, err := measure.BuildCairn(work)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	root, err := measure.MariaDB("")
 	if err != nil {
 		return err

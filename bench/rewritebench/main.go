@@ -32,17 +32,11 @@ func main() {
 }
 
 func run(sizeMB, runs int, keep bool) error {
-	work, err := os.MkdirTemp("", "cairn-rewritebench-")
+	work, bin, cleanup, err := measure.Workdir("rewritebench", keep)
 	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	bin, err := measure.BuildCairn(work)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	dump := filepath.Join(work, "dump.sql")
 	fmt.Fprintf(os.Stderr, "generating %d MiB…\n", sizeMB)
 	size, err := generate(dump, int64(sizeMB)<<20)

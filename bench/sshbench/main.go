@@ -61,17 +61,11 @@ type row struct {
 }
 
 func run(sizeMB, dbMB, runs int, keep bool) error {
-	work, err := os.MkdirTemp("", "cairn-sshbench-")
+	work, cairnBin, cleanup, err := measure.Workdir("sshbench", keep)
 	if err != nil {
 		return err
 	}
-	if !keep {
-		defer os.RemoveAll(work)
-	}
-	cairnBin, err := measure.BuildCairn(work)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	home := filepath.Join(work, "home")
 	key := filepath.Join(home, ".ssh", "id_ed25519")
 	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {

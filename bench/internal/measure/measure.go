@@ -23,6 +23,25 @@ type Result struct {
 	Out  []byte // what it printed, stdout and stderr
 }
 
+// Workdir makes a benchmark's work directory (removed by cleanup unless
+// keep) and builds cairn into it.
+func Workdir(name string, keep bool) (dir, cairn string, cleanup func(), err error) {
+	dir, err = os.MkdirTemp("", "cairn-"+name+"-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	cleanup = func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}
+	if cairn, err = BuildCairn(dir); err != nil {
+		cleanup()
+		return "", "", nil, err
+	}
+	return dir, cairn, cleanup, nil
+}
+
 // BuildCairn builds cairn from the current module into dir.
 func BuildCairn(dir string) (string, error) {
 	bin := filepath.Join(dir, "cairn")
