@@ -178,3 +178,30 @@ func TestReconnect(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// ssh_config's ProxyJump is honoured: the connection to the host goes
+// through the jump host, and ends when the jump host's does.
+func TestProxyJump(t *testing.T) {
+	jump, web := testenv.NewSSHD(t), testenv.NewSSHD(t)
+	dir := t.TempDir()
+	known := filepath.Join(dir, "known_hosts")
+	os.WriteFile(known, []byte(jump.KnownHostsLine()+"\n"+web.KnownHostsLine()+"\n"), 0o600)
+	cfg := filepath.Join(dir, "config")
+	os.WriteFile(cfg, []byte("Host web\n  HostName 127.0.0.1\n  Port "+itoa(web.Port)+"\n  User root\n  ProxyJump root@127.0.0.1:"+itoa(jump.Port)+"\n"), 0o600)
+	p := pool(t, web, sshfs.Options{Config: cfg, KnownHosts: known, Identities: []string{jump.Key, web.Key}, KeepAlive: 100 * time.Millisecond, Timeout: time.Second})
+	c, err := p.Dial(context.Background(), sshfs.Host{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, c, "echo through"); got != "through\n" {
+		t.Fatalf("got %q", got)
+	}
+	jump.KillSessions()
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection outlived the jump host's: it did not go through it")
+	}
+}
