@@ -262,11 +262,46 @@ func (t *Tree) Open(ctx context.Context, rel string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, t.pathError("open", rel, err)
 	}
-	if i.Size <= streamAbove {
+	switch {
+	case i.Size <= oneRead:
+		return lossReader{&sized{f: f, size: i.Size}}, nil
+	case i.Size <= streamAbove:
 		return lossReader{f}, nil
 	}
 	return lossReader{stream(ctx, f)}, nil
 }
+
+// oneRead is the size up to which a file is read by one request of
+// exactly its size, as the listing gave it.
+const oneRead = 64 << 10
+
+// sized reads a small file's size bytes, in one request when the reader
+// asks for as many at once, and then says io.EOF without asking the host
+// again. Bytes appended since the listing are left for the next snapshot,
+// which sees the file's new size and time; so is a file cut shorter, whose
+// read ends early.
+type sized struct {
+	f    *sftp.File
+	size int64
+	off  int64
+}
+
+func (s *sized) Read(p []byte) (int, error) {
+	if s.off >= s.size {
+		return 0, io.EOF
+	}
+	if rest := s.size - s.off; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := s.f.ReadAt(p, s.off)
+	s.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil // the next Read says it
+	}
+	return n, err
+}
+
+func (s *sized) Close() error { return s.f.Close() }
 
 // lostConnection tells whether err is the connection's end: the SFTP
 // client's word for it, or the network's (a broken pipe, a reset).
