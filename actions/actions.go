@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/shell"
 	"github.com/cairn-backup/cairn/webapp"
 )
 
@@ -135,23 +136,19 @@ func muPlugin(ctx context.Context, t Target, name, src string) error {
 // one gets are exported by the script itself, read from stdin.
 func runRemote(ctx context.Context, t Target, command string) error {
 	var b strings.Builder
-	export := func(k, v string) { fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v)) }
+	export := func(k, v string) { fmt.Fprintf(&b, "export %s=%s\n", k, shell.Quote(v)) }
 	export("CAIRN_ENVIRONMENT", t.Name)
 	export("CAIRN_URL", t.URL)
 	export("CAIRN_FILES", t.Dir)
 	for i, dsn := range t.DSNs {
 		export(fmt.Sprintf("CAIRN_DATABASE_%d", i+1), dsn.Reveal())
 	}
-	fmt.Fprintf(&b, "cd %s || exit 1\n%s\n", shellQuote(t.Dir), command)
+	fmt.Fprintf(&b, "cd %s || exit 1\n%s\n", shell.Quote(t.Dir), command)
 	if out, err := t.Shell(ctx, b.String()); err != nil {
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(tail(out)))
 	}
 	return nil
 }
-
-// shellQuote quotes s for sh: in single quotes, each single quote in s
-// closing the quotes, escaped, and opening them again.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 const disableMail = `<?php
 /*

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
 	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/shell"
 	"github.com/cairn-backup/cairn/pattern"
 	"github.com/cairn-backup/cairn/site"
 	"github.com/cairn-backup/cairn/webapp"
@@ -126,7 +127,7 @@ func (d *Doctor) node(ctx context.Context, l cairn.Location, first bool, size in
 		}
 		t = rt
 		say(OK, "ssh "+hostOf(l), "connected: host key as known_hosts lists it, key accepted, SFTP served")
-		out, err := d.Sites.Shell(l)(ctx, "test -w "+shellQuote(l.Path)+" && echo writable || echo read-only\n")
+		out, err := d.Sites.Shell(l)(ctx, "test -w "+shell.Quote(l.Path)+" && echo writable || echo read-only\n")
 		switch {
 		case err != nil:
 			say(Warn, subject, "could not tell whether it is writable: %v", err)
@@ -217,8 +218,6 @@ func userOf(l cairn.Location) string {
 	}
 	return "the SSH user"
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func firstN(list []string, n int) string {
 	if len(list) > n {

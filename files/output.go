@@ -58,7 +58,7 @@ func CreateOutput(p string) (*Output, error) {
 		// A device the user named (/dev/null): written in place. By path,
 		// as the user named it on the command line (--out): it is their
 		// output, not a restore's target, and nothing is created there.
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0) // the user's own --out device, not a target (see above)
 		if err != nil {
 			return nil, err
 		}

@@ -250,7 +250,7 @@ func (e *Engine) restoreNodes(ctx context.Context, p *Plan, src cairn.Node, rel 
 			return files.Stats{}, ctx.Err()
 		}
 		return files.Stats{}, fmt.Errorf("%w. No node's files were switched: on every node (%s) they are as they were. Try: fix what failed on %s, then run the same command again",
-			err, strings.Join(nodeDirs(targets), ", "), strings.Join(bad, ", "))
+			err, strings.Join(nodeDirsOf(p), ", "), strings.Join(bad, ", "))
 	}
 	var switched, notSwitched []string
 	errs := make([]error, len(targets))
@@ -282,14 +282,6 @@ func nodeDirsOf(p *Plan) []string {
 	var out []string
 	for _, n := range p.nodes() {
 		out = append(out, n.Dir)
-	}
-	return out
-}
-
-func nodeDirs(targets []*nodeTarget) []string {
-	out := make([]string, len(targets))
-	for i, n := range targets {
-		out[i] = n.Dir
 	}
 	return out
 }
