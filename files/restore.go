@@ -103,7 +103,7 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 		return Stats{}, fmt.Errorf("restore onto %s/%s: %w", dst, at, errProtectedPath)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx, slots: make(chan struct{}, min(dirWalkers, opts.Workers-1))}
+	r := &restorer{opts: opts, dst: dst, jobs: make(chan job, opts.Workers*4), ctx: gctx, slots: make(chan struct{}, walkers(opts.Workers))}
 	r.planner, _ = src.(cairn.ReadPlanner)
 	r.linker, _ = dst.(Linker)
 	if r.linker != nil {
@@ -121,7 +121,14 @@ func Restore(ctx context.Context, src cairn.Node, dst Target, at string, opts Op
 	g.Go(func() error {
 		defer close(r.jobs)
 		if src.Mode().IsDir() {
-			if err := r.dir(src, at); err != nil {
+			cur, err := r.existing(at)
+			if errors.Is(err, ErrNotDir) {
+				cur, err = nil, nil // a link above: mkdirAll replaces it
+			}
+			if err != nil {
+				return err
+			}
+			if err := r.dir(src, at, cur); err != nil {
 				return err
 			}
 			r.qmu.Lock()
@@ -206,9 +213,11 @@ type linkJob struct {
 	cur         *Info
 }
 
-// dirWalkers is how many directories are walked at once besides the first
-// (fewer with fewer workers: one worker, one walker).
-const dirWalkers = 3
+// walkers is how many directories are walked at once besides the first:
+// three, or a quarter of the workers when there are more (a remote
+// target's 32 get 8: each listing waits for round trips), and never more
+// than the workers less one.
+func walkers(workers int) int { return max(0, min(max(3, workers/4), workers-1)) }
 
 // batchSize bounds the copies held back for ordering: enough for a site's
 // tree to be read pack by pack, a few MB of memory.
@@ -262,8 +271,10 @@ func (r *restorer) existing(rel string) (*Info, error) {
 	return &fi, nil
 }
 
-func (r *restorer) dir(n cairn.Node, rel string) error {
-	present, err := r.openDir(n, rel)
+// dir restores the directory n at rel, where the target has cur (nil:
+// nothing), as its parent's listing said.
+func (r *restorer) dir(n cairn.Node, rel string, cur *Info) error {
+	present, err := r.openDir(n, rel, cur)
 	if err != nil {
 		return err
 	}
@@ -298,7 +309,7 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 			case r.slots <- struct{}{}: // a walker is free: it takes the subdirectory
 				subdirs.Go(func() error {
 					defer func() { <-r.slots }()
-					return r.dir(k, p)
+					return r.dir(k, p, curK)
 				})
 				continue
 			default:
@@ -328,17 +339,11 @@ func (r *restorer) dir(n cairn.Node, rel string) error {
 	return nil
 }
 
-// openDir makes the directory rel hold a directory (replacing whatever
-// else is there, making it if missing) and lists what it holds.
-func (r *restorer) openDir(n cairn.Node, rel string) (map[string]Info, error) {
+// openDir makes rel, where the target has cur, hold a directory
+// (replacing whatever else is there, making it if missing) and lists what
+// it holds.
+func (r *restorer) openDir(n cairn.Node, rel string, cur *Info) (map[string]Info, error) {
 	if err := r.ctx.Err(); err != nil {
-		return nil, err
-	}
-	cur, err := r.existing(rel)
-	if errors.Is(err, ErrNotDir) {
-		cur, err = nil, nil // a link above: mkdirAll replaces it
-	}
-	if err != nil {
 		return nil, err
 	}
 	if cur != nil && !cur.Mode.IsDir() {
@@ -516,7 +521,7 @@ func (r *restorer) send(jobs []job) error {
 func (r *restorer) entry(n cairn.Node, rel string, cur *Info) (*job, error) {
 	switch mode := n.Mode(); {
 	case mode.IsDir():
-		return nil, r.dir(n, rel)
+		return nil, r.dir(n, rel, cur)
 	case mode&fs.ModeSymlink != 0:
 		return nil, r.symlink(n, rel, cur)
 	case mode.IsRegular():

@@ -39,8 +39,13 @@ type Tree struct {
 	next atomic.Uint32
 	root string // absolute, on the host
 	name string // for messages: ssh://user@host:port/root
+	conn *Conn
 	mu   sync.Mutex
 	dirs map[string]bool // directories checked to be no links
+
+	listOnce sync.Once // the listing is run by the first ReadDir
+	listed   listing   // what is left of it (see fromListing)
+	listErr  error     // why there is none
 }
 
 var (
@@ -54,7 +59,7 @@ func OpenTree(ctx context.Context, c *Conn, root string, create bool) (*Tree, er
 	if !path.IsAbs(root) {
 		return nil, fmt.Errorf("%s: %q is not an absolute path", c, root)
 	}
-	t := &Tree{root: path.Clean(root), name: "ssh://" + c.host + path.Clean(root), dirs: map[string]bool{"": true}}
+	t := &Tree{root: path.Clean(root), name: "ssh://" + c.host + path.Clean(root), conn: c, dirs: map[string]bool{"": true}}
 	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64)}
 	first, err := newSFTP(c.Client, opts...)
 	if err != nil {
@@ -204,12 +209,31 @@ func (t *Tree) Lstat(ctx context.Context, rel string) (files.Info, error) {
 	return i, nil
 }
 
-// ReadDir lists the directory rel (which is not a link).
+// ReadDir lists the directory rel (which is not a link). The listing is
+// asked for while rel is looked at, not after: a listing's round trips
+// are a remote restore's walk.
 func (t *Tree) ReadDir(ctx context.Context, rel string) ([]files.Info, error) {
-	if err := t.isDir(ctx, rel); err != nil {
+	if err := t.beneath(ctx, rel); err != nil {
 		return nil, err
 	}
-	list, err := t.sc().ReadDir(t.abs(rel))
+	if list, ok := t.fromListing(ctx, rel); ok {
+		return list, nil
+	}
+	type result struct {
+		list []os.FileInfo
+		err  error
+	}
+	listed := make(chan result, 1)
+	go func() {
+		list, err := t.sc().ReadDir(t.abs(rel))
+		listed <- result{list, err}
+	}()
+	if err := t.isDir(ctx, rel); err != nil {
+		<-listed
+		return nil, err
+	}
+	l := <-listed
+	list, err := l.list, l.err
 	if err != nil {
 		return nil, t.pathError("readdir", rel, err)
 	}
@@ -237,6 +261,7 @@ func (t *Tree) Mkdir(ctx context.Context, rel string, mode fs.FileMode) error {
 	if err := t.beneath(ctx, rel); err != nil {
 		return err
 	}
+	t.unlist(rel, false)
 	if err := t.c.Mkdir(t.abs(rel)); err != nil {
 		if fi, serr := t.c.Lstat(t.abs(rel)); serr == nil && fi != nil {
 			return t.pathError("mkdir", rel, fs.ErrExist)
@@ -400,6 +425,7 @@ func (t *Tree) place(ctx context.Context, rel string, mk func(tmp string) error)
 		return err
 	}
 	tmp := t.abs(path.Join(path.Dir(rel), files.TempName(path.Base(rel))))
+	t.unlist(rel, true)
 	if err := mk(tmp); err != nil {
 		t.c.Remove(tmp) //nolint:errcheck
 		return t.pathError("write", rel, err)
@@ -436,6 +462,7 @@ func (t *Tree) RemoveAll(ctx context.Context, rel string) error {
 	if err != nil {
 		return err
 	}
+	t.unlist(rel, true)
 	if !i.Mode.IsDir() {
 		if err := t.c.Remove(t.abs(rel)); err != nil {
 			return t.pathError("remove", rel, err)
@@ -468,6 +495,7 @@ func (t *Tree) SetAttrs(ctx context.Context, rel string, mode fs.FileMode, mtime
 	if i.Mode&fs.ModeSymlink != 0 {
 		return nil
 	}
+	t.unlist(rel, false)
 	if err := t.c.Chmod(t.abs(rel), mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
 		return t.pathError("chmod", rel, err)
 	}
@@ -486,6 +514,8 @@ func (t *Tree) Rename(ctx context.Context, from, to string) error {
 	if err := t.beneath(ctx, to); err != nil {
 		return err
 	}
+	t.unlist(from, true)
+	t.unlist(to, true)
 	if err := t.c.PosixRename(t.abs(from), t.abs(to)); err != nil {
 		return t.pathError("rename", from, err)
 	}

@@ -30,9 +30,16 @@ type SSHD struct {
 }
 
 // NewSSHD starts an sshd on loopback, stopped at the test's end.
-func NewSSHD(t testing.TB) *SSHD {
+func NewSSHD(t testing.TB) *SSHD { t.Helper(); return NewSSHDWith(t, SSHDOptions{}) }
+
+// NewSSHDWith starts an sshd on loopback as o says (Dir: the test's own
+// when empty), stopped at the test's end.
+func NewSSHDWith(t testing.TB, o SSHDOptions) *SSHD {
 	t.Helper()
-	s, err := StartSSHD(SSHDOptions{Dir: t.TempDir()})
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	s, err := StartSSHD(o)
 	if err != nil {
 		Require(t, "OpenSSH sshd", err)
 	}
@@ -51,6 +58,9 @@ type SSHDOptions struct {
 	// AuthorizedKey is the client's public key line; "" makes a client
 	// key (Key) for it.
 	AuthorizedKey string
+	// SFTPOnly allows SFTP and nothing else (ForceCommand internal-sftp),
+	// as hosting that offers no shell does.
+	SFTPOnly bool
 }
 
 // StartSSHD starts an sshd; Stop stops it.
@@ -106,7 +116,7 @@ func StartSSHD(o SSHDOptions) (*SSHD, error) {
 			"AuthorizedKeysFile " + filepath.Join(s.Dir, "authorized_keys"),
 			"StrictModes no", "UsePAM no", "PermitRootLogin yes", "PasswordAuthentication no",
 			"KbdInteractiveAuthentication no", "AllowTcpForwarding yes", "Subsystem sftp internal-sftp",
-			"MaxSessions 64", "MaxStartups 64", "LogLevel ERROR", "",
+			"MaxSessions 64", "MaxStartups 64", "LogLevel ERROR", forceSFTP(o.SFTPOnly), "",
 		}, "\n"),
 	} {
 		if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(content), 0o600); err != nil {
@@ -119,6 +129,13 @@ func StartSSHD(o SSHDOptions) (*SSHD, error) {
 		s.args = append([]string{"ip", "netns", "exec", o.Netns}, s.args...)
 	}
 	return s, s.start()
+}
+
+func forceSFTP(on bool) string {
+	if on {
+		return "ForceCommand internal-sftp"
+	}
+	return ""
 }
 
 // start runs the server and waits until it listens.
