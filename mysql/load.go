@@ -38,13 +38,13 @@ import (
 // user (who may not hold SUPER or SET USER on a staging server) becomes the
 // definer.
 func Load(ctx context.Context, c Config, r io.Reader) error {
-	_, err := load(ctx, c, r, true)
+	_, err := load(ctx, c, r, true, nil)
 	return err
 }
 
 // load is Load, with rows by batches only if batched; it returns the
 // tables whose rows went in so.
-func load(ctx context.Context, c Config, r io.Reader, batched bool) ([]string, error) {
+func load(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlace) ([]string, error) {
 	dc := c.driverConfig()
 	dc.MaxAllowedPacket = 0 // the server's: statements as large as it takes
 	conn, err := driver.NewConnector(dc)
@@ -63,7 +63,7 @@ func load(ctx context.Context, c Config, r io.Reader, batched bool) ([]string, e
 		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
 	l := &loader{conn: sc, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{},
-		local: localizer{fold: lowerCase != 0}}
+		local: localizer{fold: lowerCase != 0}, into: into}
 	if err := l.run(ctx); err != nil {
 		return nil, fmt.Errorf("load into %s: %w", c, err)
 	}
@@ -112,6 +112,7 @@ type loader struct {
 	rows          *rowBatches         // the table whose rows are going in by batches, or nil
 	batchedTables []string            // the tables whose rows went in so
 	local         localizer           // keeps the statements to the database loaded into
+	into          *inPlace            // scratch tables in the target, or nil (see inPlace)
 }
 
 // batchBytes and batchRows bound a batch of rows: a few MiB, well under the
@@ -165,7 +166,9 @@ func (l *loader) run(ctx context.Context) error {
 			trimmed := bytes.TrimSpace(line)
 			switch {
 			case len(trimmed) == 0 || bytes.HasPrefix(trimmed, []byte("--")):
-				l.local.header(trimmed)
+				if l.local.header(trimmed) && l.into != nil {
+					l.into.header = bytes.Clone(trimmed)
+				}
 				continue
 			case bytes.HasPrefix(line, sandboxLine): // at the top of each dump, dumps may follow one another
 				continue
@@ -224,6 +227,21 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 			return fmt.Errorf("line %d: %w", l.lines.n, err)
 		}
 	}
+	if bytes.HasPrefix(stmt, []byte("CREATE TABLE `")) {
+		name, _, ok := sqlident.CutBackquoted(stmt[len("CREATE TABLE "):])
+		if ok {
+			l.plans[name] = planLoad(stmt)
+		}
+	}
+	if l.into != nil {
+		var err error
+		if stmt, err = l.into.statement(stmt, l.delim); err != nil {
+			return fmt.Errorf("line %d: %w", l.lines.n, err)
+		}
+		if stmt == nil {
+			return nil // held back until the swap
+		}
+	}
 	if _, err := l.conn.ExecContext(ctx, string(stmt)); err != nil {
 		return fmt.Errorf("line %d: %w%s (statement: %s)", l.lines.n, err, hint(err.Error()), snippet(stmt))
 	}
@@ -232,12 +250,6 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 		// "…" is a name.
 		if err := l.conn.QueryRowContext(ctx, "SELECT @@sql_mode LIKE '%ANSI_QUOTES%'").Scan(&l.local.ansi); err != nil {
 			return fmt.Errorf("line %d: %w", l.lines.n, err)
-		}
-	}
-	if bytes.HasPrefix(stmt, []byte("CREATE TABLE `")) {
-		name, _, ok := sqlident.CutBackquoted(stmt[len("CREATE TABLE "):])
-		if ok {
-			l.plans[name] = planLoad(stmt)
 		}
 	}
 	return nil
@@ -362,11 +374,15 @@ func (l *loader) insert(ctx context.Context, line []byte) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if l.rows == nil || l.rows.table != table || l.rows.cols != cols {
+	if l.rows == nil || l.rows.from != table || l.rows.cols != cols {
 		if err := l.finishRows(ctx); err != nil {
 			return true, err
 		}
-		if err := l.startRows(ctx, table, cols, plan); err != nil {
+		into := table
+		if l.into != nil {
+			into = l.into.scratch(table)
+		}
+		if err := l.startRows(ctx, table, into, cols, plan); err != nil {
 			return true, err
 		}
 		l.batchedTables = append(l.batchedTables, table)
@@ -401,6 +417,7 @@ func (l *loader) insert(ctx context.Context, line []byte) (bool, error) {
 // transaction for the table, as LOAD DATA or one INSERT would.
 type rowBatches struct {
 	table, cols string
+	from        string // the table's name in the dump (table: where the rows go)
 	plan        loadPlan
 	fields      int    // a row's, from the first
 	arena       []byte // the batch's values, back to back
@@ -415,7 +432,7 @@ type sendError struct{ error }
 
 func (e sendError) Unwrap() error { return e.error }
 
-func (l *loader) startRows(ctx context.Context, table, cols string, plan loadPlan) error {
+func (l *loader) startRows(ctx context.Context, from, table, cols string, plan loadPlan) error {
 	q := "SET @cairn_autocommit = @@autocommit, autocommit = 0"
 	if plan == byBatchesInOrder {
 		q += ", @cairn_unique_checks = @@unique_checks, unique_checks = 1"
@@ -423,7 +440,7 @@ func (l *loader) startRows(ctx context.Context, table, cols string, plan loadPla
 	if _, err := l.conn.ExecContext(ctx, q); err != nil {
 		return err
 	}
-	l.rows = &rowBatches{table: table, cols: cols, plan: plan}
+	l.rows = &rowBatches{table: table, from: from, cols: cols, plan: plan}
 	return nil
 }
 

@@ -36,13 +36,15 @@ type localizer struct {
 var objectKinds = map[string]bool{"TRIGGER": true, "EVENT": true, "PROCEDURE": true, "FUNCTION": true, "VIEW": true}
 
 // header learns the source database from a dump's comment line
-// "-- Host: HOST    Database: NAME".
-func (z *localizer) header(line []byte) {
+// "-- Host: HOST    Database: NAME", and tells whether line was one.
+func (z *localizer) header(line []byte) bool {
 	if rest, ok := bytes.CutPrefix(line, []byte("-- Host: ")); ok {
 		if _, name, ok := bytes.Cut(rest, []byte("    Database: ")); ok {
 			z.src = string(bytes.TrimRight(name, " \r"))
+			return true
 		}
 	}
+	return false
 }
 
 func (z *localizer) same(name string) bool {

@@ -49,9 +49,16 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err := dropLeftovers(ctx, db, c.Database); err != nil {
 		return err
 	}
+	if o.InPlace {
+		return replaceInPlace(ctx, db, c, dump, verify, o)
+	}
 	scratch, old := sidedb.Name(c.Database, "new"), sidedb.Name(c.Database, "old")
 	create := fmt.Sprintf(" CHARACTER SET %s COLLATE %s", charset, collation)
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(scratch)+create); err != nil {
+		if accessDenied(err) {
+			// Rights on the target database only: its own tables it is.
+			return replaceInPlace(ctx, db, c, dump, verify, o)
+		}
 		return fmt.Errorf("create scratch database %s: %w", scratch, err)
 	}
 	swapped := false
@@ -113,6 +120,14 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept in database %s", err, old)
 	}
 	return nil
+}
+
+// accessDenied tells the server refusing a statement for want of a
+// privilege (ER_DBACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR,
+// ER_TABLEACCESS_DENIED_ERROR).
+func accessDenied(err error) bool {
+	var me *driver.MySQLError
+	return errors.As(err, &me) && (me.Number == 1044 || me.Number == 1227 || me.Number == 1142)
 }
 
 // dropLeftovers drops the scratch databases a killed restore of target

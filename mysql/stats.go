@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,14 +54,17 @@ const ChecksumLimit = 256 << 20
 
 // Stats returns every table's row count, and checksum when small, in name
 // order.
-func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, true) }
+func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, true, nil) }
 
 // Checksums is Stats that leaves views out and large tables uncounted
 // (Rows -1): what a snapshot takes beside its dump, which counts every
 // table's rows itself, without reading the large tables a second time.
-func Checksums(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, false) }
+func Checksums(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, false, nil) }
 
-func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
+// stats is Stats (large) or Checksums; with only, of only the tables it
+// names, each reported under the name it gives (the scratch tables of an
+// in-place load, under the dump's names).
+func stats(ctx context.Context, c Config, large bool, only map[string]string) ([]TableStat, error) {
 	db, err := c.open()
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c, err)
@@ -82,6 +86,11 @@ func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 		s.View = typ == "VIEW"
 		if !large && s.View {
 			continue
+		}
+		if only != nil {
+			if _, ok := only[s.Name]; !ok {
+				continue
+			}
 		}
 		s.large = size > ChecksumLimit
 		stats = append(stats, s)
@@ -110,6 +119,12 @@ func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 		if sum.Valid {
 			s.Checksum = strconv.FormatInt(sum.Int64, 10)
 		}
+	}
+	if only != nil {
+		for i := range stats {
+			stats[i].Name = only[stats[i].Name]
+		}
+		slices.SortFunc(stats, func(a, b TableStat) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return stats, nil
 }

@@ -39,6 +39,10 @@ type ReplaceOptions struct {
 	// Terminate kills the sessions that hold the target's tables when a
 	// wait runs out, then tries again, instead of giving up.
 	Terminate bool
+	// InPlace loads into scratch tables inside the target database even
+	// when a scratch database beside it could be made (see inPlace):
+	// what a restore does for a user with rights on the target only.
+	InPlace bool
 }
 
 // asidePrefix names the target's previous tables for the moment they are
@@ -100,15 +104,31 @@ func lockWaitSeconds(d time.Duration) string {
 // out, the target is as it was and the error names the sessions holding
 // its tables.
 func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]string, error) {
-	q := "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'"
-	cur, err := names(ctx, s.db, q, target)
+	cur, err := names(ctx, s.db, baseTables, target)
 	if err != nil {
 		return nil, err
 	}
-	next, err := names(ctx, s.db, q, scratch)
+	tables, err := names(ctx, s.db, baseTables, scratch)
 	if err != nil {
 		return nil, err
 	}
+	next := make([]move, len(tables))
+	for i, t := range tables {
+		next[i] = move{from: quoteIdent(scratch) + "." + quoteIdent(t), to: t}
+	}
+	return s.rename(ctx, target, cur, next)
+}
+
+// baseTables lists a schema's tables.
+const baseTables = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'"
+
+// move is a table swapped into the target: from (a qualified, quoted
+// name) becomes the target's table to.
+type move struct{ from, to string }
+
+// rename is swap's RENAME TABLE: the target's tables cur aside, the
+// tables next in.
+func (s *swapper) rename(ctx context.Context, target string, cur []string, next []move) (map[string]string, error) {
 	tag := make([]byte, 4)
 	rand.Read(tag) //nolint:errcheck
 	aside := map[string]string{}
@@ -117,8 +137,8 @@ func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]
 		aside[t] = fmt.Sprintf("%s_%s_%d", asidePrefix, hex.EncodeToString(tag), i)
 		parts = append(parts, quoteIdent(target)+"."+quoteIdent(t)+" TO "+quoteIdent(target)+"."+quoteIdent(aside[t]))
 	}
-	for _, t := range next {
-		parts = append(parts, quoteIdent(scratch)+"."+quoteIdent(t)+" TO "+quoteIdent(target)+"."+quoteIdent(t))
+	for _, m := range next {
+		parts = append(parts, m.from+" TO "+quoteIdent(target)+"."+quoteIdent(m.to))
 	}
 	if len(parts) == 0 {
 		return aside, nil
@@ -158,7 +178,7 @@ func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]
 
 // cancelled stops a RENAME that the server may still be waiting to run
 // (the driver only dropped the connection), and tells whether it ran.
-func (s *swapper) cancelled(ctx context.Context, target string, next []string, aside map[string]string) (map[string]string, error) {
+func (s *swapper) cancelled(ctx context.Context, target string, next []move, aside map[string]string) (map[string]string, error) {
 	bg, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s.db.ExecContext(bg, "KILL QUERY "+strconv.FormatInt(s.id, 10)) //nolint:errcheck // it may have ended
@@ -167,7 +187,7 @@ func (s *swapper) cancelled(ctx context.Context, target string, next []string, a
 	}
 	var n int
 	q := "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
-	if err := s.db.QueryRowContext(bg, q, target, next[0]).Scan(&n); err == nil && n == 1 {
+	if err := s.db.QueryRowContext(bg, q, target, next[0].to).Scan(&n); err == nil && n == 1 {
 		if len(aside) == 0 {
 			return aside, nil
 		}
