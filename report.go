@@ -60,6 +60,10 @@ type DatabasePlanned struct {
 	Name, Target    string // the snapshot's name for it; the target without its password
 	Tables          int
 	Rows, DumpBytes int64
+	// InPlace: the load goes to scratch tables inside the target, not a
+	// scratch database beside it, for the reason Why.
+	InPlace bool
+	Why     string
 }
 
 // DatabaseRestored is a database replaced by a snapshot's dump (or

@@ -26,6 +26,10 @@ type Inspection struct {
 	// Definers are objects another user defined, whom a restore cannot
 	// keep as their DEFINER.
 	Definers []string
+	// InPlace: a restore loads into scratch tables (or a schema) inside
+	// the database, not a scratch database beside it; Why says why.
+	InPlace bool
+	Why     string
 }
 
 // Inspect connects to db (through its SSH host, if it has one) and
@@ -40,7 +44,7 @@ func Inspect(ctx context.Context, db cairn.Database) (Inspection, error) {
 		}
 		in, err := mysql.Inspect(ctx, c)
 		return Inspection{Server: in.Server, Tool: in.Tool, ToolVersion: in.ToolVersion, User: in.User, Mismatch: in.Mismatch,
-			NoSnapshot: in.MissingSnapshot, NoRestore: in.MissingRestore, Definers: in.Definers}, err
+			NoSnapshot: in.MissingSnapshot, NoRestore: in.MissingRestore, Definers: in.Definers, InPlace: in.InPlace, Why: in.Why}, err
 	case postgresDB:
 		c, err := d.conn(ctx)
 		if err != nil {

@@ -194,6 +194,12 @@ func (d *Doctor) database(ctx context.Context, dsn cairn.DSN, say func(Status, s
 	if len(in.NoRestore) > 0 {
 		say(Warn, subject, "%s lacks %s: a restore onto this database would fail (snapshots work). Try: grant them, or restore as a user who has them", in.User, strings.Join(in.NoRestore, ", "))
 	}
+	switch {
+	case in.InPlace:
+		say(OK, subject, "a restore loads into scratch tables inside the database, then swaps them in by one RENAME TABLE: %s", in.Why)
+	case db.Engine() != "sqlite":
+		say(OK, subject, "a restore loads into a scratch database beside it, then swaps it in")
+	}
 	if len(in.Definers) > 0 {
 		say(Warn, subject, "%d object(s) have another DEFINER (%s): a restore makes them %s's, as keeping a DEFINER needs SUPER. Try: restore as that user, or recreate them after", len(in.Definers), firstN(in.Definers, 3), in.User)
 	}

@@ -31,6 +31,11 @@ type Inspection struct {
 	// Mismatch says how the dump tool and the server may not agree
 	// (another flavour, an older version); "" when they do.
 	Mismatch string
+	// InPlace: a restore loads into scratch tables inside the database,
+	// because the user may not create the scratch database beside it
+	// (Why says what it lacks).
+	InPlace bool
+	Why     string
 }
 
 var (
@@ -78,9 +83,14 @@ func Inspect(ctx context.Context, c Config) (Inspection, error) {
 	}
 	in.MissingSnapshot = missing(snapshotPrivileges, target)
 	in.MissingRestore = missing(restorePrivileges, target)
-	for _, p := range missing(restorePrivileges, scratch) {
-		if !slices.Contains(in.MissingRestore, p) {
-			in.MissingRestore = append(in.MissingRestore, p+" (on "+sidedb.Like(c.Database, "new")+")")
+	if lack := missing([]string{"CREATE", "DROP"}, scratch); len(lack) > 0 {
+		in.InPlace = true
+		in.Why = fmt.Sprintf("%s lacks %s on %s, so it cannot make the scratch database beside it", in.User, strings.Join(lack, ", "), sidedb.Like(c.Database, "new"))
+	} else {
+		for _, p := range missing(restorePrivileges, scratch) {
+			if !slices.Contains(in.MissingRestore, p) {
+				in.MissingRestore = append(in.MissingRestore, p+" (on "+sidedb.Like(c.Database, "new")+")")
+			}
 		}
 	}
 	rows, err := db.QueryContext(ctx, "SELECT 'view', TABLE_NAME, DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? "+

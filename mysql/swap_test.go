@@ -78,7 +78,14 @@ func readWhile(t *testing.T, dst *testenv.MariaDB, stop chan struct{}) func() (t
 // site's reads wait no longer than the bound; --terminate-sessions ends
 // the holder and swaps.
 func TestReplaceInUseIsBounded(t *testing.T) {
-	dump, want := sourceDump(t)
+	for _, inPlace := range []bool{false, true} {
+		t.Run(map[bool]string{false: "scratch database", true: "in place"}[inPlace], func(t *testing.T) { replaceInUse(t, inPlace) })
+	}
+}
+
+func replaceInUse(t *testing.T, inPlace bool) {
+	dump, all := sourceDump(t)
+	want := tablesOnly(all)
 	dst := target(t)
 	before := targetState(t, dst)
 	id, alive := holdTables(t, dst)
@@ -88,7 +95,7 @@ func TestReplaceInUseIsBounded(t *testing.T) {
 	const bound = 2 * time.Second
 	reads := readWhile(t, dst, make(chan struct{}))
 	start := time.Now()
-	err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: bound, Attempts: 2})
+	err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: bound, Attempts: 2, InPlace: inPlace})
 	took := time.Since(start)
 	longest, n := reads()
 	if !errors.Is(err, ErrInUse) {
@@ -108,14 +115,14 @@ func TestReplaceInUseIsBounded(t *testing.T) {
 	if after := targetState(t, dst); after != before {
 		t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
 	}
-	if left := sideDatabases(t, dst, dst.Database); len(left) > 0 {
-		t.Errorf("side databases left: %v", left)
+	if left := append(sideDatabases(t, dst, dst.Database), scratchTables(t, dst, dst.Database)...); len(left) > 0 {
+		t.Errorf("side databases or scratch tables left: %v", left)
 	}
 	if err := alive(ctx); err != nil {
 		t.Fatalf("the holder was ended without --terminate-sessions: %v", err)
 	}
 
-	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: bound, Terminate: true}); err != nil {
+	if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: bound, Terminate: true, InPlace: inPlace}); err != nil {
 		t.Fatalf("with Terminate: %v", err)
 	}
 	if err := alive(ctx); err == nil {
@@ -125,7 +132,7 @@ func TestReplaceInUseIsBounded(t *testing.T) {
 	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM posts").Scan(&n2); err != nil || n2 != 400 {
 		t.Errorf("after the swap posts has %d rows, %v", n2, err)
 	}
-	if left := sideDatabases(t, dst, dst.Database); len(left) > 0 {
-		t.Errorf("side databases left: %v", left)
+	if left := append(sideDatabases(t, dst, dst.Database), scratchTables(t, dst, dst.Database)...); len(left) > 0 {
+		t.Errorf("side databases or scratch tables left: %v", left)
 	}
 }

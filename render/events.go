@@ -91,8 +91,12 @@ func (r *Events) text(e cairn.Event) {
 	case cairn.PlanStep:
 		fmt.Fprintln(out, e.Text)
 	case cairn.DatabasePlanned:
-		fmt.Fprintf(out, "database %s → %s: would load the %s dump (%d tables, %d rows) into a scratch database beside it, check its row counts, then swap it in\n",
-			e.Name, e.Target, progress.Bytes(e.DumpBytes), e.Tables, e.Rows)
+		into := "a scratch database beside it"
+		if e.InPlace {
+			into = "scratch tables inside it (" + e.Why + ")"
+		}
+		fmt.Fprintf(out, "database %s → %s: would load the %s dump (%d tables, %d rows) into %s, check its row counts, then swap it in\n",
+			e.Name, e.Target, progress.Bytes(e.DumpBytes), e.Tables, e.Rows, into)
 	case cairn.DatabaseRestored:
 		databaseRestored(out, e)
 	case cairn.ConfigChange:
@@ -170,7 +174,11 @@ func EventJSON(e cairn.Event) (v any, ok bool) {
 	case cairn.RewritePair:
 		return RewritePair{MessageType: e.Type(), From: e.From, To: e.To, DryRun: e.DryRun}, true
 	case cairn.DatabasePlanned:
-		return DatabaseResult{MessageType: e.Type(), Name: e.Name, Target: e.Target, DryRun: true, Tables: e.Tables, Rows: e.Rows, DumpBytes: e.DumpBytes}, true
+		j := DatabaseResult{MessageType: e.Type(), Name: e.Name, Target: e.Target, DryRun: true, Tables: e.Tables, Rows: e.Rows, DumpBytes: e.DumpBytes, LoadInto: "scratch_database"}
+		if e.InPlace {
+			j.LoadInto, j.Why = "scratch_tables", e.Why
+		}
+		return j, true
 	case cairn.DatabaseRestored:
 		j := DatabaseResult{MessageType: e.Type(), Name: e.Name, Target: e.Target, Tables: e.Tables, Rows: e.Rows, DumpBytes: e.DumpBytes,
 			ChecksumsDiffer: e.ChecksumsDiffer, DurationSec: e.Duration.Seconds()}
@@ -224,6 +232,10 @@ type DatabaseResult struct {
 	ChecksumsDiffer []string     `json:"checksums_differ,omitempty"`
 	DurationSec     float64      `json:"duration_seconds"`
 	Delta           *DeltaResult `json:"delta,omitempty"` // only changed rows were loaded
+	// LoadInto, in a dry run's plan: "scratch_database" (beside the
+	// target) or "scratch_tables" (inside it, for the reason Why).
+	LoadInto string `json:"load_into,omitempty"`
+	Why      string `json:"why,omitempty"`
 }
 
 // DeltaResult tells, in a database's result, that only changed rows were

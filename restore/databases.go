@@ -146,7 +146,11 @@ func SwappedNote(loads []Load, errs []error) string {
 
 func (e *Engine) restoreDatabase(ctx context.Context, p *Plan, l Load, rep cairn.Reporter) error {
 	if p.Options.DryRun {
-		rep.Event(cairn.DatabasePlanned{Name: l.From.Name, Target: l.To.String(), Tables: l.From.Tables, Rows: l.From.Rows, DumpBytes: l.From.Bytes})
+		ev := cairn.DatabasePlanned{Name: l.From.Name, Target: l.To.String(), Tables: l.From.Tables, Rows: l.From.Rows, DumpBytes: l.From.Bytes}
+		if in, err := database.Inspect(ctx, l.To); err == nil { // unreachable: the real restore says why
+			ev.InPlace, ev.Why = in.InPlace, in.Why
+		}
+		rep.Event(ev)
 		return nil
 	}
 	want, err := e.Store.Tables(ctx, p.Snapshot, l.From.Name)

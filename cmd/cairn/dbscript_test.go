@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -187,14 +188,23 @@ func cmdPostgres(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(name+"_ROOT", "postgres://postgres@127.0.0.1:5432/"+db+"?sslmode=disable")
 }
 
-// dbstats DSN: every table's rows and checksum (the engine's own
+// dbstats [-site] DSN: every table's rows and checksum (the engine's own
 // CHECKSUM TABLE, md5 over ordered rows, or counts for SQLite), one per
-// line, for cmp.
+// line, for cmp. With -site, only the tables the site uses: scratch
+// tables a killed restore left (cairn_new_…, which the next one drops)
+// are not listed.
 func cmdDBStats(ts *testscript.TestScript, neg bool, args []string) {
+	site := len(args) == 2 && args[0] == "-site"
+	if site {
+		args = args[1:]
+	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: dbstats DSN")
+		ts.Fatalf("usage: dbstats [-site] DSN")
 	}
 	stats, err := engineStats(args[0])
+	if site {
+		stats = slices.DeleteFunc(stats, func(s cairn.TableStat) bool { return strings.HasPrefix(s.Name, "cairn_new_") })
+	}
 	if neg {
 		if err == nil {
 			ts.Fatalf("dbstats succeeded")
@@ -296,7 +306,7 @@ func cmdWaitDB(ts *testscript.TestScript, neg bool, args []string) {
 		var n int
 		if c, err := mysql.ParseDSN(args[0]); err == nil {
 			root := mariaRoot(ts, "")
-			root.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE ?", c.Database+"\\_cairn\\_new\\_%").Scan(&n)
+			root.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE ? OR TABLE_SCHEMA = ? AND TABLE_NAME LIKE 'cairn\\_new\\_%'", c.Database+"\\_cairn\\_new\\_%", c.Database).Scan(&n)
 			root.Close()
 		} else {
 			c, err := postgres.ParseDSN(args[0])
@@ -311,16 +321,20 @@ func cmdWaitDB(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ts.Fatalf("no scratch database appeared beside %s", args[0])
+	ts.Fatalf("no scratch database appeared beside %s, nor scratch tables inside", args[0])
 }
 
-// nosidedb ROOTDSN: no scratch or holding database is left beside it.
+// nosidedb ROOTDSN: no scratch or holding database is left beside it, nor
+// scratch tables inside it.
 func cmdNoSideDB(ts *testscript.TestScript, neg bool, args []string) {
 	var n int
 	if c, err := mysql.ParseDSN(args[0]); err == nil {
 		root := mariaRoot(ts, "")
 		defer root.Close()
 		ts.Check(root.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", c.Database+"\\_cairn\\_%").Scan(&n))
+		var tables int
+		ts.Check(root.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND (TABLE_NAME LIKE 'cairn\\_new\\_%' OR TABLE_NAME LIKE 'cairn\\_old\\_%')", c.Database).Scan(&tables))
+		n += tables
 	} else {
 		c, err := postgres.ParseDSN(args[0])
 		ts.Check(err)
@@ -330,7 +344,7 @@ func cmdNoSideDB(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname LIKE $1", c.Database+`\_cairn\_%`).Scan(&n))
 	}
 	if n > 0 {
-		ts.Fatalf("%d scratch or holding database(s) left beside %s", n, args[0])
+		ts.Fatalf("%d scratch or holding database(s) left beside %s, or scratch tables inside", n, args[0])
 	}
 }
 
