@@ -255,7 +255,7 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 			dropScratchTables(cctx, db, c.Database) //nolint:errcheck // the next run drops what is left
 		}
 	}()
-	if _, err := load(ctx, c, dump, true, into); err != nil {
+	if _, err := load(ctx, c, dump, true, into, LoadConnections); err != nil {
 		return err
 	}
 	loaded, err := names(ctx, db, baseTables, c.Database)
@@ -308,7 +308,7 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 		return fmt.Errorf("%w. The new tables are in place, with all their rows", err)
 	}
 	held := append([]byte("SET SESSION lock_wait_timeout = "+lockWaitSeconds(sw.lockWait)+";\n"), into.heldDump()...)
-	if _, err := load(fctx, c, bytes.NewReader(held), false, nil); err != nil {
+	if _, err := load(fctx, c, bytes.NewReader(held), false, nil, 1); err != nil {
 		return fmt.Errorf("%w. The new tables are in place; creating their views, triggers, routines or events failed", err)
 	}
 	return nil

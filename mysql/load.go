@@ -38,13 +38,17 @@ import (
 // user (who may not hold SUPER or SET USER on a staging server) becomes the
 // definer.
 func Load(ctx context.Context, c Config, r io.Reader) error {
-	_, err := load(ctx, c, r, true, nil)
+	_, err := load(ctx, c, r, true, nil, LoadConnections)
 	return err
 }
 
+// LoadConnections is how many connections a load sends rows on, beside
+// the one that runs the dump's other statements (see senders).
+var LoadConnections = 2
+
 // load is Load, with rows by batches only if batched; it returns the
 // tables whose rows went in so.
-func load(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlace) ([]string, error) {
+func load(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlace, parallel int) (_ []string, err error) {
 	dc := c.driverConfig()
 	dc.MaxAllowedPacket = 0 // the server's: statements as large as it takes
 	conn, err := driver.NewConnector(dc)
@@ -62,7 +66,18 @@ func load(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlac
 	if err := sc.QueryRowContext(ctx, "SELECT @@max_allowed_packet, @@lower_case_table_names").Scan(&packet, &lowerCase); err != nil {
 		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
-	l := &loader{conn: sc, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{},
+	var pool *senders
+	if batched && parallel > 1 {
+		if pool, err = newSenders(ctx, db, parallel); err != nil {
+			return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
+		}
+		defer func() {
+			if cerr := pool.close(); err == nil && cerr != nil {
+				err = fmt.Errorf("load into %s: %w", c, cerr)
+			}
+		}()
+	}
+	l := &loader{conn: sc, pool: pool, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{},
 		local: localizer{fold: lowerCase != 0}, into: into}
 	if err := l.run(ctx); err != nil {
 		return nil, fmt.Errorf("load into %s: %w", c, err)
@@ -113,6 +128,7 @@ type loader struct {
 	batchedTables []string            // the tables whose rows went in so
 	local         localizer           // keeps the statements to the database loaded into
 	into          *inPlace            // scratch tables in the target, or nil (see inPlace)
+	pool          *senders            // the connections rows go in by, or nil: conn
 }
 
 // batchBytes and batchRows bound a batch of rows: a few MiB, well under the
@@ -212,6 +228,11 @@ func (l *loader) run(ctx context.Context) error {
 	if err := l.finishRows(ctx); err != nil {
 		return err
 	}
+	if l.pool != nil {
+		if err := l.pool.drain(); err != nil {
+			return err
+		}
+	}
 	if len(bytes.TrimSpace(l.stmt)) > 0 {
 		return fmt.Errorf("the dump ends inside a statement (line %d): it is cut short. Try: restore another snapshot, and check the disk or storage that held this one", l.lines.n)
 	}
@@ -233,6 +254,17 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 			l.plans[name] = planLoad(stmt)
 		}
 	}
+	if l.pool != nil {
+		head := headWords(stmt, 1)
+		if len(head) == 1 && (head[0] == "LOCK" || head[0] == "UNLOCK") {
+			return nil // a table locked by this session would keep the senders out
+		}
+		// What follows may depend on the rows sent so far (a trigger
+		// on them, an index over them): they go in first.
+		if err := l.pool.drain(); err != nil {
+			return err
+		}
+	}
 	if l.into != nil {
 		var err error
 		if stmt, err = l.into.statement(stmt, l.delim); err != nil {
@@ -244,6 +276,11 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 	}
 	if _, err := l.conn.ExecContext(ctx, string(stmt)); err != nil {
 		return fmt.Errorf("line %d: %w%s (statement: %s)", l.lines.n, err, hint(err.Error()), snippet(stmt))
+	}
+	if head := headWords(stmt, 1); l.pool != nil && len(head) == 1 && head[0] == "SET" {
+		if err := l.pool.each(ctx, string(stmt)); err != nil {
+			return fmt.Errorf("line %d: %w", l.lines.n, err)
+		}
 	}
 	if bytes.Contains(bytes.ToLower(stmt), []byte("sql_mode")) {
 		// Routines are created in their own sql_mode: with ANSI_QUOTES a
@@ -433,6 +470,13 @@ type sendError struct{ error }
 func (e sendError) Unwrap() error { return e.error }
 
 func (l *loader) startRows(ctx context.Context, from, table, cols string, plan loadPlan) error {
+	if l.pool != nil {
+		l.rows = &rowBatches{table: table, from: from, cols: cols, plan: plan}
+		if plan == byBatchesInOrder {
+			return l.pool.each(ctx, "SET @cairn_unique_checks = @@unique_checks, unique_checks = 1")
+		}
+		return nil
+	}
 	q := "SET @cairn_autocommit = @@autocommit, autocommit = 0"
 	if plan == byBatchesInOrder {
 		q += ", @cairn_unique_checks = @@unique_checks, unique_checks = 1"
@@ -457,6 +501,12 @@ func (l *loader) finishRows(ctx context.Context) error {
 	}
 	if err := b.send(ctx, l); err != nil {
 		return err
+	}
+	if l.pool != nil {
+		if b.plan == byBatchesInOrder {
+			return l.pool.each(ctx, "SET unique_checks = @cairn_unique_checks")
+		}
+		return nil
 	}
 	q := "COMMIT"
 	if _, err := l.conn.ExecContext(ctx, q); err != nil {
@@ -510,6 +560,11 @@ func (b *rowBatches) send(ctx context.Context, l *loader) error {
 	if b.rows == 0 {
 		return nil
 	}
+	arena := b.arena
+	if l.pool != nil {
+		arena = bytes.Clone(b.arena) // the sender has it while this one fills again
+		b.args = make([]any, 0, len(b.ends))
+	}
 	b.args = b.args[:0]
 	start := 0
 	for _, end := range b.ends {
@@ -517,8 +572,13 @@ func (b *rowBatches) send(ctx context.Context, l *loader) error {
 			b.args = append(b.args, nil)
 			continue
 		}
-		b.args = append(b.args, b.arena[start:end:end])
+		b.args = append(b.args, arena[start:end:end])
 		start = end
+	}
+	if l.pool != nil {
+		err := l.pool.send(ctx, batch{table: b.table, query: b.query(b.rows), args: b.args})
+		b.arena, b.ends, b.rows = b.arena[:0], b.ends[:0], 0
+		return err
 	}
 	var err error
 	if b.rows == b.maxRows() {

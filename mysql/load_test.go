@@ -105,7 +105,7 @@ func TestLoadEveryType(t *testing.T) {
 		}{{"batches", dump.Bytes(), true}, {"inserts", dump.Bytes(), false}, {"batches, one-line inserts", oneLine, true}} {
 			t.Run(charset+", "+c.name, func(t *testing.T) {
 				dst := testenv.NewMariaDB(t)
-				batched, err := load(ctx, root(dst.Database), bytes.NewReader(c.dump), c.batched, nil)
+				batched, err := load(ctx, root(dst.Database), bytes.NewReader(c.dump), c.batched, nil, LoadConnections)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -185,7 +185,7 @@ func TestLoadMatchesClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			ours, theirs := testenv.NewMariaDB(t), testenv.NewMariaDB(t)
-			batched, err := load(ctx, root(ours.Database), bytes.NewReader(dump), true, nil)
+			batched, err := load(ctx, root(ours.Database), bytes.NewReader(dump), true, nil, LoadConnections)
 			if err != nil {
 				t.Fatal(err)
 			}

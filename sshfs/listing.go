@@ -66,7 +66,8 @@ func (t *Tree) fromListing(ctx context.Context, rel string) (list []files.Info, 
 	return list, ok
 }
 
-// unlist forgets the listings of rel's directory and, when rel is one,
+// unlist forgets the listings of rel's directory, and of the directory
+// above it (where that one's time changed) and, when rel is a directory,
 // of rel and what is below it: the tree changed there.
 func (t *Tree) unlist(rel string, below bool) {
 	t.mu.Lock()
@@ -74,10 +75,14 @@ func (t *Tree) unlist(rel string, below bool) {
 	if len(t.listed) == 0 {
 		return
 	}
-	delete(t.listed, path.Dir(rel))
-	if rel == "" || path.Dir(rel) == "." {
-		delete(t.listed, "")
+	dir := func(p string) string {
+		if d := path.Dir(p); d != "." {
+			return d
+		}
+		return ""
 	}
+	delete(t.listed, dir(rel))
+	delete(t.listed, dir(dir(rel)))
 	if !below {
 		return
 	}

@@ -7,7 +7,9 @@
 //	go run ./bench/dbbench [-size 1024] [-runs 3] [-keep] [-db NAME]
 //
 // It needs MariaDB at 127.0.0.1:3306 (root, no password), mariadb-dump,
-// mariadb and zstd. The database it makes is dropped at the end.
+// mariadb and zstd; with mydumper and myloader installed (Debian's
+// mydumper) it measures them too, with as many threads as cores. The
+// database it makes is dropped at the end.
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -106,7 +109,17 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 		return err
 	}
 
-	var peerDumps, firsts, peerLoads, restores []measure.Result
+	// mydumper/myloader, where installed (Debian's mydumper), with the
+	// thread count of the machine's cores, as cairn's peers in the same
+	// run; its dump compressed (-c, gzip: its only compression in 0.10).
+	threads := fmt.Sprint(runtime.NumCPU())
+	myDir := filepath.Join(work, "mydumper")
+	_, myErr := exec.LookPath("mydumper")
+	mydumper := func() (measure.Result, error) {
+		os.RemoveAll(myDir)
+		return measure.Timed(exec.Command("mydumper", "-h", "127.0.0.1", "-u", "root", "-B", src, "-o", myDir, "-t", threads, "-c", "-G", "-E", "-R", "--trx-consistency-only"))
+	}
+	var peerDumps, firsts, peerLoads, restores, myDumps, myLoads []measure.Result
 	for i := 0; i < runs; i++ {
 		fmt.Fprintf(os.Stderr, "snapshot run %d/%d…\n", i+1, runs)
 		r, err := measure.Timed(exec.Command("sh", "-c", "mariadb-dump "+dumpArgs+" "+src+" | zstd -1 -q >/dev/null"))
@@ -114,6 +127,12 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 			return err
 		}
 		peerDumps = append(peerDumps, r)
+		if myErr == nil {
+			if r, err = mydumper(); err != nil {
+				return err
+			}
+			myDumps = append(myDumps, r)
+		}
 		if err := fresh(i); err != nil {
 			return err
 		}
@@ -134,6 +153,18 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 			return err
 		}
 		peerLoads = append(peerLoads, r)
+		if myErr == nil {
+			peer, drop, err := scratch("myloader")
+			if err != nil {
+				return err
+			}
+			r, err := measure.Timed(exec.Command("myloader", "-h", "127.0.0.1", "-u", "root", "-d", myDir, "-B", peer, "-t", threads, "-o"))
+			drop()
+			if err != nil {
+				return err
+			}
+			myLoads = append(myLoads, r)
+		}
 		dst, drop, err := scratch("cairn")
 		if err != nil {
 			return err
@@ -190,6 +221,10 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	}
 	row("snapshot vs `mariadb-dump | zstd -1`", firsts, peerDumps)
 	row("restore vs `mariadb DB < dump.sql`", restores, peerLoads)
+	if myErr == nil {
+		row("snapshot vs `mydumper -t "+threads+" -c`", firsts, myDumps)
+		row("restore vs `myloader -t "+threads+"`", restores, myLoads)
+	}
 	fmt.Printf("| second snapshot, unchanged | %.2f s | | | %d MiB |\n", again.Wall.Seconds(), again.RSS/1024)
 	fmt.Printf("\nall runs: snapshot %s vs %s; restore %s vs %s\n\n", measure.Walls(firsts), measure.Walls(peerDumps), measure.Walls(restores), measure.Walls(peerLoads))
 	fmt.Println("| repository growth | bytes | % of dump | % of first snapshot's stored size |")
