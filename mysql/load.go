@@ -254,16 +254,8 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 			l.plans[name] = planLoad(stmt)
 		}
 	}
-	if l.pool != nil {
-		head := headWords(stmt, 1)
-		if len(head) == 1 && (head[0] == "LOCK" || head[0] == "UNLOCK") {
-			return nil // a table locked by this session would keep the senders out
-		}
-		// What follows may depend on the rows sent so far (a trigger
-		// on them, an index over them): they go in first.
-		if err := l.pool.drain(); err != nil {
-			return err
-		}
+	if l.pool != nil && skipWithSenders(stmt) {
+		return nil
 	}
 	if l.into != nil {
 		var err error
@@ -274,13 +266,16 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 			return nil // held back until the swap
 		}
 	}
+	if l.pool != nil {
+		if err := l.waitFor(stmt); err != nil {
+			return err
+		}
+	}
 	if _, err := l.conn.ExecContext(ctx, string(stmt)); err != nil {
 		return fmt.Errorf("line %d: %w%s (statement: %s)", l.lines.n, err, hint(err.Error()), snippet(stmt))
 	}
 	if head := headWords(stmt, 1); l.pool != nil && len(head) == 1 && head[0] == "SET" {
-		if err := l.pool.each(ctx, string(stmt)); err != nil {
-			return fmt.Errorf("line %d: %w", l.lines.n, err)
-		}
+		l.pool.set(string(stmt))
 	}
 	if bytes.Contains(bytes.ToLower(stmt), []byte("sql_mode")) {
 		// Routines are created in their own sql_mode: with ANSI_QUOTES a
@@ -290,6 +285,41 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 		}
 	}
 	return nil
+}
+
+// skipWithSenders tells the statements a load with senders leaves out:
+// LOCK TABLES (a table this session locked would keep the senders out),
+// and the ALTER TABLE … DISABLE/ENABLE KEYS around a table's rows (which
+// change nothing for InnoDB, and only speed MyISAM up).
+func skipWithSenders(stmt []byte) bool {
+	head := headWords(stmt, 2)
+	switch {
+	case len(head) >= 1 && (head[0] == "LOCK" || head[0] == "UNLOCK"):
+		return true
+	case len(head) == 2 && head[0] == "ALTER" && head[1] == "TABLE":
+		return bytes.HasSuffix(bytes.TrimRight(stmt, " */"), []byte("DISABLE KEYS")) || bytes.HasSuffix(bytes.TrimRight(stmt, " */"), []byte("ENABLE KEYS"))
+	}
+	return false
+}
+
+// waitFor waits, before the loader runs stmt, for the rows it may depend
+// on: a statement making or dropping a table, or inserting into it, for
+// that table's rows; a session setting for none (senders take it in
+// turn); anything else (a trigger, a view, an index) for all of them.
+func (l *loader) waitFor(stmt []byte) error {
+	head := headWords(stmt, 2)
+	switch {
+	case len(head) >= 1 && head[0] == "SET":
+		return nil
+	case len(head) == 2 && (head[0] == "CREATE" || head[0] == "DROP") && head[1] == "TABLE",
+		len(head) == 2 && head[0] == "INSERT" && head[1] == "INTO":
+		if i := bytes.IndexByte(stmt, '`'); i >= 0 {
+			if name, _, ok := sqlident.CutBackquoted(stmt[i:]); ok && !l.pool.busy(name) {
+				return nil
+			}
+		}
+	}
+	return l.pool.drain()
 }
 
 // snippet shows the start of a statement in a message: an INSERT only up to
@@ -455,6 +485,7 @@ func (l *loader) insert(ctx context.Context, line []byte) (bool, error) {
 type rowBatches struct {
 	table, cols string
 	from        string // the table's name in the dump (table: where the rows go)
+	sender      int    // the sender that has the table's rows, with senders
 	plan        loadPlan
 	fields      int    // a row's, from the first
 	arena       []byte // the batch's values, back to back
@@ -471,11 +502,9 @@ func (e sendError) Unwrap() error { return e.error }
 
 func (l *loader) startRows(ctx context.Context, from, table, cols string, plan loadPlan) error {
 	if l.pool != nil {
-		l.rows = &rowBatches{table: table, from: from, cols: cols, plan: plan}
-		if plan == byBatchesInOrder {
-			return l.pool.each(ctx, "SET @cairn_unique_checks = @@unique_checks, unique_checks = 1")
-		}
-		return nil
+		w, err := l.pool.start(ctx, table, plan)
+		l.rows = &rowBatches{table: table, from: from, cols: cols, plan: plan, sender: w}
+		return err
 	}
 	q := "SET @cairn_autocommit = @@autocommit, autocommit = 0"
 	if plan == byBatchesInOrder {
@@ -503,10 +532,7 @@ func (l *loader) finishRows(ctx context.Context) error {
 		return err
 	}
 	if l.pool != nil {
-		if b.plan == byBatchesInOrder {
-			return l.pool.each(ctx, "SET unique_checks = @cairn_unique_checks")
-		}
-		return nil
+		return l.pool.give(ctx, b.sender, item{kind: endTable, table: b.table, plan: b.plan})
 	}
 	q := "COMMIT"
 	if _, err := l.conn.ExecContext(ctx, q); err != nil {
@@ -576,7 +602,7 @@ func (b *rowBatches) send(ctx context.Context, l *loader) error {
 		start = end
 	}
 	if l.pool != nil {
-		err := l.pool.send(ctx, batch{table: b.table, query: b.query(b.rows), args: b.args})
+		err := l.pool.give(ctx, b.sender, item{kind: rowsBatch, table: b.table, query: b.query(b.rows), args: b.args})
 		b.arena, b.ends, b.rows = b.arena[:0], b.ends[:0], 0
 		return err
 	}

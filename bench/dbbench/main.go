@@ -33,12 +33,16 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the work directory and databases")
 	reuse := flag.String("db", "", "measure this existing database (made by an earlier -keep run) instead of generating one")
 	runs := flag.Int("runs", 3, "times each timed step runs (cairn and peer alternating); medians are shown")
+	flag.IntVar(&tables, "tables", 2, "2: wp_posts and wp_postmeta; 4: the newer half of the posts in wp_comments, and a small wp_options")
 	flag.Parse()
 	if err := run(*sizeMB, *keep, *reuse, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "dbbench:", err)
 		os.Exit(1)
 	}
 }
+
+// tables is how many tables the database generated has (-tables).
+var tables int
 
 func run(sizeMB int, keep bool, src string, runs int) error {
 	work, cairnBin, cleanup, err := measure.Workdir("dbbench", keep)
@@ -65,6 +69,22 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 		fmt.Fprintf(os.Stderr, "generating ~%d MiB in %s…\n", sizeMB, src)
 		if rows, err = generate(src, sizeMB); err != nil {
 			return err
+		}
+		if tables == 4 {
+			// Tables of more even sizes, as a real site's: where loads
+			// on several connections help.
+			for _, q := range []string{
+				"CREATE TABLE " + src + ".wp_comments LIKE " + src + ".wp_posts",
+				fmt.Sprintf("INSERT INTO %s.wp_comments SELECT * FROM %s.wp_posts WHERE ID > %d", src, src, rows/2),
+				fmt.Sprintf("DELETE FROM %s.wp_posts WHERE ID > %d", src, rows/2),
+				"CREATE TABLE " + src + ".wp_options (option_id BIGINT PRIMARY KEY AUTO_INCREMENT, option_name VARCHAR(191) UNIQUE, option_value LONGTEXT)",
+				"INSERT INTO " + src + ".wp_options (option_name, option_value) SELECT CONCAT('opt', seq), REPEAT('v', 500) FROM seq_1_to_2000",
+			} {
+				if _, err := root.Exec(q); err != nil {
+					return err
+				}
+			}
+			rows /= 2
 		}
 	} else if err := root.QueryRow("SELECT COUNT(*) FROM " + src + ".wp_posts").Scan(&rows); err != nil {
 		return err
@@ -117,7 +137,7 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	_, myErr := exec.LookPath("mydumper")
 	mydumper := func() (measure.Result, error) {
 		os.RemoveAll(myDir)
-		return measure.Timed(exec.Command("mydumper", "-h", "127.0.0.1", "-u", "root", "-B", src, "-o", myDir, "-t", threads, "-c", "-G", "-E", "-R", "--trx-consistency-only"))
+		return measure.Timed(exec.Command("mydumper", "-h", "127.0.0.1", "-u", "root", "-B", src, "-o", myDir, "-t", threads, "-G", "-E", "-R", "--trx-consistency-only"))
 	}
 	var peerDumps, firsts, peerLoads, restores, myDumps, myLoads []measure.Result
 	for i := 0; i < runs; i++ {
@@ -222,7 +242,7 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 	row("snapshot vs `mariadb-dump | zstd -1`", firsts, peerDumps)
 	row("restore vs `mariadb DB < dump.sql`", restores, peerLoads)
 	if myErr == nil {
-		row("snapshot vs `mydumper -t "+threads+" -c`", firsts, myDumps)
+		row("snapshot vs `mydumper -t "+threads+"` (uncompressed)", firsts, myDumps)
 		row("restore vs `myloader -t "+threads+"`", restores, myLoads)
 	}
 	fmt.Printf("| second snapshot, unchanged | %.2f s | | | %d MiB |\n", again.Wall.Seconds(), again.RSS/1024)
