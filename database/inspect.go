@@ -51,7 +51,8 @@ func Inspect(ctx context.Context, db cairn.Database) (Inspection, error) {
 			return Inspection{}, err
 		}
 		in, err := postgres.Inspect(ctx, c)
-		out := Inspection{Server: in.Server, Tool: in.Tool, ToolVersion: in.ToolVersion, User: in.User, Mismatch: in.Mismatch, NoRestore: in.MissingRestore}
+		out := Inspection{Server: in.Server, Tool: in.Tool, ToolVersion: in.ToolVersion, User: in.User, Mismatch: in.Mismatch, NoRestore: in.MissingRestore,
+			InPlace: in.InPlace, Why: in.Why}
 		for _, t := range in.Unreadable {
 			out.NoSnapshot = append(out.NoSnapshot, "SELECT on "+t)
 		}

@@ -195,6 +195,8 @@ func (d *Doctor) database(ctx context.Context, dsn cairn.DSN, say func(Status, s
 		say(Warn, subject, "%s lacks %s: a restore onto this database would fail (snapshots work). Try: grant them, or restore as a user who has them", in.User, strings.Join(in.NoRestore, ", "))
 	}
 	switch {
+	case in.InPlace && db.Engine() == "postgres":
+		say(OK, subject, "a restore loads inside the database in one transaction (its schemas renamed aside, new ones loaded and checked, then committed at once): %s", in.Why)
 	case in.InPlace:
 		say(OK, subject, "a restore loads into scratch tables inside the database, then swaps them in by one RENAME TABLE: %s", in.Why)
 	case db.Engine() != "sqlite":

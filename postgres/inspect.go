@@ -24,8 +24,13 @@ type Inspection struct {
 	// them.
 	Unreadable []string
 	// MissingRestore says what a restore onto the database needs that
-	// the user lacks (CREATEDB: it loads into a scratch database).
+	// the user lacks: owning the database (or membership of its owner's
+	// role), or CREATEDB where it does not exist yet.
 	MissingRestore []string
+	// InPlace: a restore loads inside the database, in one transaction
+	// (no CREATEDB for a scratch database beside it); Why says so.
+	InPlace bool
+	Why     string
 	// Mismatch says how pg_dump and the server may not agree (an older
 	// pg_dump refuses a newer server); "" when they do.
 	Mismatch string
@@ -48,8 +53,19 @@ func Inspect(ctx context.Context, c Config) (Inspection, error) {
 		Scan(&in.Server, &in.User, &createdb, &super); err != nil {
 		return in, fmt.Errorf("inspect %s: %w", c, err)
 	}
-	if !createdb && !super {
+	var exists, owner bool
+	if err := conn.QueryRow(ctx, "SELECT count(*) > 0, coalesce(bool_or(pg_has_role(current_user, datdba, 'MEMBER')), false) FROM pg_database WHERE datname = $1", c.Database).
+		Scan(&exists, &owner); err != nil {
+		return in, fmt.Errorf("inspect %s: %w", c, err)
+	}
+	switch {
+	case !exists && !createdb && !super:
 		in.MissingRestore = append(in.MissingRestore, "CREATEDB")
+	case exists && !owner && !super:
+		in.MissingRestore = append(in.MissingRestore, "ownership of database "+c.Database+" (ALTER DATABASE "+c.Database+" OWNER TO "+in.User+")")
+	case exists && !createdb && !super:
+		in.InPlace = true
+		in.Why = in.User + " lacks CREATEDB, so it cannot make the scratch database beside it"
 	}
 	rows, err := conn.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
 		WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND NOT has_table_privilege(format('%I.%I', schemaname, tablename), 'SELECT')

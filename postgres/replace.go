@@ -34,6 +34,10 @@ type ReplaceOptions struct {
 	// rename for as long. 0 is DefaultLockWait; the wait is tried three
 	// times, a second apart.
 	LockWait time.Duration
+	// InPlace restores inside the target database even when a scratch
+	// database could be made (see replaceInPlace): what a restore does
+	// for a user without CREATEDB.
+	InPlace bool
 }
 
 // DefaultLockWait is the swap's bound when ReplaceOptions gives none.
@@ -69,6 +73,9 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err != nil {
 		return fmt.Errorf("read %s: %w", c, err)
 	}
+	if exists && o.InPlace {
+		return replaceInPlace(ctx, c, dump, verify, o, owner)
+	}
 	if err := dropLeftovers(ctx, conn, c.Database); err != nil {
 		return err
 	}
@@ -78,6 +85,10 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 		create += " LC_COLLATE " + literal(collate) + " LC_CTYPE " + literal(ctype)
 	}
 	if _, err := conn.Exec(ctx, create); err != nil {
+		var pe *pgconn.PgError
+		if exists && errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege: no CREATEDB
+			return replaceInPlace(ctx, c, dump, verify, o, owner)
+		}
 		return fmt.Errorf("create scratch database %s: %w", scratch, err)
 	}
 	defer func() {

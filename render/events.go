@@ -94,6 +94,9 @@ func (r *Events) text(e cairn.Event) {
 		into := "a scratch database beside it"
 		if e.InPlace {
 			into = "scratch tables inside it (" + e.Why + ")"
+			if strings.HasPrefix(e.Target, "postgres") {
+				into = "new schemas inside it, in one transaction (" + e.Why + ")"
+			}
 		}
 		fmt.Fprintf(out, "database %s → %s: would load the %s dump (%d tables, %d rows) into %s, check its row counts, then swap it in\n",
 			e.Name, e.Target, progress.Bytes(e.DumpBytes), e.Tables, e.Rows, into)
@@ -177,6 +180,9 @@ func EventJSON(e cairn.Event) (v any, ok bool) {
 		j := DatabaseResult{MessageType: e.Type(), Name: e.Name, Target: e.Target, DryRun: true, Tables: e.Tables, Rows: e.Rows, DumpBytes: e.DumpBytes, LoadInto: "scratch_database"}
 		if e.InPlace {
 			j.LoadInto, j.Why = "scratch_tables", e.Why
+			if strings.HasPrefix(e.Target, "postgres") {
+				j.LoadInto = "scratch_schemas"
+			}
 		}
 		return j, true
 	case cairn.DatabaseRestored:
@@ -233,7 +239,8 @@ type DatabaseResult struct {
 	DurationSec     float64      `json:"duration_seconds"`
 	Delta           *DeltaResult `json:"delta,omitempty"` // only changed rows were loaded
 	// LoadInto, in a dry run's plan: "scratch_database" (beside the
-	// target) or "scratch_tables" (inside it, for the reason Why).
+	// target), or inside it for the reason Why: "scratch_tables" (MySQL,
+	// MariaDB) or "scratch_schemas" (PostgreSQL, in one transaction).
 	LoadInto string `json:"load_into,omitempty"`
 	Why      string `json:"why,omitempty"`
 }

@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/cairn-backup/cairn"
+)
+
+// The target's owner, without CREATEDB (one role per application, as
+// managed hosting gives), restores inside its database: the snapshot's
+// tables, view, function and trigger are there, owned by it, the target's
+// own are gone, nothing is left beside or inside, and sessions connected
+// to the database meanwhile are no obstacle.
+func TestReplaceInPlaceAsOwner(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	ctx := context.Background()
+	app := Config{User: dst.User, Password: cairn.Secret(dst.Password), Host: "127.0.0.1", Port: 5432, Database: dst.Database, SSLMode: "disable"}
+	if can := query(t, "postgres", "SELECT rolcreatedb::text FROM pg_roles WHERE rolname = $1", dst.User); can != "false" {
+		t.Fatalf("the role may create databases (%s): the test proves nothing", can)
+	}
+	before := state(t, dst.Database)
+
+	// A cut dump, then a copy that does not match: nothing changes.
+	if err := Replace(ctx, app, bytes.NewReader(dump[:len(dump)/2]), strict(want), ReplaceOptions{}); err == nil {
+		t.Fatal("a cut dump replaced the target")
+	}
+	wrong := append([]TableStat(nil), want...)
+	wrong[0].Rows++
+	if err := Replace(ctx, app, bytes.NewReader(dump), strict(wrong), ReplaceOptions{}); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("a mismatched copy: %v", err)
+	}
+	if after := state(t, dst.Database); after != before {
+		t.Fatalf("a failed restore changed the target:\n%s\n%s", before, after)
+	}
+	if n := query(t, dst.Database, "SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'cairn%'"); n != "0" {
+		t.Fatalf("%s schemas left", n)
+	}
+
+	if err := Replace(ctx, app, bytes.NewReader(dump), strict(want), ReplaceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Stats(ctx, asPostgres(dst.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("after replace %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("table %s: %+v, want %+v", want[i].Name, got[i], want[i])
+		}
+	}
+	if owner := query(t, dst.Database, "SELECT tableowner FROM pg_tables WHERE tablename = 'posts'"); owner != dst.User {
+		t.Errorf("posts owned by %s, want %s", owner, dst.User)
+	}
+	if n := query(t, dst.Database, "SELECT count(*)::text FROM titles"); n != "3000" {
+		t.Errorf("view: %s rows", n)
+	}
+	if _, err := dst.Admin.Exec(ctx, "INSERT INTO posts (title) VALUES ('  padded  ')"); err != nil {
+		t.Fatal(err)
+	}
+	if title := query(t, dst.Database, "SELECT title FROM posts ORDER BY id DESC LIMIT 1"); title != "padded" {
+		t.Errorf("trigger: title %q", title)
+	}
+	if n := query(t, dst.Database, "SELECT count(*)::text FROM pg_tables WHERE tablename = 'stale'"); n != "0" {
+		t.Error("the target's own table survived")
+	}
+	if n := query(t, dst.Database, "SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'cairn%'"); n != "0" {
+		t.Errorf("%s schemas left", n)
+	}
+	if s := sideDBs(t, dst.Database); s != "" {
+		t.Errorf("side databases left: %s", s)
+	}
+}
