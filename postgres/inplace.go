@@ -120,6 +120,17 @@ func dropOldSchemas(ctx context.Context, conn *pgx.Conn, wait time.Duration) err
 // target's schemas renamed aside, and an empty public schema with the old
 // one's owner and grants (the dump makes its other schemas itself).
 func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Duration) (string, error) {
+	// An extension lives in a schema renamed aside, and the dump's
+	// CREATE EXTENSION IF NOT EXISTS would make the new tables use its
+	// objects there: dropping that schema would then drop their columns.
+	var exts string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(e.extname || ' (in ' || n.nspname || ')', ', '), '') FROM pg_extension e
+		JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`).Scan(&exts); err != nil {
+		return "", fmt.Errorf("list the extensions: %w", err)
+	}
+	if exts != "" {
+		return "", fmt.Errorf("the database has extensions %s, which a restore inside it cannot move (and the user may not create a scratch database beside it). It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", exts)
+	}
 	rows, err := conn.Query(ctx, `SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY nspname`)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/cairn-backup/cairn"
@@ -75,5 +76,25 @@ func TestReplaceInPlaceAsOwner(t *testing.T) {
 	}
 	if s := sideDBs(t, dst.Database); s != "" {
 		t.Errorf("side databases left: %s", s)
+	}
+}
+
+// A target with an extension in its schemas is refused, as it was: the
+// extension's objects cannot move with a restore inside it.
+func TestReplaceInPlaceRefusesExtensions(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	ctx := context.Background()
+	if _, err := dst.Admin.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pgcrypto"); err != nil {
+		t.Fatalf("pgcrypto (PostgreSQL's own contrib): %v", err)
+	}
+	before := state(t, dst.Database)
+	app := Config{User: dst.User, Password: cairn.Secret(dst.Password), Host: "127.0.0.1", Port: 5432, Database: dst.Database, SSLMode: "disable"}
+	err := Replace(ctx, app, bytes.NewReader(dump), strict(want), ReplaceOptions{})
+	if err == nil || !strings.Contains(err.Error(), "pgcrypto") || !strings.Contains(err.Error(), "Try:") {
+		t.Fatalf("Replace = %v", err)
+	}
+	if after := state(t, dst.Database); after != before {
+		t.Fatalf("the target changed:\n%s\n%s", before, after)
 	}
 }
