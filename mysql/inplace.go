@@ -42,6 +42,7 @@ var scratchRE = regexp.MustCompile(`^cairn_new_[0-9a-f]{8}_[0-9]+$`)
 type inPlace struct {
 	tag     string
 	names   map[string]string // the dump's table name → its scratch name
+	back    map[string]string // and back
 	tables  []string          // the dump's tables, in order
 	fks     map[string][]foreignKey
 	held    bytes.Buffer // the statements held back, as a dump
@@ -61,7 +62,7 @@ type foreignKey struct {
 func newInPlace() *inPlace {
 	b := make([]byte, 4)
 	rand.Read(b) //nolint:errcheck
-	return &inPlace{tag: hex.EncodeToString(b), names: map[string]string{}, fks: map[string][]foreignKey{}, delim: ";"}
+	return &inPlace{tag: hex.EncodeToString(b), names: map[string]string{}, back: map[string]string{}, fks: map[string][]foreignKey{}, delim: ";"}
 }
 
 // scratch is table's scratch name, given on first use.
@@ -70,20 +71,13 @@ func (p *inPlace) scratch(table string) string {
 		return n
 	}
 	n := scratchPrefix + "_" + p.tag + "_" + strconv.Itoa(len(p.names))
-	p.names[table] = n
+	p.names[table], p.back[n] = n, table
 	p.tables = append(p.tables, table)
 	return n
 }
 
 // original is the dump's name of a scratch table ("" if none).
-func (p *inPlace) original(scratch string) string {
-	for t, n := range p.names {
-		if n == scratch {
-			return t
-		}
-	}
-	return ""
-}
+func (p *inPlace) original(scratch string) string { return p.back[scratch] }
 
 // hold keeps stmt to run after the swap, under delim.
 func (p *inPlace) hold(stmt []byte, delim string) {
