@@ -264,7 +264,7 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 			next = append(next, move{from: quoteIdent(c.Database) + "." + quoteIdent(t), to: orig})
 		}
 	}
-	got, err := stats(ctx, c, true, only)
+	got, err := stats(ctx, c, true, only, LoadConnections)
 	if err != nil {
 		return err
 	}

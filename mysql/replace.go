@@ -147,7 +147,7 @@ func dropLeftovers(ctx context.Context, db *sql.DB, target string) error {
 
 // check compares a loaded copy with the snapshot's statistics.
 func check(ctx context.Context, c Config, verify cairn.Verify) error {
-	got, err := Stats(ctx, c)
+	got, err := stats(ctx, c, true, nil, LoadConnections)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	"golang.org/x/sync/errgroup"
 )
 
 // TableStat describes one table at dump time.
@@ -54,17 +55,21 @@ const ChecksumLimit = 256 << 20
 
 // Stats returns every table's row count, and checksum when small, in name
 // order.
-func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, true, nil) }
+func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, true, nil, 1) }
 
 // Checksums is Stats that leaves views out and large tables uncounted
 // (Rows -1): what a snapshot takes beside its dump, which counts every
 // table's rows itself, without reading the large tables a second time.
-func Checksums(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, false, nil) }
+func Checksums(ctx context.Context, c Config) ([]TableStat, error) {
+	return stats(ctx, c, false, nil, 1)
+}
 
 // stats is Stats (large) or Checksums; with only, of only the tables it
 // names, each reported under the name it gives (the scratch tables of an
-// in-place load, under the dump's names).
-func stats(ctx context.Context, c Config, large bool, only map[string]string) ([]TableStat, error) {
+// in-place load, under the dump's names); tables counted on at most
+// conns connections at once (more than one only for a restore's check of
+// the copy it loaded: on a site's database, one is load enough).
+func stats(ctx context.Context, c Config, large bool, only map[string]string, conns int) ([]TableStat, error) {
 	db, err := c.open()
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", c, err)
@@ -99,26 +104,34 @@ func stats(ctx context.Context, c Config, large bool, only map[string]string) ([
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, conns))
 	for i := range stats {
 		s := &stats[i]
 		if s.large && !large {
 			s.Rows = -1 // not counted
 			continue
 		}
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+quoteIdent(s.Name)).Scan(&s.Rows); err != nil {
-			return nil, fmt.Errorf("count rows of %s.%s: %w", c.Database, s.Name, err)
-		}
-		if s.View || s.large {
-			continue
-		}
-		var name string
-		var sum sql.NullInt64
-		if err := db.QueryRowContext(ctx, "CHECKSUM TABLE "+quoteIdent(s.Name)).Scan(&name, &sum); err != nil {
-			return nil, fmt.Errorf("checksum %s.%s: %w", c.Database, s.Name, err)
-		}
-		if sum.Valid {
-			s.Checksum = strconv.FormatInt(sum.Int64, 10)
-		}
+		g.Go(func() error {
+			if err := db.QueryRowContext(gctx, "SELECT COUNT(*) FROM "+quoteIdent(s.Name)).Scan(&s.Rows); err != nil {
+				return fmt.Errorf("count rows of %s.%s: %w", c.Database, s.Name, err)
+			}
+			if s.View || s.large {
+				return nil
+			}
+			var name string
+			var sum sql.NullInt64
+			if err := db.QueryRowContext(gctx, "CHECKSUM TABLE "+quoteIdent(s.Name)).Scan(&name, &sum); err != nil {
+				return fmt.Errorf("checksum %s.%s: %w", c.Database, s.Name, err)
+			}
+			if sum.Valid {
+				s.Checksum = strconv.FormatInt(sum.Int64, 10)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if only != nil {
 		for i := range stats {

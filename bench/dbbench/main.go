@@ -78,7 +78,7 @@ func run(sizeMB int, keep bool, src string, runs int) error {
 				fmt.Sprintf("INSERT INTO %s.wp_comments SELECT * FROM %s.wp_posts WHERE ID > %d", src, src, rows/2),
 				fmt.Sprintf("DELETE FROM %s.wp_posts WHERE ID > %d", src, rows/2),
 				"CREATE TABLE " + src + ".wp_options (option_id BIGINT PRIMARY KEY AUTO_INCREMENT, option_name VARCHAR(191) UNIQUE, option_value LONGTEXT)",
-				"INSERT INTO " + src + ".wp_options (option_name, option_value) SELECT CONCAT('opt', seq), REPEAT('v', 500) FROM seq_1_to_2000",
+				"INSERT INTO " + src + ".wp_options (option_name, option_value) SELECT CONCAT('opt', seq), REPEAT('v', 500) FROM " + src + ".seq_1_to_2000",
 			} {
 				if _, err := root.Exec(q); err != nil {
 					return err
