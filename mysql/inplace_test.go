@@ -72,26 +72,7 @@ func TestReplaceWithRightsOnTheTargetOnly(t *testing.T) {
 	if !slices.Equal(got, all) {
 		t.Fatalf("after replace: %+v, want %+v", got, all)
 	}
-	if _, err := dst.Admin.Exec("INSERT INTO posts (title) VALUES ('  padded  ')"); err != nil {
-		t.Fatal(err)
-	}
-	var title string
-	dst.Admin.QueryRow("SELECT title FROM posts ORDER BY id DESC LIMIT 1").Scan(&title)
-	if title != "padded" {
-		t.Errorf("trigger not recreated: title %q", title)
-	}
-	var n int
-	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM titles").Scan(&n); err != nil || n != 401 {
-		t.Errorf("view titles: %d, %v", n, err)
-	}
-	if _, err := dst.Admin.Exec("CALL count_posts()"); err != nil {
-		t.Errorf("procedure not recreated: %v", err)
-	}
-	for _, gone := range []string{"stale", "old_view"} {
-		if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM " + gone).Scan(&n); err == nil {
-			t.Errorf("%s survived the replace", gone)
-		}
-	}
+	checkObjects(t, dst)
 	if c := objectCounts(t, dst, dst.Database); c != "views 1, triggers 1, routines 1, events 0" {
 		t.Errorf("objects after the replace: %s", c)
 	}

@@ -96,28 +96,7 @@ func TestReplace(t *testing.T) {
 			t.Errorf("table %s: %+v, want %+v", want[i].Name, got[i], want[i])
 		}
 	}
-	// The snapshot's trigger, view and procedure work in the target; the
-	// target's own are gone.
-	if _, err := dst.Admin.Exec("INSERT INTO posts (title) VALUES ('  padded  ')"); err != nil {
-		t.Fatal(err)
-	}
-	var title string
-	dst.Admin.QueryRow("SELECT title FROM posts ORDER BY id DESC LIMIT 1").Scan(&title)
-	if title != "padded" {
-		t.Errorf("trigger not recreated: title %q", title)
-	}
-	var n int
-	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM titles").Scan(&n); err != nil || n != 401 {
-		t.Errorf("view titles: %d, %v", n, err)
-	}
-	if _, err := dst.Admin.Exec("CALL count_posts()"); err != nil {
-		t.Errorf("procedure not recreated: %v", err)
-	}
-	for _, gone := range []string{"stale", "old_view"} {
-		if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM " + gone).Scan(&n); err == nil {
-			t.Errorf("%s survived the replace", gone)
-		}
-	}
+	checkObjects(t, dst)
 	if left := sideDatabases(t, dst, dst.Database); len(left) > 0 {
 		t.Errorf("side databases left: %v", left)
 	}
@@ -142,6 +121,33 @@ func TestReplaceAsApplicationUser(t *testing.T) {
 	dst.Admin.QueryRow("SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?", dst.Database).Scan(&definer)
 	if !strings.HasPrefix(definer, dst.User+"@") {
 		t.Errorf("trigger definer %q, want the loading user", definer)
+	}
+}
+
+// checkObjects checks, after a replace of target(t) by sourceDump(t),
+// that the snapshot's trigger, view and procedure work in the target and
+// the target's own are gone.
+func checkObjects(t *testing.T, dst *testenv.MariaDB) {
+	t.Helper()
+	if _, err := dst.Admin.Exec("INSERT INTO posts (title) VALUES ('  padded  ')"); err != nil {
+		t.Fatal(err)
+	}
+	var title string
+	dst.Admin.QueryRow("SELECT title FROM posts ORDER BY id DESC LIMIT 1").Scan(&title)
+	if title != "padded" {
+		t.Errorf("trigger not recreated: title %q", title)
+	}
+	var n int
+	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM titles").Scan(&n); err != nil || n != 401 {
+		t.Errorf("view titles: %d, %v", n, err)
+	}
+	if _, err := dst.Admin.Exec("CALL count_posts()"); err != nil {
+		t.Errorf("procedure not recreated: %v", err)
+	}
+	for _, gone := range []string{"stale", "old_view"} {
+		if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM " + gone).Scan(&n); err == nil {
+			t.Errorf("%s survived the replace", gone)
+		}
 	}
 }
 

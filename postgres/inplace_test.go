@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,13 +49,8 @@ func TestReplaceInPlaceAsOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("after replace %+v, want %+v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("table %s: %+v, want %+v", want[i].Name, got[i], want[i])
-		}
 	}
 	if owner := query(t, dst.Database, "SELECT tableowner FROM pg_tables WHERE tablename = 'posts'"); owner != dst.User {
 		t.Errorf("posts owned by %s, want %s", owner, dst.User)
