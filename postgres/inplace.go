@@ -79,12 +79,13 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	if err := done(commit); err != nil {
 		return fmt.Errorf("commit the restore of %s: %w", c, err)
 	}
-	// From here the new schemas are live.
+	// From here the new schemas are live. The old ones go now if no
+	// session still uses their tables (waiting briefly: a drop waiting
+	// for its lock holds up those sessions), else with the next restore:
+	// the restore itself is done.
 	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := dropOldSchemas(fctx, conn, wait); err != nil {
-		return fmt.Errorf("%w. The restored tables are in place; the previous schemas are left as cairn_old_*, which the next restore drops", err)
-	}
+	dropOldSchemas(fctx, conn, time.Second) //nolint:errcheck // what is left, the next restore drops
 	return nil
 }
 
@@ -131,6 +132,24 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 	if exts != "" {
 		return "", fmt.Errorf("the database has extensions %s, which a restore inside it cannot move (and the user may not create a scratch database beside it). It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", exts)
 	}
+	// Large objects belong to the database, not to a schema: they would
+	// stay, and collide with the dump's.
+	var los int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&los); err != nil {
+		return "", fmt.Errorf("count the large objects: %w", err)
+	}
+	if los > 0 {
+		return "", fmt.Errorf("the database holds %d large objects, which a restore inside it cannot replace. It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", los)
+	}
+	// Renaming a schema takes its owner.
+	var foreign string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(nspname || ' (owned by ' || pg_get_userbyid(nspowner) || ')', ', '), '') FROM pg_namespace
+		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' AND NOT pg_has_role($1, nspowner, 'MEMBER')`, owner).Scan(&foreign); err != nil {
+		return "", fmt.Errorf("read the schemas' owners: %w", err)
+	}
+	if foreign != "" {
+		return "", fmt.Errorf("schemas %s belong to another role than the database's owner %s, so a restore inside it cannot move them. It was left as it was. Try: ALTER SCHEMA … OWNER TO %s (or to pg_database_owner for public), or restore as a role with CREATEDB", foreign, owner, owner)
+	}
 	rows, err := conn.Query(ctx, `SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY nspname`)
 	if err != nil {
@@ -156,18 +175,23 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 		fmt.Fprintf(&b, "ALTER SCHEMA %s RENAME TO %s;\n", ident(s.name), ident(fmt.Sprintf("cairn_old_%s_%d", hex.EncodeToString(tag), i)))
 	}
 	fmt.Fprintf(&b, "CREATE SCHEMA public AUTHORIZATION %s;\n", ident(publicOwner))
-	grants, err := conn.Query(ctx, `SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+	grants, err := conn.Query(ctx, `SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.is_grantable
 		FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee <> n.nspowner`)
 	if err != nil {
 		return "", fmt.Errorf("read the grants on schema public: %w", err)
 	}
 	for grants.Next() {
 		var priv, to string
-		if err := grants.Scan(&priv, &to); err != nil {
+		var option bool
+		if err := grants.Scan(&priv, &to, &option); err != nil {
 			grants.Close()
 			return "", err
 		}
-		fmt.Fprintf(&b, "GRANT %s ON SCHEMA public TO %s;\n", priv, to)
+		with := ""
+		if option {
+			with = " WITH GRANT OPTION"
+		}
+		fmt.Fprintf(&b, "GRANT %s ON SCHEMA public TO %s%s;\n", priv, to, with)
 	}
 	grants.Close()
 	b.WriteString("RESET lock_timeout;\n")
@@ -234,7 +258,7 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 		// psql waits for more of a statement, or of a COPY, that a cut
 		// dump leaves open: the dump must be whole before the stats follow
 		// it, or psql is stopped.
-		whole := &tail{r: dump}
+		whole := &tail{r: &oneTransaction{r: bufio.NewReaderSize(dump, 1<<20)}}
 		_, err := io.Copy(stdin, io.MultiReader(strings.NewReader(prologue), whole, whole.check(), strings.NewReader(fmt.Sprintf(statsSQL, ChecksumLimit, marker, marker))))
 		if err != nil {
 			cmd.Process.Kill() //nolint:errcheck // the load's transaction is rolled back with its connection
@@ -328,3 +352,47 @@ func (t *tail) check() io.Reader {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// oneTransaction passes a dump through, and fails at a line that would end
+// or start a transaction of its own at the top level (pg_dump writes
+// large objects so: BEGIN; lo_open …; COMMIT;), or that makes a large
+// object: a restore inside the database is one transaction, which such a
+// line would commit half-way.
+type oneTransaction struct {
+	r      *bufio.Reader
+	buf    []byte
+	err    error
+	inCopy bool
+}
+
+func (o *oneTransaction) Read(p []byte) (int, error) {
+	for len(o.buf) == 0 {
+		if o.err != nil {
+			return 0, o.err
+		}
+		line, err := o.r.ReadBytes('\n')
+		o.err = err
+		if cerr := o.check(line); cerr != nil {
+			o.err = cerr
+			return 0, cerr
+		}
+		o.buf = line
+	}
+	n := copy(p, o.buf)
+	o.buf = o.buf[n:]
+	return n, nil
+}
+
+func (o *oneTransaction) check(line []byte) error {
+	l := strings.TrimRight(string(line), "\r\n")
+	switch {
+	case o.inCopy:
+		o.inCopy = l != `\.`
+	case strings.HasPrefix(l, "COPY ") && strings.HasSuffix(l, "FROM stdin;"):
+		o.inCopy = true
+	case l == "BEGIN;" || l == "COMMIT;" || l == "ROLLBACK;" || l == "END;" || strings.HasPrefix(l, "START TRANSACTION"),
+		strings.HasPrefix(l, "SELECT pg_catalog.lo_create(") || strings.HasPrefix(l, "SELECT pg_catalog.lo_open("):
+		return errors.New("the dump holds large objects (or transactions of its own), which a restore inside the database cannot take in its one transaction; nothing was changed. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)")
+	}
+	return nil
+}

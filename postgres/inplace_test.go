@@ -94,3 +94,51 @@ func TestReplaceInPlaceRefusesExtensions(t *testing.T) {
 		t.Fatalf("the target changed:\n%s\n%s", before, after)
 	}
 }
+
+// What a restore inside the database cannot take in its one transaction
+// is refused with the target as it was and nothing left: a dump with
+// large objects (pg_dump writes them in transactions of their own, whose
+// COMMIT would end the restore's half-way), a target holding large
+// objects, a schema of the target owned by another role.
+func TestReplaceInPlaceRefusals(t *testing.T) {
+	src, _ := fixture(t)
+	ctx := context.Background()
+	if _, err := src.Admin.Exec(ctx, "SELECT lo_from_bytea(0, 'a large object')"); err != nil {
+		t.Fatal(err)
+	}
+	var dump bytes.Buffer
+	if err := Dump(ctx, asPostgres(src.Database), &dump); err != nil {
+		t.Fatal(err)
+	}
+	clean, _ := sourceDump(t)
+	for _, c := range []struct {
+		name, setup string
+		dump        []byte
+		says        string
+	}{
+		{"a dump with large objects", "", dump.Bytes(), "large objects"},
+		{"a target with large objects", "SELECT lo_from_bytea(0, 'old')", clean, "large objects"},
+		{"a schema of another role", "CREATE SCHEMA other AUTHORIZATION postgres", clean, "belong to another role"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dst := pgTarget(t)
+			if c.setup != "" {
+				if _, err := dst.Admin.Exec(ctx, c.setup); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := state(t, dst.Database)
+			app := Config{User: dst.User, Password: cairn.Secret(dst.Password), Host: "127.0.0.1", Port: 5432, Database: dst.Database, SSLMode: "disable"}
+			err := Replace(ctx, app, bytes.NewReader(c.dump), cairn.Expect(nil, nil), ReplaceOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.says) || !strings.Contains(err.Error(), "Try:") {
+				t.Fatalf("Replace = %v", err)
+			}
+			if after := state(t, dst.Database); after != before {
+				t.Fatalf("the target changed:\n%s\n%s", before, after)
+			}
+			if n := query(t, dst.Database, "SELECT count(*)::text FROM pg_namespace WHERE nspname LIKE 'cairn%'"); n != "0" {
+				t.Fatalf("%s schemas left", n)
+			}
+		})
+	}
+}
