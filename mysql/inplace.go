@@ -136,6 +136,11 @@ func (p *inPlace) tableStatement(stmt []byte) ([]byte, error) {
 	if !ok || bytes.HasPrefix(rest, []byte(".")) {
 		return nil, fmt.Errorf("a statement on a table of another database, or unreadable: %s", snippet(stmt))
 	}
+	if scratchRE.MatchString(name) || strings.HasPrefix(name, asidePrefix+"_") {
+		// Such a table, once live, would be taken for a leftover and
+		// dropped by the next restore.
+		return nil, fmt.Errorf("the dump has a table named %s, a name cairn keeps for its scratch tables: it cannot be restored inside the database, which was left as it was. Try: rename that table on the source, or restore as a user who may create databases", name)
+	}
 	var out bytes.Buffer
 	out.Write(stmt[:i])
 	out.WriteString(quoteIdent(p.scratch(name)))

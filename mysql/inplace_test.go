@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
 
@@ -236,5 +237,28 @@ func TestParallelLoadMatchesOne(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%d connections: %+v, want %+v", n, got, want)
 		}
+	}
+}
+
+// A dump table named as cairn's scratch tables are is refused, the target
+// as it was: once live, the next restore would take it for a leftover.
+func TestReplaceInPlaceRefusesReservedNames(t *testing.T) {
+	src := testenv.NewMariaDB(t)
+	if _, err := src.Admin.Exec("CREATE TABLE cairn_new_deadbeef_3 (precious INT)"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var dump bytes.Buffer
+	if err := Dump(ctx, root(src.Database), &dump); err != nil {
+		t.Fatal(err)
+	}
+	dst := target(t)
+	before := targetState(t, dst)
+	err := Replace(ctx, ownDatabaseOnly(t, dst), bytes.NewReader(dump.Bytes()), func([]cairn.TableStat) error { return nil }, ReplaceOptions{})
+	if err == nil || !strings.Contains(err.Error(), "a name cairn keeps") {
+		t.Fatalf("Replace = %v", err)
+	}
+	if after := targetState(t, dst); after != before {
+		t.Errorf("the target changed:\n%s\n%s", before, after)
 	}
 }
