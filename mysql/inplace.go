@@ -300,17 +300,54 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 	swapped = true
 	// From here the new tables are live: finish, whatever ctx says.
 	fctx := context.Background()
-	if err := sw.dropAside(fctx, c.Database, aside, current); err != nil {
+	if err := sw.dropObjects(fctx, c.Database, current); err != nil {
+		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept as %s_* in %s", err, asidePrefix, c.Database)
+	}
+	// The dump's views, triggers, routines and events, with the previous
+	// tables still kept aside: should one fail (a view on a table the
+	// user may not read), the previous tables and objects are put back.
+	held := append([]byte("SET SESSION lock_wait_timeout = "+lockWaitSeconds(sw.lockWait)+";\n"), into.heldDump()...)
+	if _, err := load(fctx, c, bytes.NewReader(held), false, nil, 1); err != nil {
+		if berr := sw.swapBack(fctx, c, aside, next, current); berr != nil {
+			return fmt.Errorf("%w; putting the previous tables back failed too (%v): the new tables are in place, the previous ones kept as %s_* in %s", err, berr, asidePrefix, c.Database)
+		}
+		swapped = false // the scratch tables are dropped on the way out
+		return fmt.Errorf("%w. The database was put back as it was", err)
+	}
+	if err := sw.dropTables(fctx, c.Database, aside); err != nil {
 		return fmt.Errorf("%w. The new tables are in place; the previous ones may be left as %s_* in %s", err, asidePrefix, c.Database)
 	}
 	if err := sw.nameKeys(fctx, into); err != nil {
 		return fmt.Errorf("%w. The new tables are in place, with all their rows", err)
 	}
-	held := append([]byte("SET SESSION lock_wait_timeout = "+lockWaitSeconds(sw.lockWait)+";\n"), into.heldDump()...)
-	if _, err := load(fctx, c, bytes.NewReader(held), false, nil, 1); err != nil {
-		return fmt.Errorf("%w. The new tables are in place; creating their views, triggers, routines or events failed", err)
-	}
 	return nil
+}
+
+// swapBack undoes an in-place swap whose objects could not be made: the
+// objects made so far are dropped, the new tables renamed back to their
+// scratch names and the previous ones to theirs in one RENAME TABLE, and
+// the previous views, triggers, routines and events made again.
+func (s *swapper) swapBack(ctx context.Context, c Config, aside map[string]string, next []move, current objectSet) error {
+	made, err := objects(ctx, s.db, c.Database)
+	if err != nil {
+		return err
+	}
+	if err := s.dropObjects(ctx, c.Database, made); err != nil {
+		return err
+	}
+	var parts []string
+	for _, m := range next {
+		parts = append(parts, quoteIdent(c.Database)+"."+quoteIdent(m.to)+" TO "+m.from)
+	}
+	for name, tmp := range aside {
+		parts = append(parts, quoteIdent(c.Database)+"."+quoteIdent(tmp)+" TO "+quoteIdent(c.Database)+"."+quoteIdent(name))
+	}
+	if len(parts) > 0 {
+		if _, err := s.conn.ExecContext(ctx, "RENAME TABLE "+strings.Join(parts, ", ")); err != nil {
+			return fmt.Errorf("rename the tables back: %w", err)
+		}
+	}
+	return recreate(ctx, c, c.Database, c.Database, current, s.lockWait)
 }
 
 // dropScratchTables drops the scratch tables an interrupted restore left
@@ -345,17 +382,22 @@ func dropScratchTables(ctx context.Context, db *sql.DB, target string) error {
 	return nil
 }
 
-// dropAside finishes an in-place swap: the previous views, triggers,
-// routines and events are dropped, and the previous tables with them.
-func (s *swapper) dropAside(ctx context.Context, target string, aside map[string]string, current objectSet) error {
-	if err := dropMovable(ctx, s.conn, target, current); err != nil {
+// dropObjects drops the views, triggers, routines and events of set.
+func (s *swapper) dropObjects(ctx context.Context, target string, set objectSet) error {
+	if err := dropMovable(ctx, s.conn, target, set); err != nil {
 		return err
 	}
-	for _, o := range current.routinesAndEvents() {
+	for _, o := range set.routinesAndEvents() {
 		if _, err := s.conn.ExecContext(ctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(target)+"."+quoteIdent(o.name)); err != nil {
 			return fmt.Errorf("drop old %s %s: %w", strings.ToLower(o.kind), o.name, err)
 		}
 	}
+	return nil
+}
+
+// dropTables finishes an in-place swap: the previous tables, renamed
+// aside, are dropped.
+func (s *swapper) dropTables(ctx context.Context, target string, aside map[string]string) error {
 	var drop []string
 	for _, tmp := range aside {
 		drop = append(drop, quoteIdent(target)+"."+quoteIdent(tmp))

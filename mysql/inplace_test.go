@@ -262,3 +262,47 @@ func TestReplaceInPlaceRefusesReservedNames(t *testing.T) {
 		t.Errorf("the target changed:\n%s\n%s", before, after)
 	}
 }
+
+// A view the user may not make (it reads a database the user has no
+// rights on) fails after the swap: the previous tables, kept aside until
+// then, are put back with their trigger and view, as if nothing happened.
+func TestReplaceInPlaceObjectFailsAfterSwap(t *testing.T) {
+	src := testenv.NewMariaDB(t)
+	other := testenv.NewMariaDB(t)
+	for _, q := range []string{
+		"CREATE TABLE " + other.Database + ".par (id INT PRIMARY KEY)",
+		"INSERT INTO " + other.Database + ".par VALUES (1), (2)",
+		"CREATE TABLE posts (id INT PRIMARY KEY, title VARCHAR(20))",
+		"INSERT INTO posts VALUES (1, 'new'), (2, 'new')",
+		"CREATE VIEW pv AS SELECT p.id, o.id AS oid FROM posts p JOIN " + other.Database + ".par o ON o.id = p.id",
+	} {
+		if _, err := src.Admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	ctx := context.Background()
+	var dump bytes.Buffer
+	if err := Dump(ctx, root(src.Database), &dump); err != nil {
+		t.Fatal(err)
+	}
+	want, err := Checksums(ctx, root(src.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := target(t)
+	before, objs := targetState(t, dst), objectCounts(t, dst, dst.Database)
+	err = Replace(ctx, ownDatabaseOnly(t, dst), bytes.NewReader(dump.Bytes()), strict(want), ReplaceOptions{})
+	if err == nil || !strings.Contains(err.Error(), "put back as it was") {
+		t.Fatalf("Replace = %v", err)
+	}
+	if after := targetState(t, dst); after != before || objectCounts(t, dst, dst.Database) != objs {
+		t.Errorf("the target changed:\n%s %s\n%s %s", before, objs, after, objectCounts(t, dst, dst.Database))
+	}
+	var n int
+	if err := dst.Admin.QueryRow("SELECT COUNT(*) FROM old_view").Scan(&n); err != nil {
+		t.Errorf("the previous view is gone: %v", err)
+	}
+	if left := scratchTables(t, dst, dst.Database); len(left) > 0 {
+		t.Errorf("scratch tables left: %v", left)
+	}
+}

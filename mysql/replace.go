@@ -307,7 +307,14 @@ func recreate(ctx context.Context, c Config, from, to string, s objectSet, lockW
 		var lastErr error
 		for _, o := range pending {
 			stmt := strings.ReplaceAll(o.create, quoteIdent(from)+".", quoteIdent(to)+".")
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			_, err := conn.ExecContext(ctx, stmt)
+			var me *driver.MySQLError
+			if errors.As(err, &me) && me.Number == 1227 {
+				// Keeping another user's DEFINER needs SUPER: the object
+				// becomes the restoring user's, as a load makes it.
+				_, err = conn.ExecContext(ctx, definerRE.ReplaceAllString(stmt, ""))
+			}
+			if err != nil {
 				failed, lastErr = append(failed, o), fmt.Errorf("create %s %s: %w", strings.ToLower(o.kind), o.name, err)
 			}
 		}
