@@ -33,6 +33,13 @@ import (
 // it could not read, which SFTP then reports), or one of more than
 // listedMax entries (its memory). In each case SFTP lists, as before.
 
+// ListByFind turns the listing by find on. It is off: on 2026-12-03 a
+// clone's drift check hung reading a listing's output (ssh_nodes.txtar,
+// intermittent, stack in the note); until that is understood and
+// bounded, trees are listed over SFTP (the listing tests then compare SFTP
+// with itself: they are to be turned back on with it).
+var ListByFind = false
+
 // listedMax bounds the entries a listing holds (about 100 bytes each).
 const listedMax = 500_000
 
@@ -53,6 +60,9 @@ type listing map[string][]files.Info
 // first if no ReadDir did before; ok is false when the listing does not
 // hold rel (the host could not list, rel was served already or changed).
 func (t *Tree) fromListing(ctx context.Context, rel string) (list []files.Info, ok bool) {
+	if !ListByFind {
+		return nil, false
+	}
 	t.listOnce.Do(func() {
 		l, err := t.list(ctx, rel)
 		t.mu.Lock()
