@@ -16,8 +16,6 @@ import (
 	"github.com/cairn-backup/cairn/sshfs"
 )
 
-
-
 // hostileTree makes a tree of the names and kinds a listing must carry
 // whole: spaces, newlines, quotes, a leading dash, non-ASCII, links to a
 // directory and to nowhere, a pipe, an empty directory, special bits.
