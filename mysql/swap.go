@@ -330,13 +330,8 @@ func mustAtoi(s string) int {
 // moved to the holding database old (no other session uses their aside
 // names).
 func (s *swapper) putAside(ctx context.Context, target, old string, aside map[string]string, current objectSet) error {
-	if err := dropMovable(ctx, s.conn, target, current); err != nil {
+	if err := s.dropObjects(ctx, target, current); err != nil {
 		return err
-	}
-	for _, o := range current.routinesAndEvents() {
-		if _, err := s.conn.ExecContext(ctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(target)+"."+quoteIdent(o.name)); err != nil {
-			return fmt.Errorf("drop old %s %s: %w", strings.ToLower(o.kind), o.name, err)
-		}
 	}
 	var parts []string
 	for name, tmp := range aside {
