@@ -96,8 +96,11 @@ func (p *Pool) Close() error {
 type Conn struct {
 	*ssh.Client
 	host string // user@host:port, for messages
-	done chan struct{}
-	once sync.Once
+	// timeout is how long a remote command may go without a word before
+	// it is given up (a listing's find on a wedged disk).
+	timeout time.Duration
+	done    chan struct{}
+	once    sync.Once
 }
 
 // Close closes the connection.
@@ -257,7 +260,7 @@ func (p *Pool) connect(ctx context.Context, t target) (*Conn, error) {
 		return nil, fmt.Errorf("ssh %s@%s (%s): the host offers no key of a type known_hosts lists. Try: ssh-keyscan %s, and compare with %s", t.user, t.name, t.addr, hostOf(t.addr), p.opts.KnownHosts)
 	}
 	raw.SetDeadline(time.Time{}) //nolint:errcheck
-	c := &Conn{Client: ssh.NewClient(cc, chans, reqs), host: t.user + "@" + t.addr, done: make(chan struct{})}
+	c := &Conn{Client: ssh.NewClient(cc, chans, reqs), host: t.user + "@" + t.addr, timeout: p.opts.Timeout, done: make(chan struct{})}
 	go c.keepAlive(p.opts.KeepAlive, p.opts.Timeout)
 	go func() { c.Wait(); c.Close() }() //nolint:errcheck // a lost connection is marked so, for Dial to make another
 	return c, nil

@@ -133,3 +133,37 @@ func TestListingSFTPOnlyRoot(t *testing.T) {
 		t.Fatalf("ReadDir: %v, %v", list, err)
 	}
 }
+
+// A host whose shell commands hang (find on a wedged disk) is listed over
+// SFTP once the listing has gone quiet for the connection's timeout:
+// nothing waits on it for good.
+func TestListingWedgedHost(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "force")
+	os.WriteFile(script, []byte(`#!/bin/sh
+case "$SSH_ORIGINAL_COMMAND" in
+internal-sftp|*sftp-server) exec /usr/lib/openssh/sftp-server ;;
+"sh -s") exec sleep 60 ;;
+esac
+exec sh -c "$SSH_ORIGINAL_COMMAND"
+`), 0o755)
+	srv := testenv.NewSSHDWith(t, testenv.SSHDOptions{ForceCommand: script})
+	dir := hostileTree(t)
+	c, err := pool(t, srv, sshfs.Options{Timeout: time.Second}).Dial(context.Background(), host(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := sshfs.OpenTree(context.Background(), c, dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	start := time.Now()
+	got := walk(t, tr, "")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the walk took %v", d)
+	}
+	want := walk(t, remote(t, testenv.NewSSHDWith(t, testenv.SSHDOptions{SFTPOnly: true}), dir), "")
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed:\n%s\nover SFTP:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -61,6 +61,10 @@ type SSHDOptions struct {
 	// SFTPOnly allows SFTP and nothing else (ForceCommand internal-sftp),
 	// as hosting that offers no shell does.
 	SFTPOnly bool
+	// ForceCommand is a program run in place of every command and
+	// subsystem asked for, which finds what was asked in
+	// SSH_ORIGINAL_COMMAND (a host that acts up on some commands).
+	ForceCommand string
 }
 
 // StartSSHD starts an sshd; Stop stops it.
@@ -116,7 +120,7 @@ func StartSSHD(o SSHDOptions) (*SSHD, error) {
 			"AuthorizedKeysFile " + filepath.Join(s.Dir, "authorized_keys"),
 			"StrictModes no", "UsePAM no", "PermitRootLogin yes", "PasswordAuthentication no",
 			"KbdInteractiveAuthentication no", "AllowTcpForwarding yes", "Subsystem sftp internal-sftp",
-			"MaxSessions 64", "MaxStartups 64", "LogLevel ERROR", forceSFTP(o.SFTPOnly), "",
+			"MaxSessions 64", "MaxStartups 64", "LogLevel ERROR", forced(o), "",
 		}, "\n"),
 	} {
 		if err := os.WriteFile(filepath.Join(s.Dir, name), []byte(content), 0o600); err != nil {
@@ -131,9 +135,12 @@ func StartSSHD(o SSHDOptions) (*SSHD, error) {
 	return s, s.start()
 }
 
-func forceSFTP(on bool) string {
-	if on {
+func forced(o SSHDOptions) string {
+	switch {
+	case o.SFTPOnly:
 		return "ForceCommand internal-sftp"
+	case o.ForceCommand != "":
+		return "ForceCommand " + o.ForceCommand
 	}
 	return ""
 }
