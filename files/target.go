@@ -50,6 +50,23 @@ type Linker interface {
 
 var _ Linker = (*Local)(nil)
 
+// Prefetcher is implemented by targets that can read ahead, in the
+// background, what a walk of the whole tree will ask for (another host's
+// listing of it), for the walk to find it ready. Whoever is about to walk
+// the whole tree calls Prefetch as soon as it is open, and may do other
+// work meanwhile; a tree that is not walked after all only did work for
+// nothing.
+type Prefetcher interface {
+	Prefetch(ctx context.Context)
+}
+
+// Prefetch starts t's read-ahead when it has one (see Prefetcher).
+func Prefetch(ctx context.Context, t cairn.Tree) {
+	if p, ok := t.(Prefetcher); ok {
+		p.Prefetch(ctx)
+	}
+}
+
 // tempPrefix marks cairn's in-flight files; leftovers of an interrupted
 // restore are removed by the next one.
 const (

@@ -316,6 +316,9 @@ func (e *Engine) openTarget(ctx context.Context, p *Plan, n Node, create bool) (
 		if err != nil {
 			return nil, false, nil, err
 		}
+		if p.Options.Path == "" {
+			files.Prefetch(ctx, t) // the whole tree is walked
+		}
 		return t, false, func() {}, nil // the tree ends with the run's connections
 	}
 	if _, err := os.Lstat(n.Resolved); err != nil && p.Options.DryRun {

@@ -103,6 +103,7 @@ func (c *Catalog) Request(ctx context.Context, e *cairn.Environment, exclude []s
 		if err != nil {
 			return req, fmt.Errorf("%s: %w", e.Name(), err)
 		}
+		files.Prefetch(ctx, t) // listed while the repository opens
 		req.Path, req.Tree = e.Files.String(), t
 	}
 	c.detect(ctx, &req)
@@ -158,6 +159,9 @@ func (c *Catalog) drift(ctx context.Context, e *cairn.Environment, exclude []str
 			t, err = lt, lerr
 		} else {
 			t, err = c.OpenRemote(ctx, l, false)
+			if err == nil {
+				files.Prefetch(ctx, t) // the nodes are listed at once
+			}
 		}
 		switch {
 		case err != nil && i == 0:

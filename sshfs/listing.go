@@ -60,6 +60,26 @@ const findFormat = `%y %m %s %T@ %n %P\0`
 // the tree.
 type listing map[string][]files.Info
 
+// Prefetch starts the listing of the whole tree in the background (see
+// files.Prefetcher): a snapshot's or restore's walk finds it ready, or
+// waits for it on its first ReadDir.
+func (t *Tree) Prefetch(ctx context.Context) {
+	if ListByFind {
+		go t.takeListing(ctx, "")
+	}
+}
+
+// takeListing lists the subtree at rel, unless the tree was listed (or
+// its listing was started) before.
+func (t *Tree) takeListing(ctx context.Context, rel string) {
+	t.listOnce.Do(func() {
+		l, err := t.list(ctx, rel)
+		t.mu.Lock()
+		t.listed, t.listErr = l, err
+		t.mu.Unlock()
+	})
+}
+
 // fromListing returns rel's entries from the tree's listing, running it
 // first if no ReadDir did before; ok is false when the listing does not
 // hold rel (the host could not list, rel was served already or changed).
@@ -67,12 +87,7 @@ func (t *Tree) fromListing(ctx context.Context, rel string) (list []files.Info, 
 	if !ListByFind {
 		return nil, false
 	}
-	t.listOnce.Do(func() {
-		l, err := t.list(ctx, rel)
-		t.mu.Lock()
-		t.listed, t.listErr = l, err
-		t.mu.Unlock()
-	})
+	t.takeListing(ctx, rel)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	list, ok = t.listed[rel]

@@ -24,6 +24,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,6 +41,7 @@ func main() {
 	dbMB := flag.Int("db", 256, "approximate database dump size in MiB (0: no database step)")
 	runs := flag.Int("runs", 3, "times the repeated steps run; medians are shown")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	flag.BoolVar(&hold, "hold", false, "after the steps, keep the host up (until interrupted) and print how to run cairn against it")
 	flag.StringVar(&steps, "steps", "first,same,restore,db", "the steps to measure")
 	flag.Parse()
 	if err := run(*sizeMB, *dbMB, *runs, *keep); err != nil {
@@ -50,6 +52,9 @@ func main() {
 
 // steps are the steps to measure (-steps).
 var steps string
+
+// hold keeps the host up after the steps (-hold), for a closer look.
+var hold bool
 
 func step(name string) bool { return strings.Contains(","+steps+",", ","+name+",") }
 
@@ -193,6 +198,12 @@ sites:
 		rows = append(rows, r)
 	}
 	report(rows, files, bytes)
+	if hold {
+		fmt.Fprintf(os.Stderr, "the host is up until interrupted; run cairn against it with\n  env HOME=%s CAIRN_PASSWORD=bench CAIRN_CONFIG=%s SSH_AUTH_SOCK= %s snapshot site/prod\n", home, cfg, cairnBin)
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+		<-stop
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/render"
+	"github.com/cairn-backup/cairn/repo"
 )
 
 type snapshotOptions struct {
@@ -48,48 +49,73 @@ The first snapshot into the default local repository creates it.`,
 	return cmd
 }
 
-// snapshotRequest is what `cairn snapshot ARG` snapshots: SITE/ENV from
-// the config (even where a directory has that name), else a directory (as
-// its environment, if it is one's files).
-func (a *app) snapshotRequest(ctx context.Context, arg string, o snapshotOptions) (cairn.SnapshotRequest, error) {
+// snapshotRequest resolves `cairn snapshot ARG`: SITE/ENV from the config
+// (even where a directory has that name), else a directory (as its
+// environment, if it is one's files). It returns what builds the request,
+// which reaches another host's files when they are there.
+func (a *app) snapshotRequest(arg string, o snapshotOptions) (func(context.Context) (cairn.SnapshotRequest, error), error) {
 	if site, env, ok := strings.Cut(arg, "/"); ok && cairn.ValidName(site) && cairn.ValidName(env) && (a.cfg.Has(site, env) || !pathExists(arg)) {
 		e, err := a.cfg.Env(site, env)
 		if err != nil {
-			return cairn.SnapshotRequest{}, err
+			return nil, err
 		}
 		if pathExists(arg) {
 			fmt.Fprintf(a.stderr, "note: %s is the environment of the config, not the directory of that name here (say ./%s for that one)\n", arg, arg)
 		}
-		return a.sites.Request(ctx, e, o.exclude, o.noDB)
+		return func(ctx context.Context) (cairn.SnapshotRequest, error) {
+			return a.sites.Request(ctx, e, o.exclude, o.noDB)
+		}, nil
 	}
 	st, err := os.Stat(arg)
 	if err != nil {
-		return cairn.SnapshotRequest{}, fmt.Errorf("%s is neither SITE/ENV from the config nor a directory: %w", arg, cairn.ErrNotFound)
+		return nil, fmt.Errorf("%s is neither SITE/ENV from the config nor a directory: %w", arg, cairn.ErrNotFound)
 	}
 	if !st.IsDir() {
-		return cairn.SnapshotRequest{}, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
+		return nil, fmt.Errorf("%w: %s is not a directory", cairn.ErrInvalidArgument, arg)
 	}
 	if e, ok := a.cfg.FindByPath(arg); ok {
-		req, err := a.sites.Request(ctx, e, o.exclude, o.noDB)
-		req.Path = arg
-		return req, err
+		return func(ctx context.Context) (cairn.SnapshotRequest, error) {
+			req, err := a.sites.Request(ctx, e, o.exclude, o.noDB)
+			req.Path = arg
+			return req, err
+		}, nil
 	}
-	return a.sites.RequestDir(arg, shortHost(), o.exclude, o.noDB)
+	return func(context.Context) (cairn.SnapshotRequest, error) {
+		return a.sites.RequestDir(arg, shortHost(), o.exclude, o.noDB)
+	}, nil
 }
 
 func (a *app) runSnapshot(ctx context.Context, arg string, o snapshotOptions) error {
 	if _, err := a.catalog(); err != nil {
 		return err
 	}
-	req, err := a.snapshotRequest(ctx, arg, o)
+	request, err := a.snapshotRequest(arg, o)
 	if err != nil {
 		return err
 	}
-	r, err := a.openRepo(ctx, true)
-	if err != nil {
-		return err
+	// The repository opens (its key derived, its indexes read) while
+	// another host's files are reached and listed.
+	type opened struct {
+		r   *repo.Repo
+		err error
 	}
-	defer r.Close(ctx)
+	repoOpened := make(chan opened, 1)
+	go func() {
+		r, err := a.openRepo(ctx, true)
+		repoOpened <- opened{r, err}
+	}()
+	req, err := request(ctx)
+	op := <-repoOpened
+	if op.r != nil {
+		defer op.r.Close(ctx)
+	}
+	switch {
+	case err != nil:
+		return err
+	case op.err != nil:
+		return op.err
+	}
+	r := op.r
 	a.log.Info("snapshot", "site", req.Site, "environment", req.Environment, "path", req.Path, "exclude", req.Exclude, "databases", len(req.Databases))
 	bar := a.bar("snapshot " + req.Site + "/" + req.Environment)
 	snap, err := a.sites.Snapshot(ctx, r, req, bar)
