@@ -628,6 +628,9 @@ func (r *restorer) worker() error {
 
 func (r *restorer) copy(j job) error {
 	n := j.node
+	if done, err := r.patch(j); done || err != nil {
+		return err
+	}
 	if j.compare {
 		same, err := r.sameContent(j)
 		if err != nil {
@@ -667,6 +670,39 @@ func (r *restorer) copy(j job) error {
 	}
 	r.opts.Progress.Done(1, 0)
 	return nil
+}
+
+// patch rewrites the file of j by sending only what differs from the
+// target's, where the target can (see Patcher); done is false when it did
+// not, for the file to be written whole (or compared first).
+func (r *restorer) patch(j job) (done bool, err error) {
+	n := j.node
+	p, ok := r.dst.(Patcher)
+	if !ok || !j.exists || r.opts.DryRun || n.Size() < PatchMin {
+		return false, nil
+	}
+	rc, err := n.Open(r.ctx)
+	if err != nil {
+		return false, fmt.Errorf("read %s from the repository: %w", j.rel, err)
+	}
+	defer rc.Close()
+	rs, ok := rc.(io.ReadSeeker)
+	if !ok {
+		return false, nil
+	}
+	_, same, err := p.Patch(r.ctx, j.rel, rs, n.Size(), n.Mode(), n.ModTime())
+	switch {
+	case r.ctx.Err() != nil:
+		return true, r.ctx.Err()
+	case err != nil:
+		return false, nil // written whole, which says what is wrong if anything is
+	case same:
+		r.report(Change{Op: OpMeta, Path: j.rel})
+	default:
+		r.report(Change{Op: OpUpdate, Path: j.rel, Size: n.Size()})
+	}
+	r.opts.Progress.Done(1, n.Size())
+	return true, nil
 }
 
 // sameContent compares the snapshot's file with the target's, byte by byte.

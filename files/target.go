@@ -50,6 +50,32 @@ type Linker interface {
 
 var _ Linker = (*Local)(nil)
 
+// Patcher is implemented by targets that can rewrite a large file by
+// sending only what differs from the file there now, as rsync's delta
+// transfer does (with blocks at fixed offsets rather than a rolling hash:
+// edits in place and appends are found; an insertion rewrites what
+// follows it). It pays where sending is dear (another host) and the file
+// large.
+type Patcher interface {
+	// Patch replaces rel, as WriteFile does (atomically, a new file
+	// renamed over it), with r's content, size bytes long: a copy of rel
+	// made on its host takes r's blocks where they differ, and is renamed
+	// over rel. It returns how many bytes it sent, and same when no block
+	// differed. It fails with ErrNoPatch (wrapped, saying why) when it
+	// cannot patch this file here (a small file, a host without the
+	// tools), for the caller to WriteFile instead; after any other failure
+	// too, WriteFile is right.
+	Patch(ctx context.Context, rel string, r io.ReadSeeker, size int64, mode fs.FileMode, mtime time.Time) (sent int64, same bool, err error)
+}
+
+// ErrNoPatch says a Patcher cannot patch a file: it is to be written
+// whole.
+var ErrNoPatch = errors.New("not patched")
+
+// PatchMin is the smallest file worth patching: below, sending it whole
+// costs about what the round trips of a patch do.
+const PatchMin = 8 << 20
+
 // Prefetcher is implemented by targets that can read ahead, in the
 // background, what a walk of the whole tree will ask for (another host's
 // listing of it), for the walk to find it ready. Whoever is about to walk
@@ -160,4 +186,12 @@ var errMissing = errors.New("the target does not exist")
 // tree stays usable until the Remote is closed.
 type Remote interface {
 	OpenTree(ctx context.Context, l cairn.Location, create bool) (Target, error)
+}
+
+// A Warmer is a Remote that can open a tree ahead, in the background, for
+// the next OpenTree of its location to take (with the tree's listing
+// under way): Warm writes nothing, and a tree it cannot open is opened,
+// or its error said, by OpenTree as without it.
+type Warmer interface {
+	Warm(ctx context.Context, l cairn.Location)
 }

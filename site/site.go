@@ -178,6 +178,21 @@ func (c *Catalog) drift(ctx context.Context, e *cairn.Environment, exclude []str
 	return append(unreachable, drift...), err
 }
 
+// Warm opens the trees of e's nodes on other hosts ahead, in the
+// background, for a restore or clone onto the whole of e that has other
+// work to do first (see files.Warmer).
+func (c *Catalog) Warm(ctx context.Context, e *cairn.Environment) {
+	w, ok := c.remote.(files.Warmer)
+	if !ok {
+		return
+	}
+	for _, l := range e.Nodes {
+		if !l.IsLocal() {
+			w.Warm(ctx, l)
+		}
+	}
+}
+
 // OpenRemote opens the tree at l, on another host.
 func (c *Catalog) OpenRemote(ctx context.Context, l cairn.Location, create bool) (files.Target, error) {
 	if c.remote == nil {

@@ -46,9 +46,10 @@ type Pool struct {
 	cfg     *ssh_config.Config // nil: none
 	cfgOK   sync.Once
 	cfgErr  error
-	khMu    sync.Mutex         // serializes accept-new's appends to known_hosts
-	trees   []*Tree            // opened by OpenTree, closed with the pool
-	tunnels map[string]*Tunnel // opened by Forward, by user@host:port and address
+	khMu    sync.Mutex            // serializes accept-new's appends to known_hosts
+	trees   []*Tree               // opened by OpenTree, closed with the pool
+	warm    map[string]chan *Tree // opened ahead by Warm, by location, for OpenTree
+	tunnels map[string]*Tunnel    // opened by Forward, by user@host:port and address
 }
 
 // NewPool returns an empty pool.
@@ -68,7 +69,7 @@ func NewPool(o Options) *Pool {
 	if o.KnownHosts == "" {
 		o.KnownHosts = filepath.Join(o.Home, ".ssh", "known_hosts")
 	}
-	return &Pool{opts: o, conns: map[string]*Conn{}, tunnels: map[string]*Tunnel{}}
+	return &Pool{opts: o, conns: map[string]*Conn{}, tunnels: map[string]*Tunnel{}, warm: map[string]chan *Tree{}}
 }
 
 // Close ends every SFTP session OpenTree opened, every tunnel Forward

@@ -2,7 +2,6 @@ package sshfs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/cairn-backup/cairn/files"
 	"github.com/cairn-backup/cairn/internal/shell"
@@ -125,83 +121,20 @@ func (t *Tree) unlist(rel string, below bool) {
 // list runs find below rel on the host and reads its listing; the error
 // says why there is none (the caller lists over SFTP instead).
 func (t *Tree) list(ctx context.Context, rel string) (listing, error) {
-	s, err := t.conn.NewSession()
+	cmd, err := start(ctx, t.conn, "find", "printf '"+strings.TrimSuffix(listMarker, "\x00")+"\\0' && LC_ALL=C exec find -P "+
+		shell.Quote(t.abs(rel))+" -depth -printf "+shell.Quote(findFormat)+"\n")
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	out, err := s.StdoutPipe()
+	l, err := readListing(bufio.NewReaderSize(cmd.Out, 256<<10), rel)
 	if err != nil {
+		cmd.abandon(err)
 		return nil, err
 	}
-	var stderr bytes.Buffer
-	s.Stderr = &stderr
-	s.Stdin = strings.NewReader("printf '" + strings.TrimSuffix(listMarker, "\x00") + "\\0' && LC_ALL=C exec find -P " +
-		shell.Quote(t.abs(rel)) + " -depth -printf " + shell.Quote(findFormat) + "\n")
-	if err := s.Start("sh -s"); err != nil {
+	if err := cmd.Wait(); err != nil {
 		return nil, err
-	}
-	// The listing is read through a pipe that giving up closes at once:
-	// OpenSSH keeps a channel whose command still runs open, a signal to
-	// it notwithstanding (it refuses to signal a forced command), so what
-	// reads the channel itself would wait for the command's end.
-	pr, pw := io.Pipe()
-	r := &watched{r: out}
-	go func() { _, err := io.Copy(pw, r); pw.CloseWithError(err) }()
-	giveUp := func(why error) {
-		pw.CloseWithError(why)
-		s.Signal(ssh.SIGKILL) //nolint:errcheck
-		s.Close()
-	}
-	defer context.AfterFunc(ctx, func() { giveUp(ctx.Err()) })()
-	defer r.watch(t.conn.timeout, func() { giveUp(fmt.Errorf("no word from find for %v", t.conn.timeout)) })()
-	l, err := readListing(bufio.NewReaderSize(pr, 256<<10), rel)
-	if err != nil {
-		giveUp(err)
-		go s.Wait() //nolint:errcheck // whenever the host ends it
-		return nil, err
-	}
-	if err := s.Wait(); err != nil {
-		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return l, nil
-}
-
-// watched is a reader that counts what it reads, for watch.
-type watched struct {
-	r    io.Reader
-	read atomic.Int64 // bytes read so far
-}
-
-func (w *watched) Read(p []byte) (int, error) {
-	n, err := w.r.Read(p)
-	w.read.Add(int64(n))
-	return n, err
-}
-
-// watch calls quit, once, when a period of d passes without a byte read;
-// the function it returns stops the watch.
-func (w *watched) watch(d time.Duration, quit func()) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(d)
-		defer tick.Stop()
-		last := int64(-1)
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			n := w.read.Load()
-			if n == last {
-				quit()
-				return
-			}
-			last = n
-		}
-	}()
-	return func() { close(done) }
 }
 
 // readListing parses find's output for the subtree at rel.

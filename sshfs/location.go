@@ -19,6 +19,25 @@ func (p *Pool) OpenTree(ctx context.Context, l cairn.Location, create bool) (fil
 	if l.IsLocal() {
 		return nil, fmt.Errorf("%w: %s is not on another host", cairn.ErrInvalidArgument, l)
 	}
+	p.mu.Lock()
+	ahead, ok := p.warm[l.String()]
+	delete(p.warm, l.String())
+	p.mu.Unlock()
+	if ok {
+		select {
+		case t := <-ahead:
+			if t != nil {
+				return t, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return p.open(ctx, l, create)
+}
+
+// open opens the directory at l (see OpenTree).
+func (p *Pool) open(ctx context.Context, l cairn.Location, create bool) (*Tree, error) {
 	c, err := p.Dial(ctx, Host{User: l.User, Name: l.Host, Port: l.Port})
 	if err != nil {
 		return nil, err
@@ -31,6 +50,35 @@ func (p *Pool) OpenTree(ctx context.Context, l cairn.Location, create bool) (fil
 	p.trees = append(p.trees, t)
 	p.mu.Unlock()
 	return t, nil
+}
+
+// Warm opens the tree at l in the background and starts its listing (see
+// Tree.Prefetch), for the next OpenTree of l to take: the connection and
+// the listing are made while the caller does other work (a restore opens
+// the repository and reads the snapshot meanwhile). Nothing is written:
+// a tree that does not exist is not made here, and OpenTree then does
+// as it would have.
+func (p *Pool) Warm(ctx context.Context, l cairn.Location) {
+	if l.IsLocal() {
+		return
+	}
+	ahead := make(chan *Tree, 1)
+	p.mu.Lock()
+	if _, ok := p.warm[l.String()]; ok {
+		p.mu.Unlock()
+		return
+	}
+	p.warm[l.String()] = ahead
+	p.mu.Unlock()
+	go func() {
+		t, err := p.open(ctx, l, false)
+		if err != nil {
+			ahead <- nil
+			return
+		}
+		t.Prefetch(ctx)
+		ahead <- t
+	}()
 }
 
 // Shell runs script with sh on l's host, the script on sh's stdin (so

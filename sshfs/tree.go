@@ -46,6 +46,9 @@ type Tree struct {
 	listOnce sync.Once // the listing is run by the first ReadDir
 	listed   listing   // what is left of it (see fromListing)
 	listErr  error     // why there is none
+
+	patching chan struct{}         // the patches under way (see Patch)
+	noPatch  atomic.Pointer[error] // why the host cannot patch, once it could not
 }
 
 var (
@@ -59,7 +62,7 @@ func OpenTree(ctx context.Context, c *Conn, root string, create bool) (*Tree, er
 	if !path.IsAbs(root) {
 		return nil, fmt.Errorf("%s: %q is not an absolute path", c, root)
 	}
-	t := &Tree{root: path.Clean(root), name: "ssh://" + c.host + path.Clean(root), conn: c, dirs: map[string]bool{"": true}}
+	t := &Tree{root: path.Clean(root), name: "ssh://" + c.host + path.Clean(root), conn: c, dirs: map[string]bool{"": true}, patching: make(chan struct{}, patchers)}
 	opts := []sftp.ClientOption{sftp.UseConcurrentWrites(true), sftp.MaxConcurrentRequestsPerFile(64)}
 	first, err := newSFTP(c.Client, opts...)
 	if err != nil {

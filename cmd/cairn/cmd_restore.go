@@ -110,6 +110,7 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 	if _, err := a.catalog(); err != nil {
 		return err
 	}
+	a.warmTarget(ctx, sel, o)
 	r, s, err := a.pickFor(ctx, sel, true)
 	if err != nil {
 		return err
@@ -138,6 +139,24 @@ func (a *app) runRestore(ctx context.Context, sel string, o restoreOptions) erro
 		}
 	}
 	return e.Run(ctx, plan, rep)
+}
+
+// warmTarget starts reaching the target's files on other hosts (and
+// listing them) while the repository opens, when the target is known
+// before the snapshot is: --to, or SITE/ENV@SEL. It writes nothing there.
+func (a *app) warmTarget(ctx context.Context, sel string, o restoreOptions) {
+	if o.path != "" || o.only == "db" {
+		return // not the whole tree
+	}
+	to := o.to
+	if to == "" {
+		to, _, _ = strings.Cut(sel, "@")
+	}
+	if site, env, ok := strings.Cut(to, "/"); ok && a.cfg.Has(site, env) {
+		if e, err := a.cfg.Env(site, env); err == nil {
+			a.sites.Warm(ctx, e)
+		}
+	}
 }
 
 // confirmProtected asks for --force and the environment's name typed back.

@@ -33,9 +33,15 @@ func (n *MemNode) Children(context.Context) ([]cairn.Node, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
 }
+
+// Open reads the file; it seeks, as a snapshot's files do.
 func (n *MemNode) Open(context.Context) (io.ReadCloser, error) {
-	return io.NopCloser(strings.NewReader(n.data)), nil
+	return memFile{strings.NewReader(n.data)}, nil
 }
+
+type memFile struct{ *strings.Reader }
+
+func (memFile) Close() error                                { return nil }
 func (n *MemNode) Readlink(context.Context) (string, error) { return n.data, nil }
 
 // MemTime is the modification time of every MemTree entry.

@@ -249,3 +249,13 @@ func descendants(pid int) []int {
 	walk(pid)
 	return out
 }
+
+// Tmpfs mounts a tmpfs of size (as mount's size=) on dir, a small disk to
+// fill for real (root needed), unmounted when t ends.
+func Tmpfs(t testing.TB, dir, size string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		Require(t, "a tmpfs mount (root)", fmt.Errorf("%v: %s", err, out))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() }) //nolint:errcheck
+}

@@ -1,0 +1,206 @@
+package sshfs
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+
+	"github.com/cairn-backup/cairn/files"
+	"github.com/cairn-backup/cairn/internal/shell"
+)
+
+// A large file that changed is patched, not sent whole (see
+// files.Patcher): the host copies the file there to a temporary name and
+// prints the BLAKE2b sum of each block of the copy (tee, split --filter
+// and b2sum: coreutils, nothing installed), while the new content's
+// blocks are summed here; the blocks that differ are written into the
+// copy over SFTP, and the copy is renamed over the file. The copy, not the
+// file, is what is compared: whatever the file became meanwhile, the
+// result is the new content (the copy's sums are of what tee wrote, and
+// tee and split must say they succeeded).
+//
+// Blocks sit at fixed offsets, so an edit in place or an append sends a
+// block or two, and an insertion what follows it (rsync's rolling hash
+// finds moved data too; a site's large files are archives, databases'
+// files and media, edited in place or appended to). A host that cannot
+// patch (no b2sum, a split without --filter, BusyBox) has its files sent
+// whole.
+
+// patchers bounds the patches under way on a tree: each holds a session
+// of the connection (OpenSSH allows 10 by default).
+const patchers = 2
+
+// patchBlock is the block size for a file of size bytes: some 64 blocks
+// of 1 to 16 MiB (the host forks a b2sum for each).
+func patchBlock(size int64) int64 {
+	bs := int64(1 << 20)
+	for bs < 16<<20 && bs*64 < size {
+		bs *= 2
+	}
+	return bs
+}
+
+var _ files.Patcher = (*Tree)(nil)
+
+// Patch rewrites rel with r's content, sending only the blocks that
+// differ from a copy of rel made on the host (see files.Patcher).
+func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int64, mode fs.FileMode, mtime time.Time) (sent int64, same bool, err error) {
+	if size < files.PatchMin {
+		return 0, false, fmt.Errorf("%w: smaller than %d MiB", files.ErrNoPatch, files.PatchMin>>20)
+	}
+	if why := t.noPatch.Load(); why != nil {
+		return 0, false, *why
+	}
+	select {
+	case t.patching <- struct{}{}:
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+	defer func() { <-t.patching }()
+	err = t.place(ctx, rel, func(tmp string) error {
+		sc := t.sc()
+		f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		bs := patchBlock(size)
+		theirs, ours, err := t.blockSums(ctx, t.abs(rel), tmp, r, bs)
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, bs)
+		for i, sum := range ours {
+			if i < len(theirs) && theirs[i] == sum {
+				continue
+			}
+			off := int64(i) * bs
+			if _, err := r.Seek(off, io.SeekStart); err != nil {
+				return fmt.Errorf("read the new content: %w", err)
+			}
+			n, err := io.ReadFull(r, buf[:min(bs, size-off)])
+			if err != nil {
+				return fmt.Errorf("read the new content: %w", err)
+			}
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return err
+			}
+			sent += int64(n)
+		}
+		same = sent == 0 && len(theirs) == len(ours)
+		if err := f.Truncate(size); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		if err := sc.Chmod(tmp, mode.Perm()); err != nil {
+			return err
+		}
+		return sc.Chtimes(tmp, mtime, mtime)
+	})
+	return sent, same, err
+}
+
+// blockSums has the host copy src to tmp and sum the copy's blocks, while
+// r's are summed here.
+func (t *Tree) blockSums(ctx context.Context, src, tmp string, r io.Reader, bs int64) (theirs, ours []string, err error) {
+	type summed struct {
+		sums []string
+		err  error
+	}
+	done := make(chan summed, 1)
+	go func() {
+		s, err := sumBlocks(r, bs)
+		done <- summed{s, err}
+	}()
+	theirs, err = t.copySums(ctx, src, tmp, bs)
+	s := <-done
+	if s.err != nil {
+		return nil, nil, fmt.Errorf("read the new content: %w", s.err)
+	}
+	return theirs, s.sums, err
+}
+
+// copySums runs the copy and its sums on the host. A host that cannot
+// (its tools lack or refuse) patches nothing more in this run.
+func (t *Tree) copySums(ctx context.Context, src, tmp string, bs int64) ([]string, error) {
+	// split runs each b2sum with $SHELL -c: a login shell's start-up
+	// (bash reads ~/.bashrc when sshd started it) for every block.
+	script := "LC_ALL=C SHELL=/bin/sh; export LC_ALL SHELL\n" +
+		"{ tee -- " + shell.Quote(tmp) + " < " + shell.Quote(src) + "; echo \"cairn-copied $?\" >&2; } | " +
+		"split -b " + strconv.FormatInt(bs, 10) + " --filter=b2sum; echo \"cairn-summed $?\" >&2\n"
+	cmd, err := start(ctx, t.conn, "a copy to patch", script)
+	if err != nil {
+		return nil, err
+	}
+	theirs, err := readSums(cmd.Out)
+	if err != nil {
+		cmd.abandon(err)
+		return nil, t.cannotPatch(ctx, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, t.cannotPatch(ctx, err)
+	}
+	if e := cmd.Stderr(); !strings.Contains(e, "cairn-copied 0\n") || !strings.Contains(e, "cairn-summed 0\n") {
+		return nil, t.cannotPatch(ctx, errors.New(strings.TrimSpace(e)))
+	}
+	return theirs, nil
+}
+
+// cannotPatch records why the host cannot patch (unless ctx ended).
+func (t *Tree) cannotPatch(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	why := fmt.Errorf("%w: the host could not copy and sum a file (%v)", files.ErrNoPatch, err)
+	t.noPatch.CompareAndSwap(nil, &why)
+	return why
+}
+
+// b2sumLine is a line b2sum prints of its stdin.
+var b2sumLine = regexp.MustCompile(`^([0-9a-f]{128})  -$`)
+
+// readSums reads b2sum's lines.
+func readSums(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := b2sumLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			return nil, fmt.Errorf("not a sum: %q", sc.Text())
+		}
+		out = append(out, m[1])
+	}
+	return out, sc.Err()
+}
+
+// sumBlocks sums r's blocks of bs bytes, as b2sum does.
+func sumBlocks(r io.Reader, bs int64) ([]string, error) {
+	var out []string
+	buf := make([]byte, bs)
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			b := blake2b.Sum512(buf[:n])
+			out = append(out, hex.EncodeToString(b[:]))
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
