@@ -117,7 +117,10 @@ type FilesRestored struct {
 	// (no deletion asked for).
 	Extra        int64
 	BytesWritten int64
-	Duration     time.Duration
+	// Patched are the updated files of which only the changed blocks
+	// were sent: PatchSent bytes of their PatchSize.
+	Patched, PatchSent, PatchSize int64
+	Duration                      time.Duration
 }
 
 // SafetySnapshot is the snapshot a clone took of its target before

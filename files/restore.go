@@ -80,6 +80,9 @@ type Options struct {
 type Stats struct {
 	Added, Updated, Meta, Deleted, Unchanged int64
 	BytesWritten, BytesDeleted               int64
+	// Patched counts the updated files the target patched (see
+	// Patcher); PatchSent is what it sent of them, PatchSize their size.
+	Patched, PatchSent, PatchSize int64
 	// Extra counts entries the target has and the snapshot lacks, left
 	// in place because Options.Delete was not set.
 	Extra int64
@@ -690,7 +693,7 @@ func (r *restorer) patch(j job) (done bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	_, same, err := p.Patch(r.ctx, j.rel, rs, n.Size(), n.Mode(), n.ModTime())
+	sent, same, err := p.Patch(r.ctx, j.rel, rs, n.Size(), n.Mode(), n.ModTime())
 	switch {
 	case r.ctx.Err() != nil:
 		return true, r.ctx.Err()
@@ -700,6 +703,11 @@ func (r *restorer) patch(j job) (done bool, err error) {
 		r.report(Change{Op: OpMeta, Path: j.rel})
 	default:
 		r.report(Change{Op: OpUpdate, Path: j.rel, Size: n.Size()})
+		r.mu.Lock()
+		r.stats.Patched++
+		r.stats.PatchSent += sent
+		r.stats.PatchSize += n.Size()
+		r.mu.Unlock()
 	}
 	r.opts.Progress.Done(1, n.Size())
 	return true, nil

@@ -149,6 +149,9 @@ func filesRestored(out io.Writer, e cairn.FilesRestored) {
 	fmt.Fprintf(out, "%s snapshot %s (%s, %s) to %s: %d added, %d updated, %d attributes fixed, %d deleted, %d unchanged; %s written in %s\n",
 		verb, s.ShortID(), s.Name(), s.Time.Local().Format("2006-01-02 15:04"), e.Target, e.Added, e.Updated, e.Meta,
 		e.Deleted, e.Unchanged, progress.Bytes(e.BytesWritten), e.Duration.Round(time.Millisecond))
+	if e.Patched > 0 {
+		fmt.Fprintf(out, "%d large file(s) patched: %s sent of their %s\n", e.Patched, progress.Bytes(e.PatchSent), progress.Bytes(e.PatchSize))
+	}
 	if e.Extra > 0 {
 		fmt.Fprintf(out, "%d entries the snapshot lacks were left in %s; add --delete to remove them\n", e.Extra, e.Target)
 	}
@@ -199,7 +202,7 @@ func EventJSON(e cairn.Event) (v any, ok bool) {
 	case cairn.FilesRestored:
 		return RestoreSummary{MessageType: e.Type(), Snapshot: e.Snapshot.ID, Target: e.Target, DryRun: e.DryRun,
 			Added: e.Added, Updated: e.Updated, Meta: e.Meta, Deleted: e.Deleted, Unchanged: e.Unchanged,
-			Extra: e.Extra, BytesWritten: e.BytesWritten, DurationSec: e.Duration.Seconds()}, true
+			Extra: e.Extra, BytesWritten: e.BytesWritten, Patched: e.Patched, PatchSent: e.PatchSent, DurationSec: e.Duration.Seconds()}, true
 	case cairn.DeltaPlanned:
 		return DeltaPlan{MessageType: e.Type(), Name: e.Name, Target: e.Target, Base: e.Base.ID, Whole: e.Whole}, true
 	case cairn.SafetyFromState:
@@ -285,18 +288,22 @@ type RewritePair struct {
 
 // RestoreSummary ends a restore's stream.
 type RestoreSummary struct {
-	MessageType  string  `json:"message_type"` // "summary"
-	Snapshot     string  `json:"snapshot"`
-	Target       string  `json:"target"`
-	DryRun       bool    `json:"dry_run"`
-	Added        int64   `json:"added"`
-	Updated      int64   `json:"updated"`
-	Meta         int64   `json:"attributes_fixed"`
-	Deleted      int64   `json:"deleted"`
-	Unchanged    int64   `json:"unchanged"`
-	Extra        int64   `json:"extra_kept"` // what the snapshot lacks, left without --delete
-	BytesWritten int64   `json:"bytes_written"`
-	DurationSec  float64 `json:"duration_seconds"`
+	MessageType  string `json:"message_type"` // "summary"
+	Snapshot     string `json:"snapshot"`
+	Target       string `json:"target"`
+	DryRun       bool   `json:"dry_run"`
+	Added        int64  `json:"added"`
+	Updated      int64  `json:"updated"`
+	Meta         int64  `json:"attributes_fixed"`
+	Deleted      int64  `json:"deleted"`
+	Unchanged    int64  `json:"unchanged"`
+	Extra        int64  `json:"extra_kept"` // what the snapshot lacks, left without --delete
+	BytesWritten int64  `json:"bytes_written"`
+	// Patched are the large files of which only the changed blocks were
+	// sent, PatchSent bytes in all.
+	Patched     int64   `json:"patched"`
+	PatchSent   int64   `json:"patched_bytes_sent"`
+	DurationSec float64 `json:"duration_seconds"`
 }
 
 // CloneSummary ends a clone's stream.

@@ -203,7 +203,8 @@ func (e *Engine) reportFiles(p *Plan, n *nodeTarget, st files.Stats, took time.D
 		rep.Event(cairn.Warning{Message: fmt.Sprintf("%s%d file(s) restored without their setuid/setgid bit, because ownership is not restored: %s", where, k, firstN(st.Unsafe, 5))})
 	}
 	rep.Event(cairn.FilesRestored{Snapshot: p.Snapshot, Target: n.Dir, DryRun: p.Options.DryRun, Added: st.Added, Updated: st.Updated, Meta: st.Meta,
-		Deleted: st.Deleted, Unchanged: st.Unchanged, Extra: st.Extra, BytesWritten: st.BytesWritten, Duration: took})
+		Deleted: st.Deleted, Unchanged: st.Unchanged, Extra: st.Extra, BytesWritten: st.BytesWritten,
+		Patched: st.Patched, PatchSent: st.PatchSent, PatchSize: st.PatchSize, Duration: took})
 }
 
 // restoreNodes restores onto several nodes so that they never serve two
