@@ -105,6 +105,16 @@ type Database interface {
 	Exec(ctx context.Context, statements string) error
 }
 
+// PartedDumper is implemented by databases that can dump on several
+// connections at once, inside one consistent snapshot: each connection's
+// part goes to its own writer, the dump being the parts' outputs one after
+// the other. parts(n) returns the n writers and is called once; a
+// database that cannot share its dump now asks for one. It returns what
+// Dump does.
+type PartedDumper interface {
+	DumpParts(ctx context.Context, parts func(n int) []io.Writer) ([]TableStat, error)
+}
+
 // ShortID is the abbreviated ID shown to people.
 func (s *Snapshot) ShortID() string {
 	if len(s.ID) > 8 {

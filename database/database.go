@@ -112,6 +112,14 @@ type counter interface {
 func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 	dump func(context.Context, io.Writer) error,
 	stats func(context.Context) ([]cairn.TableStat, error)) ([]cairn.TableStat, error) {
+	return statsBeside(ctx, count.Counts, func(ctx context.Context) error { return dump(ctx, io.MultiWriter(w, count)) }, stats)
+}
+
+// statsBeside is dumpWithStats of a dump that counts its rows itself
+// (counts says what it counted once it ended): a dump in parts.
+func statsBeside(ctx context.Context, counts func() []cairn.TableStat,
+	dump func(context.Context) error,
+	stats func(context.Context) ([]cairn.TableStat, error)) ([]cairn.TableStat, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -123,7 +131,7 @@ func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 		s, err := stats(sctx)
 		ch <- result{s, err}
 	}()
-	if err := dump(ctx, io.MultiWriter(w, count)); err != nil {
+	if err := dump(ctx); err != nil {
 		cancel()
 		<-ch
 		return nil, err
@@ -133,7 +141,8 @@ func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 		return nil, fmt.Errorf("table stats: %w", res.err)
 	}
 	counted := map[string]int64{}
-	for _, c := range count.Counts() {
+	all := counts()
+	for _, c := range all {
 		counted[c.Name] = c.Rows
 	}
 	out := make([]cairn.TableStat, 0, len(res.stats))
@@ -146,7 +155,7 @@ func dumpWithStats(ctx context.Context, w io.Writer, count counter,
 		}
 		out = append(out, t)
 	}
-	for _, c := range count.Counts() {
+	for _, c := range all {
 		if !seen[c.Name] { // created while the dump ran
 			out = append(out, c)
 		}
@@ -180,6 +189,45 @@ func (d mysqlDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, erro
 	}
 	stats, err := dumpWithStats(ctx, w, mysql.NewRowCounter(),
 		func(ctx context.Context, w io.Writer) error { return mysql.Dump(ctx, c, w) },
+		func(ctx context.Context) ([]cairn.TableStat, error) {
+			s, err := mysql.Checksums(ctx, c)
+			return mysql.Plain(s), err
+		})
+	return stats, tunnelled(err, d.via, c.Host, c.Port, d.c.Host, d.c.Port)
+}
+
+var _ cairn.PartedDumper = mysqlDB{}
+
+// DumpParts is Dump on the DSN's connections (?connections=, else
+// mysql.DumpConnections) at once, inside one consistent snapshot (see
+// mysql.DumpParts); each part's rows are counted as it streams.
+func (d mysqlDB) DumpParts(ctx context.Context, parts func(n int) []io.Writer) ([]cairn.TableStat, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var counters []*mysql.RowCounter
+	counted := func(n int) []io.Writer {
+		ws := parts(n)
+		for i, w := range ws {
+			k := mysql.NewRowCounter()
+			counters, ws[i] = append(counters, k), io.MultiWriter(w, k)
+		}
+		return ws
+	}
+	counts := func() []cairn.TableStat {
+		var all []cairn.TableStat
+		for _, k := range counters {
+			all = append(all, k.Counts()...)
+		}
+		slices.SortFunc(all, func(a, b cairn.TableStat) int { return strings.Compare(a.Name, b.Name) })
+		return all
+	}
+	stats, err := statsBeside(ctx, counts,
+		func(ctx context.Context) error {
+			_, err := mysql.DumpParts(ctx, c, c.DumpConnections(), counted)
+			return err
+		},
 		func(ctx context.Context) ([]cairn.TableStat, error) {
 			s, err := mysql.Checksums(ctx, c)
 			return mysql.Plain(s), err

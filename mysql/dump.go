@@ -46,21 +46,28 @@ func writeOpt(b *bytes.Buffer, key, val string) {
 	fmt.Fprintf(b, "%s=\"%s\"\n", key, r.Replace(val))
 }
 
-// dumpArgs are the tool's arguments. The defaults file must come first.
+// toolArgs are the tool's arguments. The defaults file must come first.
 // One database named without --databases: the dump holds no CREATE
-// DATABASE or USE, so it loads into any database name.
+// DATABASE or USE, so it loads into any database name. Its routines and
+// events come with routines (a part of a parallel dump that is not the
+// last has none).
 //
 // When binary is true the data is dumped with the binary character set
 // (see binarySafe), else in utf8mb4 with binary columns in hex.
-func dumpArgs(defaults string, c Config, binary bool, tables []string) []string {
+func toolArgs(defaults string, c Config, binary bool, tables []string, routines bool) []string {
 	args := []string{
 		"--defaults-extra-file=" + defaults,
 		"--single-transaction", "--quick", // consistent InnoDB view, row by row
-		"--routines", "--triggers", "--events",
+		"--triggers",
 		"--skip-dump-date",   // identical data gives identical bytes: dedup
 		"--no-tablespaces",   // needs no PROCESS privilege: a read-only user suffices
 		"--skip-lock-tables", // --single-transaction already gives consistency
 		"--max-allowed-packet=1G",
+	}
+	if routines {
+		args = append(args, "--routines", "--events")
+	} else {
+		args = append(args, "--skip-routines", "--skip-events")
 	}
 	if binary {
 		args = append(args, "--default-character-set=binary")
@@ -124,6 +131,12 @@ func Dump(ctx context.Context, c Config, w io.Writer) error { return DumpTables(
 // DumpTables is Dump of some of the database's tables (all when tables
 // is empty), with its routines and events.
 func DumpTables(ctx context.Context, c Config, w io.Writer, tables []string) error {
+	return dumpTool(ctx, c, w, tables, true, binarySafe(ctx, c))
+}
+
+// dumpTool runs the dump tool on tables (all when empty), its output cut
+// into w.
+func dumpTool(ctx context.Context, c Config, w io.Writer, tables []string, routines, binary bool) error {
 	tool, err := runtool.Find(mysqlClients, "mariadb-dump", "mysqldump")
 	if err != nil {
 		return err
@@ -133,7 +146,7 @@ func DumpTables(ctx context.Context, c Config, w io.Writer, tables []string) err
 		return fmt.Errorf("dump %s: %w", c, err)
 	}
 	defer defaults.Close()
-	cmd := exec.CommandContext(ctx, tool, dumpArgs(runtool.SecretPath, c, binarySafe(ctx, c), tables)...)
+	cmd := exec.CommandContext(ctx, tool, toolArgs(runtool.SecretPath, c, binary, tables, routines)...)
 	cmd.ExtraFiles = []*os.File{defaults}
 	// Statements end where the rows say, not where the tool's buffer
 	// fills: an edited row changes the dump around it only (see cutter).

@@ -254,7 +254,7 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 			dropScratchTables(cctx, db, c.Database) //nolint:errcheck // the next run drops what is left
 		}
 	}()
-	if _, err := load(ctx, c, dump, true, into, LoadConnections); err != nil {
+	if _, err := load(ctx, c, dump, true, into, c.loadConnections()); err != nil {
 		return err
 	}
 	loaded, err := names(ctx, db, baseTables, c.Database)
@@ -269,7 +269,7 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 			next = append(next, move{from: quoteIdent(c.Database) + "." + quoteIdent(t), to: orig})
 		}
 	}
-	got, err := stats(ctx, c, true, only, LoadConnections)
+	got, err := stats(ctx, c, true, only, c.loadConnections())
 	if err != nil {
 		return err
 	}

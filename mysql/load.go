@@ -38,7 +38,7 @@ import (
 // user (who may not hold SUPER or SET USER on a staging server) becomes the
 // definer.
 func Load(ctx context.Context, c Config, r io.Reader) error {
-	_, err := load(ctx, c, r, true, nil, LoadConnections)
+	_, err := load(ctx, c, r, true, nil, c.loadConnections())
 	return err
 }
 

@@ -20,6 +20,7 @@ import (
 //
 //	mysql://user:password@host:3306/dbname
 //	mysql://user@/dbname?socket=/run/mysqld/mysqld.sock
+//	mysql://user@host/dbname?connections=4
 type Config struct {
 	User     string
 	Password cairn.Secret
@@ -27,6 +28,28 @@ type Config struct {
 	Port     int
 	Socket   string
 	Database string
+	// Connections is how many connections a dump reads and a load writes
+	// on (?connections=); 0 is DumpConnections and LoadConnections.
+	Connections int
+}
+
+// maxConnections bounds ?connections=.
+const maxConnections = 16
+
+// DumpConnections is how many connections a dump of c reads on.
+func (c Config) DumpConnections() int {
+	if c.Connections > 0 {
+		return c.Connections
+	}
+	return DumpConnections
+}
+
+// loadConnections is how many connections a load into c sends rows on.
+func (c Config) loadConnections() int {
+	if c.Connections > 0 {
+		return c.Connections
+	}
+	return LoadConnections
 }
 
 // ParseDSN reads a mysql:// or mariadb:// DSN.
@@ -57,8 +80,14 @@ func ParseDSN(dsn string) (Config, error) {
 		switch key {
 		case "socket":
 			c.Socket = vals[0]
+		case "connections":
+			n, err := strconv.Atoi(vals[0])
+			if err != nil || n < 1 || n > maxConnections {
+				return Config{}, fmt.Errorf("%w: %s: connections=%q: say how many connections a dump and a load use, 1 to %d", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), vals[0], maxConnections)
+			}
+			c.Connections = n
 		default:
-			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: socket)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), key)
+			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: socket, connections)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), key)
 		}
 	}
 	if c.Host == "" && c.Socket == "" {

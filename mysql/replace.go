@@ -147,7 +147,7 @@ func dropLeftovers(ctx context.Context, db *sql.DB, target string) error {
 
 // check compares a loaded copy with the snapshot's statistics.
 func check(ctx context.Context, c Config, verify cairn.Verify) error {
-	got, err := stats(ctx, c, true, nil, LoadConnections)
+	got, err := stats(ctx, c, true, nil, c.loadConnections())
 	if err != nil {
 		return err
 	}

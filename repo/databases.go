@@ -56,11 +56,12 @@ type dumpJob struct {
 	db   cairn.Database
 	name string // entry name, unique in the snapshot
 
-	reuse []*snapshot.DirEntry // for a Reused database: its stored chunks
-	tail  func(context.Context, io.Writer) ([]cairn.TableStat, error)
+	reuse  []*snapshot.DirEntry // for a Reused database: its stored chunks
+	tail   func(context.Context, io.Writer) ([]cairn.TableStat, error)
+	parted cairn.PartedDumper // for a database that dumps in parts (not Reused)
 
 	once   sync.Once
-	chunks chan []byte   // cut chunks, in order; closed when the dump ends
+	chunks chan chunk    // cut chunks, in order; closed when the dump ends
 	abort  chan struct{} // closed when kopia stops reading
 	aborts sync.Once
 	done   chan struct{}
@@ -79,7 +80,10 @@ func (r *Repo) newDumpJobs(ctx context.Context, dbs []cairn.Database) ([]*dumpJo
 		}
 		used[name] = true
 		j := &dumpJob{ctx: ctx, db: db, name: name, done: make(chan struct{}),
-			chunks: make(chan []byte, chunkQueue), abort: make(chan struct{}), tail: db.Dump}
+			chunks: make(chan chunk, chunkQueue), abort: make(chan struct{}), tail: db.Dump}
+		if pd, ok := db.(cairn.PartedDumper); ok {
+			j.parted = pd
+		}
 		if re, ok := db.(Reused); ok {
 			var err error
 			if j.reuse, err = r.dumpEntries(ctx, re.From); err != nil {
@@ -101,11 +105,7 @@ const chunkQueue = 8
 func (j *dumpJob) start() {
 	j.once.Do(func() {
 		go func() {
-			cw := &chunkWriter{j: j}
-			stats, err := j.tail(j.ctx, cw)
-			if err == nil {
-				err = cw.flush()
-			}
+			stats, err := j.run()
 			if err != nil {
 				err = fmt.Errorf("dump database %s (%s): %w", j.name, j.db, err)
 			}
@@ -114,6 +114,39 @@ func (j *dumpJob) start() {
 			close(j.done)
 		}()
 	})
+}
+
+// run runs the dump, into one stream of chunks or, for a database that
+// dumps in parts, into one per part, all queued as they come. A part's
+// chunks are named for it (pNN-00000000, …), so that in the snapshot,
+// whose directories list entries by name, part follows part.
+func (j *dumpJob) run() ([]cairn.TableStat, error) {
+	if j.parted == nil || j.reuse != nil {
+		cw := &chunkWriter{j: j}
+		stats, err := j.tail(j.ctx, cw)
+		if err == nil {
+			err = cw.flush()
+		}
+		return stats, err
+	}
+	var cws []*chunkWriter
+	stats, err := j.parted.DumpParts(j.ctx, func(n int) []io.Writer {
+		out := make([]io.Writer, n)
+		for i := range out {
+			cw := &chunkWriter{j: j}
+			if n > 1 {
+				cw.part = i + 1
+			}
+			cws, out[i] = append(cws, cw), cw
+		}
+		return out
+	})
+	for _, cw := range cws {
+		if err == nil {
+			err = cw.flush()
+		}
+	}
+	return stats, err
 }
 
 // stop ends a dump that kopia stopped reading (or never read).
@@ -128,9 +161,17 @@ func (j *dumpJob) stop() {
 
 // chunkWriter cuts what the dump writes into chunks and queues them.
 type chunkWriter struct {
-	j   *dumpJob
-	cdc cdc
-	cur []byte
+	j    *dumpJob
+	cdc  cdc
+	cur  []byte
+	part int // of a dump in parts, from 1 (0: the one stream)
+	seq  int // chunks of the part so far
+}
+
+// chunk is a cut chunk; name is "" where the stream's order names it.
+type chunk struct {
+	name string
+	data []byte
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
@@ -158,9 +199,14 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (w *chunkWriter) send(chunk []byte) error {
+func (w *chunkWriter) send(data []byte) error {
+	c := chunk{data: data}
+	if w.part > 0 {
+		c.name = fmt.Sprintf("p%02d-%08d", w.part, w.seq)
+		w.seq++
+	}
 	select {
-	case w.j.chunks <- chunk:
+	case w.j.chunks <- c:
 		return nil
 	case <-w.j.abort:
 		return errNotRead
@@ -218,10 +264,10 @@ func (c *chunks) Next(ctx context.Context) (fs.Entry, error) {
 		return reusedChunk{de: de, name: c.name(), t: c.t}, nil
 	}
 	c.j.start()
-	var chunk []byte
+	var next chunk
 	var ok bool
 	select {
-	case chunk, ok = <-c.j.chunks:
+	case next, ok = <-c.j.chunks:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -232,7 +278,11 @@ func (c *chunks) Next(ctx context.Context) (fs.Entry, error) {
 		}
 		return nil, nil
 	}
-	return &streamFile{name: c.name(), t: c.t, size: int64(len(chunk)), r: &chunkReader{bytes.NewReader(chunk), chunk}}, nil
+	name := next.name
+	if name == "" {
+		name = c.name()
+	}
+	return &streamFile{name: name, t: c.t, size: int64(len(next.data)), r: &chunkReader{bytes.NewReader(next.data), next.data}}, nil
 }
 
 // chunkBuffers recycles the buffers chunks are cut in.

@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/database"
+	"golang.org/x/sync/errgroup"
 )
 
 func sqliteDB(t *testing.T, script string) cairn.Database {
@@ -149,5 +151,53 @@ func TestSnapshotHints(t *testing.T) {
 	}
 	if got["same.php"] != "unchanged" || got["edit.php"] != "after!!" {
 		t.Errorf("snapshot with a hint holds %v", got)
+	}
+}
+
+// partedDB dumps in three parts written at once, each of several chunks.
+type partedDB struct{ cairn.Database }
+
+func (partedDB) DumpParts(ctx context.Context, parts func(n int) []io.Writer) ([]cairn.TableStat, error) {
+	ws := parts(3)
+	var g errgroup.Group
+	for i, w := range ws {
+		g.Go(func() error {
+			for line := 0; line < 40000; line++ {
+				if _, err := fmt.Fprintf(w, "INSERT INTO t%d VALUES (%d, '%s');\n", i, line, strings.Repeat("x", line%300)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return []cairn.TableStat{{Name: "t0", Rows: 40000}}, g.Wait()
+}
+
+// A dump in parts, written at once, reads back as the parts one after the
+// other.
+func TestSnapshotOfDumpInParts(t *testing.T) {
+	ctx := context.Background()
+	r, _ := initRepo(t)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"index.php": "<?php"})
+	db := partedDB{sqliteDB(t, "CREATE TABLE t(x);")}
+	s, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "blog", Environment: "prod", Path: src, Databases: []cairn.Database{db}}, cairn.NoProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r.OpenDump(ctx, s, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	var want strings.Builder
+	for i := range 3 {
+		for line := 0; line < 40000; line++ {
+			fmt.Fprintf(&want, "INSERT INTO t%d VALUES (%d, '%s');\n", i, line, strings.Repeat("x", line%300))
+		}
+	}
+	if string(got) != want.String() {
+		t.Fatalf("read back %d bytes, want the %d of the parts in order", len(got), want.Len())
 	}
 }
