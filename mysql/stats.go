@@ -50,8 +50,13 @@ func (c Config) driverConfig() *driver.Config {
 }
 
 // ChecksumLimit is the largest table (data bytes) that gets a CHECKSUM
-// TABLE; larger ones get a row count only.
-const ChecksumLimit = 256 << 20
+// TABLE; larger ones get a row count only. A checksum reads the table a
+// second time beside the dump (and again after a restore's load): on the
+// 400 MB benchmark database, tables up to 256 MiB checksummed made the
+// server's work of a snapshot twice the dump's (2.0 s of CPU against
+// 1.0 s) and the snapshot 30% slower; tables of the size most sites'
+// tables are keep theirs.
+const ChecksumLimit = 64 << 20
 
 // Stats returns every table's row count, and checksum when small, in name
 // order.
