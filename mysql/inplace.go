@@ -300,7 +300,7 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 	swapped = true
 	// From here the new tables are live: finish, whatever ctx says.
 	fctx := context.Background()
-	if err := sw.dropObjects(fctx, c.Database, current); err != nil {
+	if err := sw.dropObjects(fctx, c.Database, current, sw.views); err != nil {
 		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept as %s_* in %s", err, asidePrefix, c.Database)
 	}
 	// The dump's views, triggers, routines and events, with the previous
@@ -332,7 +332,7 @@ func (s *swapper) swapBack(ctx context.Context, c Config, aside map[string]strin
 	if err != nil {
 		return err
 	}
-	if err := s.dropObjects(ctx, c.Database, made); err != nil {
+	if err := s.dropObjects(ctx, c.Database, made, nil); err != nil {
 		return err
 	}
 	var parts []string
@@ -382,9 +382,10 @@ func dropScratchTables(ctx context.Context, db *sql.DB, target string) error {
 	return nil
 }
 
-// dropObjects drops the views, triggers, routines and events of set.
-func (s *swapper) dropObjects(ctx context.Context, target string, set objectSet) error {
-	if err := dropMovable(ctx, s.conn, target, set); err != nil {
+// dropObjects drops the views, triggers, routines and events of set, its
+// views by the names renamed gives them (those the swap renamed aside).
+func (s *swapper) dropObjects(ctx context.Context, target string, set objectSet, renamed map[string]string) error {
+	if err := dropMovable(ctx, s.conn, target, set, renamed); err != nil {
 		return err
 	}
 	for _, o := range set.routinesAndEvents() {

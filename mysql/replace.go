@@ -84,7 +84,7 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err != nil {
 		return err
 	}
-	if err := dropMovable(ctx, db, scratch, objs); err != nil {
+	if err := dropMovable(ctx, db, scratch, objs, nil); err != nil {
 		return err
 	}
 	if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(c.Database)+create); err != nil {
@@ -268,12 +268,16 @@ type execer interface {
 }
 
 // dropMovable drops the triggers and views that keep tables from moving.
-func dropMovable(ctx context.Context, db execer, schema string, s objectSet) error {
+func dropMovable(ctx context.Context, db execer, schema string, s objectSet, renamed map[string]string) error {
 	for _, o := range s.others {
 		if o.kind != "VIEW" && o.kind != "TRIGGER" {
 			continue
 		}
-		if _, err := db.ExecContext(ctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(schema)+"."+quoteIdent(o.name)); err != nil {
+		name := o.name
+		if r, ok := renamed[name]; ok && o.kind == "VIEW" {
+			name = r
+		}
+		if _, err := db.ExecContext(ctx, "DROP "+o.kind+" IF EXISTS "+quoteIdent(schema)+"."+quoteIdent(name)); err != nil {
 			return fmt.Errorf("drop %s %s.%s: %w", strings.ToLower(o.kind), schema, o.name, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +60,17 @@ type swapper struct {
 	attempts int
 	kill     bool
 	target   Config
+	// views are the target's views the swap renamed aside, by name:
+	// they move in the one RENAME with the tables, so that the swap waits
+	// for (and is refused by) a session using a view as one using a
+	// table, and no view is dropped, after the swap, under a session's
+	// lock. They are dropped by their aside names.
+	views map[string]string
 }
+
+// asideViewRE matches the names views are renamed aside to (and left
+// under by a restore killed right after its swap).
+var asideViewRE = regexp.MustCompile(`^` + asidePrefix + `_[0-9a-f]{8}_v[0-9]+$`)
 
 func newSwapper(ctx context.Context, db *sql.DB, c Config, o ReplaceOptions) (*swapper, error) {
 	s := &swapper{db: db, lockWait: o.LockWait, attempts: o.Attempts, kill: o.Terminate, target: c}
@@ -126,8 +137,8 @@ const baseTables = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE
 // name) becomes the target's table to.
 type move struct{ from, to string }
 
-// rename is swap's RENAME TABLE: the target's tables cur aside, the
-// tables next in.
+// rename is swap's RENAME TABLE: the target's tables cur and its views
+// aside, the tables next in.
 func (s *swapper) rename(ctx context.Context, target string, cur []string, next []move) (map[string]string, error) {
 	tag := make([]byte, 4)
 	rand.Read(tag) //nolint:errcheck
@@ -136,6 +147,15 @@ func (s *swapper) rename(ctx context.Context, target string, cur []string, next 
 	for i, t := range cur {
 		aside[t] = fmt.Sprintf("%s_%s_%d", asidePrefix, hex.EncodeToString(tag), i)
 		parts = append(parts, quoteIdent(target)+"."+quoteIdent(t)+" TO "+quoteIdent(target)+"."+quoteIdent(aside[t]))
+	}
+	views, err := names(ctx, s.db, "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", target)
+	if err != nil {
+		return nil, err
+	}
+	s.views = map[string]string{}
+	for i, v := range views {
+		s.views[v] = fmt.Sprintf("%s_%s_v%d", asidePrefix, hex.EncodeToString(tag), i)
+		parts = append(parts, quoteIdent(target)+"."+quoteIdent(v)+" TO "+quoteIdent(target)+"."+quoteIdent(s.views[v]))
 	}
 	for _, m := range next {
 		parts = append(parts, m.from+" TO "+quoteIdent(target)+"."+quoteIdent(m.to))
@@ -330,7 +350,7 @@ func mustAtoi(s string) int {
 // moved to the holding database old (no other session uses their aside
 // names).
 func (s *swapper) putAside(ctx context.Context, target, old string, aside map[string]string, current objectSet) error {
-	if err := s.dropObjects(ctx, target, current); err != nil {
+	if err := s.dropObjects(ctx, target, current, s.views); err != nil {
 		return err
 	}
 	var parts []string

@@ -19,6 +19,12 @@ import (
 // session's id and the connection.
 func holdTables(t *testing.T, dst *testenv.MariaDB) (int64, func(context.Context) error) {
 	t.Helper()
+	return hold(t, dst, "SELECT COUNT(*) FROM posts")
+}
+
+// hold is holdTables, the transaction having run read.
+func hold(t *testing.T, dst *testenv.MariaDB, read string) (int64, func(context.Context) error) {
+	t.Helper()
 	if _, err := dst.Admin.Exec("GRANT SELECT ON " + dst.Database + ".* TO '" + dst.User + "'@'%'"); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +41,7 @@ func holdTables(t *testing.T, dst *testenv.MariaDB) (int64, func(context.Context
 	t.Cleanup(func() { conn.Close() })
 	var id int64
 	conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id)
-	for _, q := range []string{"BEGIN", "SELECT COUNT(*) FROM posts"} {
+	for _, q := range []string{"BEGIN", read} {
 		if _, err := conn.ExecContext(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
@@ -134,5 +140,45 @@ func replaceInUse(t *testing.T, inPlace bool) {
 	}
 	if left := append(sideDatabases(t, dst, dst.Database), scratchTables(t, dst, dst.Database)...); len(left) > 0 {
 		t.Errorf("side databases or scratch tables left: %v", left)
+	}
+}
+
+// A session that read the target's view in an open transaction holds the
+// swap back as one holding its tables does: the target is left as it was
+// (never new tables beside the old view, nor without a view), and once
+// the session is gone the swap goes through.
+func TestReplaceViewInUse(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		t.Run(map[bool]string{false: "scratch database", true: "in place"}[inPlace], func(t *testing.T) {
+			dump, all := sourceDump(t)
+			dst := target(t)
+			before := targetState(t, dst)
+			_, alive := hold(t, dst, "SELECT COUNT(*) FROM old_view")
+			ctx := context.Background()
+			err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(tablesOnly(all)), ReplaceOptions{LockWait: time.Second, Attempts: 1, InPlace: inPlace})
+			if !errors.Is(err, ErrInUse) {
+				t.Fatalf("Replace = %v, want ErrInUse", err)
+			}
+			if after := targetState(t, dst); after != before {
+				t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if err := alive(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := Replace(ctx, root(dst.Database), bytes.NewReader(dump), strict(tablesOnly(all)), ReplaceOptions{LockWait: time.Second, Terminate: true, InPlace: inPlace}); err != nil {
+				t.Fatalf("with Terminate: %v", err)
+			}
+			var views []string
+			rows, _ := dst.Admin.Query("SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1")
+			for rows.Next() {
+				var v string
+				rows.Scan(&v)
+				views = append(views, v)
+			}
+			rows.Close()
+			if strings.Join(views, ",") != "titles" {
+				t.Errorf("views after the swap: %v, want the dump's (titles)", views)
+			}
+		})
 	}
 }
