@@ -3,6 +3,7 @@ package sshfs
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -68,6 +69,13 @@ func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int6
 		return 0, false, ctx.Err()
 	}
 	defer func() { <-t.patching }()
+	old, err := t.Lstat(ctx, rel)
+	if err != nil {
+		return 0, false, err
+	}
+	if !old.Mode.IsRegular() {
+		return 0, false, fmt.Errorf("%w: not a regular file on the host", files.ErrNoPatch)
+	}
 	err = t.place(ctx, rel, func(tmp string) error {
 		sc := t.sc()
 		f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
@@ -75,13 +83,28 @@ func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int6
 			return err
 		}
 		defer f.Close()
+		// The copy will hold the old file's bytes: no one else may read
+		// it. And the host writes into it only once it has checked that
+		// the file it opened holds mark, which only this run knows: a
+		// link swapped in for the copy's name leads it nowhere.
+		if err := f.Chmod(0o600); err != nil {
+			return err
+		}
+		mark := make([]byte, 16)
+		rand.Read(mark) //nolint:errcheck
+		if _, err := f.Write([]byte(hex.EncodeToString(mark) + "\n")); err != nil {
+			return err
+		}
 		bs := patchBlock(size)
-		theirs, ours, err := t.blockSums(ctx, t.abs(rel), tmp, r, bs)
+		theirs, ours, err := t.blockSums(ctx, copyScript(t.abs(rel), tmp, hex.EncodeToString(mark), old.Size, bs), r, bs)
 		if err != nil {
 			return err
 		}
 		buf := make([]byte, bs)
 		for i, sum := range ours {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if i < len(theirs) && theirs[i] == sum {
 				continue
 			}
@@ -102,10 +125,13 @@ func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int6
 		if err := f.Truncate(size); err != nil {
 			return err
 		}
+		if err := f.Chmod(mode.Perm()); err != nil {
+			return err
+		}
 		if err := f.Close(); err != nil {
 			return err
 		}
-		if err := sc.Chmod(tmp, mode.Perm()); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		return sc.Chtimes(tmp, mtime, mtime)
@@ -113,9 +139,9 @@ func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int6
 	return sent, same, err
 }
 
-// blockSums has the host copy src to tmp and sum the copy's blocks, while
-// r's are summed here.
-func (t *Tree) blockSums(ctx context.Context, src, tmp string, r io.Reader, bs int64) (theirs, ours []string, err error) {
+// blockSums has the host run script (see copyScript), while r's blocks
+// are summed here.
+func (t *Tree) blockSums(ctx context.Context, script string, r io.Reader, bs int64) (theirs, ours []string, err error) {
 	type summed struct {
 		sums []string
 		err  error
@@ -125,7 +151,7 @@ func (t *Tree) blockSums(ctx context.Context, src, tmp string, r io.Reader, bs i
 		s, err := sumBlocks(r, bs)
 		done <- summed{s, err}
 	}()
-	theirs, err = t.copySums(ctx, src, tmp, bs)
+	theirs, err = t.copySums(ctx, script)
 	s := <-done
 	if s.err != nil {
 		return nil, nil, fmt.Errorf("read the new content: %w", s.err)
@@ -133,14 +159,33 @@ func (t *Tree) blockSums(ctx context.Context, src, tmp string, r io.Reader, bs i
 	return theirs, s.sums, err
 }
 
-// copySums runs the copy and its sums on the host. A host that cannot
-// (its tools lack or refuse) patches nothing more in this run.
-func (t *Tree) copySums(ctx context.Context, src, tmp string, bs int64) ([]string, error) {
+// copyScript copies the first size bytes of src into tmp (which holds
+// mark), printing the b2sum of each block of bs bytes of the copy. It
+// refuses a src that is no regular file (a pipe would never end, a link
+// lead out of the tree), and a tmp that does not hold mark (removing what
+// is at that name: a file it made, or a link swapped in). It ends itself
+// after a bound, where timeout(1) is: OpenSSH does not pass a signal on
+// to a root session, so a copy given up on here would run on there.
+func copyScript(src, tmp, mark string, size, bs int64) string {
+	body := "src=" + shell.Quote(src) + " tmp=" + shell.Quote(tmp) + "\n" +
+		`[ -f "$src" ] && [ ! -h "$src" ] || { echo "cairn-patch: not a regular file" >&2; exit 3; }` + "\n" +
+		`exec 3<>"$tmp" || exit 3` + "\n" +
+		`IFS= read -r mark <&3; [ "$mark" = ` + mark + ` ] || { rm -f -- "$tmp"; echo "cairn-patch: not the copy" >&2; exit 3; }` + "\n" +
+		// /dev/fd/3 opens the file fd 3 is, whatever its name is now.
+		"{ head -c " + strconv.FormatInt(size, 10) + ` < "$src" | tee /dev/fd/3; echo "cairn-copied $?" >&2; } | ` +
+		"split -b " + strconv.FormatInt(bs, 10) + ` --filter=b2sum; echo "cairn-summed $?" >&2` + "\n"
 	// split runs each b2sum with $SHELL -c: a login shell's start-up
 	// (bash reads ~/.bashrc when sshd started it) for every block.
-	script := "LC_ALL=C SHELL=/bin/sh; export LC_ALL SHELL\n" +
-		"{ tee -- " + shell.Quote(tmp) + " < " + shell.Quote(src) + "; echo \"cairn-copied $?\" >&2; } | " +
-		"split -b " + strconv.FormatInt(bs, 10) + " --filter=b2sum; echo \"cairn-summed $?\" >&2\n"
+	bound := strconv.FormatInt(60+size/(10<<20), 10)
+	return "LC_ALL=C SHELL=/bin/sh; export LC_ALL SHELL\n" +
+		"if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL " + bound + " sh -c " + shell.Quote(body) + "; fi\n" +
+		"exec sh -c " + shell.Quote(body) + "\n"
+}
+
+// copySums runs script (see copyScript) on the host and reads its sums.
+// A host that cannot (its tools lack or refuse) patches nothing more in
+// this run; any other failure is this file's only.
+func (t *Tree) copySums(ctx context.Context, script string) ([]string, error) {
 	cmd, err := start(ctx, t.conn, "a copy to patch", script)
 	if err != nil {
 		return nil, err
@@ -153,20 +198,34 @@ func (t *Tree) copySums(ctx context.Context, src, tmp string, bs int64) ([]strin
 	if err := cmd.Wait(); err != nil {
 		return nil, t.cannotPatch(ctx, err)
 	}
-	if e := cmd.Stderr(); !strings.Contains(e, "cairn-copied 0\n") || !strings.Contains(e, "cairn-summed 0\n") {
+	if e := cmd.Stderr(); !strings.Contains(e, "cairn-copied 0\n") || !strings.Contains(e, "cairn-summed 0\n") || lacksTools(e) {
 		return nil, t.cannotPatch(ctx, errors.New(strings.TrimSpace(e)))
 	}
 	return theirs, nil
 }
 
-// cannotPatch records why the host cannot patch (unless ctx ended).
+// cannotPatch says why the file could not be patched (unless ctx
+// ended), and records it for the run when the host lacks the tools.
 func (t *Tree) cannotPatch(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	why := fmt.Errorf("%w: the host could not copy and sum a file (%v)", files.ErrNoPatch, err)
-	t.noPatch.CompareAndSwap(nil, &why)
+	why := fmt.Errorf("%w: the host could not copy and sum the file (%v)", files.ErrNoPatch, err)
+	if lacksTools(err.Error()) {
+		t.noPatch.CompareAndSwap(nil, &why)
+	}
 	return why
+}
+
+// lacksTools tells a shell's or a tool's complaint of a missing command
+// or option, from what the copy wrote to stderr.
+func lacksTools(stderr string) bool {
+	for _, s := range []string{"not found", "unrecognized option", "invalid option", "unknown option", "No such file or directory: b2sum"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // b2sumLine is a line b2sum prints of its stdin.

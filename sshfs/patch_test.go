@@ -87,9 +87,9 @@ func TestPatch(t *testing.T) {
 	}
 }
 
-// A link swapped in for the file is read through, never written through:
-// the file becomes the new content, and what the link led to outside the
-// tree is as it was.
+// A link swapped in for the file is not patched (its target never read
+// into the tree): the restore writes the file whole in the link's place,
+// and what the link led to outside the tree is as it was.
 func TestPatchWritesNoLink(t *testing.T) {
 	srv := testenv.NewSSHD(t)
 	dir, outside := filepath.Join(t.TempDir(), "www"), t.TempDir()
@@ -100,7 +100,10 @@ func TestPatchWritesNoLink(t *testing.T) {
 	tr := remote(t, srv, dir)
 	want := bytes.Clone(secret)
 	copy(want[4<<20:], "changed")
-	if _, _, err := tr.Patch(context.Background(), "big.bin", bytes.NewReader(want), int64(len(want)), 0o644, testenv.MemTime); err != nil {
+	if _, _, err := tr.Patch(context.Background(), "big.bin", bytes.NewReader(want), int64(len(want)), 0o644, testenv.MemTime); !errors.Is(err, files.ErrNoPatch) {
+		t.Fatalf("Patch of a link: %v, want ErrNoPatch", err)
+	}
+	if _, err := files.Restore(context.Background(), testenv.MemTree(map[string]string{"big.bin": string(want)}), tr, "", files.Options{Delete: true}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Lstat(filepath.Join(dir, "big.bin")); err != nil || !fi.Mode().IsRegular() {
@@ -119,7 +122,7 @@ func TestPatchWritesNoLink(t *testing.T) {
 // the first refusal.
 func TestPatchWithoutTools(t *testing.T) {
 	bin := t.TempDir()
-	for _, tool := range []string{"sh", "tee", "split", "find", "printf"} {
+	for _, tool := range []string{"sh", "tee", "split", "find", "printf", "head", "timeout", "rm"} {
 		full := "/usr/bin/" + tool
 		if _, err := os.Stat(full); err != nil {
 			full = "/bin/" + tool
