@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -67,10 +66,6 @@ type swapper struct {
 	// lock. They are dropped by their aside names.
 	views map[string]string
 }
-
-// asideViewRE matches the names views are renamed aside to (and left
-// under by a restore killed right after its swap).
-var asideViewRE = regexp.MustCompile(`^` + asidePrefix + `_[0-9a-f]{8}_v[0-9]+$`)
 
 func newSwapper(ctx context.Context, db *sql.DB, c Config, o ReplaceOptions) (*swapper, error) {
 	s := &swapper{db: db, lockWait: o.LockWait, attempts: o.Attempts, kill: o.Terminate, target: c}
