@@ -236,7 +236,24 @@ func ReplaceFile(ctx context.Context, t Target, rel string, data []byte, perm fs
 	} else if err == nil {
 		perm = fi.Mode.Perm()
 	}
-	return t.WriteFile(ctx, rel, bytes.NewReader(data), perm, time.Now())
+	return t.WriteFile(ctx, rel, bytes.NewReader(data), perm, writeTime(ctx))
+}
+
+type writeTimeKey struct{}
+
+// WithWriteTime makes the files ReplaceFile writes under ctx carry the
+// time t rather than the time of each write: the same file configured on
+// several web nodes then reads the same on all (their trees are compared
+// by size and time).
+func WithWriteTime(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, writeTimeKey{}, t)
+}
+
+func writeTime(ctx context.Context) time.Time {
+	if t, ok := ctx.Value(writeTimeKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // ReadFile reads the regular file rel of the tree t whole. A link there

@@ -55,14 +55,17 @@ func DumpParts(ctx context.Context, c Config, conns int, parts func(n int) []io.
 	if conns < 2 {
 		return "one connection asked for", Dump(ctx, c, parts(1)[0])
 	}
+	// Until the parts are asked for, any trouble is the single tool's to
+	// say (its messages have the advice: a wrong password, a database
+	// that does not exist).
 	db, err := c.open()
 	if err != nil {
-		return "", err
+		return "the server could not be reached for a parallel dump", Dump(ctx, c, parts(1)[0])
 	}
 	defer db.Close()
 	ctl, err := db.Conn(ctx)
 	if err != nil {
-		return "", fmt.Errorf("dump %s: %w", c, err)
+		return "the server could not be reached for a parallel dump", Dump(ctx, c, parts(1)[0])
 	}
 	defer ctl.Close()
 	binary := binarySafe(ctx, c)
@@ -78,7 +81,7 @@ func DumpParts(ctx context.Context, c Config, conns int, parts func(n int) []io.
 	if err != nil || why != "" {
 		release()
 		if err != nil {
-			return "", fmt.Errorf("dump %s: list its tables: %w", c, err)
+			why = "its tables could not be listed: " + err.Error()
 		}
 		return why, Dump(ctx, c, parts(1)[0])
 	}

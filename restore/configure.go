@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/actions"
@@ -27,6 +28,7 @@ func (e *Engine) Configure(ctx context.Context, p *Plan, rep cairn.Reporter) err
 		return fmt.Errorf("%w: %v", cairn.ErrInvalidArgument, err)
 	}
 	kept := func(file string) bool { return keep.Match(file, false) }
+	ctx = files.WithWriteTime(ctx, time.Now())
 	for i, n := range p.nodes() {
 		if err := e.configureNode(ctx, p, n, kept, i == 0, rep); err != nil {
 			return err
