@@ -212,9 +212,9 @@ BEGIN
     ORDER BY 2
   LOOP
     IF r.size <= %d THEN
-      EXECUTE 'SELECT count(*), coalesce(md5(string_agg(t::text, E''\n'' ORDER BY t::text)), '''') FROM ' || r.q || ' t' INTO n, s;
+      EXECUTE 'SELECT count(*), coalesce(md5(string_agg(t::text, E''\n'' ORDER BY t::text)), '''') FROM ONLY ' || r.q || ' t' INTO n, s;
     ELSE
-      EXECUTE 'SELECT count(*), '''' FROM ' || r.q INTO n, s;
+      EXECUTE 'SELECT count(*), '''' FROM ONLY ' || r.q INTO n, s;
     END IF;
     RAISE NOTICE '%s %%', json_build_object('name', r.name, 'rows', n, 'sum', s);
   END LOOP;

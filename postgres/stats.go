@@ -89,9 +89,12 @@ func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 			stats = append(stats, t.stat)
 			continue
 		}
-		q := "SELECT count(*), '' FROM " + t.quoted
+		// A table's own rows (ONLY), as its dump holds them: a
+		// partitioned table's are its partitions', dumped and counted
+		// under their own names, as an inheritance parent's children.
+		q := "SELECT count(*), '' FROM ONLY " + t.quoted
 		if t.size <= ChecksumLimit {
-			q = "SELECT count(*), coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '') FROM " + t.quoted + " r"
+			q = "SELECT count(*), coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '') FROM ONLY " + t.quoted + " r"
 		}
 		if err := tx.QueryRow(ctx, q).Scan(&t.stat.Rows, &t.stat.Checksum); err != nil {
 			return nil, fmt.Errorf("stats of %s.%s: %w%s", c.Database, t.stat.Name, err, hint(err.Error()))
