@@ -80,6 +80,9 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err := check(ctx, sc, verify); err != nil {
 		return err
 	}
+	if err := refuseSequences(ctx, db, scratch); err != nil {
+		return err
+	}
 	objs, err := objects(ctx, db, scratch)
 	if err != nil {
 		return err
@@ -120,6 +123,22 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 		return fmt.Errorf("%w. The new tables are in place; the previous ones are kept in database %s", err, old)
 	}
 	return nil
+}
+
+// sequenceAdvice is what to do with a dump that has sequences.
+const sequenceAdvice = "Try: restore the files with --only files, and the database by hand from a mariadb-dump of the source"
+
+// refuseSequences fails a load that made one of MariaDB's sequences: a
+// table's DEFAULT NEXTVAL() is bound, when the table is made, to the
+// sequence of the database it is made in (the scratch one), and would
+// name a sequence that no longer exists once the tables are swapped in:
+// the site's inserts would fail. The target is left as it was.
+func refuseSequences(ctx context.Context, db *sql.DB, schema string) error {
+	seqs, err := names(ctx, db, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'", schema)
+	if err != nil || len(seqs) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: the dump has sequences (%s), which cairn cannot swap in yet (a table's DEFAULT NEXTVAL() stays bound to the scratch database's); the target was left as it was. %s", cairn.ErrInvalidArgument, strings.Join(seqs, ", "), sequenceAdvice)
 }
 
 // accessDenied tells the server refusing a statement for want of a

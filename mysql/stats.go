@@ -93,6 +93,9 @@ func stats(ctx context.Context, c Config, large bool, only map[string]string, co
 			rows.Close()
 			return nil, err
 		}
+		if typ == "SEQUENCE" {
+			continue // MariaDB's: no rows in a dump (a SETVAL), moved with the tables
+		}
 		s.View = typ == "VIEW"
 		if !large && s.View {
 			continue
