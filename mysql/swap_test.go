@@ -182,3 +182,28 @@ func TestReplaceViewInUse(t *testing.T) {
 		})
 	}
 }
+
+// A target whose view has the name of one of the dump's tables takes the
+// table: the view moves aside in the swap's one RENAME before the table
+// comes in (both paths).
+func TestReplaceViewNamedAsTable(t *testing.T) {
+	for _, inPlace := range []bool{false, true} {
+		dump, all := sourceDump(t)
+		dst := target(t)
+		// the dump's table posts, the target's view of that name
+		if _, err := dst.Admin.Exec("RENAME TABLE posts TO posts_old"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dst.Admin.Exec("CREATE VIEW posts AS SELECT * FROM posts_old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := Replace(context.Background(), root(dst.Database), bytes.NewReader(dump), strict(tablesOnly(all)), ReplaceOptions{InPlace: inPlace}); err != nil {
+			t.Fatalf("in place %v: %v", inPlace, err)
+		}
+		var kind string
+		dst.Admin.QueryRow("SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'posts'").Scan(&kind)
+		if kind != "BASE TABLE" {
+			t.Errorf("in place %v: posts is a %q", inPlace, kind)
+		}
+	}
+}
