@@ -69,6 +69,9 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	rand.Read(key) //nolint:errcheck
 	marker := "cairn-stat-" + hex.EncodeToString(key)
 	got, commit, done, err := startLoad(ctx, psql, c, prologue, restricted(ctx, psql, dump), marker)
+	if err != nil && strings.Contains(err.Error(), "lock timeout") && ctx.Err() == nil {
+		return schemaHolders(ctx, conn, c.Database, wait)
+	}
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn"
+	"github.com/jackc/pgx/v5"
 )
 
 // The target's owner, without CREATEDB (one role per application, as
@@ -140,5 +143,42 @@ func TestReplaceInPlaceRefusals(t *testing.T) {
 				t.Fatalf("%s schemas left", n)
 			}
 		})
+	}
+}
+
+// A transaction elsewhere making a table in the target's schema (a
+// migration under way) holds an in-place restore's schema swap back: it
+// gives up within its bound, naming the session, and the target is as it
+// was. (A transaction that only read the target's tables does not: the
+// schemas are renamed under it, and the old ones dropped later.)
+func TestReplaceInPlaceLocked(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	dst.Admin.Close(context.Background())
+	before := state(t, dst.Database)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	holder, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/"+dst.Database+"?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	var pid int
+	holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid)
+	for _, q := range []string{"BEGIN", "CREATE TABLE public.held_by_a_session (x int)"} {
+		if _, err := holder.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: time.Second, InPlace: true})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("session %d (postgres@", pid)) || !strings.Contains(err.Error(), "Try:") {
+		t.Fatalf("Replace = %v", err)
+	}
+	if after := state(t, dst.Database); after != before {
+		t.Errorf("target changed:\nbefore %s\nafter  %s", before, after)
+	}
+	holder.Exec(ctx, "ROLLBACK")
+	if err := Replace(ctx, asPostgres(dst.Database), bytes.NewReader(dump), strict(want), ReplaceOptions{LockWait: time.Second, InPlace: true}); err != nil {
+		t.Fatalf("once the lock is gone: %v", err)
 	}
 }

@@ -202,6 +202,41 @@ func lockHolders(ctx context.Context, conn *pgx.Conn, db string, wait time.Durat
 	return &inUseError{msg + "\nTry: end that transaction (pg_terminate_backend(PID) ends the session) and restore again, or --lock-wait to wait longer"}
 }
 
+// schemaHolders is the error of an in-place restore whose schema renames
+// could not lock what they needed within wait, naming the sessions that
+// hold locks on the target's tables or schemas.
+func schemaHolders(ctx context.Context, conn *pgx.Conn, db string, wait time.Duration) error {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT a.pid, coalesce(a.usename, ''), coalesce(host(a.client_addr), 'local'),
+		coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.xact_start)::int, 0), coalesce(a.query, '')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.granted AND l.pid <> pg_backend_pid() AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND (l.locktype = 'relation' AND l.relation IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%')
+		OR l.locktype = 'object' AND l.classid = 'pg_namespace'::regclass)
+		ORDER BY a.pid`)
+	var held []string
+	if err == nil {
+		for rows.Next() {
+			var pid, secs int
+			var user, host, state, q string
+			if rows.Scan(&pid, &user, &host, &state, &secs, &q) == nil {
+				if len(q) > 100 {
+					q = q[:100] + "…"
+				}
+				held = append(held, fmt.Sprintf("session %d (%s@%s, %s, in a transaction for %ds, last query %q)", pid, user, host, state, secs, q))
+			}
+		}
+		rows.Close()
+	}
+	msg := fmt.Sprintf("%v: other sessions hold locks on the tables of %s (open transactions that read or wrote them), so its schemas could not be swapped within %s. It was left as it was (the load's transaction is rolled back)", ErrInUse, db, wait)
+	if len(held) > 0 {
+		msg += ". Holding them:\n  " + strings.Join(held, "\n  ")
+	} else {
+		msg += "; no session holding them could be seen (a role that is not a superuser sees only its own sessions' queries)"
+	}
+	return &inUseError{msg + "\nTry: end those transactions (pg_terminate_backend(PID) ends a session) and restore again, or --lock-wait to wait longer"}
+}
+
 // inUseError is ErrInUse with its own message.
 type inUseError struct{ msg string }
 
