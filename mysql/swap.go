@@ -65,6 +65,9 @@ type swapper struct {
 	// table, and no view is dropped, after the swap, under a session's
 	// lock. They are dropped by their aside names.
 	views map[string]string
+	// blind is set when the user may not see other users' sessions (no
+	// PROCESS privilege): holders finds none of theirs.
+	blind bool
 }
 
 func newSwapper(ctx context.Context, db *sql.DB, c Config, o ReplaceOptions) (*swapper, error) {
@@ -264,6 +267,10 @@ func (s *swapper) holders(ctx context.Context, target string) ([]session, error)
 		FROM information_schema.PROCESSLIST p
 		WHERE p.ID <> CONNECTION_ID() AND p.ID <> ? AND p.COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Killed')
 		AND COALESCE(p.STATE, '') NOT LIKE 'Waiting for table metadata lock%' AND `
+	var seen int
+	if s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER')").Scan(&seen) == nil {
+		s.blind = seen == 0
+	}
 	exact := base + `p.ID IN (SELECT THREAD_ID FROM information_schema.METADATA_LOCK_INFO WHERE TABLE_SCHEMA = ?)`
 	list, err := s.sessions(ctx, exact, true, s.id, target)
 	if err == nil {
@@ -313,6 +320,8 @@ func (s *swapper) inUse(target string, held []session) error {
 	fmt.Fprintf(&b, "%s: other sessions hold the tables of %s, so the swap could not take them (waited %s, %d times; the site's queries waited no longer than that each time). The database was left as it was",
 		ErrInUse, target, time.Duration(mustAtoi(lockWaitSeconds(s.lockWait)))*time.Second, s.attempts)
 	switch {
+	case len(held) == 0 && s.blind:
+		b.WriteString(". No session holding them could be seen: without the PROCESS privilege, this user sees only its own sessions (an administrative user's SHOW PROCESSLIST shows the others)")
 	case len(held) == 0:
 		b.WriteString(". No session was found using it by name: a session connected to another database may hold its tables in an open transaction (see SHOW PROCESSLIST, or install the metadata_lock_info plugin)")
 	default:

@@ -207,3 +207,26 @@ func TestReplaceViewNamedAsTable(t *testing.T) {
 		}
 	}
 }
+
+// A restoring user without PROCESS cannot see another user's session that
+// holds the target: the error says so, and what would show it.
+func TestReplaceInUseUnseen(t *testing.T) {
+	dump, all := sourceDump(t)
+	dst := target(t)
+	app := ownDatabaseOnly(t, dst)
+	ctx := context.Background()
+	conn, err := dst.Admin.Conn(ctx) // root's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"BEGIN", "SELECT COUNT(*) FROM posts"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = Replace(ctx, app, bytes.NewReader(dump), strict(tablesOnly(all)), ReplaceOptions{LockWait: time.Second, Attempts: 1})
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), "without the PROCESS privilege") {
+		t.Fatalf("Replace = %v", err)
+	}
+}
