@@ -115,6 +115,13 @@ type PartedDumper interface {
 	DumpParts(ctx context.Context, parts func(n int) []io.Writer) ([]TableStat, error)
 }
 
+// PartedReplacer is implemented by databases that can load a dump's
+// parts (see PartedDumper) at once: ReplaceParts is Replace of the parts'
+// concatenation.
+type PartedReplacer interface {
+	ReplaceParts(ctx context.Context, parts []io.Reader, verify Verify) error
+}
+
 // ShortID is the abbreviated ID shown to people.
 func (s *Snapshot) ShortID() string {
 	if len(s.ID) > 8 {

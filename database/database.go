@@ -277,6 +277,16 @@ func (d mysqlDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Verif
 	return mysql.Replace(ctx, c, dump, verify, mysql.ReplaceOptions{LockWait: d.o.LockWait, Terminate: d.o.TerminateSessions})
 }
 
+var _ cairn.PartedReplacer = mysqlDB{}
+
+func (d mysqlDB) ReplaceParts(ctx context.Context, parts []io.Reader, verify cairn.Verify) error {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return mysql.ReplaceParts(ctx, c, parts, verify, mysql.ReplaceOptions{LockWait: d.o.LockWait, Terminate: d.o.TerminateSessions})
+}
+
 var _ cairn.Incremental = mysqlDB{}
 
 func (d mysqlDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) error {

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -318,3 +319,74 @@ func (g *gate) fail(err error) {
 
 // end marks the tool ended; what it wrote is out once the gate opened.
 func (g *gate) end() { g.once[2].Do(func() { close(g.ended) }) }
+
+// loadParts loads a dump's parts into c at once, each on two connections
+// of its own; the last part's views are made once every other part is in
+// (they need its tables). Any part's failure ends them all.
+func loadParts(ctx context.Context, c Config, parts []io.Reader) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var others sync.WaitGroup
+	others.Add(len(parts) - 1)
+	othersIn := make(chan struct{})
+	go func() { others.Wait(); close(othersIn) }()
+	for i, part := range parts {
+		last := i == len(parts)-1
+		g.Go(func() error {
+			r := part
+			if last {
+				r = &viewGate{r: bufio.NewReaderSize(part, 256<<10), lineStart: true, wait: func() error {
+					select {
+					case <-othersIn:
+						return nil
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+				}}
+			} else {
+				defer others.Done()
+			}
+			_, err := load(gctx, c, r, true, nil, 1)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// finalViews begins the dump tool's definitions of views, which follow
+// every table of its part (each view stood in for by a placeholder until
+// then).
+var finalViews = []byte("-- Final view structure for view ")
+
+// viewGate passes a part through, waiting (once) before its first view
+// definition.
+type viewGate struct {
+	r         *bufio.Reader
+	wait      func() error
+	waited    bool
+	lineStart bool
+	pending   []byte
+	err       error
+}
+
+func (g *viewGate) Read(p []byte) (int, error) {
+	for len(g.pending) == 0 {
+		if g.err != nil {
+			return 0, g.err
+		}
+		line, err := g.r.ReadSlice('\n')
+		if !g.waited && g.lineStart && bytes.HasPrefix(line, finalViews) {
+			if werr := g.wait(); werr != nil {
+				return 0, werr
+			}
+			g.waited = true
+		}
+		g.lineStart = err == nil
+		if err != nil && err != bufio.ErrBufferFull {
+			g.err = err
+		}
+		g.pending = line
+	}
+	n := copy(p, g.pending)
+	g.pending = g.pending[n:]
+	return n, nil
+}

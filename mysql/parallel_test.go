@@ -17,6 +17,17 @@ import (
 // returns their concatenation and how many parts there were.
 func inParts(t *testing.T, c Config, conns int) (dump []byte, parts int, why string) {
 	t.Helper()
+	bufs, why := partsOf(t, c, conns)
+	var all bytes.Buffer
+	for _, b := range bufs {
+		all.Write(b.Bytes())
+	}
+	return all.Bytes(), len(bufs), why
+}
+
+// partsOf dumps c on conns connections, a buffer per part.
+func partsOf(t *testing.T, c Config, conns int) ([]*bytes.Buffer, string) {
+	t.Helper()
 	var bufs []*bytes.Buffer
 	why, err := DumpParts(context.Background(), c, conns, func(n int) []io.Writer {
 		ws := make([]io.Writer, n)
@@ -29,11 +40,7 @@ func inParts(t *testing.T, c Config, conns int) (dump []byte, parts int, why str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all bytes.Buffer
-	for _, b := range bufs {
-		all.Write(b.Bytes())
-	}
-	return all.Bytes(), len(bufs), why
+	return bufs, why
 }
 
 // loaded loads dump into a new database and returns its stats.
@@ -96,6 +103,25 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 	}
 	if n := bytes.Count(d, []byte(" FUNCTION `twice`(")); n != 1 {
 		t.Errorf("the routine is in the dump %d times", n)
+	}
+
+	// The parts loaded at once, the view (on tables of two parts) made
+	// after them, into a target that had tables of its own.
+	bufs, _ := partsOf(t, c, 3)
+	var readers []io.Reader
+	for _, b := range bufs {
+		readers = append(readers, bytes.NewReader(b.Bytes()))
+	}
+	into := target(t)
+	if err := ReplaceParts(context.Background(), root(into.Database), readers, strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Stats(context.Background(), root(into.Database)); err != nil || !slices.Equal(got, want) {
+		t.Errorf("the parts loaded at once: %+v (%v), want %+v", got, err, want)
+	}
+	var joined int
+	if err := into.Admin.QueryRow("SELECT COUNT(*) FROM a_first_view").Scan(&joined); err != nil || joined != 100 {
+		t.Errorf("the view: %d rows, %v", joined, err)
 	}
 }
 

@@ -33,6 +33,19 @@ var ErrMismatch = cairn.ErrMismatch
 // behind it, never wait longer than that. When it cannot take the
 // tables, the error (ErrInUse) names the sessions holding them.
 func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
+	return replace(ctx, c, dump, nil, verify, o)
+}
+
+// ReplaceParts is Replace of a dump in parts (see DumpParts): into a
+// scratch database the parts load at once, each on its own connections
+// (the last part's views wait for every other part's tables); inside the
+// target (see inPlace) they load one after the other.
+func ReplaceParts(ctx context.Context, c Config, parts []io.Reader, verify cairn.Verify, o ReplaceOptions) error {
+	return replace(ctx, c, io.MultiReader(parts...), parts, verify, o)
+}
+
+// replace is Replace, of dump, or of its parts when there are some.
+func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
 	srv := c
 	srv.Database = ""
 	db, err := srv.open()
@@ -74,7 +87,11 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 
 	sc := c
 	sc.Database = scratch
-	if err := Load(ctx, sc, dump); err != nil {
+	load := func() error { return Load(ctx, sc, dump) }
+	if len(parts) > 1 {
+		load = func() error { return loadParts(ctx, sc, parts) }
+	}
+	if err := load(); err != nil {
 		return err
 	}
 	if err := check(ctx, sc, verify); err != nil {

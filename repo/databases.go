@@ -477,6 +477,34 @@ func (r *Repo) OpenDump(ctx context.Context, s *cairn.Snapshot, name string) (io
 	return &concat{ctx: ctx, parts: parts}, nil
 }
 
+// OpenDumpParts streams one of the snapshot's database dumps by its parts
+// (see cairn.PartedDumper), each part's chunks in order: one reader for a
+// dump taken in one stream.
+func (r *Repo) OpenDumpParts(ctx context.Context, s *cairn.Snapshot, name string) ([]io.ReadCloser, error) {
+	d, err := r.treeFile(ctx, s, path.Join(dbDir, name+dumpExt))
+	if err != nil {
+		return nil, err
+	}
+	kids, err := d.Children(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []io.ReadCloser
+	for len(kids) > 0 {
+		part, _, _ := strings.Cut(kids[0].Name(), "-")
+		n := 1
+		for n < len(kids) && strings.HasPrefix(kids[n].Name(), "p") && strings.HasPrefix(kids[n].Name(), part+"-") {
+			n++
+		}
+		if !strings.HasPrefix(kids[0].Name(), "p") {
+			n = len(kids) // one stream: 00000000, 00000001, …
+		}
+		out = append(out, &concat{ctx: ctx, parts: kids[:n]})
+		kids = kids[n:]
+	}
+	return out, nil
+}
+
 // concat reads files one after the other.
 type concat struct {
 	ctx   context.Context

@@ -200,4 +200,24 @@ func TestSnapshotOfDumpInParts(t *testing.T) {
 	if string(got) != want.String() {
 		t.Fatalf("read back %d bytes, want the %d of the parts in order", len(got), want.Len())
 	}
+	parts, err := r.OpenDumpParts(ctx, s, "app")
+	if err != nil || len(parts) != 3 {
+		t.Fatalf("OpenDumpParts: %d parts, %v", len(parts), err)
+	}
+	for i, p := range parts {
+		b, _ := io.ReadAll(p)
+		p.Close()
+		if !strings.HasPrefix(string(b), fmt.Sprintf("INSERT INTO t%d VALUES (0, '');\n", i)) || !strings.HasSuffix(string(b), fmt.Sprintf("INSERT INTO t%d VALUES (39999, '%s');\n", i, strings.Repeat("x", 39999%300))) {
+			t.Errorf("part %d: %d bytes, not the part's", i, len(b))
+		}
+	}
+	// A dump in one stream is one part.
+	one := sqliteDB(t, "CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+	s2, err := r.Snapshot(ctx, cairn.SnapshotRequest{Site: "blog", Environment: "prod", Path: src, Databases: []cairn.Database{one}}, cairn.NoProgress{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts, err := r.OpenDumpParts(ctx, s2, "app"); err != nil || len(parts) != 1 {
+		t.Errorf("a dump in one stream: %d parts, %v", len(parts), err)
+	}
 }

@@ -157,11 +157,6 @@ func (e *Engine) restoreDatabase(ctx context.Context, p *Plan, l Load, rep cairn
 	if err != nil {
 		return err
 	}
-	dump, err := e.Store.OpenDump(ctx, p.Snapshot, l.From.Name)
-	if err != nil {
-		return err
-	}
-	defer dump.Close()
 	if e.Invalidator != nil {
 		e.Invalidator.Invalidate(ctx, l.To)
 	}
@@ -169,7 +164,67 @@ func (e *Engine) restoreDatabase(ctx context.Context, p *Plan, l Load, rep cairn
 	stage := rep.Stage("database " + l.From.Name)
 	stage.Total(0, l.From.Bytes)
 	recorded := func() (cairn.DatabaseInfo, []cairn.TableStat, error) { return l.From, want, nil }
+	if parts, err := e.openParts(ctx, p, l); err != nil || parts != nil {
+		if err != nil {
+			stage.End()
+			return err
+		}
+		defer parts.Close()
+		for i := range parts.parts {
+			parts.parts[i] = ProgressReader{parts.parts[i], stage}
+		}
+		return e.Load(ctx, l, parts, stage, recorded, p.Pairs, nil, rep)
+	}
+	dump, err := e.Store.OpenDump(ctx, p.Snapshot, l.From.Name)
+	if err != nil {
+		stage.End()
+		return err
+	}
+	defer dump.Close()
 	return e.Load(ctx, l, ProgressReader{dump, stage}, stage, recorded, p.Pairs, nil, rep)
+}
+
+// dumpParts is a dump taken in parts, read by its parts by a database
+// that loads them at once, else as their concatenation.
+type dumpParts struct {
+	parts  []io.Reader
+	closes []io.Closer
+	all    io.Reader
+}
+
+func (d *dumpParts) Read(p []byte) (int, error) {
+	if d.all == nil {
+		d.all = io.MultiReader(d.parts...)
+	}
+	return d.all.Read(p)
+}
+
+func (d *dumpParts) Close() error {
+	for _, c := range d.closes {
+		c.Close()
+	}
+	return nil
+}
+
+// openParts opens the dump's parts when it has several and the target
+// loads them at once (nothing rewritten on the way), else returns nil.
+func (e *Engine) openParts(ctx context.Context, p *Plan, l Load) (*dumpParts, error) {
+	ps, ok := e.Store.(PartsStore)
+	if _, loads := l.To.(cairn.PartedReplacer); !ok || !loads || len(p.Pairs) > 0 {
+		return nil, nil
+	}
+	rcs, err := ps.OpenDumpParts(ctx, p.Snapshot, l.From.Name)
+	if err != nil || len(rcs) < 2 {
+		for _, rc := range rcs {
+			rc.Close()
+		}
+		return nil, err
+	}
+	d := &dumpParts{}
+	for _, rc := range rcs {
+		d.parts, d.closes = append(d.parts, rc), append(d.closes, rc)
+	}
+	return d, nil
 }
 
 // Load replaces l.To with a dump, rewritten on its way in by pairs (stage
@@ -210,7 +265,15 @@ func (e *Engine) Load(ctx context.Context, l Load, dump io.Reader, stage cairn.S
 		}
 		return cairn.Expect(want, &differ)(got)
 	}
-	err = l.To.Replace(ctx, in, verify)
+	if parts, ok := dump.(*dumpParts); ok && len(pairs) == 0 && keep == nil {
+		if pr, ok := l.To.(cairn.PartedReplacer); ok {
+			err = pr.ReplaceParts(ctx, parts.parts, verify)
+		} else {
+			err = l.To.Replace(ctx, in, verify)
+		}
+	} else {
+		err = l.To.Replace(ctx, in, verify)
+	}
 	stage.End()
 	var rw rewriteResult
 	if rewritten != nil {

@@ -43,6 +43,12 @@ type Store interface {
 	OpenDump(ctx context.Context, s *cairn.Snapshot, name string) (io.ReadCloser, error)
 }
 
+// PartsStore is a Store that can stream a dump taken in parts (see
+// cairn.PartedDumper) by its parts, for a database that loads them at once.
+type PartsStore interface {
+	OpenDumpParts(ctx context.Context, s *cairn.Snapshot, name string) ([]io.ReadCloser, error)
+}
+
 // Invalidator forgets what is known of a target database's content (a
 // clone's records of what it loaded): a restore calls it before it
 // replaces a database, so that nothing later takes the database for what
