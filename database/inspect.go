@@ -30,6 +30,9 @@ type Inspection struct {
 	// the database, not a scratch database beside it; Why says why.
 	InPlace bool
 	Why     string
+	// Serial: a snapshot dumps on one connection only (MySQL: the user
+	// lacks RELOAD for a parallel dump).
+	Serial bool
 }
 
 // Inspect connects to db (through its SSH host, if it has one) and
@@ -44,7 +47,7 @@ func Inspect(ctx context.Context, db cairn.Database) (Inspection, error) {
 		}
 		in, err := mysql.Inspect(ctx, c)
 		return Inspection{Server: in.Server, Tool: in.Tool, ToolVersion: in.ToolVersion, User: in.User, Mismatch: in.Mismatch,
-			NoSnapshot: in.MissingSnapshot, NoRestore: in.MissingRestore, Definers: in.Definers, InPlace: in.InPlace, Why: in.Why}, err
+			NoSnapshot: in.MissingSnapshot, NoRestore: in.MissingRestore, Definers: in.Definers, InPlace: in.InPlace, Why: in.Why, Serial: in.Serial}, err
 	case postgresDB:
 		c, err := d.conn(ctx)
 		if err != nil {

@@ -191,6 +191,9 @@ func (d *Doctor) database(ctx context.Context, dsn cairn.DSN, say func(Status, s
 		}
 		say(Fail, subject, "%s lacks %s, which a snapshot needs. Try: %s", in.User, strings.Join(in.NoSnapshot, ", "), grant)
 	}
+	if in.Serial && len(in.NoSnapshot) == 0 {
+		say(OK, subject, "%s lacks RELOAD: snapshots dump on one connection (a parallel dump stops commits for a moment, which needs it). Try, for faster dumps of a large database: GRANT RELOAD ON *.* TO %s", in.User, quoteUser(in.User))
+	}
 	if len(in.NoRestore) > 0 {
 		say(Warn, subject, "%s lacks %s: a restore onto this database would fail (snapshots work). Try: grant them, or restore as a user who has them", in.User, strings.Join(in.NoRestore, ", "))
 	}

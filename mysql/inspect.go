@@ -36,6 +36,9 @@ type Inspection struct {
 	// (Why says what it lacks).
 	InPlace bool
 	Why     string
+	// Serial: a snapshot dumps on one connection, for the user may not
+	// stop commits for a parallel dump's moment (no RELOAD).
+	Serial bool
 }
 
 var (
@@ -82,6 +85,7 @@ func Inspect(ctx context.Context, c Config) (Inspection, error) {
 		return in, fmt.Errorf("read the privileges of %s: %w", in.User, err)
 	}
 	in.MissingSnapshot = missing(snapshotPrivileges, target)
+	in.Serial = len(missing([]string{"RELOAD"}, target)) > 0
 	in.MissingRestore = missing(restorePrivileges, target)
 	if lack := missing([]string{"CREATE", "DROP"}, scratch); len(lack) > 0 {
 		in.InPlace = true
