@@ -12,7 +12,8 @@ import (
 	"strconv"
 )
 
-// restricted makes psql run a dump's SQL and nothing else: psql also runs
+// restricted makes psql run a dump's SQL and nothing else (its COPYs
+// made COPY … WITH (FREEZE), see filterRestrict): psql also runs
 // its own backslash commands found in its input, and one such as
 // \connect other_db (or \! to run a shell command) in a dump would load
 // the rest somewhere other than the scratch database. pg_dump's own plain
@@ -65,6 +66,14 @@ func filterRestrict(w io.Writer, dump io.Reader, key string) error {
 				continue
 			case bytes.HasPrefix(trimmed, []byte("COPY ")) && bytes.HasSuffix(trimmed, []byte("FROM stdin;")):
 				inCopy, started = true, true
+				// Every load runs in one transaction that made the
+				// table (its leaf, for a partitioned one: pg_dump
+				// copies into partitions): FREEZE writes the rows
+				// frozen, hint bits set, so that neither the check
+				// after the load nor the site's first reads write
+				// every page again, and VACUUM has nothing to freeze.
+				// (A new slice: line is the reader's buffer.)
+				line = append(append([]byte(nil), bytes.TrimSuffix(trimmed, []byte(";"))...), " WITH (FREEZE);\n"...)
 			case len(trimmed) > 0 && !bytes.HasPrefix(trimmed, []byte("--")):
 				started = true
 			}

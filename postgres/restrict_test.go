@@ -10,7 +10,7 @@ func TestFilterRestrict(t *testing.T) {
 	long := strings.Repeat("x", 3<<20)
 	tests := []struct{ name, in, want string }{
 		{"pg_dump's own lines dropped", "--\n-- header\n\\restrict abc\nSET x = 1;\nCOPY t (a) FROM stdin;\n\\restrict abc\n\\N\n\\.\n\\unrestrict abc\n",
-			"--\n-- header\nSET x = 1;\nCOPY t (a) FROM stdin;\n\\restrict abc\n\\N\n\\.\n"},
+			"--\n-- header\nSET x = 1;\nCOPY t (a) FROM stdin WITH (FREEZE);\n\\restrict abc\n\\N\n\\.\n"},
 		{"a later \\restrict is kept (psql refuses it)", "SET x = 1;\n\\restrict abc\n", "SET x = 1;\n\\restrict abc\n"},
 		{"another key's \\unrestrict is kept", "\\restrict abc\n\\unrestrict zzz\n", "\\unrestrict zzz\n"},
 		{"long lines", "SELECT '" + long + "';\n\\connect x", "SELECT '" + long + "';\n\\connect x"},
