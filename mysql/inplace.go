@@ -174,10 +174,34 @@ func (p *inPlace) tableStatement(stmt []byte) ([]byte, error) {
 
 // foreignKey renames one constraint line of table's CREATE TABLE
 // ("CONSTRAINT `n` FOREIGN KEY (…) REFERENCES `t` (…) …,").
+// referencesAt is where " REFERENCES `" begins in a constraint's
+// definition after its name (" FOREIGN KEY (`a`, `b`) REFERENCES `t` …"),
+// past the key's columns (whose names may hold the words), or -1.
+func referencesAt(def []byte) int {
+	cols, ok := bytes.CutPrefix(def, []byte(" FOREIGN KEY ("))
+	for ok {
+		if _, cols, ok = sqlident.CutBackquoted(cols); !ok {
+			return -1
+		}
+		next, more := bytes.CutPrefix(cols, []byte(", "))
+		if !more {
+			break
+		}
+		cols = next
+	}
+	if !ok || !bytes.HasPrefix(cols, []byte(") REFERENCES `")) {
+		return -1
+	}
+	return len(def) - len(cols) + 1
+}
+
 func (p *inPlace) foreignKey(table string, line []byte) (string, error) {
 	_, rest, ok := sqlident.CutBackquoted(line[len("CONSTRAINT "):])
-	ref := bytes.Index(rest, []byte(" REFERENCES `"))
-	if !ok || ref < 0 {
+	ref := -1
+	if ok {
+		ref = referencesAt(rest)
+	}
+	if ref < 0 {
 		return "", fmt.Errorf("a foreign key of %s cairn cannot read: %s", table, line)
 	}
 	target, after, ok := sqlident.CutBackquoted(rest[ref+len(" REFERENCES "):])

@@ -142,8 +142,11 @@ func TestReplaceInPlaceForeignKeys(t *testing.T) {
 	long := strings.Repeat("t", 64) // a table name as long as MySQL takes
 	for _, q := range []string{
 		"CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB",
+		"CREATE TABLE pair (a INT, b INT, PRIMARY KEY (a, b)) ENGINE=InnoDB",
 		"CREATE TABLE child (id INT PRIMARY KEY, pid INT, CONSTRAINT fk_child_parent FOREIGN KEY (pid) REFERENCES parent (id) ON DELETE CASCADE) ENGINE=InnoDB",
 		"CREATE TABLE " + long + " (id INT PRIMARY KEY, c INT, CONSTRAINT fk_long FOREIGN KEY (c) REFERENCES child (id) ON DELETE CASCADE) ENGINE=InnoDB",
+		// a key's column named with the words that end its column list
+		"CREATE TABLE odd (id INT PRIMARY KEY, `x) REFERENCES ``y` INT, `k` INT, CONSTRAINT fk_odd FOREIGN KEY (`k`, `x) REFERENCES ``y`) REFERENCES pair (a, b)) ENGINE=InnoDB",
 		"INSERT INTO parent VALUES (1), (2)",
 		"INSERT INTO child VALUES (10, 1), (20, 2)",
 		"INSERT INTO " + long + " VALUES (100, 10)",
@@ -182,7 +185,7 @@ func TestReplaceInPlaceForeignKeys(t *testing.T) {
 		keys = append(keys, n+" "+tb+"->"+ref)
 	}
 	rows.Close()
-	if got := strings.Join(keys, ", "); got != "fk_child_parent child->parent, fk_long "+long+"->child" {
+	if got := strings.Join(keys, ", "); got != "fk_child_parent child->parent, fk_long "+long+"->child, fk_odd odd->pair" {
 		t.Errorf("foreign keys after the replace: %s", got)
 	}
 	if _, err := dst.Admin.Exec("INSERT INTO child VALUES (30, 99)"); err == nil {
