@@ -41,20 +41,6 @@ func (h *hooked) Seek(off int64, whence int) (int64, error) {
 	return h.Reader.Seek(off, whence)
 }
 
-func remoteWith(t *testing.T, srv *testenv.SSHD, dir string, o sshfs.Options) *sshfs.Tree {
-	t.Helper()
-	c, err := pool(t, srv, o).Dial(context.Background(), host(srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := sshfs.OpenTree(context.Background(), c, dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
-}
-
 // temps are the temporary files in dir.
 func temps(dir string) []string {
 	var out []string

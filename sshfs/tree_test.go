@@ -17,7 +17,13 @@ import (
 // machine's files, so the test checks them directly).
 func remote(t *testing.T, srv *testenv.SSHD, dir string) *sshfs.Tree {
 	t.Helper()
-	c, err := pool(t, srv, sshfs.Options{}).Dial(context.Background(), host(srv))
+	return remoteWith(t, srv, dir, sshfs.Options{})
+}
+
+// remoteWith is remote, the connection made with o.
+func remoteWith(t *testing.T, srv *testenv.SSHD, dir string, o sshfs.Options) *sshfs.Tree {
+	t.Helper()
+	c, err := pool(t, srv, o).Dial(context.Background(), host(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
