@@ -74,7 +74,9 @@ func toolArgs(defaults string, c Config, binary bool, tables []string, routines 
 	} else {
 		args = append(args, "--hex-blob", "--default-character-set=utf8mb4")
 	}
-	return append(append(args, c.Database), tables...)
+	// "--": the names that follow are names, a table called --where=0
+	// included (the tool reads options anywhere on its command line).
+	return append(append(args, "--", c.Database), tables...)
 }
 
 // binarySafe tells whether every column of the database loads back the

@@ -49,6 +49,14 @@ var LoadConnections = 2
 // load is Load, with rows by batches only if batched; it returns the
 // tables whose rows went in so.
 func load(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlace, parallel int) (_ []string, err error) {
+	return loadWith(ctx, c, r, batched, into, parallel, false)
+}
+
+// loadWith is load; alongside leaves out the dump's LOCK TABLES, as a
+// load with senders does: a part loaded beside others must not lock
+// (the server extends a table's lock to the tables its foreign keys
+// reach, which another part may be making).
+func loadWith(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlace, parallel int, alongside bool) (_ []string, err error) {
 	dc := c.driverConfig()
 	dc.MaxAllowedPacket = 0 // the server's: statements as large as it takes
 	conn, err := driver.NewConnector(dc)
@@ -77,7 +85,7 @@ func load(ctx context.Context, c Config, r io.Reader, batched bool, into *inPlac
 			}
 		}()
 	}
-	l := &loader{conn: sc, pool: pool, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{},
+	l := &loader{conn: sc, pool: pool, alongside: alongside, batched: batched, batchBytes: min(batchBytes, packet/4), lines: lineReader{in: bufio.NewReaderSize(r, 1<<20)}, delim: ";", plans: map[string]loadPlan{},
 		local: localizer{fold: lowerCase != 0}, into: into}
 	if err := l.run(ctx); err != nil {
 		return nil, fmt.Errorf("load into %s: %w", c, err)
@@ -128,6 +136,7 @@ type loader struct {
 	batchedTables []string            // the tables whose rows went in so
 	local         localizer           // keeps the statements to the database loaded into
 	into          *inPlace            // scratch tables in the target, or nil (see inPlace)
+	alongside     bool                // other loads run beside this one (see loadWith)
 	pool          *senders            // the connections rows go in by, or nil: conn
 }
 
@@ -254,7 +263,7 @@ func (l *loader) exec(ctx context.Context, stmt []byte) error {
 			l.plans[name] = planLoad(stmt)
 		}
 	}
-	if l.pool != nil && skipWithSenders(stmt) {
+	if (l.pool != nil || l.alongside) && skipWithSenders(stmt) {
 		return nil
 	}
 	if l.into != nil {

@@ -345,7 +345,7 @@ func loadParts(ctx context.Context, c Config, parts []io.Reader) error {
 			} else {
 				defer others.Done()
 			}
-			_, err := load(gctx, c, r, true, nil, 1)
+			_, err := loadWith(gctx, c, r, true, nil, 1, true)
 			return err
 		})
 	}

@@ -133,11 +133,10 @@ func (c *Counter) row(p []byte) []byte {
 			p = p[1:]
 			continue
 		}
-		stops := "')"
+		j := indexEither(p, '\'', ')')
 		if c.quoted {
-			stops = "'\\"
+			j = indexEither(p, '\'', '\\')
 		}
-		j := bytes.IndexAny(p, stops)
 		if j < 0 {
 			return nil
 		}

@@ -123,11 +123,10 @@ func (s *scanner) readRow(p []byte) ([]byte, error) {
 	quoted := false
 	i := 1
 	for {
-		stops := "')"
+		j := indexEither(p[i:], '\'', ')')
 		if quoted {
-			stops = "'\\"
+			j = indexEither(p[i:], '\'', '\\')
 		}
-		j := bytes.IndexAny(p[i:], stops)
 		if j < 0 || quoted && p[i+j] == '\\' && i+j+1 == len(p) {
 			// The row goes on at the next line (an escape at the line's
 			// end escapes its newline).
@@ -217,4 +216,19 @@ func Fields(row []byte, n int) ([][]byte, error) {
 		out = append(out, p[start:])
 	}
 	return out, nil
+}
+
+// indexEither is bytes.IndexAny(p, string([]byte{a, b})) by two IndexByte
+// scans (vectorized), the second only up to where the first stopped:
+// IndexAny tests byte by byte, and was a fifth of a snapshot's CPU.
+func indexEither(p []byte, a, b byte) int {
+	i := bytes.IndexByte(p, a)
+	upTo := p
+	if i >= 0 {
+		upTo = p[:i]
+	}
+	if j := bytes.IndexByte(upTo, b); j >= 0 {
+		return j
+	}
+	return i
 }
