@@ -46,7 +46,7 @@ var parallelMin int64 = 32 << 20
 
 // startWait bounds the wait, commits stopped, for every tool to start its
 // transaction.
-const startWait = 20 * time.Second
+var startWait = 20 * time.Second
 
 // DumpParts is Dump on up to conns connections at once (see above):
 // parts(n) returns the n writers the parts go to, once; the dump is their
@@ -103,16 +103,15 @@ func DumpParts(ctx context.Context, c Config, conns int, parts func(n int) []io.
 	}
 	// Commits resume once every tool has begun its snapshot, or one has
 	// ended (its error ends them all), or the wait is over.
-	waited := time.NewTimer(startWait)
-	defer waited.Stop()
+	wctx, stopWait := context.WithTimeout(gctx, startWait)
 	for _, gt := range gates {
 		select {
 		case <-gt.started:
 		case <-gt.ended:
-		case <-waited.C:
-		case <-gctx.Done():
+		case <-wctx.Done():
 		}
 	}
+	stopWait()
 	started := true
 	for _, gt := range gates {
 		started = started && gt.hasStarted()

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/internal/testenv"
 )
@@ -284,5 +288,49 @@ func TestReplacePartsForeignKeyAcross(t *testing.T) {
 		if err := ReplaceParts(context.Background(), root(into.Database), rs, strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
 			t.Fatalf("restore %d: %v", i, err)
 		}
+	}
+}
+
+// A dump tool that does not begin its snapshot in time (here the real
+// one, held back before it starts) ends the parallel attempt: commits
+// resume after the wait, nothing of it reaches the parts, and the dump
+// is the single tool's, whole.
+func TestDumpPartsToolSlowToStart(t *testing.T) {
+	src, _ := fixture(t)
+	for _, q := range []string{"CREATE TABLE other (id INT PRIMARY KEY)", "CREATE TABLE more (id INT PRIMARY KEY)"} {
+		if _, err := src.Admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real, err := exec.LookPath("mariadb-dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	// The parts but the last are dumped with --skip-routines.
+	os.WriteFile(filepath.Join(bin, "mariadb-dump"), []byte("#!/bin/sh\ncase \"$*\" in *--skip-routines*) exec sleep 30;; esac\nexec "+real+" \"$@\"\n"), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	defer func(w time.Duration) { startWait = w }(startWait)
+	startWait = 2 * time.Second
+	c := root(src.Database)
+	c.Connections = 3 // two parts held back
+	start := time.Now()
+	bufs, why := partsOf(t, c, 3)
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the dump took %v", took)
+	}
+	if !strings.Contains(why, "did not all begin") {
+		t.Errorf("why %q", why)
+	}
+	var all bytes.Buffer
+	for _, b := range bufs {
+		all.Write(b.Bytes())
+	}
+	want, _ := Stats(context.Background(), root(src.Database))
+	if got, _ := loaded(t, all.Bytes()); !slices.Equal(got, want) {
+		t.Errorf("loads as %+v, want %+v", got, want)
+	}
+	if _, err := src.Admin.Exec("INSERT INTO other VALUES (1)"); err != nil {
+		t.Errorf("the site's write after the dump: %v", err)
 	}
 }
