@@ -233,7 +233,7 @@ func tableTimes(ctx context.Context, q interface {
 	rows, err := q.QueryContext(ctx, "SELECT TABLE_NAME, COALESCE(DATE_FORMAT(UPDATE_TIME, '%Y-%m-%d %H:%i:%s'), ''), "+
 		"UPDATE_TIME IS NOT NULL AND UPDATE_TIME >= DATE_FORMAT(NOW(6) - INTERVAL ? MICROSECOND, '%Y-%m-%d %H:%i:%s'), "+
 		"1000000 - MICROSECOND(NOW(6) - INTERVAL ? MICROSECOND) "+
-		"FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+		"FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN "+tableTypes,
 		coarseClock.Microseconds(), coarseClock.Microseconds(), schema)
 	if err != nil {
 		return nil, 0, err

@@ -129,7 +129,12 @@ func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]
 }
 
 // baseTables lists a schema's tables.
-const baseTables = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'"
+const baseTables = "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN " + tableTypes
+
+// tableTypes are the TABLE_TYPEs of tables that hold rows: MariaDB's
+// system-versioned tables are of their own type (a swap that left them
+// out kept the target's old ones, silently).
+const tableTypes = "('BASE TABLE', 'SYSTEM VERSIONED')"
 
 // move is a table swapped into the target: from (a qualified, quoted
 // name) becomes the target's table to.
