@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/dustin/go-humanize"
@@ -127,12 +128,32 @@ func (d *Doctor) node(ctx context.Context, l cairn.Location, first bool, size in
 		}
 		t = rt
 		say(OK, "ssh "+hostOf(l), "connected: host key as known_hosts lists it, key accepted, SFTP served")
-		out, err := d.Sites.Shell(l)(ctx, "test -w "+shell.Quote(l.Path)+" && echo writable || echo read-only\n")
+		// Writable, and the tools a remote tree is best served by: find
+		// -printf lists it in one stream, b2sum and split --filter patch
+		// its large files (each is done over SFTP alone without them).
+		out, err := d.Sites.Shell(l)(ctx, "test -w "+shell.Quote(l.Path)+" && echo writable || echo read-only\n"+
+			"find / -maxdepth 0 -printf 'find\\n' 2>&1\n"+
+			"command -v b2sum >/dev/null 2>&1 && printf '' | split -b 1 --filter=true 2>&1 && echo patch\n")
+		lines := strings.Fields(string(out))
 		switch {
 		case err != nil:
 			say(Warn, subject, "could not tell whether it is writable: %v", err)
-		case strings.TrimSpace(string(out)) != "writable":
+		case !slices.Contains(lines, "writable"):
 			say(Warn, subject, "not writable by %s: a restore onto it would fail. Try: connect as the files' owner", userOf(l))
+		}
+		if err == nil {
+			var tools []string
+			if slices.Contains(lines, "find") {
+				tools = append(tools, "lists the tree by one find")
+			}
+			if slices.Contains(lines, "patch") {
+				tools = append(tools, "patches large files that changed (b2sum, split --filter)")
+			}
+			if len(tools) == 2 {
+				say(OK, subject, "the host %s", strings.Join(tools, ", and "))
+			} else {
+				say(OK, subject, "the host has no find -printf, or no b2sum and split --filter (BusyBox?): the tree is listed over SFTP, or large files that changed are sent whole (slower, the same result)")
+			}
 		}
 	}
 	list, err := t.ReadDir(ctx, "")
