@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/files"
@@ -95,7 +96,10 @@ func (p *Pool) Shell(ctx context.Context, l cairn.Location, script string) ([]by
 		return nil, fmt.Errorf("ssh %s: open a session: %w", c, err)
 	}
 	defer s.Close()
-	var out bytes.Buffer
+	// stdout and stderr are copied by goroutines of their own: one
+	// buffer, locked (a login shell's warnings on stderr, pyenv's say,
+	// raced the script's output and lost some of it).
+	var out lockedBuffer
 	s.Stdin, s.Stdout, s.Stderr = strings.NewReader(script), &out, &out
 	stop := context.AfterFunc(ctx, func() { s.Signal(ssh.SIGKILL); s.Close() }) //nolint:errcheck
 	defer stop()
@@ -140,4 +144,23 @@ func (p *Pool) Forward(ctx context.Context, l cairn.Location, addr string) (stri
 	}
 	p.tunnels[key] = nt
 	return nt.Addr(), nil
+}
+
+// lockedBuffer is a buffer that two goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// Bytes is what was written.
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Bytes()
 }
