@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"io"
 	"net/url"
 	"os"
@@ -239,5 +240,15 @@ func TestDumpLoadRoundTrip(t *testing.T) {
 	bad := Config{User: "root", Host: "127.0.0.1", Port: 3306, Database: dst.Database}
 	if err := Load(ctx, bad, strings.NewReader("CREATE TABLE x (;\n")); err == nil || !strings.Contains(err.Error(), "syntax") {
 		t.Errorf("a broken dump loaded: %v", err)
+	}
+}
+
+// execAll runs statements on db, failing the test at the first error.
+func execAll(t *testing.T, db *sql.DB, statements ...string) {
+	t.Helper()
+	for _, q := range statements {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }

@@ -47,6 +47,28 @@ func partsOf(t *testing.T, c Config, conns int) ([]*bytes.Buffer, string) {
 	return bufs, why
 }
 
+// sharedParts dumps db on n connections (the DSN asking for them),
+// failing unless the dump is in n parts.
+func sharedParts(t *testing.T, db string, n int) []*bytes.Buffer {
+	t.Helper()
+	c := root(db)
+	c.Connections = n
+	bufs, why := partsOf(t, c, n)
+	if len(bufs) != n {
+		t.Fatalf("%d parts (%s), want %d", len(bufs), why, n)
+	}
+	return bufs
+}
+
+// readersOf reads each of bufs afresh.
+func readersOf(bufs []*bytes.Buffer) []io.Reader {
+	out := make([]io.Reader, len(bufs))
+	for i, b := range bufs {
+		out[i] = bytes.NewReader(b.Bytes())
+	}
+	return out
+}
+
 // loaded loads dump into a new database and returns its stats.
 func loaded(t *testing.T, dump []byte) ([]TableStat, *testenv.MariaDB) {
 	t.Helper()
@@ -67,7 +89,7 @@ func loaded(t *testing.T, dump []byte) ([]TableStat, *testenv.MariaDB) {
 // table), the trigger, the routine and the event.
 func TestDumpPartsMatchesOne(t *testing.T) {
 	src, _ := fixture(t)
-	for _, q := range []string{
+	execAll(t, src.Admin,
 		"CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(100))",
 		"INSERT INTO big SELECT seq, CONCAT('row ', seq) FROM seq_1_to_20000",
 		"CREATE TABLE zz_last (id INT PRIMARY KEY)",
@@ -75,11 +97,7 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 		"CREATE VIEW a_first_view AS SELECT b.id, z.id AS z FROM big b JOIN zz_last z USING (id)",
 		"CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x",
 		"CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM log WHERE at < NOW() - INTERVAL 1 YEAR",
-	} {
-		if _, err := src.Admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	want, err := Stats(context.Background(), root(src.Database))
 	if err != nil {
 		t.Fatal(err)
@@ -112,12 +130,8 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 	// The parts loaded at once, the view (on tables of two parts) made
 	// after them, into a target that had tables of its own.
 	bufs, _ := partsOf(t, c, 3)
-	var readers []io.Reader
-	for _, b := range bufs {
-		readers = append(readers, bytes.NewReader(b.Bytes()))
-	}
 	into := target(t)
-	if err := ReplaceParts(context.Background(), root(into.Database), readers, strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
+	if err := ReplaceParts(context.Background(), root(into.Database), readersOf(bufs), strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := Stats(context.Background(), root(into.Database)); err != nil || !slices.Equal(got, want) {
@@ -134,16 +148,12 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 // the dump in pairs (the two tables being in different parts).
 func TestDumpPartsConsistent(t *testing.T) {
 	src := testenv.NewMariaDB(t)
-	for _, q := range []string{
+	execAll(t, src.Admin,
 		"CREATE TABLE a (id INT PRIMARY KEY, pad VARCHAR(200))",
 		"CREATE TABLE b (id INT PRIMARY KEY, pad VARCHAR(200))",
 		"INSERT INTO a SELECT seq, REPEAT('x', 200) FROM seq_1_to_30000",
 		"INSERT INTO b SELECT seq, REPEAT('x', 200) FROM seq_1_to_30000",
-	} {
-		if _, err := src.Admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var written atomic.Int64
@@ -223,36 +233,25 @@ func TestDumpPartsSmall(t *testing.T) {
 // dump and the load look for, are dumped and loaded as any other.
 func TestDumpPartsOddNames(t *testing.T) {
 	src := testenv.NewMariaDB(t)
-	for _, q := range []string{
+	execAll(t, src.Admin,
 		"CREATE TABLE `--where=0` (id INT PRIMARY KEY)",
 		"INSERT INTO `--where=0` VALUES (1), (2)",
 		"CREATE TABLE `-- Final view structure for view x` (id INT PRIMARY KEY, v VARCHAR(40))",
 		"INSERT INTO `-- Final view structure for view x` VALUES (1, ' structure for ')",
 		"CREATE TABLE a (id INT PRIMARY KEY)",
 		"INSERT INTO a SELECT seq FROM seq_1_to_100",
-	} {
-		if _, err := src.Admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	want, _ := Stats(context.Background(), root(src.Database))
-	c := root(src.Database)
-	c.Connections = 2
-	bufs, why := partsOf(t, c, 2)
-	if len(bufs) != 2 {
-		t.Fatalf("%d parts (%s)", len(bufs), why)
-	}
+	bufs := sharedParts(t, src.Database, 2)
 	var all bytes.Buffer
-	var readers []io.Reader
 	for _, b := range bufs {
 		all.Write(b.Bytes())
-		readers = append(readers, bytes.NewReader(b.Bytes()))
 	}
 	if got, _ := loaded(t, all.Bytes()); !slices.Equal(got, want) {
 		t.Errorf("the dump in parts loads as %+v, want %+v", got, want)
 	}
 	into := target(t)
-	if err := ReplaceParts(context.Background(), root(into.Database), readers, strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
+	if err := ReplaceParts(context.Background(), root(into.Database), readersOf(bufs), strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -262,30 +261,17 @@ func TestDumpPartsOddNames(t *testing.T) {
 // (LOCK TABLES is left out of loads beside others).
 func TestReplacePartsForeignKeyAcross(t *testing.T) {
 	src := testenv.NewMariaDB(t)
-	for _, q := range []string{
+	execAll(t, src.Admin,
 		"CREATE TABLE parent (id INT PRIMARY KEY, v VARCHAR(100))",
 		"INSERT INTO parent SELECT seq, REPEAT('p', 100) FROM seq_1_to_20000",
 		"CREATE TABLE zchild (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES parent(id) ON DELETE CASCADE)",
 		"INSERT INTO zchild SELECT seq, seq FROM seq_1_to_10",
-	} {
-		if _, err := src.Admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	want, _ := Stats(context.Background(), root(src.Database))
-	c := root(src.Database)
-	c.Connections = 2
-	bufs, why := partsOf(t, c, 2)
-	if len(bufs) != 2 {
-		t.Fatalf("%d parts (%s)", len(bufs), why)
-	}
+	bufs := sharedParts(t, src.Database, 2)
 	into := target(t)
 	for i := 0; i < 15; i++ {
-		var rs []io.Reader
-		for _, b := range bufs {
-			rs = append(rs, bytes.NewReader(b.Bytes()))
-		}
-		if err := ReplaceParts(context.Background(), root(into.Database), rs, strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
+		if err := ReplaceParts(context.Background(), root(into.Database), readersOf(bufs), strict(tablesOnly(want)), ReplaceOptions{}); err != nil {
 			t.Fatalf("restore %d: %v", i, err)
 		}
 	}

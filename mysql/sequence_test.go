@@ -16,15 +16,11 @@ import (
 // such a database are whole; the restore is what cannot be done yet.)
 func TestReplaceSequence(t *testing.T) {
 	src := testenv.NewMariaDB(t)
-	for _, q := range []string{
+	execAll(t, src.Admin,
 		"CREATE SEQUENCE order_no START WITH 1000",
 		"CREATE TABLE orders (id INT PRIMARY KEY DEFAULT NEXTVAL(order_no), what TEXT)",
 		"INSERT INTO orders (what) VALUES ('a'), ('b'), ('c')",
-	} {
-		if _, err := src.Admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	d := dump(t, src.Database)
 	want, err := Stats(context.Background(), root(src.Database))
 	if err != nil {
@@ -51,26 +47,18 @@ func TestReplaceSequence(t *testing.T) {
 // rows (its history is not in a dump).
 func TestReplaceSystemVersioned(t *testing.T) {
 	src := testenv.NewMariaDB(t)
-	for _, q := range []string{
+	execAll(t, src.Admin,
 		"CREATE TABLE prices (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING",
 		"INSERT INTO prices VALUES (1, 10), (2, 20)",
 		"UPDATE prices SET v = 11 WHERE id = 1",
-	} {
-		if _, err := src.Admin.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	)
 	d := dump(t, src.Database)
 	for _, inPlace := range []bool{false, true} {
 		dst := target(t)
-		for _, q := range []string{
+		execAll(t, dst.Admin,
 			"CREATE TABLE prices (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING",
 			"INSERT INTO prices VALUES (1, 99)",
-		} {
-			if _, err := dst.Admin.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		)
 		want, _ := Stats(context.Background(), root(src.Database))
 		if err := Replace(context.Background(), root(dst.Database), bytes.NewReader(d), strict(blankSums(tablesOnly(want))), ReplaceOptions{InPlace: inPlace}); err != nil {
 			t.Fatalf("in place %v: %v", inPlace, err)
