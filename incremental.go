@@ -9,14 +9,16 @@ import (
 
 // Incremental is implemented by databases that can be brought from the
 // content of one of their dumps to another's by the rows that differ,
-// in place (MySQL and MariaDB): a clone onto a target that still holds
+// in place (MySQL and MariaDB, PostgreSQL): a clone onto a target that still holds
 // what the last clone loaded then loads only what changed. The values it
 // hands out (RowIndex, Changes) are its own: only the same engine reads
 // them back.
 type Incremental interface {
 	Database
 	// UpdateTimes tells when each table last changed, as the server
-	// keeps it; quiet is how long a change made now may take to show
+	// keeps it (MySQL's UPDATE_TIME), or what it holds (PostgreSQL's rows
+	// per xmin): two equal values mean the table did not change between
+	// the two reads. quiet is how long a change made now may take to show
 	// (note: make the current second's changes show).
 	UpdateTimes(ctx context.Context, note bool) (times map[string]string, quiet time.Duration, err error)
 	// Schema fingerprints all the database's dump holds besides rows.

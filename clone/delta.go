@@ -17,12 +17,13 @@ import (
 	"github.com/cairn-backup/cairn/rewrite"
 )
 
-// A clone onto a MySQL or MariaDB database that the last clone loaded
+// A clone onto a MySQL, MariaDB or PostgreSQL database that the last clone loaded
 // loads only what changed: the new dump is compared row by row with the
 // dump of the snapshot that clone loaded, and the rows that differ go in
 // (rewritten) in one transaction, instead of the whole database through a
 // scratch database. Which tables still hold what the last clone left is
-// proved by InnoDB's UPDATE_TIME of each, recorded after the last clone
+// proved by InnoDB's UPDATE_TIME of each (PostgreSQL: its rows per xmin,
+// see postgres/delta.go), recorded after the last clone
 // (its after_restore actions and URL check included) and unchanged since;
 // the tables changed since (by a person, a page view, a plugin) are
 // emptied and loaded whole in the same transaction. A server restart (it

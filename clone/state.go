@@ -14,7 +14,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 )
 
-// After a clone into a MySQL or MariaDB database, cairn keeps in the
+// After a clone into a MySQL, MariaDB or PostgreSQL database, cairn keeps in the
 // repository, as state (repo.SaveState, never listed), a dump of what that
 // database holds right after the load: for a whole load the source's dump
 // as rewritten on its way in; for a delta the safety snapshot's dump of

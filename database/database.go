@@ -407,6 +407,65 @@ func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Ve
 	return postgres.Replace(ctx, c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
 }
 
+var _ cairn.Incremental = postgresDB{}
+
+func (d postgresDB) UpdateTimes(ctx context.Context, _ bool) (map[string]string, time.Duration, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return postgres.UpdateTimes(ctx, c)
+}
+
+func (d postgresDB) Schema(ctx context.Context) (string, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	return postgres.Schema(ctx, c)
+}
+
+func (d postgresDB) DumpTables(ctx context.Context, w io.Writer, tables []string) ([]cairn.TableStat, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return postgres.DumpTables(ctx, c, w, tables)
+}
+
+func (d postgresDB) IndexDump(ctx context.Context, dump io.Reader) (cairn.RowIndex, error) {
+	x, err := postgres.IndexDump(ctx, dump)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (d postgresDB) ReadRowIndex(r io.Reader) (cairn.RowIndex, error) {
+	x, err := postgres.ReadRowIndex(r)
+	if err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (d postgresDB) Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index cairn.RowIndex, newer io.Reader, whole map[string]bool, limit int64) (cairn.Changes, error) {
+	x, _ := index.(*postgres.RowIndex)
+	delta, err := postgres.Diff(ctx, openOld, x, newer, whole, limit)
+	if err != nil {
+		return nil, err
+	}
+	return delta, nil
+}
+
+func (d postgresDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) error {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return postgres.ApplyDelta(ctx, c, ch.(*postgres.Delta), want, before, guard, d.o.LockWait)
+}
+
 type sqliteDB struct {
 	c sqlite.Config
 	o Options

@@ -2,13 +2,12 @@ package mysql
 
 import (
 	"context"
-	"encoding/gob"
 	"fmt"
 	"io"
 	"slices"
 
+	"github.com/cairn-backup/cairn/internal/rowindex"
 	"github.com/cespare/xxhash/v2"
-	"github.com/klauspost/compress/zstd"
 )
 
 // RowIndex is what Diff needs of an earlier dump: its schema, and each
@@ -30,12 +29,7 @@ type IndexSchema struct {
 }
 
 // IndexTable is one table's rows.
-type IndexTable struct {
-	NoKey  bool     // some row's primary key could not be read
-	Hashes []uint64 // xxhash of each row as the dump has it
-	Keys   []uint32 // Keys[i]…Keys[i+1]: row i's primary key in Arena
-	Arena  []byte
-}
+type IndexTable = rowindex.Table
 
 // rowHash is the hash rows are told apart by, the same in every process
 // (indexes are kept between runs).
@@ -46,41 +40,17 @@ const indexFormat = "cairn row index 1"
 
 // WriteTo writes the index, compressed.
 func (x *RowIndex) WriteTo(w io.Writer) (int64, error) {
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		return 0, err
-	}
-	enc := gob.NewEncoder(zw)
-	if err := enc.Encode(indexFormat); err != nil {
-		return 0, err
-	}
-	if err := enc.Encode(x); err != nil {
-		return 0, err
-	}
-	return 0, zw.Close()
+	return 0, rowindex.Write(w, indexFormat, x)
 }
 
 // ReadRowIndex reads an index WriteTo wrote.
 func ReadRowIndex(r io.Reader) (*RowIndex, error) {
-	zr, err := zstd.NewReader(r)
-	if err != nil {
-		return nil, err
-	}
-	defer zr.Close()
-	dec := gob.NewDecoder(zr)
-	var format string
-	if err := dec.Decode(&format); err != nil {
-		return nil, err
-	}
-	if format != indexFormat {
-		return nil, fmt.Errorf("row index of another format (%q)", format)
-	}
 	var x RowIndex
-	if err := dec.Decode(&x); err != nil {
+	if err := rowindex.Read(r, indexFormat, &x); err != nil {
 		return nil, err
 	}
 	for name, t := range x.Tables {
-		if len(t.Keys) != len(t.Hashes)+1 || int(t.Keys[len(t.Keys)-1]) > len(t.Arena) {
+		if err := t.Check(); err != nil {
 			return nil, fmt.Errorf("row index: table %s is damaged", name)
 		}
 	}

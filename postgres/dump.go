@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/runtool"
+	"github.com/jackc/pgx/v5"
 )
 
 // passFile holds a .pgpass-format line for PGPASSFILE in memory only
@@ -45,9 +47,35 @@ func toolEnv(c Config) []string {
 
 // Dump streams the database as plain SQL to w. pg_dump reads one
 // consistent snapshot; the dump names no database and no owners or
-// grants, so it loads into another database owned by another role. The
-// dump is complete only if Dump returns nil.
+// grants, so it loads into another database owned by another role. Ahead
+// of pg_dump's output it writes, as comments, each table's primary key
+// (see keyHeader). The dump is complete only if Dump returns nil.
 func Dump(ctx context.Context, c Config, w io.Writer) error {
+	keys, err := primaryKeys(ctx, c)
+	if err != nil {
+		return fmt.Errorf("dump %s: %w", c, err)
+	}
+	return pgDump(ctx, c, &prefixed{w: w, prefix: keys})
+}
+
+// prefixed writes prefix to w ahead of the first write.
+type prefixed struct {
+	w      io.Writer
+	prefix []byte
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	if p.prefix != nil {
+		if _, err := p.w.Write(p.prefix); err != nil {
+			return 0, err
+		}
+		p.prefix = nil
+	}
+	return p.w.Write(b)
+}
+
+// pgDump runs pg_dump on c with args, its output to w.
+func pgDump(ctx context.Context, c Config, w io.Writer, args ...string) error {
 	tool, err := runtool.Find("apt-get install postgresql-client (a version at least the server's)", "pg_dump")
 	if err != nil {
 		return err
@@ -57,8 +85,8 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 		return fmt.Errorf("dump %s: %w", c, err)
 	}
 	defer pass.Close()
-	cmd := exec.CommandContext(ctx, tool, "--format=plain", "--no-owner", "--no-privileges",
-		"--encoding=UTF8", "--no-password")
+	cmd := exec.CommandContext(ctx, tool, append([]string{"--format=plain", "--no-owner", "--no-privileges",
+		"--encoding=UTF8", "--no-password"}, args...)...)
 	cmd.Env, cmd.Stdout, cmd.ExtraFiles = toolEnv(c), w, []*os.File{pass}
 	if err := runtool.Run(ctx, cmd); err != nil {
 		if strings.Contains(err.Error(), "database \""+c.Database+"\" does not exist") {
@@ -69,6 +97,34 @@ func Dump(ctx context.Context, c Config, w io.Writer) error {
 	return nil
 }
 
+// primaryKeys returns the keyHeader lines of c's tables.
+func primaryKeys(ctx context.Context, c Config) ([]byte, error) {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		if strings.Contains(err.Error(), "database \""+c.Database+"\" does not exist") {
+			err = fmt.Errorf("%w: %w", cairn.ErrNotFound, err)
+		}
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord)
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+		WHERE i.indisprimary AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+		GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	var table, cols string
+	_, err = pgx.ForEachRow(rows, []any{&table, &cols}, func() error {
+		fmt.Fprintf(&b, "%s%s (%s)\n", keyHeader, table, cols)
+		return nil
+	})
+	return b.Bytes(), err
+}
+
 func hint(msg string) string {
 	switch {
 	case strings.Contains(msg, "password authentication failed"), strings.Contains(msg, "no password supplied"):
@@ -77,7 +133,7 @@ func hint(msg string) string {
 		return ". Try: check the database name in the DSN"
 	case strings.Contains(msg, "server version mismatch"):
 		return ". Try: install a pg_dump at least as new as the server (postgresql-client-NN)"
-	case strings.Contains(msg, "Connection refused"), strings.Contains(msg, "could not connect"), strings.Contains(msg, "could not translate host name"):
+	case strings.Contains(msg, "Connection refused"), strings.Contains(msg, "connection refused"), strings.Contains(msg, "could not connect"), strings.Contains(msg, "could not translate host name"):
 		return ". Try: check the host and port, and that the server is running"
 	case strings.Contains(msg, "permission denied"):
 		return ". Try: GRANT pg_read_all_data TO the backup user (PostgreSQL 14+), or GRANT SELECT ON ALL TABLES and ON ALL SEQUENCES in each schema (and USAGE on the schemas)"

@@ -41,13 +41,9 @@ var oldSchemaRE = regexp.MustCompile(`^cairn_old_[0-9a-f]{8}_[0-9]+$`)
 // replaceInPlace is Replace inside the target database (see above); owner
 // is the target's owner, whose role loads the dump.
 func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions, owner string) error {
-	cfg, err := c.connConfig()
+	conn, err := c.connect(ctx)
 	if err != nil {
 		return err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
 	}
 	defer conn.Close(context.Background())
 	wait := o.LockWait
@@ -342,10 +338,12 @@ func (t *tail) Read(p []byte) (int, error) {
 }
 
 // check is a reader that fails when what t read did not end as a whole
-// dump does.
+// dump does (or as what cairn writes to follow one: see cairnEnd).
 func (t *tail) check() io.Reader {
 	return readerFunc(func([]byte) (int, error) {
-		if !strings.Contains(string(t.last), dumpEnd+"\n") {
+		last := string(t.last)
+		end := strings.LastIndex(last, dumpEnd+"\n")
+		if !strings.HasSuffix(last, cairnEnd+"\n") && (end < 0 || strings.Contains(last[end:], cairnStart)) {
 			return 0, errors.New("the dump is cut short (its last line is not pg_dump's \"" + dumpEnd + "\"). Try: restore another snapshot, and check the disk or storage that held this one")
 		}
 		return 0, io.EOF

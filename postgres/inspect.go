@@ -39,13 +39,9 @@ type Inspection struct {
 // Inspect connects to the database and looks; it changes nothing.
 func Inspect(ctx context.Context, c Config) (Inspection, error) {
 	var in Inspection
-	cfg, err := c.connConfig()
+	conn, err := c.connect(ctx)
 	if err != nil {
 		return in, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return in, fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
 	}
 	defer conn.Close(ctx)
 	var createdb, super bool

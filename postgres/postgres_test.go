@@ -137,8 +137,8 @@ func TestDumpFaults(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- Dump(ctx, c, pw); pw.Close() }()
+	io.ReadFull(pr, make([]byte, 1000)) // the keys, then pg_dump's first lines
 	pid := waitForDump(t)
-	io.ReadFull(pr, make([]byte, 1000))
 	syscall.Kill(pid, syscall.SIGKILL)
 	go io.Copy(io.Discard, pr)
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "killed") {

@@ -53,13 +53,9 @@ const DefaultLockWait = 5 * time.Second
 func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
 	maint := c
 	maint.Database = "postgres"
-	cfg, err := maint.connConfig()
+	conn, err := maint.connect(ctx)
 	if err != nil {
 		return err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w%s", maint, err, hint(err.Error()))
 	}
 	defer conn.Close(context.Background())
 

@@ -33,6 +33,19 @@ func (c Config) connConfig() (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
+// connect opens a connection to c; its error says what to check.
+func (c Config) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := c.connConfig()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
+	}
+	return conn, nil
+}
+
 // Stats returns every ordinary table's row count (and checksum when small),
 // in name order, all read in one repeatable-read snapshot.
 func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, true) }
@@ -43,13 +56,9 @@ func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ct
 func Checksums(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, false) }
 
 func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
-	cfg, err := c.connConfig()
+	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
 	}
 	defer conn.Close(ctx)
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})

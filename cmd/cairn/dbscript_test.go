@@ -266,15 +266,15 @@ func cmdDBSQL(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // killproc WORD...: wait for a process whose command line holds every
-// WORD and kill it with SIGKILL, a moment after it started (a dump dying
-// half-way).
+// WORD (a WORD of the form env:NAME=VALUE: whose environment holds that
+// variable, as libpq's tools take the database) and kill it with SIGKILL,
+// a moment after it started (a dump dying half-way).
 func cmdKillProc(ts *testscript.TestScript, neg bool, args []string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
-			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			if err != nil || !containsAll(strings.ReplaceAll(string(b), "\x00", " "), args) {
+			if !procMatches(e.Name(), args) {
 				continue
 			}
 			var pid int
@@ -287,6 +287,28 @@ func cmdKillProc(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Fatalf("no process matching %q appeared", args)
+}
+
+// procMatches tells whether process pid's command line holds every word
+// of words, and its environment every env:NAME=VALUE.
+func procMatches(pid string, words []string) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+	if err != nil {
+		return false
+	}
+	var argv []string
+	for _, w := range words {
+		v, ok := strings.CutPrefix(w, "env:")
+		if !ok {
+			argv = append(argv, w)
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", pid, "environ"))
+		if err != nil || !slices.Contains(strings.Split(string(environ), "\x00"), v) {
+			return false
+		}
+	}
+	return containsAll(strings.ReplaceAll(string(cmdline), "\x00", " "), argv)
 }
 
 func containsAll(s string, words []string) bool {
