@@ -63,12 +63,13 @@ type deltaPlan struct {
 	state string            // the state the last clone kept (see state.go), "" if none
 	exact map[string]bool   // the tables that state holds as the target does
 	index cairn.RowIndex    // base's dump's rows, if kept: then that dump is not read
+	schema string           // the target's schema's fingerprint, which a delta keeps
 }
 
-// deltaBase returns how the next load can be a delta, if it can.
-func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.Pair, after []cairn.Action) (*deltaPlan, bool) {
-	dt, isDelta := p.To.(cairn.Incremental)
-	if !isDelta || p.From.Engine != p.To.Engine() {
+// deltaBase returns how the next load can be a delta, if it can, given
+// the target's view.
+func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.Pair, after []cairn.Action, view targetView) (*deltaPlan, bool) {
+	if _, isDelta := p.To.(cairn.Incremental); !isDelta || p.From.Engine != p.To.Engine() || view.err != nil {
 		return nil, false
 	}
 	for _, act := range after {
@@ -80,18 +81,16 @@ func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.
 	if !ok || rec.Database != p.From.Name || !slices.Equal(rec.Pairs, pairs) {
 		return nil, false
 	}
-	now, _, err := dt.UpdateTimes(ctx, false)
-	if err != nil || len(now) != len(rec.Updated) {
+	now := view.times
+	if len(now) != len(rec.Updated) {
 		return nil, false
 	}
-	if rec.Schema != "" {
-		// A column or key changed on the target by hand need not move
-		// UPDATE_TIME: the schema as the last load left it must hold.
-		if schema, err := dt.Schema(ctx); err != nil || schema != rec.Schema {
-			return nil, false
-		}
+	// A column or key changed on the target by hand need not move
+	// UPDATE_TIME: the schema as the last load left it must hold.
+	if rec.Schema != "" && view.schema != rec.Schema {
+		return nil, false
 	}
-	plan := &deltaPlan{dirty: map[string]bool{}, guard: map[string]string{}, state: rec.Loaded, exact: map[string]bool{}}
+	plan := &deltaPlan{dirty: map[string]bool{}, guard: map[string]string{}, state: rec.Loaded, exact: map[string]bool{}, schema: view.schema}
 	for table, at := range now {
 		was, known := rec.Updated[table]
 		switch {
@@ -109,6 +108,7 @@ func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.
 	if len(plan.dirty) > 0 {
 		c.log().Info("tables changed on the target since the last clone are loaded whole", "target", p.To.String(), "tables", len(plan.dirty))
 	}
+	var err error
 	if plan.base, err = c.pick(ctx, rec.Snapshot); err != nil || plan.base.ID != rec.Snapshot {
 		return nil, false
 	}
@@ -189,7 +189,7 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 			}
 		}
 	}
-	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact)
+	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact, plan.schema)
 	loaded.index = d.Index()
 	rep.totals.rows.Add(info.Rows)
 	rep.totals.replacements.Add(replaced)
@@ -204,10 +204,11 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 // would take what the last clone kept.
 func (c *Cloner) planDeltas(ctx context.Context, p *restore.Plan, rep cairn.Reporter) {
 	for _, l := range p.Databases {
-		if re, ok := c.reuseState(ctx, l.To); ok {
+		view, _ := viewOf(ctx, l.To)
+		if re, ok := c.reuseState(ctx, l.To, view); ok {
 			rep.Event(cairn.SafetyFromState{Target: l.To.String(), Kept: re.kept, Dumped: re.dumped})
 		}
-		plan, ok := c.deltaBase(ctx, l, p.Pairs, p.Actions)
+		plan, ok := c.deltaBase(ctx, l, p.Pairs, p.Actions, view)
 		if !ok {
 			continue
 		}

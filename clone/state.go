@@ -45,16 +45,16 @@ type loadedState struct {
 
 // noteLoad reads the UPDATE_TIMEs and schema of a database just
 // loaded from state id; exact tells which tables the state holds as the
-// database does (nil: all). A failure costs the next safety snapshot its
-// reuse only.
-func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool) loadedState {
+// database does (nil: all). schema is the schema's fingerprint when the
+// caller knows the load kept it (a delta), "" to read it. A failure
+// costs the next safety snapshot its reuse only.
+func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool, schema string) loadedState {
 	dt, ok := to.(cairn.Incremental)
 	if !ok || id == "" {
 		return loadedState{}
 	}
 	times, quiet, err := dt.UpdateTimes(ctx, true)
-	var schema string
-	if err == nil {
+	if err == nil && schema == "" {
 		schema, err = dt.Schema(ctx)
 	}
 	if err != nil {
@@ -151,22 +151,42 @@ type stateReuse struct {
 	kept, dumped int // tables taken from the state, and dumped
 }
 
-// reuseState returns how a safety snapshot of to can take the state the
-// last clone kept, if it can (see above).
-func (c *Cloner) reuseState(ctx context.Context, to cairn.Database) (stateReuse, bool) {
+// A targetView is what a clone reads of a target database before it
+// starts: when each table last changed and the schema's fingerprint (see
+// cairn.Incremental). The delta's plan and the safety snapshot's reuse
+// both decide on one reading: each checks again, later, what it relies
+// on (the delta's guard, the safety snapshot's after-check).
+type targetView struct {
+	times  map[string]string
+	schema string
+	err    error
+}
+
+// viewOf reads to's view; ok is false when to is not incremental.
+func viewOf(ctx context.Context, to cairn.Database) (v targetView, ok bool) {
 	dt, ok := to.(cairn.Incremental)
 	if !ok {
+		return targetView{}, false
+	}
+	if v.times, _, v.err = dt.UpdateTimes(ctx, false); v.err == nil {
+		v.schema, v.err = dt.Schema(ctx)
+	}
+	return v, true
+}
+
+// reuseState returns how a safety snapshot of to can take the state the
+// last clone kept, if it can (see above), given its view.
+func (c *Cloner) reuseState(ctx context.Context, to cairn.Database, view targetView) (stateReuse, bool) {
+	dt, ok := to.(cairn.Incremental)
+	if !ok || view.err != nil {
 		return stateReuse{}, false
 	}
 	rec, ok := c.Records.read(to)
 	if !ok || rec.Loaded == "" {
 		return stateReuse{}, false
 	}
-	now, _, err := dt.UpdateTimes(ctx, false)
-	if err != nil || !slices.Equal(slices.Sorted(maps.Keys(now)), slices.Sorted(maps.Keys(rec.LoadedTimes))) {
-		return stateReuse{}, false
-	}
-	if schema, err := dt.Schema(ctx); err != nil || schema != rec.Schema {
+	now := view.times
+	if !slices.Equal(slices.Sorted(maps.Keys(now)), slices.Sorted(maps.Keys(rec.LoadedTimes))) || view.schema != rec.Schema {
 		return stateReuse{}, false
 	}
 	ref := repo.DumpRef{ID: rec.Loaded, Name: to.Name()}

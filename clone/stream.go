@@ -114,6 +114,7 @@ type run struct {
 	tees    []*detachable
 	hints   []string      // for the safety snapshot (see SnapshotRequest.Hints)
 	plans   []*deltaPlan  // load i as a delta, or nil (see delta.go)
+	views   []targetView  // target database i as the clone found it (see state.go)
 	loaded  []loadedState // what load i left, for the record
 	source  *snapshotResult
 	safety  *snapshotResult
@@ -277,8 +278,10 @@ func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o 
 		run.readers = append(run.readers, pr)
 		// Before the safety snapshot starts: a delta's guard then covers
 		// everything since the target's dump.
-		plan, _ := c.deltaBase(ctx, l, run.plan.Pairs, run.after)
+		view, _ := viewOf(ctx, to)
+		plan, _ := c.deltaBase(ctx, l, run.plan.Pairs, run.after, view)
 		run.plans = append(run.plans, plan)
+		run.views = append(run.views, view)
 	}
 	run.plan.Databases = run.loads
 	run.loaded = make([]loadedState, len(run.loads))
@@ -289,8 +292,8 @@ func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o 
 // can be taken from what the last clone kept (see state.go).
 func (r *run) reusable() []repo.Reused {
 	var out []repo.Reused
-	for _, l := range r.loads {
-		if re, ok := r.c.reuseState(r.ctx, l.To); ok {
+	for i, l := range r.loads {
+		if re, ok := r.c.reuseState(r.ctx, l.To, r.views[i]); ok {
 			out = append(out, re.Reused)
 			r.rep.Event(cairn.SafetyFromState{Target: l.To.String(), Kept: re.kept, Dumped: re.dumped})
 		}
@@ -397,7 +400,7 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 	if index != nil {
 		x := index(err)
 		if err == nil {
-			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil)
+			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil, "")
 			r.loaded[i].index = x
 		}
 	}

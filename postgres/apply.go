@@ -192,7 +192,7 @@ func fingerprints(ctx context.Context, q querier, lock bool) (map[string]string,
 	}
 	prints := map[string]string{}
 	for _, t := range tables {
-		rows, err := q.Query(ctx, "SELECT xmin::text, count(*) FROM ONLY "+t.quoted+" GROUP BY 1")
+		rows, err := q.Query(ctx, "SELECT xmin::text, count(*) FROM ONLY "+t.quoted+" GROUP BY xmin")
 		if err != nil {
 			return nil, fmt.Errorf("read table %s: %w", t.name, err)
 		}

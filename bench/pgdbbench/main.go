@@ -5,7 +5,10 @@
 //   - snapshot: `cairn snapshot` (a new repository each run) against
 //     `pg_dump DB | zstd -1 >/dev/null` and `pg_dump -Fd -j N -Z 0`;
 //   - restore: `cairn restore --only db` into a new database against
-//     `psql -f dump.sql` and `pg_restore -j N` of that directory dump.
+//     `psql -f dump.sql` and `pg_restore -j N` of that directory dump;
+//   - clone: `cairn clone` of the database onto a new one (URLs
+//     rewritten), then, after 1% of the rows changed, a second clone
+//     (row by row), against the first.
 //
 // N is the number of cores.
 //
@@ -157,6 +160,30 @@ func run(sizeMB, runs int, keep bool) error {
 			admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") //nolint:errcheck
 		}
 	}
+	var firsts, seconds []measure.Result
+	for i := range runs {
+		fmt.Fprintf(os.Stderr, "clone run %d/%d…\n", i+1, runs)
+		stage := fmt.Sprintf("%s_c%d", src, i)
+		made = append(made, stage)
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+stage); err != nil {
+			return err
+		}
+		if cairnEnv, err = freshClone(work, i, cairnBin, src, stage); err != nil {
+			return err
+		}
+		r, err := cairn("clone", "bench/production", "bench/staging")
+		if err := step(&firsts, r, err); err != nil {
+			return err
+		}
+		if err := change(ctx, src, i); err != nil {
+			return err
+		}
+		r, err = cairn("clone", "bench/production", "bench/staging")
+		if err := step(&seconds, r, err); err != nil {
+			return err
+		}
+		admin.Exec(ctx, "DROP DATABASE IF EXISTS "+stage+" WITH (FORCE)") //nolint:errcheck
+	}
 	fmt.Printf("\nPostgreSQL database %s: dump %.1f MiB; medians of %d runs\n\n", src, float64(st.Size())/(1<<20), runs)
 	fmt.Println("| step | cairn | peer | ratio | peak RSS cairn |")
 	fmt.Println("|---|---|---|---|---|")
@@ -168,6 +195,55 @@ func run(sizeMB, runs int, keep bool) error {
 	row("snapshot vs `pg_dump -Fd -j "+threads+" -Z 0`", snaps, dirDumps)
 	row("restore vs `psql -f dump.sql`", restores, psqls)
 	row("restore vs `pg_restore -j "+threads+"`", restores, pgRestores)
+	row("second clone (1% of rows changed) vs the first", seconds, firsts)
+	return nil
+}
+
+// freshClone makes run i's repository and configuration for a clone of
+// src onto stage, and returns the environment to run cairn in.
+func freshClone(work string, i int, cairnBin, src, stage string) ([]string, error) {
+	dir := filepath.Join(work, fmt.Sprint("clone", i))
+	cfg := filepath.Join(dir, "cairn.yaml")
+	for _, d := range []string{"prod", "stage"} {
+		measure.Must(os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	measure.Must(os.WriteFile(cfg, []byte(fmt.Sprintf(`repository: {path: %s}
+sites:
+  bench:
+    environments:
+      production:
+        url: https://example.com
+        files: %s
+        databases: ["%s%s?sslmode=disable"]
+      staging:
+        url: https://staging.example.com
+        files: %s
+        databases: ["%s%s?sslmode=disable"]
+`, filepath.Join(dir, "repo"), filepath.Join(dir, "prod"), server, src, filepath.Join(dir, "stage"), server, stage)), 0o644))
+	e := append(os.Environ(), "CAIRN_PASSWORD=bench", "CAIRN_CONFIG="+cfg, "HOME="+filepath.Join(dir, "home"))
+	c := exec.Command(cairnBin, "init")
+	c.Env = e
+	if out, err := c.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("cairn init: %v: %s", err, out)
+	}
+	return e, nil
+}
+
+// change edits 1% of db's posts and their meta (a different 1% each run).
+func change(ctx context.Context, db string, run int) error {
+	conn, err := pgx.Connect(ctx, server+db+"?sslmode=disable")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		fmt.Sprintf(`UPDATE wp_posts SET post_title = post_title || ' (edited)', post_modified = now() WHERE id %% 100 = %d`, run),
+		fmt.Sprintf(`UPDATE wp_postmeta SET meta_value = meta_value || ' ' WHERE post_id %% 100 = %d`, run),
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
