@@ -57,13 +57,13 @@ func (c *Cloner) writeRecord(ctx context.Context, to cairn.Database, snap *cairn
 // deltaPlan is how a target database can be brought up to date row by
 // row from the snapshot it still holds, rewritten.
 type deltaPlan struct {
-	base  *cairn.Snapshot
-	dirty map[string]bool   // tables changed since on the target's side: loaded whole
-	guard map[string]string // the UPDATE_TIMEs that prove the others unchanged
-	state string            // the state the last clone kept (see state.go), "" if none
-	exact map[string]bool   // the tables that state holds as the target does
-	index cairn.RowIndex    // base's dump's rows, if kept: then that dump is not read
-	schema string           // the target's schema's fingerprint, which a delta keeps
+	base   *cairn.Snapshot
+	dirty  map[string]bool   // tables changed since on the target's side: loaded whole
+	guard  map[string]string // the UPDATE_TIMEs that prove the others unchanged
+	state  string            // the state the last clone kept (see state.go), "" if none
+	exact  map[string]bool   // the tables that state holds as the target does
+	index  cairn.RowIndex    // base's dump's rows, if kept: then that dump is not read
+	schema string            // the target's schema's fingerprint, which a delta keeps
 }
 
 // deltaBase returns how the next load can be a delta, if it can, given
