@@ -39,8 +39,10 @@ type Incremental interface {
 	// ApplyDelta writes the changes in one transaction, checked against
 	// want's row counts (before: counts known before, not to be counted
 	// again); a table named in guard that changed since its time fails
-	// it with ErrNoDelta, changing nothing.
-	ApplyDelta(ctx context.Context, c Changes, want, before map[string]int64, guard map[string]string) error
+	// it with ErrNoDelta, changing nothing. after is every table's time
+	// as of the commit, where the engine knows it without reading the
+	// tables again (else nil: read them with UpdateTimes).
+	ApplyDelta(ctx context.Context, c Changes, want, before map[string]int64, guard map[string]string) (after map[string]string, err error)
 }
 
 // RowIndex is an engine's index of the rows of one dump.

@@ -174,7 +174,8 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 			}
 		}
 	}
-	if err := inc.ApplyDelta(ctx, d, counts, before, plan.guard); err != nil {
+	after, err := inc.ApplyDelta(ctx, d, counts, before, plan.guard)
+	if err != nil {
 		if errors.Is(err, cairn.ErrNoDelta) {
 			return loadedState{}, err
 		}
@@ -189,7 +190,7 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 			}
 		}
 	}
-	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact, plan.schema)
+	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact, plan.schema, after)
 	loaded.index = d.Index()
 	rep.totals.rows.Add(info.Rows)
 	rep.totals.replacements.Add(replaced)

@@ -46,14 +46,19 @@ type loadedState struct {
 // noteLoad reads the UPDATE_TIMEs and schema of a database just
 // loaded from state id; exact tells which tables the state holds as the
 // database does (nil: all). schema is the schema's fingerprint when the
-// caller knows the load kept it (a delta), "" to read it. A failure
-// costs the next safety snapshot its reuse only.
-func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool, schema string) loadedState {
+// caller knows the load kept it (a delta), "" to read it; times are the
+// tables' times as of the load's commit, where the engine gave them (nil
+// to read them). A failure costs the next safety snapshot its reuse only.
+func (c *Cloner) noteLoad(ctx context.Context, to cairn.Database, id string, exact func(table string) bool, schema string, times map[string]string) loadedState {
 	dt, ok := to.(cairn.Incremental)
 	if !ok || id == "" {
 		return loadedState{}
 	}
-	times, quiet, err := dt.UpdateTimes(ctx, true)
+	var quiet time.Duration
+	var err error
+	if times == nil {
+		times, quiet, err = dt.UpdateTimes(ctx, true)
+	}
 	if err == nil && schema == "" {
 		schema, err = dt.Schema(ctx)
 	}

@@ -400,7 +400,7 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 	if index != nil {
 		x := index(err)
 		if err == nil {
-			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil, "")
+			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil, "", nil)
 			r.loaded[i].index = x
 		}
 	}

@@ -289,12 +289,12 @@ func (d mysqlDB) ReplaceParts(ctx context.Context, parts []io.Reader, verify cai
 
 var _ cairn.Incremental = mysqlDB{}
 
-func (d mysqlDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) error {
+func (d mysqlDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) (map[string]string, error) {
 	c, err := d.conn(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return mysql.ApplyDelta(ctx, c, ch.(mysqlChanges).d, want, before, guard, d.o.LockWait)
+	return nil, mysql.ApplyDelta(ctx, c, ch.(mysqlChanges).d, want, before, guard, d.o.LockWait)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {
@@ -458,10 +458,10 @@ func (d postgresDB) Diff(ctx context.Context, openOld func() (io.ReadCloser, err
 	return delta, nil
 }
 
-func (d postgresDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) error {
+func (d postgresDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before map[string]int64, guard map[string]string) (map[string]string, error) {
 	c, err := d.conn(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	return postgres.ApplyDelta(ctx, c, ch.(*postgres.Delta), want, before, guard, d.o.LockWait)
 }

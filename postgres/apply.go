@@ -31,22 +31,25 @@ import (
 // With a guard (fingerprints, as UpdateTimes gave them when the caller
 // decided those tables still held the delta's base), the tables are
 // locked against writes (reads go on) and the transaction fails with
-// ErrNoDelta, changing nothing, should any of them have changed since.
-// Each lock is waited for at most lockWait (0: DefaultLockWait).
-func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (err error) {
+// ErrNoDelta, changing nothing, should any of them have changed since;
+// ApplyDelta then returns every table's fingerprint as of the commit
+// (carried forward from the guard's reading by the rows deleted and
+// copied in: no table is read again). Each lock is waited for at most
+// lockWait (0: DefaultLockWait).
+func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (after map[string]string, err error) {
 	conn, err := c.connect(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close(context.Background())
 	for _, q := range session {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", c, err)
+			return nil, fmt.Errorf("%s: %w", c, err)
 		}
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", c, err)
+		return nil, fmt.Errorf("%s: %w", c, err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // after a commit, a no-op
 	if lockWait <= 0 {
@@ -54,43 +57,104 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 	}
 	for _, q := range []string{fmt.Sprintf("SET LOCAL lock_timeout = %d", lockWait.Milliseconds()), "SET CONSTRAINTS ALL DEFERRED"} {
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", c, err)
+			return nil, fmt.Errorf("%s: %w", c, err)
 		}
 	}
+	var groups map[string]xminCounts
+	var xid string
 	if guard != nil {
-		if err := unchangedSince(ctx, tx, guard); err != nil {
-			return err
+		if groups, err = unchangedSince(ctx, tx, guard); err != nil {
+			return nil, err
+		}
+		if err := tx.QueryRow(ctx, "SELECT (txid_current() % 4294967296)::text").Scan(&xid); err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
 		}
 	}
 	for _, t := range d.tables {
-		if err := applyTable(ctx, tx, t, want, before); err != nil {
-			return err
+		gone, err := applyTable(ctx, tx, t, want, before)
+		if err != nil {
+			return nil, err
+		}
+		if g, ok := groups[t.Name]; ok {
+			groups[t.Name] = g.after(gone, t.Whole, xid, int64(len(t.Added)))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" {
-			return fmt.Errorf("%w: the rows changed break a foreign key (%s); nothing was changed", ErrNoDelta, pe.Message)
+			return nil, fmt.Errorf("%w: the rows changed break a foreign key (%s); nothing was changed", ErrNoDelta, pe.Message)
 		}
-		return fmt.Errorf("%s: commit: %w", c, err)
+		return nil, fmt.Errorf("%s: commit: %w", c, err)
 	}
 	for _, q := range d.setvals {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("the rows are in place, but setting a sequence failed (%s): %w", q, err)
+			return nil, fmt.Errorf("the rows are in place, but setting a sequence failed (%s): %w", q, err)
 		}
 	}
-	return nil
+	if groups == nil {
+		return nil, nil
+	}
+	after = map[string]string{}
+	for name, g := range groups {
+		after[name] = g.print()
+	}
+	return after, nil
+}
+
+// xminCounts are a table's rows per xmin.
+type xminCounts map[string]int64
+
+// print sums the counts up as fingerprints has them.
+func (g xminCounts) print() string {
+	var parts []string
+	var total int64
+	for xmin, n := range g {
+		parts, total = append(parts, xmin+":"+strconv.FormatInt(n, 10)), total+n
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("%d rows, %016x", total, xxhash.Sum64String(strings.Join(parts, ",")))
+}
+
+// after is g once the rows gone (per xmin) are deleted (or all of them,
+// whole) and added rows copied in by transaction xid.
+func (g xminCounts) after(gone xminCounts, whole bool, xid string, added int64) xminCounts {
+	next := xminCounts{}
+	if !whole {
+		for xmin, n := range g {
+			if n -= gone[xmin]; n > 0 {
+				next[xmin] = n
+			}
+		}
+	}
+	if added > 0 {
+		next[xid] += added
+	}
+	return next
 }
 
 // applyTable deletes a table's removed rows by primary key and copies in
 // its added rows, in tx, then checks its row count against want: counted,
 // unless the count before is known (in before) or the table was emptied,
-// and every statement changed the rows it named.
-func applyTable(ctx context.Context, tx pgx.Tx, t TableDelta, want, before map[string]int64) error {
+// and every statement changed the rows it named. It returns the rows
+// deleted per xmin.
+func applyTable(ctx context.Context, tx pgx.Tx, t TableDelta, want, before map[string]int64) (xminCounts, error) {
 	var deleted int64
+	gone := xminCounts{}
 	err := t.deleteStatements(func(q string) error {
-		tag, err := tx.Exec(ctx, q)
-		deleted += tag.RowsAffected()
+		if t.Whole {
+			_, err := tx.Exec(ctx, q)
+			return err
+		}
+		rows, err := tx.Query(ctx, q+" RETURNING xmin::text")
+		if err != nil {
+			return err
+		}
+		var xmin string
+		_, err = pgx.ForEachRow(rows, []any{&xmin}, func() error {
+			gone[xmin]++
+			deleted++
+			return nil
+		})
 		return err
 	})
 	var inserted int64
@@ -104,9 +168,9 @@ func applyTable(ctx context.Context, tx pgx.Tx, t TableDelta, want, before map[s
 		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "23") {
 			// A key or check the rows as the delta has them break: the
 			// whole dump, loaded afresh, does not.
-			return fmt.Errorf("%w: changing table %s row by row fails (%s)", ErrNoDelta, t.Name, pe.Message)
+			return nil, fmt.Errorf("%w: changing table %s row by row fails (%s)", ErrNoDelta, t.Name, pe.Message)
 		}
-		return fmt.Errorf("change table %s: %w", t.Name, err)
+		return nil, fmt.Errorf("change table %s: %w", t.Name, err)
 	}
 	n, known := before[t.Name]
 	if t.Whole {
@@ -115,12 +179,12 @@ func applyTable(ctx context.Context, tx pgx.Tx, t TableDelta, want, before map[s
 	if known && deleted == int64(len(t.Removed)) && inserted == int64(len(t.Added)) {
 		n += inserted - deleted
 	} else if err := tx.QueryRow(ctx, "SELECT count(*) FROM ONLY "+t.Quoted).Scan(&n); err != nil {
-		return fmt.Errorf("count rows of %s: %w", t.Name, err)
+		return nil, fmt.Errorf("count rows of %s: %w", t.Name, err)
 	}
 	if w, ok := want[t.Name]; !ok || n != w {
-		return fmt.Errorf("%w (%w): table %s would hold %d rows, the snapshot %d; nothing was changed", ErrNoDelta, cairn.ErrMismatch, t.Name, n, w)
+		return nil, fmt.Errorf("%w (%w): table %s would hold %d rows, the snapshot %d; nothing was changed", ErrNoDelta, cairn.ErrMismatch, t.Name, n, w)
 	}
-	return nil
+	return gone, nil
 }
 
 // lines reads rows as lines.
@@ -168,15 +232,22 @@ func UpdateTimes(ctx context.Context, c Config) (map[string]string, time.Duratio
 		return nil, 0, err
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck
-	prints, err := fingerprints(ctx, tx, false)
-	return prints, 0, err
+	groups, err := fingerprints(ctx, tx, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	prints := map[string]string{}
+	for name, g := range groups {
+		prints[name] = g.print()
+	}
+	return prints, 0, nil
 }
 
 // fingerprints reads what each table's rows are, by the transactions that
 // wrote them: its row count per xmin (see the top of delta.go), summed up
 // as a string, for every ordinary table (named schema.table, as Stats
 // names them). With lock, the tables are first locked against writes.
-func fingerprints(ctx context.Context, q querier, lock bool) (map[string]string, error) {
+func fingerprints(ctx context.Context, q querier, lock bool) (map[string]xminCounts, error) {
 	tables, err := listTables(ctx, q)
 	if err != nil {
 		return nil, err
@@ -190,31 +261,21 @@ func fingerprints(ctx context.Context, q querier, lock bool) (map[string]string,
 			return nil, fmt.Errorf("lock the tables: %w", err)
 		}
 	}
-	prints := map[string]string{}
+	all := map[string]xminCounts{}
 	for _, t := range tables {
 		rows, err := q.Query(ctx, "SELECT xmin::text, count(*) FROM ONLY "+t.quoted+" GROUP BY xmin")
 		if err != nil {
 			return nil, fmt.Errorf("read table %s: %w", t.name, err)
 		}
-		var groups []string
-		var total int64
-		for rows.Next() {
-			var xmin string
-			var n int64
-			if err := rows.Scan(&xmin, &n); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			groups, total = append(groups, xmin+":"+strconv.FormatInt(n, 10)), total+n
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		g := xminCounts{}
+		var xmin string
+		var n int64
+		if _, err := pgx.ForEachRow(rows, []any{&xmin, &n}, func() error { g[xmin] = n; return nil }); err != nil {
 			return nil, fmt.Errorf("read table %s: %w", t.name, err)
 		}
-		slices.Sort(groups)
-		prints[t.name] = fmt.Sprintf("%d rows, %016x", total, xxhash.Sum64String(strings.Join(groups, ",")))
+		all[t.name] = g
 	}
-	return prints, nil
+	return all, nil
 }
 
 type table struct{ quoted, name string }
@@ -235,18 +296,19 @@ func listTables(ctx context.Context, q querier) ([]table, error) {
 }
 
 // unchangedSince locks the tables and fails with ErrNoDelta when one
-// guard names changed since guard's fingerprints were read.
-func unchangedSince(ctx context.Context, tx pgx.Tx, guard map[string]string) error {
-	prints, err := fingerprints(ctx, tx, true)
+// guard names changed since guard's fingerprints were read; it returns
+// every table's rows per xmin.
+func unchangedSince(ctx context.Context, tx pgx.Tx, guard map[string]string) (map[string]xminCounts, error) {
+	groups, err := fingerprints(ctx, tx, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for name, print := range prints {
-		if g, ok := guard[name]; ok && g != print {
-			return fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
+	for name, g := range groups {
+		if print, ok := guard[name]; ok && print != g.print() {
+			return nil, fmt.Errorf("%w: table %s changed meanwhile", ErrNoDelta, name)
 		}
 	}
-	return nil
+	return groups, nil
 }
 
 // Schema fingerprints all a dump of the database holds besides rows and

@@ -124,14 +124,25 @@ func TestPostgresDiffAndApply(t *testing.T) {
 	was := statsOf(t, dst.Database)
 	want := countsOf(t, src.Database)
 	wrong := map[string]int64{"public.posts": 1, "public.comments": want["public.comments"], "public.Term Links": want["public.Term Links"]}
-	if err := ApplyDelta(ctx, asPostgres(dst.Database), d, wrong, nil, nil, 0); !errors.Is(err, ErrNoDelta) || !errors.Is(err, cairn.ErrMismatch) {
+	if _, err := ApplyDelta(ctx, asPostgres(dst.Database), d, wrong, nil, nil, 0); !errors.Is(err, ErrNoDelta) || !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("apply with a wrong count: %v", err)
 	}
 	if got := statsOf(t, dst.Database); !reflect.DeepEqual(got, was) {
 		t.Fatal("a failed delta changed the database")
 	}
-	if err := ApplyDelta(ctx, asPostgres(dst.Database), d, want, nil, nil, 0); err != nil {
+	// Guarded, the tables' fingerprints as of the commit come back,
+	// carried forward without reading the tables again: they are what
+	// reading them gives.
+	guard, _, err := UpdateTimes(ctx, asPostgres(dst.Database))
+	if err != nil {
 		t.Fatal(err)
+	}
+	applied, err := ApplyDelta(ctx, asPostgres(dst.Database), d, want, nil, guard, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now, _, _ := UpdateTimes(ctx, asPostgres(dst.Database)); !reflect.DeepEqual(applied, now) {
+		t.Errorf("fingerprints after the delta:\n%v\nread:\n%v", applied, now)
 	}
 	if got, want := statsOf(t, dst.Database), statsOf(t, src.Database); !reflect.DeepEqual(got, want) {
 		t.Errorf("after the delta:\n%v\nwant\n%v", got, want)
@@ -184,7 +195,7 @@ func TestPostgresDeltaRefusals(t *testing.T) {
 	}
 	run(t, dst, `DELETE FROM comments WHERE id = 50`)
 	was := statsOf(t, dst.Database)
-	if err := ApplyDelta(ctx, asPostgres(dst.Database), d, countsOf(t, src.Database), nil, guard, 0); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "public.comments changed meanwhile") {
+	if _, err := ApplyDelta(ctx, asPostgres(dst.Database), d, countsOf(t, src.Database), nil, guard, 0); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "public.comments changed meanwhile") {
 		t.Fatalf("apply over a changed table: %v", err)
 	}
 	if got := statsOf(t, dst.Database); !reflect.DeepEqual(got, was) {
