@@ -36,16 +36,22 @@ import (
 const deltaLimit = 64 << 20
 
 // writeRecord notes what a clone left in a target database; a failure
-// only costs the next clone its delta.
-func (c *Cloner) writeRecord(ctx context.Context, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair, loaded loadedState) {
+// only costs the next clone its delta. untouched says the clone wrote
+// nothing to it since the load (no after_restore action, no page view):
+// the times the load's commit gave, if any, are then what it left, and a
+// write of the site's that came in meanwhile is not taken for the clone's.
+func (c *Cloner) writeRecord(ctx context.Context, to cairn.Database, snap *cairn.Snapshot, name string, pairs []rewrite.Pair, loaded loadedState, untouched bool) {
 	os.Remove(c.Records.path(to)) // in cairn's state directory (see Records)
 	dt, ok := to.(cairn.Incremental)
 	if !ok {
 		return
 	}
-	// No change of the clone's own follows: the current second needs no
-	// waiting for (see cairn.Incremental).
-	times, _, err := dt.UpdateTimes(ctx, true)
+	times, err := loaded.committed, error(nil)
+	if !untouched || times == nil {
+		// No change of the clone's own follows: the current second
+		// needs no waiting for (see cairn.Incremental).
+		times, _, err = dt.UpdateTimes(ctx, true)
+	}
 	if err != nil {
 		c.log().Info("noting what the clone left failed; the next clone loads the whole database", "target", to.String(), "err", err)
 		return
@@ -190,7 +196,8 @@ func (c *Cloner) loadDelta(ctx context.Context, plan *deltaPlan, p restore.Load,
 			}
 		}
 	}
-	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact, plan.schema, after)
+	loaded := c.noteLoad(ctx, p.To, c.saveDeltaState(ctx, p.To, from, d, want), exact, plan.schema, maps.Clone(after))
+	loaded.committed = after
 	loaded.index = d.Index()
 	rep.totals.rows.Add(info.Rows)
 	rep.totals.replacements.Add(replaced)

@@ -37,6 +37,9 @@ type loadedState struct {
 	times  map[string]string // table → UPDATE_TIME right after the load ("" where the state is not what the table holds)
 	schema string
 	index  cairn.RowIndex // of the source's dump loaded
+	// committed are the tables' times as of the load's commit, where the
+	// engine gave them (see cairn.Incremental.ApplyDelta).
+	committed map[string]string
 	// quiet is when the second of the load is over: a change the clone
 	// makes itself to that database (after_restore actions, a page view)
 	// must wait until then to show in UPDATE_TIME (see run.quiet).

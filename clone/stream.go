@@ -215,13 +215,14 @@ func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Opti
 	if err := c.Restore.AfterRestore(ctx, run.plan, rep); err != nil {
 		return err
 	}
+	viewed := false // the target's page was asked for
 	if dst.URL != "" {
 		// Before noting what the clone left: a page view may write to
 		// the database.
-		sum.URLStatus = c.checkURL(ctx, dst.URL, rep, func() { run.quiet(ctx) })
+		sum.URLStatus = c.checkURL(ctx, dst.URL, rep, func() { viewed = true; run.quiet(ctx) })
 	}
 	for i, l := range run.loads {
-		c.writeRecord(ctx, l.To, snap, snap.Databases[i].Name, run.plan.Pairs, run.loaded[i])
+		c.writeRecord(ctx, l.To, snap, snap.Databases[i].Name, run.plan.Pairs, run.loaded[i], len(run.after) == 0 && !viewed)
 	}
 	return nil
 }

@@ -79,17 +79,28 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 			groups[t.Name] = g.after(gone, t.Whole, xid, int64(len(t.Added)))
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	for _, q := range d.refreshes {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", c, q, err)
+		}
+	}
+	// The sequences are set before the commit, the tables still locked:
+	// a write waiting for them takes its next value after the new one.
+	// A sequence is not rolled back with the transaction: should it not
+	// commit, the values are put back.
+	undo, err := setSequences(ctx, tx, d.setvals)
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		for _, q := range undo {
+			conn.Exec(context.Background(), q) //nolint:errcheck // the error to tell is the commit's
+		}
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" {
 			return nil, fmt.Errorf("%w: the rows changed break a foreign key (%s); nothing was changed", ErrNoDelta, pe.Message)
 		}
 		return nil, fmt.Errorf("%s: commit: %w", c, err)
-	}
-	for _, q := range d.setvals {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("the rows are in place, but setting a sequence failed (%s): %w", q, err)
-		}
 	}
 	if groups == nil {
 		return nil, nil
@@ -99,6 +110,26 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 		after[name] = g.print()
 	}
 	return after, nil
+}
+
+// setSequences runs the dump's setval statements in tx, and returns those
+// that put the sequences back as they were.
+func setSequences(ctx context.Context, tx pgx.Tx, setvals []string) (undo []string, err error) {
+	for _, q := range setvals {
+		// SELECT pg_catalog.setval('public.t_id_seq', 42, true);
+		args := strings.TrimSuffix(strings.TrimPrefix(q, "SELECT pg_catalog.setval("), ");")
+		seq, _, _ := strings.Cut(args, ", ")
+		var last int64
+		var called bool
+		if err := tx.QueryRow(ctx, "SELECT last_value, is_called FROM "+strings.Trim(seq, "'")).Scan(&last, &called); err != nil {
+			return undo, fmt.Errorf("read sequence %s: %w", seq, err)
+		}
+		undo = append(undo, fmt.Sprintf("SELECT pg_catalog.setval(%s, %d, %t)", seq, last, called))
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return undo, fmt.Errorf("set sequence %s: %w", seq, err)
+		}
+	}
+	return undo, nil
 }
 
 // xminCounts are a table's rows per xmin.
@@ -216,6 +247,7 @@ func (l *lines) Read(p []byte) (int, error) {
 // querier is a connection or a transaction.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
@@ -252,12 +284,25 @@ func fingerprints(ctx context.Context, q querier, lock bool) (map[string]xminCou
 	if err != nil {
 		return nil, err
 	}
+	// Large objects have no rows to tell their changes by.
+	var objects bool
+	if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_largeobject_metadata)").Scan(&objects); err != nil {
+		return nil, fmt.Errorf("look for large objects: %w", err)
+	}
+	if objects {
+		return nil, fmt.Errorf("%w: the database has large objects", ErrNoDelta)
+	}
 	if lock && len(tables) > 0 {
 		quoted := make([]string, 0, len(tables))
 		for _, t := range tables {
 			quoted = append(quoted, t.quoted)
 		}
 		if _, err := q.Exec(ctx, "LOCK TABLE ONLY "+strings.Join(quoted, ", ")+" IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "55P03" { // lock_not_available
+				// A whole load swaps tables in without waiting on them.
+				return nil, fmt.Errorf("%w: another session holds a lock on a table, in the way of changing rows in place (%s)", ErrNoDelta, pe.Message)
+			}
 			return nil, fmt.Errorf("lock the tables: %w", err)
 		}
 	}
@@ -351,7 +396,16 @@ func DumpTables(ctx context.Context, c Config, w io.Writer, names []string) ([]T
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(context.Background())                                                              //nolint:errcheck
+	defer tx.Rollback(context.Background()) //nolint:errcheck
+	if len(names) > 0 {
+		why, err := unreplaceable(ctx, tx)
+		if err != nil {
+			return nil, fmt.Errorf("read the constraints of %s: %w", c, err)
+		}
+		if why != "" {
+			return nil, fmt.Errorf("%w: the tables of %s cannot be replaced after a dump of it: %s", ErrNoDelta, c, why)
+		}
+	}
 	io.WriteString(w, cairnStart+"tables dumped again, in place of what the dump above holds of them\n") //nolint:errcheck // the COPY's writes fail alike
 	for _, q := range append(session, "SET CONSTRAINTS ALL DEFERRED") {
 		fmt.Fprintf(w, "%s;\n", q)
@@ -379,8 +433,36 @@ func DumpTables(ctx context.Context, c Config, w io.Writer, names []string) ([]T
 	if err := writeSetvals(ctx, tx, w); err != nil {
 		return nil, fmt.Errorf("dump the sequences of %s: %w", c, err)
 	}
+	// As the end of a dump does: the views are made of the rows above.
+	rows, err := tx.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind = 'm' AND c.relispopulated ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("list the materialized views of %s: %w", c, err)
+	}
+	views, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the materialized views of %s: %w", c, err)
+	}
+	for _, v := range views {
+		fmt.Fprintf(w, "REFRESH MATERIALIZED VIEW %s;\n", v)
+	}
 	_, err = io.WriteString(w, cairnEnd+"\n")
 	return stats, err
+}
+
+// unreplaceable says why a table of the database cannot be emptied and
+// filled again after a dump of it has made its foreign keys and triggers
+// ("" when it can): a foreign key checked at once, or with actions (a
+// cascade would reach tables not dumped again), a trigger or a rule
+// (they would fire on what the rows' replacement does).
+func unreplaceable(ctx context.Context, tx pgx.Tx) (string, error) {
+	var why string
+	err := tx.QueryRow(ctx, `SELECT CASE
+		WHEN EXISTS (SELECT FROM pg_constraint WHERE contype = 'f' AND (NOT condeferrable OR confdeltype <> 'a' OR confupdtype <> 'a')) THEN 'a foreign key is not DEFERRABLE, or has ON DELETE or ON UPDATE actions'
+		WHEN EXISTS (SELECT FROM pg_trigger WHERE NOT tgisinternal) THEN 'the database has triggers'
+		WHEN EXISTS (SELECT FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class WHERE r.rulename <> '_RETURN' AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)) THEN 'the database has rules'
+		ELSE '' END`).Scan(&why)
+	return why, err
 }
 
 // writeSetvals writes every sequence's value as pg_dump does.

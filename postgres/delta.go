@@ -114,6 +114,7 @@ type dumpSchema struct {
 	dumpKeys   map[string]string // quoted table → `(cols)`, from ADD CONSTRAINT … PRIMARY KEY
 	alter      string            // the table of the ALTER TABLE ONLY line just read
 	setvals    []string          // the dump's sequence values, as statements
+	refreshes  []string          // its REFRESH MATERIALIZED VIEW statements
 	unsafe     string
 }
 
@@ -125,7 +126,11 @@ func newDumpSchema() *dumpSchema {
 
 func (s *dumpSchema) sum() uint64 { return s.h.Sum64() }
 
-// line takes a line of the dump that is not a row.
+// line takes a line of the dump that is not a row. Every line counts
+// (pg_dump's comments are the same from one dump to the next, and a
+// function's body may hold lines that look like comments) but cairn's own,
+// psql's \restrict pair (a new key each dump) and the sequences' values
+// (which move with the rows: ApplyDelta sets them).
 func (s *dumpSchema) line(line []byte) {
 	l := string(line)
 	if rest, ok := strings.CutPrefix(l, keyHeader); ok {
@@ -134,27 +139,48 @@ func (s *dumpSchema) line(line []byte) {
 		}
 		return
 	}
-	if strings.HasPrefix(l, "--") || strings.TrimSpace(l) == "" || strings.HasPrefix(l, `\restrict `) || strings.HasPrefix(l, `\unrestrict `) {
+	if strings.HasPrefix(l, cairnStart) || strings.HasPrefix(l, `\restrict `) || strings.HasPrefix(l, `\unrestrict `) {
 		return
 	}
 	alter := s.alter
 	s.alter = ""
 	if strings.HasPrefix(l, "SELECT pg_catalog.setval(") {
 		s.setvals = append(s.setvals, l)
-		return // moves with the rows: ApplyDelta sets it
+		return
 	}
 	s.h.WriteString(l) //nolint:errcheck // a hash never fails
 	s.h.Write([]byte{'\n'})
 	switch {
 	case strings.HasPrefix(l, "ALTER TABLE ONLY "):
 		s.alter = strings.TrimPrefix(l, "ALTER TABLE ONLY ")
-	case alter != "" && strings.Contains(l, " PRIMARY KEY (") && strings.HasSuffix(l, ");") && strings.HasPrefix(strings.TrimSpace(l), "ADD CONSTRAINT "):
-		_, cols, _ := strings.Cut(l, " PRIMARY KEY ")
-		s.dumpKeys[alter] = strings.TrimSuffix(cols, ";")
+	case alter != "" && strings.HasPrefix(strings.TrimSpace(l), "ADD CONSTRAINT ") && strings.Contains(l, " PRIMARY KEY ("):
+		_, rest, _ := strings.Cut(l, " PRIMARY KEY ")
+		if cols, ok := leadingList(rest); ok {
+			s.dumpKeys[alter] = cols
+		}
+	case strings.HasPrefix(l, "REFRESH MATERIALIZED VIEW "):
+		s.refreshes = append(s.refreshes, strings.TrimSuffix(l, ";"))
 	}
 	if s.unsafe == "" {
 		s.unsafe = unsafeLine(l)
 	}
+}
+
+// leadingList returns the parenthesized list s starts with, `(a, "b)")`.
+func leadingList(s string) (string, bool) {
+	if !strings.HasPrefix(s, "(") {
+		return "", false
+	}
+	quoted := false
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '"':
+			quoted = !quoted
+		case s[i] == ')' && !quoted:
+			return s[:i+1], true
+		}
+	}
+	return "", false
 }
 
 // unsafeLine says why a schema line rules out changing rows in place, or "".
@@ -396,9 +422,10 @@ func IndexDump(ctx context.Context, r io.Reader) (*RowIndex, error) {
 // lacks (gone, or changed), and the rows of the new dump the old one lacks
 // (new, or changed). It is a cairn.Changes.
 type Delta struct {
-	tables  []TableDelta // the tables that changed, in the new dump's order
-	setvals []string     // the new dump's sequence values
-	index   *RowIndex    // the new dump's, for the next Diff
+	tables    []TableDelta // the tables that changed, in the new dump's order
+	setvals   []string     // the new dump's sequence values
+	refreshes []string     // its materialized views, refreshed as a whole load does
+	index     *RowIndex    // the new dump's, for the next Diff
 }
 
 // TableDelta is one table's part of a Delta.
@@ -498,7 +525,7 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 	case newIndex.Schema.Unsafe != "":
 		return nil, fmt.Errorf("%w: %s", ErrNoDelta, newIndex.Schema.Unsafe)
 	}
-	d := &Delta{setvals: s.setvals, index: newIndex}
+	d := &Delta{setvals: s.setvals, refreshes: s.refreshes, index: newIndex}
 	for _, name := range newIndex.Schema.Tables {
 		td := TableDelta{Name: name, TableInfo: newIndex.Schema.Info[name], Added: kept[name], Whole: whole[name]}
 		if !td.Whole {
@@ -510,16 +537,28 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 					td.Removed = append(td.Removed, old.Arena[old.Keys[i]:old.Keys[i+1]])
 				}
 			}
-			if len(td.Removed) == 0 && len(td.Added) == 0 {
+			keyed := !old.NoKey && td.Key != nil // then no row is there twice
+			if len(td.Removed) == 0 && len(td.Added) == 0 && (keyed || sameRows(old.Hashes, hs)) {
 				continue
 			}
-			if old.NoKey || td.Key == nil {
+			if !keyed {
 				return nil, fmt.Errorf("%w: table %s changed and has no primary key cairn can use", ErrNoDelta, name)
 			}
 		}
 		d.tables = append(d.tables, td)
 	}
 	return d, nil
+}
+
+// sameRows tells whether a table's rows (hashes; sorted, the new ones)
+// are the same in both dumps, as many times each: rows told apart by
+// their hashes alone miss a table without a key that lost or gained a
+// copy of a row it holds twice.
+func sameRows(old, sortedNew []uint64) bool {
+	if len(old) != len(sortedNew) {
+		return false
+	}
+	return slices.Equal(slices.Sorted(slices.Values(old)), sortedNew)
 }
 
 // Rewrite passes the changed rows through filter, as a dump of each
@@ -662,6 +701,9 @@ func (d *Delta) WriteSQL(w io.Writer) error {
 		if len(t.Added) > 0 {
 			writeCopy(bw, t.Quoted, t.Cols, t.Added)
 		}
+	}
+	for _, q := range d.refreshes {
+		emit(q) //nolint:errcheck // as above
 	}
 	for _, q := range d.setvals {
 		bw.WriteString(q + "\n")

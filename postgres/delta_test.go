@@ -27,6 +27,11 @@ func deltaSource(t *testing.T) *testenv.Postgres {
 		`INSERT INTO "Term Links" SELECT 'o' || (g % 7), g, g / 7.0 FROM generate_series(1, 100) g`,
 		`INSERT INTO log VALUES ('one'), ('two')`,
 		`INSERT INTO comments SELECT g, g FROM generate_series(1, 50) g`,
+		`CREATE MATERIALIZED VIEW post_count AS SELECT count(*) AS n FROM posts`,
+		`CREATE FUNCTION sig() RETURNS text LANGUAGE sql AS $$ SELECT 'Regards
+
+-- Old Team
+' $$`,
 	)
 	return p
 }
@@ -92,6 +97,7 @@ func TestPostgresDiffAndApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, src,
+		`REFRESH MATERIALIZED VIEW post_count`,
 		`UPDATE posts SET body = E'changed\ttab' WHERE id = 7`,
 		`DELETE FROM comments WHERE post_id = 9`,
 		`DELETE FROM posts WHERE id = 9`,
@@ -149,6 +155,10 @@ func TestPostgresDiffAndApply(t *testing.T) {
 	}
 	if got := query(t, dst.Database, "SELECT last_value::text FROM posts_id_seq"); got != "501" {
 		t.Errorf("sequence at %s, want 501", got)
+	}
+	// A materialized view is made of the new rows, as a whole load's.
+	if got := query(t, dst.Database, "SELECT n::text FROM post_count"); got != "500" {
+		t.Errorf("materialized view says %s posts, want 500", got)
 	}
 
 	third := testenv.NewPostgres(t)
@@ -214,6 +224,23 @@ func TestPostgresDeltaRefusals(t *testing.T) {
 		t.Errorf("a key the dump does not bear out: %v", err)
 	}
 
+	// A table without a key that gained a copy of a row it holds.
+	run(t, src, `INSERT INTO log SELECT * FROM log LIMIT 1`)
+	if _, err := Diff(ctx, pgOpener(logged), nil, bytes.NewReader(pgDumpOf(t, src.Database)), nil, 1<<20); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "public.log changed and has no primary key") {
+		t.Errorf("a keyless table gained a duplicate row: %v", err)
+	}
+	// A function's body changed on a line that reads like a comment, or
+	// a blank one.
+	current := pgDumpOf(t, src.Database)
+	run(t, src, `CREATE OR REPLACE FUNCTION sig() RETURNS text LANGUAGE sql AS $$ SELECT 'Regards
+
+
+-- New Team
+' $$`)
+	if _, err := Diff(ctx, pgOpener(current), nil, bytes.NewReader(pgDumpOf(t, src.Database)), nil, 1<<20); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "the schema changed") {
+		t.Errorf("a function's body changed: %v", err)
+	}
+
 	// A dump cut short is an error, not a delta.
 	cut := after[:bytes.Index(after, []byte("COPY public.posts"))+200]
 	if _, err := Diff(ctx, pgOpener(before), nil, bytes.NewReader(cut), nil, 1<<20); err == nil || errors.Is(err, ErrNoDelta) {
@@ -222,6 +249,39 @@ func TestPostgresDeltaRefusals(t *testing.T) {
 	// Beyond the limit, no delta.
 	if _, err := Diff(ctx, pgOpener(before), nil, bytes.NewReader(after), map[string]bool{"public.posts": true}, 1000); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("over the limit: %v", err)
+	}
+}
+
+// A database whose rows cannot be told apart in place gets no
+// fingerprints (large objects), or no tables dumped again after a dump of
+// it (a foreign key checked at once, a trigger); one whose primary key
+// has INCLUDE columns is keyed by its key columns.
+func TestPostgresDeltaUnsafe(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.NewPostgres(t)
+	run(t, p,
+		`CREATE TABLE parent (id int, v text, PRIMARY KEY (id) INCLUDE (v))`,
+		`CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent)`,
+		`INSERT INTO parent VALUES (1, 'a')`,
+		`INSERT INTO child VALUES (1, 1)`,
+	)
+	x, err := IndexDump(ctx, bytes.NewReader(pgDumpOf(t, p.Database)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := x.Schema.Info["public.parent"]; !reflect.DeepEqual(info.KeyCols, []string{"id"}) {
+		t.Errorf("key of a primary key with INCLUDE columns: %+v", info)
+	}
+	if _, err := DumpTables(ctx, asPostgres(p.Database), io.Discard, []string{"public.parent"}); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "not DEFERRABLE") {
+		t.Errorf("tables dumped again under a foreign key checked at once: %v", err)
+	}
+	var tail bytes.Buffer
+	if _, err := DumpTables(ctx, asPostgres(p.Database), &tail, nil); err != nil || !strings.HasSuffix(tail.String(), cairnEnd+"\n") {
+		t.Errorf("nothing dumped again: %v\n%s", err, tail.String())
+	}
+	run(t, p, `SELECT lo_from_bytea(0, 'hello')`)
+	if _, _, err := UpdateTimes(ctx, asPostgres(p.Database)); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "large objects") {
+		t.Errorf("fingerprints of a database with large objects: %v", err)
 	}
 }
 

@@ -211,7 +211,7 @@ BEGIN
     ORDER BY 2
   LOOP
     IF r.size <= %d THEN
-      EXECUTE 'SELECT count(*), coalesce(md5(string_agg(t::text, E''\n'' ORDER BY t::text)), '''') FROM ONLY ' || r.q || ' t' INTO n, s;
+      EXECUTE 'SELECT count(*), ' || %s || ' FROM ONLY ' || r.q || ' r' INTO n, s;
     ELSE
       EXECUTE 'SELECT count(*), '''' FROM ONLY ' || r.q INTO n, s;
     END IF;
@@ -258,7 +258,7 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 		// dump leaves open: the dump must be whole before the stats follow
 		// it, or psql is stopped.
 		whole := &tail{r: &oneTransaction{r: bufio.NewReaderSize(dump, 1<<20)}}
-		_, err := io.Copy(stdin, io.MultiReader(strings.NewReader(prologue), whole, whole.check(), strings.NewReader(fmt.Sprintf(statsSQL, ChecksumLimit, marker, marker))))
+		_, err := io.Copy(stdin, io.MultiReader(strings.NewReader(prologue), whole, whole.check(), strings.NewReader(fmt.Sprintf(statsSQL, ChecksumLimit, literal(rowSum), marker, marker))))
 		if err != nil {
 			cmd.Process.Kill() //nolint:errcheck // the load's transaction is rolled back with its connection
 		}

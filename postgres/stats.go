@@ -9,14 +9,21 @@ import (
 	"github.com/cairn-backup/cairn"
 )
 
-// ChecksumLimit is the largest table (bytes on disk) that gets an md5 over
-// its ordered rows; larger ones get a row count only (the md5 reads the
+// rowSum is a table's checksum, over its rows r: the sum of a 64-bit hash
+// of each row's text, as a checksum of kind pgsum1 (see
+// cairn.CheckTables). Unlike an md5 over the rows in order it needs no
+// sort: a fifth of the time, and a snapshot's checksums compete less with
+// its dump.
+const rowSum = "'pgsum1:' || coalesce(sum(hashtextextended(r::text, 0)), 0)"
+
+// ChecksumLimit is the largest table (bytes on disk) that gets a checksum
+// of its rows; larger ones get a row count only (the checksum reads the
 // table again beside the dump, as MySQL's CHECKSUM TABLE does: see
 // mysql.ChecksumLimit).
 const ChecksumLimit = 64 << 20
 
 // TableStat describes one table (named schema.table) at dump time; its
-// checksum is an md5 of the ordered rows, "" above ChecksumLimit.
+// checksum is a sum over its rows (see rowSum), "" above ChecksumLimit.
 type TableStat = cairn.TableStat
 
 func (c Config) connConfig() (*pgx.ConnConfig, error) {
@@ -103,7 +110,7 @@ func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 		// under their own names, as an inheritance parent's children.
 		q := "SELECT count(*), '' FROM ONLY " + t.quoted
 		if t.size <= ChecksumLimit {
-			q = "SELECT count(*), coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '') FROM ONLY " + t.quoted + " r"
+			q = "SELECT count(*), " + rowSum + " FROM ONLY " + t.quoted + " r"
 		}
 		if err := tx.QueryRow(ctx, q).Scan(&t.stat.Rows, &t.stat.Checksum); err != nil {
 			return nil, fmt.Errorf("stats of %s.%s: %w%s", c.Database, t.stat.Name, err, hint(err.Error()))
