@@ -136,6 +136,15 @@ func (c *Cloner) stream(ctx context.Context, src, dst *cairn.Environment, o Opti
 		return err
 	}
 	go run.snapshot()
+	// The target databases as they are, while the source's dump starts:
+	// before the safety snapshot starts, so that a delta's guard covers
+	// everything since the target's dump.
+	for _, l := range run.loads {
+		view, _ := viewOf(ctx, l.To)
+		plan, _ := c.deltaBase(ctx, l, run.plan.Pairs, run.after, view)
+		run.plans = append(run.plans, plan)
+		run.views = append(run.views, view)
+	}
 	var wg sync.WaitGroup
 	loadErrs := make([]error, len(run.loads))
 	for i := range run.loads {
@@ -277,12 +286,6 @@ func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o 
 		l := restore.Load{From: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, To: to}
 		run.loads = append(run.loads, l)
 		run.readers = append(run.readers, pr)
-		// Before the safety snapshot starts: a delta's guard then covers
-		// everything since the target's dump.
-		view, _ := viewOf(ctx, to)
-		plan, _ := c.deltaBase(ctx, l, run.plan.Pairs, run.after, view)
-		run.plans = append(run.plans, plan)
-		run.views = append(run.views, view)
 	}
 	run.plan.Databases = run.loads
 	run.loaded = make([]loadedState, len(run.loads))
