@@ -65,6 +65,13 @@ type Changes interface {
 	Rewrite(filter func(in io.Reader, out io.Writer) (int64, error)) (int64, error)
 }
 
+// DeltaRows is the most rows a database's dumps may hold for a delta
+// (and for the row index a clone keeps): a delta holds some 60 bytes of
+// each row in memory (its hash and primary key, of both dumps), so more
+// would take cairn past its memory bound. A larger database is loaded
+// whole at each clone. (A variable for tests.)
+var DeltaRows = 2_500_000
+
 // ErrNoDelta means two dumps cannot be told apart row by row: load the
 // newer whole.
 var ErrNoDelta = errors.New("no row-by-row delta")

@@ -366,3 +366,20 @@ func TestDiffKeylessCopiesAndRoutineBodies(t *testing.T) {
 		t.Errorf("a routine's body changed: %v", err)
 	}
 }
+
+// A database of more rows than a delta compares in memory gets no delta
+// and no row index (its clones load it whole).
+func TestDeltaRowBound(t *testing.T) {
+	ctx := context.Background()
+	src := testenv.NewMariaDB(t)
+	execAll(t, src.Admin, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t SELECT seq FROM seq_1_to_500")
+	before := dump(t, src.Database)
+	defer func(n int) { cairn.DeltaRows = n }(cairn.DeltaRows)
+	cairn.DeltaRows = 100
+	if _, err := IndexDump(ctx, bytes.NewReader(before)); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "more than 100 rows") {
+		t.Errorf("index of too many rows: %v", err)
+	}
+	if _, err := Diff(ctx, opener(before), nil, bytes.NewReader(before), nil, 1<<20); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "more than 100 rows") {
+		t.Errorf("delta of too many rows: %v", err)
+	}
+}

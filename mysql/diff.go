@@ -13,6 +13,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/sqlident"
 )
 
@@ -39,9 +40,13 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 	var table string
 	var ot *oldTable // the current table's rows in the earlier dump, or nil
 	var n int        // bytes of the current table's rows read so far
+	rows := 0
 	err := scanRows(newer, func(t string, row []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if rows++; rows > cairn.DeltaRows {
+			return errTooManyRows()
 		}
 		if t != table {
 			table, n = t, 0
@@ -109,6 +114,12 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 		return nil, fmt.Errorf("%w: the database has system-versioned tables", ErrNoDelta)
 	}
 	return assemble(old, newSchema, ix, newHashes, candidates, whole, limit)
+}
+
+// errTooManyRows ends a delta (or a row index) of a database too large
+// to compare in memory (see cairn.DeltaRows).
+func errTooManyRows() error {
+	return fmt.Errorf("%w: more than %d rows to compare (the whole dump is loaded instead, within cairn's memory bound)", ErrNoDelta, cairn.DeltaRows)
 }
 
 // candidate is a row of the newer dump that may be new or changed.
@@ -238,11 +249,15 @@ func newOldRows() *oldRows {
 // read reads the earlier dump.
 func (o *oldRows) read(ctx context.Context, r io.Reader) error {
 	var t *oldTable
+	rows := 0
 	return scanRows(r, func(name string, row []byte) error {
 		select {
 		case <-o.abandons:
 			return context.Canceled
 		default:
+		}
+		if rows++; rows > cairn.DeltaRows {
+			return errTooManyRows()
 		}
 		if err := ctx.Err(); err != nil {
 			return err

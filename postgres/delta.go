@@ -328,6 +328,12 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 	}
 }
 
+// errTooManyRows ends a delta (or a row index) of a database too large
+// to compare in memory (see cairn.DeltaRows).
+func errTooManyRows() error {
+	return fmt.Errorf("%w: more than %d rows to compare (the whole dump is loaded instead, within cairn's memory bound)", ErrNoDelta, cairn.DeltaRows)
+}
+
 // rowHash is the hash rows are told apart by, the same in every process
 // (indexes are kept between runs).
 func rowHash(row []byte) uint64 { return xxhash.Sum64(row) }
@@ -407,7 +413,11 @@ func (ix *indexer) index() *RowIndex {
 // IndexDump reads a dump made by Dump into a RowIndex.
 func IndexDump(ctx context.Context, r io.Reader) (*RowIndex, error) {
 	ix := newIndexer(newDumpSchema())
+	rows := 0
 	err := scanDump(ctx, r, ix.schema, func(name string, info *TableInfo, row []byte) error {
+		if rows++; rows > cairn.DeltaRows {
+			return errTooManyRows()
+		}
 		ix.row(name, info, row, rowHash(row))
 		return nil
 	})
@@ -491,7 +501,11 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 	sets := map[string]map[uint64]struct{}{}
 	kept := map[string][][]byte{}
 	var n int64
+	rows := 0
 	err := scanDump(ctx, newer, s, func(name string, info *TableInfo, row []byte) error {
+		if rows++; rows > cairn.DeltaRows {
+			return errTooManyRows()
+		}
 		h := rowHash(row)
 		ix.row(name, info, row, h)
 		if !whole[name] {

@@ -306,3 +306,19 @@ func TestTailCheck(t *testing.T) {
 		}
 	}
 }
+
+// A database of more rows than a delta compares in memory gets no delta
+// and no row index (its clones load it whole).
+func TestPostgresDeltaRowBound(t *testing.T) {
+	ctx := context.Background()
+	src := deltaSource(t)
+	before := pgDumpOf(t, src.Database)
+	defer func(n int) { cairn.DeltaRows = n }(cairn.DeltaRows)
+	cairn.DeltaRows = 100
+	if _, err := IndexDump(ctx, bytes.NewReader(before)); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "more than 100 rows") {
+		t.Errorf("index of too many rows: %v", err)
+	}
+	if _, err := Diff(ctx, pgOpener(before), nil, bytes.NewReader(before), nil, 1<<20); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "more than 100 rows") {
+		t.Errorf("delta of too many rows: %v", err)
+	}
+}
