@@ -118,6 +118,18 @@ func (c *Cloner) deltaBase(ctx context.Context, p restore.Load, pairs []rewrite.
 	if plan.base, err = c.pick(ctx, rec.Snapshot); err != nil || plan.base.ID != rec.Snapshot {
 		return nil, false
 	}
+	// Too many rows to compare in memory: the delta would only find out
+	// half-way through the dump (see cairn.DeltaRows).
+	if stats, err := c.Repo.Tables(ctx, plan.base, p.From.Name); err == nil {
+		var rows int64
+		for _, t := range stats {
+			rows += max(t.Rows, 0)
+		}
+		if rows > int64(cairn.DeltaRows) {
+			c.log().Info("too many rows for a delta: the whole dump is loaded", "target", p.To.String(), "rows", rows)
+			return nil, false
+		}
+	}
 	plan.index = c.Records.readRowIndex(p.To, rec.Snapshot)
 	return plan, true
 }
