@@ -26,7 +26,9 @@ import (
 // counts before, where the caller knows them (a large table is then not
 // counted). Rows are written as d has them: rewrite them first if need
 // be. Readers see the database before or after, never between. The
-// sequences are set to the new dump's values after the commit.
+// materialized views are refreshed and the sequences set to the new
+// dump's values before the commit (a sequence, which a rollback leaves
+// as it is, is put back should the commit not happen).
 //
 // With a guard (fingerprints, as UpdateTimes gave them when the caller
 // decided those tables still held the delta's base), the tables are
@@ -93,6 +95,7 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 		err = tx.Commit(ctx)
 	}
 	if err != nil {
+		tx.Rollback(context.Background()) //nolint:errcheck // the connection takes statements again
 		for _, q := range undo {
 			conn.Exec(context.Background(), q) //nolint:errcheck // the error to tell is the commit's
 		}

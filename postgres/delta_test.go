@@ -322,3 +322,32 @@ func TestPostgresDeltaRowBound(t *testing.T) {
 		t.Errorf("delta of too many rows: %v", err)
 	}
 }
+
+// A delta whose commit fails (a deferred foreign key broken by a row the
+// target gained) changes nothing: rows, and the sequences, which a
+// rollback alone would leave set.
+func TestPostgresDeltaCommitFails(t *testing.T) {
+	ctx := context.Background()
+	src := deltaSource(t)
+	before := pgDumpOf(t, src.Database)
+	dst := testenv.NewPostgres(t)
+	if err := Load(ctx, asPostgres(dst.Database), bytes.NewReader(before)); err != nil {
+		t.Fatal(err)
+	}
+	run(t, src, `DELETE FROM comments WHERE post_id = 9`, `DELETE FROM posts WHERE id = 9`, `INSERT INTO posts (body) VALUES ('new')`)
+	d, err := Diff(ctx, pgOpener(before), nil, bytes.NewReader(pgDumpOf(t, src.Database)), nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, dst, `CREATE TABLE pins (post_id bigint REFERENCES posts DEFERRABLE INITIALLY DEFERRED)`, `INSERT INTO pins VALUES (9)`)
+	was := statsOf(t, dst.Database)
+	if _, err := ApplyDelta(ctx, asPostgres(dst.Database), d, countsOf(t, src.Database), nil, nil, 0); !errors.Is(err, ErrNoDelta) || !strings.Contains(err.Error(), "foreign key") {
+		t.Fatalf("apply breaking a foreign key: %v", err)
+	}
+	if got := statsOf(t, dst.Database); !reflect.DeepEqual(got, was) {
+		t.Error("a delta whose commit failed changed the rows")
+	}
+	if got := query(t, dst.Database, "SELECT last_value::text FROM posts_id_seq"); got != "500" {
+		t.Errorf("sequence at %s after a failed commit, want 500 as before", got)
+	}
+}
