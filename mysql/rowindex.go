@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"slices"
 
@@ -49,12 +48,7 @@ func ReadRowIndex(r io.Reader) (*RowIndex, error) {
 	if err := rowindex.Read(r, indexFormat, &x); err != nil {
 		return nil, err
 	}
-	for name, t := range x.Tables {
-		if err := t.Check(); err != nil {
-			return nil, fmt.Errorf("row index: table %s is damaged", name)
-		}
-	}
-	return &x, nil
+	return &x, rowindex.Check(x.Tables)
 }
 
 // IndexDump reads a dump made by Dump into a RowIndex.

@@ -39,16 +39,11 @@ import (
 // copied in: no table is read again). Each lock is waited for at most
 // lockWait (0: DefaultLockWait).
 func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (after map[string]string, err error) {
-	conn, err := c.connect(ctx)
+	conn, err := c.connectAsDump(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	for _, q := range session {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: %w", c, err)
-		}
-	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c, err)
@@ -113,6 +108,21 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 		after[name] = g.print()
 	}
 	return after, nil
+}
+
+// connectAsDump connects to c in the session settings of a dump's rows.
+func (c Config) connectAsDump(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range session {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+	}
+	return conn, nil
 }
 
 // setSequences runs the dump's setval statements in tx, and returns those
@@ -385,16 +395,11 @@ func Schema(ctx context.Context, c Config) (string, error) {
 // are now, in place of what that dump holds of them, and every sequence's
 // value; all read in one snapshot. It returns the tables' row counts.
 func DumpTables(ctx context.Context, c Config, w io.Writer, names []string) ([]TableStat, error) {
-	conn, err := c.connect(ctx)
+	conn, err := c.connectAsDump(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.Background())
-	for _, q := range session {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("%s: %w", c, err)
-		}
-	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, err

@@ -95,12 +95,7 @@ func ReadRowIndex(r io.Reader) (*RowIndex, error) {
 	if err := rowindex.Read(r, indexFormat, &x); err != nil {
 		return nil, err
 	}
-	for name, t := range x.Tables {
-		if err := t.Check(); err != nil {
-			return nil, fmt.Errorf("row index: table %s is damaged", name)
-		}
-	}
-	return &x, nil
+	return &x, rowindex.Check(x.Tables)
 }
 
 // dumpSchema sums up a dump's lines other than rows: comments, sequence

@@ -55,10 +55,12 @@ type Table struct {
 	Arena  []byte
 }
 
-// Check tells whether t is whole.
-func (t *Table) Check() error {
-	if len(t.Keys) != len(t.Hashes)+1 || int(t.Keys[len(t.Keys)-1]) > len(t.Arena) {
-		return fmt.Errorf("damaged")
+// Check tells whether every table of an index read back is whole.
+func Check(tables map[string]*Table) error {
+	for name, t := range tables {
+		if len(t.Keys) != len(t.Hashes)+1 || int(t.Keys[len(t.Keys)-1]) > len(t.Arena) {
+			return fmt.Errorf("row index: table %s is damaged", name)
+		}
 	}
 	return nil
 }
