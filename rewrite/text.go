@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -229,11 +230,20 @@ func (r *replacer) mayMatch(v []byte) bool {
 }
 
 // text appends v with every match replaced to dst, and counts the
-// replacements.
+// replacements. Each pair's core is looked for once over v (see scan): a
+// value of many matches, or of a core many times over that no form
+// matches, costs its length, not its length times its matches.
 func (r *replacer) text(dst, v []byte) ([]byte, int) {
+	scans := make([]scan, len(r.cores))
 	n, done := 0, 0
 	for pos := 0; pos < len(v); {
-		at, f := r.next(v, pos)
+		at, f := -1, (*form)(nil)
+		for i := range scans {
+			m, ok := r.first(&scans[i], i, v, pos)
+			if ok && (f == nil || m.start < at || m.start == at && len(m.f.from) > len(f.from)) {
+				at, f = m.start, m.f
+			}
+		}
 		if f == nil {
 			break
 		}
@@ -246,35 +256,71 @@ func (r *replacer) text(dst, v []byte) ([]byte, int) {
 	return append(dst, v[done:]...), n
 }
 
-// next finds the first match at or after pos: the earliest, and at one
-// position the longest form.
-func (r *replacer) next(v []byte, pos int) (int, *form) {
-	bestAt, best := -1, (*form)(nil)
-	for i, core := range r.cores {
-		for from := pos; from < len(v); {
-			c := core.index(v[from:])
-			if c < 0 {
-				break
+// A scan is where the search for one pair's matches in a value stands:
+// the matches found ahead, by start, and where its core is to be looked
+// for next.
+type scan struct {
+	found []match
+	next  int
+	done  bool // the core occurs no more
+}
+
+// match is a form matching at start.
+type match struct {
+	start int
+	f     *form
+}
+
+// first returns pair i's first match at or after pos: the earliest, and
+// at one position the longest form. A match found starts at most
+// reach[i] before the core it was found by, so the core is looked for
+// until it lies further than that past the earliest match found.
+func (r *replacer) first(s *scan, i int, v []byte, pos int) (match, bool) {
+	for len(s.found) > 0 && s.found[0].start < pos {
+		s.found = s.found[1:]
+	}
+	for {
+		if len(s.found) > 0 && (s.done || s.next-r.reach[i] > s.found[0].start) {
+			return s.found[0], true
+		}
+		if s.done || s.next >= len(v) {
+			s.done = true
+			if len(s.found) > 0 {
+				continue
 			}
-			c += from
-			if bestAt >= 0 && c-r.reach[i] > bestAt {
-				break // everything further starts after the best so far
+			return match{}, false
+		}
+		c := r.cores[i].index(v[s.next:])
+		if c < 0 {
+			s.done = true
+			continue
+		}
+		c += s.next
+		s.next = c + 1
+		for k := range r.forms[i] {
+			f := &r.forms[i][k]
+			start := c - f.core
+			if start >= pos && r.matches(v, start, f) {
+				s.add(match{start, f})
+				break // forms are longest first
 			}
-			for k := range r.forms[i] {
-				f := &r.forms[i][k]
-				start := c - f.core
-				if start < pos || (bestAt >= 0 && (start > bestAt || start == bestAt && len(f.from) <= len(best.from))) {
-					continue
-				}
-				if r.matches(v, start, f) {
-					bestAt, best = start, f
-					break
-				}
-			}
-			from = c + 1
 		}
 	}
-	return bestAt, best
+}
+
+// add keeps m among the matches found, by start; at one start the longest.
+func (s *scan) add(m match) {
+	k := len(s.found)
+	for k > 0 && s.found[k-1].start > m.start {
+		k--
+	}
+	if k > 0 && s.found[k-1].start == m.start {
+		if len(m.f.from) > len(s.found[k-1].f.from) {
+			s.found[k-1] = m
+		}
+		return
+	}
+	s.found = slices.Insert(s.found, k, m)
 }
 
 // matches tells whether f matches v at start: the bytes, the boundaries,

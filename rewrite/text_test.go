@@ -66,3 +66,25 @@ func TestNeedleIndex(t *testing.T) {
 		t.Errorf("rarest byte of example.com = %q, want x", n.s[n.rare])
 	}
 }
+
+// One value of 300,000 URLs, two pairs that share their core (the second
+// pair's forms never match): every URL is rewritten, and each core is
+// looked for once over the value (the search used to start again at
+// every match for each pair: minutes for this value, found by a clone
+// that never ended).
+func TestManyMatchesInOneValue(t *testing.T) {
+	v := strings.Repeat("https://example.com/ ", 300000)
+	dump := "CREATE TABLE `a` (\n  `id` int NOT NULL,\n  `v` longtext\n);\nINSERT INTO `a` VALUES (1,'" + v + "');\n"
+	w, err := New(Config{Pairs: []Pair{{From: "https://example.com", To: "https://staging.example.com"}, {From: "http://example.com", To: "http://staging.example.com"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep, err := w.Dump(MySQL, strings.NewReader(dump), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "https://staging.example.com/ "); rep.Replacements() != 300000 || n != 300000 {
+		t.Errorf("%d replacements, %d rewritten URLs; want 300000", rep.Replacements(), n)
+	}
+}
