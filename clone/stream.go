@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -400,15 +401,38 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 		dump, index = indexDump(r.ctx, inc, dump)
 	}
 	err := c.Restore.Load(r.ctx, l, dump, stage, recorded, r.plan.Pairs, keep, r.rep)
+	var times map[string]string
+	if keep != nil && err == nil {
+		times = swappedTimes(r.ctx, inc)
+	}
 	id := end(err)
 	if index != nil {
 		x := index(err)
-		if err == nil {
-			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil, "", nil)
-			r.loaded[i].index = x
+		if err == nil && times != nil {
+			r.loaded[i] = c.noteLoad(r.ctx, l.To, id, nil, "", times)
+			r.loaded[i].committed, r.loaded[i].index = maps.Clone(times), x
 		}
 	}
 	return err
+}
+
+// swappedTimes reads the times of a database a whole load just swapped
+// in, at once (before its state is saved, which may take a while). The
+// load waited out the second of its last change before the swap (which
+// keeps the tables' times), so a table changed in the current second
+// was changed since by someone else: not knowing which, it takes none
+// of them for what the load left. nil when it cannot tell.
+func swappedTimes(ctx context.Context, inc cairn.Incremental) map[string]string {
+	times, quiet, err := inc.UpdateTimes(ctx, true)
+	if err != nil {
+		return nil
+	}
+	if quiet > 0 {
+		for t := range times {
+			times[t] = ""
+		}
+	}
+	return times
 }
 
 // indexDump reads a row index of what is read from dump (see

@@ -294,7 +294,7 @@ func (d mysqlDB) ApplyDelta(ctx context.Context, ch cairn.Changes, want, before 
 	if err != nil {
 		return nil, err
 	}
-	return nil, mysql.ApplyDelta(ctx, c, ch.(mysqlChanges).d, want, before, guard, d.o.LockWait)
+	return mysql.ApplyDelta(ctx, c, ch.(mysqlChanges).d, want, before, guard, d.o.LockWait)
 }
 
 func (d mysqlDB) UpdateTimes(ctx context.Context, note bool) (map[string]string, time.Duration, error) {

@@ -5,10 +5,15 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/cairn-backup/cairn"
 )
@@ -19,9 +24,15 @@ import (
 // rows want gives it (else nothing is written: ErrNoDelta and
 // cairn.ErrMismatch); before gives the tables' counts before, where the
 // caller knows them (a large table is then not counted). Rows are
-// written as d has them: rewrite them first if need be. Readers see the
-// database before or after, never between. The tables must be InnoDB and
-// without triggers (Diff makes sure).
+// written as d has them: rewrite them first if need be. The tables must
+// be InnoDB and without triggers (Diff makes sure).
+//
+// The tables it writes are locked (LOCK TABLES … WRITE) from before the
+// first change until the second of the commit is over: other sessions
+// see them before or after, never between, and a change of theirs comes
+// after that second, so that it moves UPDATE_TIME past the one after
+// returns. after is each table's UPDATE_TIME as the delta left it: read
+// under the lock for the tables written, the guard's for the others.
 //
 // With a guard (UPDATE_TIMEs, as UpdateTimes gave them when the caller
 // decided those tables still held the delta's base), the transaction is
@@ -29,68 +40,126 @@ import (
 // since.
 //
 // Its statements wait at most lockWait (0: DefaultLockWait) for the
-// metadata lock of a table another session holds (its ALTER TABLE of
-// the AUTO_INCREMENT counters takes one): the site's queries on that
-// table, queued behind it, wait no longer.
-func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (err error) {
+// tables another session holds: the site's queries on those tables,
+// queued behind it, wait no longer.
+func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string]int64, guard map[string]string, lockWait time.Duration) (after map[string]string, err error) {
 	db, err := c.open()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
+		return nil, fmt.Errorf("connect to %s: %w%s", c, err, hint(err.Error()))
 	}
 	defer conn.Close()
-	// The dump's own session settings.
-	for _, q := range append(d.session(), "SET SESSION lock_wait_timeout = "+lockWaitSeconds(lockWait)) {
+	wait := lockWaitSeconds(lockWait)
+	// The dump's own session settings; no START TRANSACTION, which would
+	// release the table locks: the transaction begins with the first
+	// change, under autocommit off.
+	for _, q := range append(d.session(), "SET SESSION lock_wait_timeout = "+wait, "SET SESSION innodb_lock_wait_timeout = "+wait, "SET SESSION autocommit = 0") {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", c, err)
+			return nil, fmt.Errorf("%s: %w", c, err)
 		}
 	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", c, err)
+	written := d.written()
+	if len(written) > 0 {
+		locks := make([]string, len(written))
+		for i, t := range written {
+			locks[i] = quoteIdent(t) + " WRITE"
+		}
+		if _, err := conn.ExecContext(ctx, "LOCK TABLES "+strings.Join(locks, ", ")); err != nil {
+			var me *driver.MySQLError
+			if errors.As(err, &me) && (me.Number == 1044 || me.Number == 1142) {
+				return nil, fmt.Errorf("%w: %s may not lock tables (%v)", ErrNoDelta, c, err)
+			}
+			return nil, fmt.Errorf("%s: lock the tables the delta changes: %w%s", c, err, hint(err.Error()))
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES") //nolint:errcheck // the connection's end unlocks too
 	}
 	defer func() {
 		if err != nil {
-			tx.Rollback() //nolint:errcheck
+			conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // the connection's end rolls back too
 		}
 	}()
 	for _, t := range d.Tables {
-		if err := applyTable(ctx, tx, t, want, before); err != nil {
-			return err
+		if err := applyTable(ctx, conn, t, want, before); err != nil {
+			return nil, err
 		}
 	}
 	if guard != nil {
-		if err := unchangedSince(ctx, tx, c.Database, guard); err != nil {
-			return err
+		if err := unchangedSince(ctx, conn, c.Database, guard); err != nil {
+			return nil, err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: commit: %w", c, err)
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return nil, fmt.Errorf("%s: commit: %w", c, err)
 	}
-	// Each changed table's AUTO_INCREMENT counter as the new dump has it
-	// (a statement of its own: DDL would end the transaction).
+	// The AUTO_INCREMENT counters as the new dump has them (statements
+	// of their own: DDL would end the transaction).
+	for _, tc := range d.Counters {
+		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(tc.Table)+tc.Option); err != nil {
+			return nil, fmt.Errorf("the rows are in place, but setting the AUTO_INCREMENT counter of %s failed: %w", tc.Table, err)
+		}
+	}
+	if len(written) == 0 {
+		return maps.Clone(guard), nil
+	}
+	// The second of the commit waited out under the lock.
+	times, left, err := tableTimes(ctx, conn, c.Database, true)
+	if err == nil && left > 0 {
+		select {
+		case <-time.After(left):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		times, _, err = tableTimes(ctx, conn, c.Database, true)
+	}
+	if err != nil {
+		return nil, nil //nolint:nilerr // the delta is in; the caller reads the times itself
+	}
+	for t, at := range guard {
+		if !slices.Contains(written, t) {
+			times[t] = at
+		}
+	}
+	return times, nil
+}
+
+// written are the tables d changes, its counters' included, sorted.
+func (d *Delta) written() []string {
+	var ts []string
 	for _, t := range d.Tables {
-		if m := autoIncrementRE.FindString(t.Create); m != "" {
-			if _, err := conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(t.Name)+m); err != nil {
-				return fmt.Errorf("the rows are in place, but setting the AUTO_INCREMENT counter of %s failed: %w", t.Name, err)
-			}
-		}
+		ts = append(ts, t.Name)
 	}
-	return nil
+	for _, c := range d.Counters {
+		ts = append(ts, c.Table)
+	}
+	slices.Sort(ts)
+	return slices.Compact(ts)
+}
+
+// execQuerier is a connection or a transaction.
+type execQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // applyTable deletes a table's removed rows by primary key and inserts its
 // added rows, in tx, then checks its row count against want: counted,
 // unless the count before is known (in before) or the table was emptied,
 // and every statement changed the rows it named.
-func applyTable(ctx context.Context, tx *sql.Tx, t TableDelta, want, before map[string]int64) error {
+func applyTable(ctx context.Context, tx execQuerier, t TableDelta, want, before map[string]int64) error {
 	var deleted, inserted int64
 	exec := func(q string) error {
 		res, err := tx.ExecContext(ctx, q)
+		var me *driver.MySQLError
+		if errors.As(err, &me) && (me.Number == 1062 || me.Number == 1586) {
+			// A row the delta adds is there already: the table does not
+			// hold the delta's base.
+			return fmt.Errorf("%w: table %s: %v", ErrNoDelta, t.Name, err)
+		}
 		if err != nil {
 			return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
 		}
@@ -197,9 +266,9 @@ func (d *Delta) WriteSQL(w io.Writer) error {
 		if err := t.statements(emit); err != nil {
 			return err
 		}
-		if m := autoIncrementRE.FindString(t.Create); m != "" {
-			emit("ALTER TABLE " + quoteIdent(t.Name) + m) //nolint:errcheck // as above
-		}
+	}
+	for _, c := range d.Counters {
+		emit("ALTER TABLE " + quoteIdent(c.Table) + c.Option) //nolint:errcheck // as above
 	}
 	emit("SET foreign_key_checks = 1") //nolint:errcheck // as above
 	return bw.Flush()
@@ -207,7 +276,7 @@ func (d *Delta) WriteSQL(w io.Writer) error {
 
 // unchangedSince fails with ErrNoDelta when a table guard names changed
 // since guard's UPDATE_TIMEs were read.
-func unchangedSince(ctx context.Context, tx *sql.Tx, schema string, guard map[string]string) error {
+func unchangedSince(ctx context.Context, tx execQuerier, schema string, guard map[string]string) error {
 	times, _, err := tableTimes(ctx, tx, schema, false)
 	if err != nil {
 		return err

@@ -79,12 +79,12 @@ func TestRowCounterOneLineFormat(t *testing.T) {
 		"INSERT INTO `wp_options` VALUES (3,'x',0x28293B27,'no');\n" +
 		"INSERT INTO `empty` VALUES ();\n" +
 		"-- INSERT INTO `comment` VALUES (9);\n" +
-		"INSERT INTO `t` (`a`) VALUES (1);\n" // column lists are not written by mysqldump: skipped
+		"INSERT INTO `t` (`a`, `b`) VALUES (1,'x'),(2,'y');\n" // invisible columns: the dump names them
 	rc := NewRowCounter()
 	rc.Write([]byte(dump))
 	got := rc.Counts()
-	want := []cairn.TableStat{{Name: "empty", Rows: 1}, {Name: "wp_options", Rows: 3}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+	want := []cairn.TableStat{{Name: "empty", Rows: 1}, {Name: "t", Rows: 2}, {Name: "wp_options", Rows: 3}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("counts = %+v, want %+v", got, want)
 	}
 }

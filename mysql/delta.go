@@ -23,6 +23,16 @@ type Delta struct {
 	Tables  []TableDelta // the tables that changed, in the new dump's order
 	Charset string       // the dumps' character set (their SET NAMES)
 	Index   *RowIndex    // the new dump's, for the next Diff
+	// Counters are the AUTO_INCREMENT counters to set once the rows are
+	// in: of the tables that changed, and of those whose counter moved
+	// while their rows did not.
+	Counters []TableCounter
+}
+
+// TableCounter is a table's AUTO_INCREMENT counter as the new dump has it.
+type TableCounter struct {
+	Table  string
+	Option string // " AUTO_INCREMENT=n", to follow ALTER TABLE t
 }
 
 // TableDelta is one table's part of a Delta.

@@ -111,7 +111,7 @@ func TestDiffAndApply(t *testing.T) {
 	wrong := rowCounts(t, src.Database)
 	wrong["every"]++
 	stateBefore := targetState(t, dst)
-	if err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil, nil, 0); !errors.Is(err, cairn.ErrMismatch) {
+	if _, err := ApplyDelta(ctx, root(dst.Database), d, wrong, nil, nil, 0); !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("a count that does not match: %v", err)
 	}
 	// Counts known before stand for counting (a large table is read
@@ -119,14 +119,14 @@ func TestDiffAndApply(t *testing.T) {
 	counted := rowCounts(t, dst.Database)
 	wrongBefore := maps.Clone(counted)
 	wrongBefore["every"]--
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), wrongBefore, nil, 0); !errors.Is(err, cairn.ErrMismatch) {
+	if _, err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), wrongBefore, nil, 0); !errors.Is(err, cairn.ErrMismatch) {
 		t.Fatalf("a count before that does not match: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
 		t.Fatalf("a failed delta changed the target:\n%s\n%s", got, stateBefore)
 	}
 
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, map[string]string{"every": "2000-01-01 00:00:00"}, 0); !errors.Is(err, ErrNoDelta) {
+	if _, err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, map[string]string{"every": "2000-01-01 00:00:00"}, 0); !errors.Is(err, ErrNoDelta) {
 		t.Fatalf("a table changed since the guard was taken: %v", err)
 	}
 	if got := targetState(t, dst); got != stateBefore {
@@ -136,13 +136,37 @@ func TestDiffAndApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), counted, guard, 0); err != nil {
+	applied, err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), counted, guard, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A change another session makes the moment the delta is in shows:
+	// the delta's second was over before the tables were let go.
+	for name, at := range applied {
+		if at == "" {
+			t.Errorf("table %s: no time as the delta left it", name)
+		}
+	}
+	if _, err := dst.Admin.Exec("UPDATE every SET vc = vc WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dst.Admin.Exec("INSERT INTO every (id) VALUES (1000000)"); err != nil {
+		t.Fatal(err)
+	}
+	now, _, err := UpdateTimes(ctx, root(dst.Database), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now["every"] <= applied["every"] {
+		t.Errorf("a change right after the delta left UPDATE_TIME at %q, the delta's %q", now["every"], applied["every"])
+	}
+	if _, err := dst.Admin.Exec("DELETE FROM every WHERE id = 1000000"); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := Stats(ctx, root(src.Database))
 	got, _ := Stats(ctx, root(dst.Database))
 	if !slices.Equal(got, want) {
-		t.Errorf("copy after the delta %+v\nsource %+v", got, want)
+		t.Errorf("copy applied the delta %+v\nsource %+v", got, want)
 	}
 
 	var sql bytes.Buffer
@@ -246,7 +270,7 @@ func TestNoDelta(t *testing.T) {
 	if err := Load(ctx, root(dst.Database), bytes.NewReader(before)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil, 0); !errors.Is(err, ErrNoDelta) {
+	if _, err := ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil, 0); !errors.Is(err, ErrNoDelta) {
 		t.Errorf("no primary key: %v", err)
 	}
 
@@ -324,10 +348,10 @@ func TestApplyDeltaLockWaitIsBounded(t *testing.T) {
 	}
 	// The new dump's counter, as a dump of a table whose last rows were
 	// deleted has it: the delta sets it by ALTER TABLE.
-	if len(d.Tables) != 1 || autoIncrementRE.MatchString(d.Tables[0].Create) {
-		t.Fatalf("delta: %+v", d.Tables)
+	if len(d.Tables) != 1 || len(d.Counters) != 1 || d.Counters[0].Table != "every" {
+		t.Fatalf("delta: %+v, counters %+v", d.Tables, d.Counters)
 	}
-	d.Tables[0].Create += " AUTO_INCREMENT=99999"
+	d.Counters[0].Option = " AUTO_INCREMENT=99999"
 	holder, err := dst.Admin.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +363,7 @@ func TestApplyDeltaLockWaitIsBounded(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil, time.Second)
+	_, err = ApplyDelta(ctx, root(dst.Database), d, rowCounts(t, src.Database), nil, nil, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "Lock wait timeout") || time.Since(start) > 10*time.Second {
 		t.Fatalf("ApplyDelta with the table held = %v after %s", err, time.Since(start))
 	}

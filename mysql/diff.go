@@ -184,7 +184,7 @@ func assemble(old *oldRows, newSchema *dumpSchema, ix *indexer, newHashes map[st
 			if t := old.tables[name]; t == nil || t.keyPos != nil || sameRows(t.hashes, hs) {
 				continue
 			}
-			return nil, fmt.Errorf("%w: table %s changed and has no primary key cairn can use", ErrNoDelta, name)
+			return nil, keyless(name, newSchema.creates[name])
 		}
 		create := newSchema.creates[name]
 		if !strings.Contains(create, "ENGINE=InnoDB") {
@@ -192,7 +192,42 @@ func assemble(old *oldRows, newSchema *dumpSchema, ix *indexer, newHashes map[st
 		}
 		d.Tables = append(d.Tables, TableDelta{Name: name, Create: create, Removed: removed, Added: added})
 	}
+	d.Counters = counters(old.schema.creates, newSchema, d.Tables)
 	return d, nil
+}
+
+// counters are the AUTO_INCREMENT counters to set after the rows: each
+// table's as the new dump has it, where it moved since the old dump (rows
+// inserted and deleted again leave the rows as they were, but not the
+// counter) or the table changed.
+func counters(oldCreates map[string]string, newSchema *dumpSchema, changed []TableDelta) []TableCounter {
+	var cs []TableCounter
+	for _, name := range newSchema.tables {
+		c := counterOf(newSchema.creates[name])
+		if c == "" {
+			continue
+		}
+		if c != counterOf(oldCreates[name]) || slices.ContainsFunc(changed, func(t TableDelta) bool { return t.Name == name }) {
+			cs = append(cs, TableCounter{Table: name, Option: c})
+		}
+	}
+	return cs
+}
+
+// counterOf is a table's AUTO_INCREMENT option from its CREATE TABLE:
+// " AUTO_INCREMENT=n", " AUTO_INCREMENT=1" for a table with such a
+// column whose counter has not moved (the dump writes none), "" for a
+// table without one.
+func counterOf(create string) string {
+	if m := autoIncrementRE.FindString(create); m != "" {
+		return m
+	}
+	for _, line := range strings.Split(create, "\n") {
+		if strings.HasPrefix(line, "  `") && strings.Contains(line, " AUTO_INCREMENT") {
+			return " AUTO_INCREMENT=1"
+		}
+	}
+	return ""
 }
 
 // sameRows tells whether two dumps hold a table's rows (hashes; sorted,
@@ -378,7 +413,7 @@ func (o *oldRows) missingFrom(name string, newHashes []uint64) ([][]byte, error)
 			continue
 		}
 		if t.keyPos == nil {
-			return nil, fmt.Errorf("%w: table %s changed and has no primary key cairn can use", ErrNoDelta, name)
+			return nil, keyless(name, o.schema.creates[name])
 		}
 		keys = append(keys, t.arena[t.keys[i]:t.keys[i+1]])
 	}
@@ -425,11 +460,12 @@ func (s *dumpSchema) line(line []byte) {
 	if !s.body && (bytes.HasPrefix(line, []byte("--")) || len(bytes.TrimSpace(line)) == 0) {
 		return
 	}
+	summed := line
 	if bytes.HasPrefix(line, []byte(") ENGINE=")) {
 		// The counter moves with rows; ApplyDelta sets it.
-		line = autoIncrementRE.ReplaceAll(line, nil)
+		summed = autoIncrementRE.ReplaceAll(line, nil)
 	}
-	s.h.Write(line)
+	s.h.Write(summed)
 	s.h.Write([]byte{'\n'})
 	s.sum = s.h.Sum64()
 	if bytes.Contains(line, []byte(" TRIGGER ")) {

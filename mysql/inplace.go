@@ -319,6 +319,9 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 		return err
 	}
 	defer sw.close()
+	if err := settle(ctx, db, c.Database); err != nil {
+		return err
+	}
 	// The one statement that waits for the site's sessions: until it
 	// has run the target is untouched.
 	aside, err := sw.rename(ctx, c.Database, cur, next)

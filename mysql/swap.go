@@ -125,6 +125,9 @@ func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]
 	for i, t := range tables {
 		next[i] = move{from: quoteIdent(scratch) + "." + quoteIdent(t), to: t}
 	}
+	if err := settle(ctx, s.db, scratch); err != nil {
+		return nil, err
+	}
 	return s.rename(ctx, target, cur, next)
 }
 

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -42,5 +43,25 @@ func UpdateTimes(ctx context.Context, c Config, note bool) (times map[string]str
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
 		}
+	}
+}
+
+// settle waits until the second in which a table of schema last changed
+// is over. A load calls it before swapping its tables in: RENAME TABLE
+// keeps their UPDATE_TIME, so that a change the site makes after the swap
+// moves it past what the load left. A failure to tell costs nothing but
+// the wait.
+func settle(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, schema string) error {
+	_, left, err := tableTimes(ctx, q, schema, true)
+	if err != nil || left == 0 {
+		return nil //nolint:nilerr // as said above
+	}
+	select {
+	case <-time.After(left):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -4,9 +4,9 @@ import "bytes"
 
 // Counter counts the rows of each table in a dump written through it (a
 // tee beside the dump's way into the repository), by the same syntax as
-// Scan, pushed in chunks cut anywhere. Unlike Scan it never fails: a
-// statement it cannot read (an INSERT naming its columns, say) is skipped
-// to the end of its line, where reading starts afresh.
+// Scan, pushed in chunks cut anywhere, INSERTs that name their columns
+// included. Unlike Scan it never fails: a statement it cannot read is
+// skipped to the end of its line, where reading starts afresh.
 type Counter struct {
 	counts map[string]int64
 	st     counterState
@@ -25,8 +25,9 @@ const (
 	inRow                        // in an INSERT, inside a row
 )
 
-// maxHead bounds the start of a line kept to read an INSERT's table name.
-const maxHead = 4096
+// maxHead bounds the start of a line kept to read an INSERT's head (its
+// table's name and columns).
+const maxHead = 256 << 10
 
 // NewCounter returns an empty counter.
 func NewCounter() *Counter { return &Counter{counts: map[string]int64{}} }
@@ -64,45 +65,26 @@ func (c *Counter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// decide reads INSERT INTO `name` VALUES at a line's start, or gives the
-// line up.
+// decide reads the head of an INSERT (see InsertHead) at a line's start,
+// or gives the line up. The head is read again only when it may have
+// just ended, at the S of VALUES.
 func (c *Counter) decide() {
 	h := c.head
-	if k := min(len(h), len(insertInto)); !bytes.Equal(h[:k], insertInto[:k]) || len(h) > maxHead {
-		c.st = skipping
-		return
-	}
 	if len(h) <= len(insertInto) {
+		if !bytes.Equal(h, insertInto[:len(h)]) {
+			c.st = skipping
+		}
 		return
 	}
-	var name []byte
-	rest := h[len(insertInto):]
-	i := 0
-	for ; i < len(rest); i++ {
-		if rest[i] != '`' {
-			name = append(name, rest[i])
-			continue
-		}
-		if i+1 == len(rest) {
-			return // `` or the name's end: the next byte tells
-		}
-		if rest[i+1] != '`' {
-			break
-		}
-		name = append(name, '`')
-		i++
-	}
-	if i >= len(rest) {
-		return
-	}
-	tail := rest[i+1:]
-	const values = " VALUES"
-	if k := min(len(tail), len(values)); string(tail[:k]) != values[:k] || len(name) == 0 {
+	if len(h) > maxHead {
 		c.st = skipping
 		return
 	}
-	if len(tail) == len(values) {
-		c.st, c.table = between, string(name)
+	if h[len(h)-1] != 'S' {
+		return
+	}
+	if table, _, rest, err := InsertHead(h); err == nil && len(rest) == 0 {
+		c.st, c.table = between, table
 	}
 }
 

@@ -22,7 +22,8 @@ import (
 )
 
 // ErrColumnList means an INSERT names its columns (generated or invisible
-// columns): its rows are not whole rows of the table.
+// columns): its rows are not whole rows of the table. Scan returns it
+// when its handler takes no column lists.
 var ErrColumnList = errors.New("an INSERT names its columns")
 
 // Handler receives a dump's parts. Slices are valid during the call only.
@@ -30,6 +31,12 @@ type Handler struct {
 	// Row is called for each row of an INSERT INTO `table` VALUES
 	// statement, `(…)` as the dump writes it.
 	Row func(table string, row []byte) error
+	// Columns, if not nil, is called before the rows of an INSERT that
+	// names its columns (`INSERT INTO t (a, b) VALUES`, as a dump of a
+	// table with invisible or generated columns has them), with those
+	// columns; the rows that follow hold those columns alone. Without
+	// it, such an INSERT stops Scan with ErrColumnList.
+	Columns func(table string, cols []string) error
 	// Other is called for each line outside INSERT statements, without
 	// its end of line; nil ignores them.
 	Other func(line []byte) error
@@ -77,16 +84,16 @@ func (s *scanner) run() error {
 
 // insert reads the INSERT statement whose first line is line.
 func (s *scanner) insert(line []byte) error {
-	name, rest, ok := sqlident.CutBackquoted(line[len("INSERT INTO "):])
-	if !ok || name == "" {
-		return s.errorf("an INSERT whose table name is empty or not closed")
-	}
-	if bytes.HasPrefix(rest, []byte(" (")) {
+	name, cols, rest, err := InsertHead(line)
+	switch {
+	case err != nil:
+		return s.errorf("%v", err)
+	case cols != nil && s.h.Columns == nil:
 		return fmt.Errorf("line %d: table %s: %w", s.line, name, ErrColumnList)
-	}
-	rest, ok = bytes.CutPrefix(rest, []byte(" VALUES"))
-	if !ok {
-		return s.errorf("an INSERT without VALUES")
+	case cols != nil:
+		if err := s.h.Columns(name, cols); err != nil {
+			return err
+		}
 	}
 	p := rest
 	for {
@@ -231,4 +238,36 @@ func indexEither(p []byte, a, b byte) int {
 		return j
 	}
 	return i
+}
+
+// InsertHead reads the head of an INSERT statement: `INSERT INTO `t`
+// VALUES`, or `INSERT INTO `t` (`a`, `b`) VALUES`, giving the table, the
+// columns named (nil when none are) and what follows VALUES.
+func InsertHead(line []byte) (table string, cols []string, rest []byte, err error) {
+	table, rest, ok := sqlident.CutBackquoted(bytes.TrimPrefix(line, []byte("INSERT INTO ")))
+	if !ok || table == "" {
+		return "", nil, nil, errors.New("an INSERT whose table name is empty or not closed")
+	}
+	if list, ok := bytes.CutPrefix(rest, []byte(" (")); ok {
+		cols = []string{}
+		for {
+			col, after, ok := sqlident.CutBackquoted(list)
+			if !ok {
+				return "", nil, nil, fmt.Errorf("an INSERT into %s whose column list cairn cannot read", table)
+			}
+			cols = append(cols, col)
+			if list, ok = bytes.CutPrefix(after, []byte(", ")); ok {
+				continue
+			}
+			if rest, ok = bytes.CutPrefix(after, []byte(")")); !ok {
+				return "", nil, nil, fmt.Errorf("an INSERT into %s whose column list cairn cannot read", table)
+			}
+			break
+		}
+	}
+	rest, ok = bytes.CutPrefix(rest, []byte(" VALUES"))
+	if !ok {
+		return "", nil, nil, fmt.Errorf("an INSERT into %s without VALUES", table)
+	}
+	return table, cols, rest, nil
 }
