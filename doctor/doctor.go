@@ -129,11 +129,11 @@ func (d *Doctor) node(ctx context.Context, l cairn.Location, first bool, size in
 		t = rt
 		say(OK, "ssh "+hostOf(l), "connected: host key as known_hosts lists it, key accepted, SFTP served")
 		// Writable, and the tools a remote tree is best served by: find
-		// -printf lists it in one stream, b2sum and split --filter patch
+		// -printf lists it in one stream, b2sum, dd and split --filter patch
 		// its large files (each is done over SFTP alone without them).
 		out, err := d.Sites.Shell(l)(ctx, "test -w "+shell.Quote(l.Path)+" && echo writable || echo read-only\n"+
 			"find / -maxdepth 0 -printf 'find\\n' 2>&1\n"+
-			"command -v b2sum >/dev/null 2>&1 && printf '' | split -b 1 --filter=true 2>&1 && echo patch\n")
+			"command -v b2sum >/dev/null 2>&1 && command -v dd >/dev/null 2>&1 && printf '' | split -b 1 --filter=true 2>&1 && echo patch\n")
 		lines := strings.Fields(string(out))
 		switch {
 		case err != nil:

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -460,13 +461,28 @@ func (r *restorer) mkdirAll(rel string, mode fs.FileMode) error {
 }
 
 // queue hands copies to the workers. With a planner they are first
-// gathered into a batch and read in the order the planner prefers.
+// gathered into a batch and read in the order the planner prefers, but
+// for the files the target can patch: those go at once, the longest
+// jobs first (their work is mostly the target's, beside the others).
 func (r *restorer) queue(jobs []job) error {
-	r.qmu.Lock()
-	defer r.qmu.Unlock()
 	if r.planner == nil || r.opts.DryRun {
 		return r.send(jobs)
 	}
+	if _, ok := r.dst.(Patcher); ok {
+		var now []job
+		jobs = slices.DeleteFunc(slices.Clone(jobs), func(j job) bool {
+			patch := j.exists && j.node.Size() >= PatchMin
+			if patch {
+				now = append(now, j)
+			}
+			return patch
+		})
+		if err := r.send(now); err != nil {
+			return err
+		}
+	}
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
 	r.batch = append(r.batch, jobs...)
 	if len(r.batch) >= batchSize {
 		return r.flush()

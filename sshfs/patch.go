@@ -2,6 +2,7 @@ package sshfs
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,13 +26,13 @@ import (
 
 // A large file that changed is patched, not sent whole (see
 // files.Patcher): the host copies the file there to a temporary name and
-// prints the BLAKE2b sum of each block of the copy (tee, split --filter
+// prints the BLAKE2b sum of each block of the copy (cp, split --filter
 // and b2sum: coreutils, nothing installed), while the new content's
 // blocks are summed here; the blocks that differ are written into the
 // copy over SFTP, and the copy is renamed over the file. The copy, not the
 // file, is what is compared: whatever the file became meanwhile, the
-// result is the new content (the copy's sums are of what tee wrote, and
-// tee and split must say they succeeded).
+// result is the new content (the copy's sums are read from the copy, and
+// cp and split must say they succeeded).
 //
 // Blocks sit at fixed offsets, so an edit in place or an append sends a
 // block or two, and an insertion what follows it (rsync's rolling hash
@@ -96,7 +99,7 @@ func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int6
 			return err
 		}
 		bs := patchBlock(size)
-		theirs, ours, err := t.blockSums(ctx, copyScript(t.abs(rel), tmp, hex.EncodeToString(mark), old.Size, bs), r, bs)
+		theirs, ours, err := t.blockSums(ctx, copyScript(t.abs(rel), tmp, hex.EncodeToString(mark), old.Size, bs), halfBlocks(old.Size, bs), r, bs)
 		if err != nil {
 			return err
 		}
@@ -139,9 +142,9 @@ func (t *Tree) Patch(ctx context.Context, rel string, r io.ReadSeeker, size int6
 	return sent, same, err
 }
 
-// blockSums has the host run script (see copyScript), while r's blocks
-// are summed here.
-func (t *Tree) blockSums(ctx context.Context, script string, r io.Reader, bs int64) (theirs, ours []string, err error) {
+// blockSums has the host run script (see copyScript, and half), while
+// r's blocks are summed here.
+func (t *Tree) blockSums(ctx context.Context, script string, half int, r io.Reader, bs int64) (theirs, ours []string, err error) {
 	type summed struct {
 		sums []string
 		err  error
@@ -151,7 +154,7 @@ func (t *Tree) blockSums(ctx context.Context, script string, r io.Reader, bs int
 		s, err := sumBlocks(r, bs)
 		done <- summed{s, err}
 	}()
-	theirs, err = t.copySums(ctx, script)
+	theirs, err = t.copySums(ctx, script, half)
 	s := <-done
 	if s.err != nil {
 		return nil, nil, fmt.Errorf("read the new content: %w", s.err)
@@ -159,22 +162,40 @@ func (t *Tree) blockSums(ctx context.Context, script string, r io.Reader, bs int
 	return theirs, s.sums, err
 }
 
-// copyScript copies the first size bytes of src into tmp (which holds
-// mark), printing the b2sum of each block of bs bytes of the copy. It
-// refuses a src that is no regular file (a pipe would never end, a link
-// lead out of the tree), and a tmp that does not hold mark (removing what
-// is at that name: a file it made, or a link swapped in). It ends itself
-// after a bound, where timeout(1) is: OpenSSH does not pass a signal on
-// to a root session, so a copy given up on here would run on there.
+// halfBlocks is how many blocks of bs bytes copyScript sums in the first
+// half of a copy of size bytes.
+func halfBlocks(size, bs int64) int { return int((size + bs - 1) / bs / 2) }
+
+// copyScript copies src into tmp (which holds mark), then prints the
+// b2sum of each block of bs bytes of the copy. The copy is cp's (the
+// kernel's copy_file_range, or a reflink, where the host's cp has them:
+// no pipe carries the bytes), into the file tmp was when its mark was
+// checked, whatever its name is now; the sums are read from that file,
+// its two halves at once (see readSums). It refuses a src that is no
+// regular file (a pipe would never end, a link lead out of the tree),
+// and a tmp that does not hold mark (removing what is at that name: a
+// file it made, or a link swapped in). It ends itself after a bound (for
+// a file of about size bytes), where timeout(1) is: OpenSSH does not pass
+// a signal on to a root session, so a copy given up on here would run on
+// there.
 func copyScript(src, tmp, mark string, size, bs int64) string {
+	b := strconv.FormatInt(bs, 10)
+	half := strconv.Itoa(halfBlocks(size, bs))
+	// Each sum's line is one write, named by split's piece: aaaa… for
+	// the first half's blocks, baaa… for the second's.
+	sums := func(dd, prefix string) string {
+		return dd + " status=none | split -a 4 -b " + b + ` --filter='echo "$FILE $(b2sum)"' - ` + prefix + `; echo "cairn-summed $?" >&2`
+	}
 	body := "src=" + shell.Quote(src) + " tmp=" + shell.Quote(tmp) + "\n" +
 		`[ -f "$src" ] && [ ! -h "$src" ] || { echo "cairn-patch: not a regular file" >&2; exit 3; }` + "\n" +
 		`exec 3<>"$tmp" || exit 3` + "\n" +
 		`IFS= read -r mark <&3; [ "$mark" = ` + mark + ` ] || { rm -f -- "$tmp"; echo "cairn-patch: not the copy" >&2; exit 3; }` + "\n" +
 		// /dev/fd/3 opens the file fd 3 is, whatever its name is now.
-		"{ head -c " + strconv.FormatInt(size, 10) + ` < "$src" | tee /dev/fd/3; echo "cairn-copied $?" >&2; } | ` +
-		"split -b " + strconv.FormatInt(bs, 10) + ` --filter=b2sum; echo "cairn-summed $?" >&2` + "\n"
-	// split runs each b2sum with $SHELL -c: a login shell's start-up
+		`cp -- "$src" /dev/fd/3; c=$?; echo "cairn-copied $c" >&2; [ $c = 0 ] || exit 3` + "\n" +
+		"{ " + sums("dd if=/dev/fd/3 bs="+b+" count="+half, "a") + "; } &\n" +
+		sums("dd if=/dev/fd/3 bs="+b+" skip="+half, "b") + "\n" +
+		"wait\n"
+	// split runs each filter with $SHELL -c: a login shell's start-up
 	// (bash reads ~/.bashrc when sshd started it) for every block.
 	bound := strconv.FormatInt(60+size/(10<<20), 10)
 	return "LC_ALL=C SHELL=/bin/sh; export LC_ALL SHELL\n" +
@@ -185,21 +206,26 @@ func copyScript(src, tmp, mark string, size, bs int64) string {
 // copySums runs script (see copyScript) on the host and reads its sums.
 // A host that cannot (its tools lack or refuse) patches nothing more in
 // this run; any other failure is this file's only.
-func (t *Tree) copySums(ctx context.Context, script string) ([]string, error) {
+func (t *Tree) copySums(ctx context.Context, script string, half int) ([]string, error) {
 	cmd, err := start(ctx, t.conn, "a copy to patch", script)
 	if err != nil {
 		return nil, err
 	}
-	theirs, err := readSums(cmd.Out)
-	if err != nil {
+	theirs, err := readSums(cmd.Out, half)
+	if err != nil && !errors.Is(err, errBadSums) {
 		cmd.abandon(err)
 		return nil, t.cannotPatch(ctx, err)
 	}
 	if err := cmd.Wait(); err != nil {
 		return nil, t.cannotPatch(ctx, err)
 	}
-	if e := cmd.Stderr(); !strings.Contains(e, "cairn-copied 0\n") || !strings.Contains(e, "cairn-summed 0\n") || lacksTools(e) {
+	// What the host said first: a tool it lacks shows as lines that are
+	// no sums, too.
+	if e := cmd.Stderr(); !strings.Contains(e, "cairn-copied 0\n") || strings.Count(e, "cairn-summed 0\n") != 2 || lacksTools(e) {
 		return nil, t.cannotPatch(ctx, errors.New(strings.TrimSpace(e)))
+	}
+	if err != nil {
+		return nil, t.cannotPatch(ctx, err)
 	}
 	return theirs, nil
 }
@@ -228,21 +254,65 @@ func lacksTools(stderr string) bool {
 	return false
 }
 
-// b2sumLine is a line b2sum prints of its stdin.
-var b2sumLine = regexp.MustCompile(`^([0-9a-f]{128})  -$`)
+// sumLine is a line of copyScript's: a piece's name, and b2sum's line
+// of its stdin.
+var sumLine = regexp.MustCompile(`^([ab][a-z]{4}) ([0-9a-f]{128})  -$`)
 
-// readSums reads b2sum's lines.
-func readSums(r io.Reader) ([]string, error) {
-	var out []string
+// errBadSums means the host's sums are not what copyScript prints.
+var errBadSums = errors.New("the host's sums are wrong")
+
+// readSums reads copyScript's lines, in the order of the pieces they
+// name: the first half's blocks, half of them, then the second's. A
+// first half with fewer blocks than that, followed by a second, is an
+// error (one dd read less than it was asked).
+//
+// It reads to the end whatever the lines: errBadSums means that they
+// were read, and are wrong.
+func readSums(r io.Reader, half int) ([]string, error) {
+	byPiece := map[string]string{}
+	var bad error
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		m := b2sumLine.FindStringSubmatch(sc.Text())
+		m := sumLine.FindStringSubmatch(sc.Text())
 		if m == nil {
-			return nil, fmt.Errorf("not a sum: %q", sc.Text())
+			bad = cmp.Or(bad, fmt.Errorf("%w: not a sum: %q", errBadSums, sc.Text()))
+			continue
 		}
-		out = append(out, m[1])
+		byPiece[m[1]] = m[2]
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	pieces := slices.Sorted(maps.Keys(byPiece))
+	first := len(pieces) - len(slices.DeleteFunc(slices.Clone(pieces), func(p string) bool { return p[0] == 'a' }))
+	if first < half && first < len(pieces) {
+		return nil, fmt.Errorf("%w: the first half of the copy has %d blocks, not %d", errBadSums, first, half)
+	}
+	out := make([]string, len(pieces))
+	for i, p := range pieces {
+		want := "a" + splitSuffix(i)
+		if i >= first {
+			want = "b" + splitSuffix(i-first)
+		}
+		if p != want {
+			return nil, fmt.Errorf("%w: block %d of the copy has none", errBadSums, i)
+		}
+		out[i] = byPiece[p]
+	}
+	return out, nil
+}
+
+// splitSuffix is the name split -a 4 gives its piece i: aaaa, aaab, …
+func splitSuffix(i int) string {
+	b := []byte("aaaa")
+	for k := 3; k >= 0 && i > 0; k-- {
+		b[k] += byte(i % 26)
+		i /= 26
+	}
+	return string(b)
 }
 
 // sumBlocks sums r's blocks of bs bytes, as b2sum does.

@@ -122,7 +122,7 @@ func TestPatchWritesNoLink(t *testing.T) {
 // the first refusal.
 func TestPatchWithoutTools(t *testing.T) {
 	bin := t.TempDir()
-	for _, tool := range []string{"sh", "tee", "split", "find", "printf", "head", "timeout", "rm"} {
+	for _, tool := range []string{"sh", "cp", "dd", "split", "find", "printf", "head", "timeout", "rm"} {
 		full := "/usr/bin/" + tool
 		if _, err := os.Stat(full); err != nil {
 			full = "/bin/" + tool
