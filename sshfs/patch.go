@@ -317,19 +317,42 @@ func splitSuffix(i int) string {
 
 // sumBlocks sums r's blocks of bs bytes, as b2sum does.
 func sumBlocks(r io.Reader, bs int64) ([]string, error) {
+	// Two buffers: one block is summed while the next is read (reading
+	// is the repository's decryption and copies, summing BLAKE2b's: about
+	// even).
+	type block struct {
+		buf []byte
+		n   int
+	}
+	full, free := make(chan block, 1), make(chan []byte, 2)
+	free <- make([]byte, bs)
+	free <- make([]byte, bs)
 	var out []string
-	buf := make([]byte, bs)
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			b := blake2b.Sum512(buf[:n])
-			out = append(out, hex.EncodeToString(b[:]))
+	summed := make(chan struct{})
+	go func() {
+		defer close(summed)
+		for b := range full {
+			sum := blake2b.Sum512(b.buf[:b.n])
+			out = append(out, hex.EncodeToString(sum[:]))
+			free <- b.buf
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return out, nil
+	}()
+	var err error
+	for {
+		buf := <-free
+		var n int
+		n, err = io.ReadFull(r, buf)
+		if n > 0 {
+			full <- block{buf, n}
 		}
 		if err != nil {
-			return nil, err
+			break
 		}
 	}
+	close(full)
+	<-summed
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return out, nil
+	}
+	return nil, err
 }
