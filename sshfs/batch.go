@@ -120,7 +120,8 @@ func newSFTP(c *ssh.Client, opts ...sftp.ClientOption) (*sftp.Client, error) {
 		s.Close()
 		return nil, err
 	}
-	sc, err := sftp.NewClientPipe(r, &sessionWriter{newBatcher(w), s}, opts...)
+	b := newBatcher(w)
+	sc, err := sftp.NewClientPipe(r, &sessionWriter{batcher: b, s: s, private: privateCreates{w: b}}, opts...)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -128,11 +129,15 @@ func newSFTP(c *ssh.Client, opts ...sftp.ClientOption) (*sftp.Client, error) {
 	return sc, nil
 }
 
-// sessionWriter closes the session with the writer.
+// sessionWriter writes the client's requests through privateCreates and
+// the batcher, and closes the session with the writer.
 type sessionWriter struct {
 	*batcher
-	s *ssh.Session
+	s       *ssh.Session
+	private privateCreates
 }
+
+func (w *sessionWriter) Write(p []byte) (int, error) { return w.private.Write(p) }
 
 func (w *sessionWriter) Close() error {
 	err := w.batcher.Close()

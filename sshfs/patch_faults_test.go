@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -403,4 +404,94 @@ func TestPatchFaultFIFOLeavesProcess(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	noTemp(t, dir)
+}
+
+// gate gives its first bytes at once, then waits for open to be closed
+// before the rest.
+type gate struct {
+	first, rest []byte
+	open        chan struct{}
+}
+
+func (g *gate) Read(p []byte) (int, error) {
+	if len(g.first) > 0 {
+		n := copy(p, g.first)
+		g.first = g.first[n:]
+		return n, nil
+	}
+	<-g.open
+	if len(g.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, g.rest)
+	g.rest = g.rest[n:]
+	return n, nil
+}
+
+// A file being written, or the copy a patch makes, is no one else's to
+// open from the moment it exists: SFTP makes it 0600 (the client asks
+// for no mode, the server would give 0666 less its umask), and its own
+// mode comes once its bytes are in. Another user who opened it before
+// would keep reading what follows (wp-config.php's password; the old
+// bytes of a file being patched).
+func TestNewFilesArePrivate(t *testing.T) {
+	srv := testenv.NewSSHD(t)
+	dir := filepath.Join(t.TempDir(), "www")
+	os.MkdirAll(dir, 0o755)
+	tr := remote(t, srv, dir)
+	g := &gate{first: []byte("<?php define('DB_PASSWORD', "), rest: []byte("'secret');\n"), open: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- tr.WriteFile(context.Background(), "wp-config.php", g, 0o640, testenv.MemTime) }()
+	var modes []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(modes) == 0 && time.Now().Before(deadline) {
+		for _, p := range temps(dir) {
+			if fi, err := os.Stat(p); err == nil {
+				modes = append(modes, fi.Mode().Perm().String())
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(modes) == 0 || modes[0] != "-rw-------" {
+		t.Errorf("the file being written had mode %v, want -rw------- until its bytes are in", modes)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "wp-config.php")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("wp-config.php: %v, %v; want mode 0640", fi, err)
+	}
+
+	// The patch's copy, from its first moment.
+	old := randomBytes(31, 9<<20)
+	os.WriteFile(filepath.Join(dir, "big.bin"), old, 0o600)
+	want := bytes.Clone(old)
+	copy(want[5<<20:], "changed")
+	stop := make(chan struct{})
+	seen := make(chan []string, 1)
+	go func() {
+		var modes []string
+		for {
+			select {
+			case <-stop:
+				seen <- modes
+				return
+			default:
+			}
+			for _, p := range temps(dir) {
+				if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+					modes = append(modes, fi.Mode().Perm().String())
+				}
+			}
+		}
+	}()
+	_, _, err := tr.Patch(context.Background(), "big.bin", bytes.NewReader(want), int64(len(want)), 0o600, testenv.MemTime)
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := <-seen; len(m) > 0 {
+		t.Errorf("the patch's copy was open to others: modes %v", m)
+	}
 }
