@@ -188,6 +188,10 @@ func copyScript(src, tmp, mark string, size, bs int64) string {
 	}
 	body := "src=" + shell.Quote(src) + " tmp=" + shell.Quote(tmp) + "\n" +
 		`[ -f "$src" ] && [ ! -h "$src" ] || { echo "cairn-patch: not a regular file" >&2; exit 3; }` + "\n" +
+		// Opening a link swapped in for tmp could open a device (the
+		// mark check comes after the open): the open is only tried on a
+		// regular file, which narrows that race to between two calls.
+		`[ -f "$tmp" ] && [ ! -h "$tmp" ] || { echo "cairn-patch: not the copy" >&2; exit 3; }` + "\n" +
 		`exec 3<>"$tmp" || exit 3` + "\n" +
 		`IFS= read -r mark <&3; [ "$mark" = ` + mark + ` ] || { rm -f -- "$tmp"; echo "cairn-patch: not the copy" >&2; exit 3; }` + "\n" +
 		// /dev/fd/3 opens the file fd 3 is, whatever its name is now.
