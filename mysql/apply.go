@@ -70,8 +70,14 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 		}
 		if _, err := conn.ExecContext(ctx, "LOCK TABLES "+strings.Join(locks, ", ")); err != nil {
 			var me *driver.MySQLError
-			if errors.As(err, &me) && (me.Number == 1044 || me.Number == 1142) {
+			switch {
+			case errors.As(err, &me) && (me.Number == 1044 || me.Number == 1142):
 				return nil, fmt.Errorf("%w: %s may not lock tables (%v)", ErrNoDelta, c, err)
+			case isLockWait(err):
+				// A session of the site's holds a table: the whole load's
+				// swap waits for it, names it, and may end it (see
+				// ReplaceOptions).
+				return nil, fmt.Errorf("%w: a table the delta changes is in use (%v)", ErrNoDelta, err)
 			}
 			return nil, fmt.Errorf("%s: lock the tables the delta changes: %w%s", c, err, hint(err.Error()))
 		}
@@ -155,10 +161,13 @@ func applyTable(ctx context.Context, tx execQuerier, t TableDelta, want, before 
 	exec := func(q string) error {
 		res, err := tx.ExecContext(ctx, q)
 		var me *driver.MySQLError
-		if errors.As(err, &me) && (me.Number == 1062 || me.Number == 1586) {
+		switch {
+		case errors.As(err, &me) && (me.Number == 1062 || me.Number == 1586):
 			// A row the delta adds is there already: the table does not
 			// hold the delta's base.
 			return fmt.Errorf("%w: table %s: %v", ErrNoDelta, t.Name, err)
+		case isLockWait(err):
+			return fmt.Errorf("%w: table %s is in use (%v)", ErrNoDelta, t.Name, err)
 		}
 		if err != nil {
 			return fmt.Errorf("change table %s: %w%s", t.Name, err, hint(err.Error()))
