@@ -75,3 +75,40 @@ var DeltaRows = 2_500_000
 // ErrNoDelta means two dumps cannot be told apart row by row: load the
 // newer whole.
 var ErrNoDelta = errors.New("no row-by-row delta")
+
+// LoadTrace hooks into a whole load of a database, as net/http/httptrace
+// hooks into a request: a caller that wants to know puts one in the
+// load's context (WithLoadTrace), and the engines that can tell call it.
+type LoadTrace struct {
+	// Swapping is called once the load is checked, just before its tables
+	// are swapped in, with each table's time (as UpdateTimes gives them)
+	// as the load left it: what the site does from the swap on changes
+	// them, and nothing before it can.
+	Swapping func(times map[string]string)
+}
+
+type loadTraceKey struct{}
+
+// WithLoadTrace returns ctx carrying t.
+func WithLoadTrace(ctx context.Context, t *LoadTrace) context.Context {
+	return context.WithValue(ctx, loadTraceKey{}, t)
+}
+
+// LoadTraceFrom returns the trace ctx carries, or nil.
+func LoadTraceFrom(ctx context.Context) *LoadTrace {
+	t, _ := ctx.Value(loadTraceKey{}).(*LoadTrace)
+	return t
+}
+
+// TraceSwapping tells ctx's trace, if any, the times as a load left its
+// tables, which times reads (called only when there is a trace to tell;
+// a failure tells nothing).
+func TraceSwapping(ctx context.Context, times func() (map[string]string, error)) {
+	t := LoadTraceFrom(ctx)
+	if t == nil || t.Swapping == nil {
+		return
+	}
+	if m, err := times(); err == nil {
+		t.Swapping(m)
+	}
+}

@@ -400,9 +400,12 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 		// The rows of the dump as it comes, for the next delta.
 		dump, index = indexDump(r.ctx, inc, dump)
 	}
-	err := c.Restore.Load(r.ctx, l, dump, stage, recorded, r.plan.Pairs, keep, r.rep)
+	// The tables' times as the load left them, which the engine reads
+	// before the swap where it can (else they are read right after it).
 	var times map[string]string
-	if keep != nil && err == nil {
+	ctx := cairn.WithLoadTrace(r.ctx, &cairn.LoadTrace{Swapping: func(t map[string]string) { times = t }})
+	err := c.Restore.Load(ctx, l, dump, stage, recorded, r.plan.Pairs, keep, r.rep)
+	if keep != nil && err == nil && times == nil {
 		times = swappedTimes(r.ctx, inc)
 	}
 	id := end(err)
@@ -417,11 +420,14 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 }
 
 // swappedTimes reads the times of a database a whole load just swapped
-// in, at once (before its state is saved, which may take a while). The
-// load waited out the second of its last change before the swap (which
-// keeps the tables' times), so a table changed in the current second
-// was changed since by someone else: not knowing which, it takes none
-// of them for what the load left. nil when it cannot tell.
+// in, where the engine did not give them as of the swap (see
+// cairn.LoadTrace), at once (before its state is saved, which may take a
+// while). The load waited out the second of its last change before the
+// swap (which keeps the tables' times), so a table changed in the
+// current second was changed since by someone else: not knowing which,
+// it takes none of them for what the load left. nil when it cannot tell.
+// A change the site made between the swap and this read, in an earlier
+// second, is taken for the load's.
 func swappedTimes(ctx context.Context, inc cairn.Incremental) map[string]string {
 	times, quiet, err := inc.UpdateTimes(ctx, true)
 	if err != nil {

@@ -322,6 +322,16 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 	if err := settle(ctx, db, c.Database); err != nil {
 		return err
 	}
+	cairn.TraceSwapping(ctx, func() (map[string]string, error) {
+		all, _, err := tableTimes(ctx, db, c.Database, true)
+		times := map[string]string{}
+		for name, at := range all {
+			if t := into.original(name); t != "" {
+				times[t] = at
+			}
+		}
+		return times, err
+	})
 	// The one statement that waits for the site's sessions: until it
 	// has run the target is untouched.
 	aside, err := sw.rename(ctx, c.Database, cur, next)

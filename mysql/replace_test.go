@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/testenv"
@@ -276,5 +277,53 @@ func TestReplaceNeverWritesToTheSource(t *testing.T) {
 		if left := sideDatabases(t, db, db.Database); len(left) > 0 {
 			t.Errorf("side databases left: %v", left)
 		}
+	}
+}
+
+// A load's trace is told its tables' UPDATE_TIMEs before the swap, once
+// the second of its last change is over: a write of the site's right
+// after the swap (here: as soon as the new rows show) moves them, on
+// both paths (scratch database, scratch tables in place).
+func TestReplaceTracesTimesAsLoaded(t *testing.T) {
+	dump, want := sourceDump(t)
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in place %v", inPlace), func(t *testing.T) {
+			dst := target(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var traced map[string]string
+			trace := &cairn.LoadTrace{Swapping: func(times map[string]string) { traced = times }}
+			wrote := make(chan error, 1)
+			go func() {
+				// The site writes the moment the load is live.
+				for ctx.Err() == nil {
+					var n int
+					if dst.Admin.QueryRow("SELECT COUNT(*) FROM posts").Scan(&n); n > 1 {
+						_, err := dst.Admin.Exec("UPDATE posts SET title = 'site' WHERE id = 1")
+						wrote <- err
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				wrote <- ctx.Err()
+			}()
+			err := Replace(cairn.WithLoadTrace(ctx, trace), root(dst.Database), bytes.NewReader(dump), strict(tablesOnly(want)), ReplaceOptions{InPlace: inPlace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			now, _, err := UpdateTimes(ctx, root(dst.Database), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if traced["posts"] == "" || len(traced) != len(now) {
+				t.Fatalf("traced %v, the database has %v", traced, now)
+			}
+			if traced["posts"] >= now["posts"] {
+				t.Errorf("posts: traced %s, and after the site's write %s: want it earlier", traced["posts"], now["posts"])
+			}
+		})
 	}
 }

@@ -128,6 +128,10 @@ func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]
 	if err := settle(ctx, s.db, scratch); err != nil {
 		return nil, err
 	}
+	cairn.TraceSwapping(ctx, func() (map[string]string, error) {
+		times, _, err := tableTimes(ctx, s.db, scratch, true)
+		return times, err
+	})
 	return s.rename(ctx, target, cur, next)
 }
 

@@ -110,6 +110,12 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 	if err := check(ctx, sc, verify); err != nil {
 		return err
 	}
+	// Renaming the database keeps its rows' xmins: its tables'
+	// fingerprints now are what the load left.
+	cairn.TraceSwapping(ctx, func() (map[string]string, error) {
+		prints, _, err := UpdateTimes(ctx, sc)
+		return prints, err
+	})
 	if !exists {
 		if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(scratch)+" RENAME TO "+ident(c.Database)); err != nil {
 			return fmt.Errorf("rename %s to %s: %w", scratch, c.Database, err)
