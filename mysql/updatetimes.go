@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/cairn-backup/cairn"
 )
 
 // coarseClock is how far behind the server's NOW() the clock InnoDB
@@ -47,13 +49,17 @@ func UpdateTimes(ctx context.Context, c Config, note bool) (times map[string]str
 }
 
 // settle waits until the second in which a table of schema last changed
-// is over. A load calls it before swapping its tables in: RENAME TABLE
-// keeps their UPDATE_TIME, so that a change the site makes after the swap
-// moves it past what the load left. A failure to tell costs nothing but
-// the wait.
+// is over, when ctx carries a cairn.LoadTrace (a clone, which notes the
+// tables' times: a restore does not wait). A load calls it before
+// swapping its tables in: RENAME TABLE keeps their UPDATE_TIME, so that a
+// change the site makes after the swap moves it past what the load left.
+// A failure to tell costs nothing but the wait.
 func settle(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, schema string) error {
+	if cairn.LoadTraceFrom(ctx) == nil {
+		return nil
+	}
 	_, left, err := tableTimes(ctx, q, schema, true)
 	if err != nil || left == 0 {
 		return nil //nolint:nilerr // as said above
