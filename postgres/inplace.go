@@ -64,7 +64,7 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	key := make([]byte, 8)
 	rand.Read(key) //nolint:errcheck
 	marker := "cairn-stat-" + hex.EncodeToString(key)
-	got, commit, done, err := startLoad(ctx, psql, c, prologue, restricted(ctx, psql, dump), marker)
+	got, prints, commit, done, err := startLoad(ctx, psql, c, prologue, restricted(ctx, psql, dump), marker)
 	if err != nil && strings.Contains(err.Error(), "lock timeout") && ctx.Err() == nil {
 		return schemaHolders(ctx, conn, c.Database, wait)
 	}
@@ -78,6 +78,9 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	if err := done(commit); err != nil {
 		return fmt.Errorf("commit the restore of %s: %w", c, err)
 	}
+	// The tables' fingerprints as the commit left them: read in its
+	// transaction, before anyone else could write to them.
+	cairn.TraceSwapping(ctx, func() (map[string]string, error) { return prints, nil })
 	// From here the new schemas are live. The old ones go now if no
 	// session still uses their tables (waiting briefly: a drop waiting
 	// for its lock holds up those sessions), else with the next restore:
@@ -198,8 +201,9 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 }
 
 // statsSQL reports, in the load's transaction, every new table's rows and
-// checksum (as Stats computes them) as notices, which psql writes to
-// stderr at once; the last notice is the marker alone.
+// checksum (as Stats computes them), and the transaction's xid (every row
+// loaded has it as its xmin), as notices, which psql writes to stderr at
+// once; the last notice is the marker alone.
 const statsSQL = `SET client_min_messages = notice;
 DO $cairn$
 DECLARE r record; n bigint; s text;
@@ -215,7 +219,7 @@ BEGIN
     ELSE
       EXECUTE 'SELECT count(*), '''' FROM ONLY ' || r.q INTO n, s;
     END IF;
-    RAISE NOTICE '%s %%', json_build_object('name', r.name, 'rows', n, 'sum', s);
+    RAISE NOTICE '%s %%', json_build_object('name', r.name, 'rows', n, 'sum', s, 'xid', (txid_current() %% 4294967296)::text);
   END LOOP;
   RAISE NOTICE '%s';
 END
@@ -225,11 +229,11 @@ $cairn$;
 // startLoad runs psql on c with prologue, the dump and the stats, and
 // returns the stats once psql printed them; done then ends the
 // transaction (COMMIT or ROLLBACK) and waits for psql.
-func startLoad(ctx context.Context, psql string, c Config, prologue string, dump io.ReadCloser, marker string) (got []cairn.TableStat, commit string, done func(string) error, err error) {
+func startLoad(ctx context.Context, psql string, c Config, prologue string, dump io.ReadCloser, marker string) (got []cairn.TableStat, prints map[string]string, commit string, done func(string) error, err error) {
 	pass, err := passFile(c)
 	if err != nil {
 		dump.Close()
-		return nil, "", nil, fmt.Errorf("load into %s: %w", c, err)
+		return nil, nil, "", nil, fmt.Errorf("load into %s: %w", c, err)
 	}
 	cmd := exec.CommandContext(ctx, psql, "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--file=-")
 	cmd.Env, cmd.Stdout, cmd.ExtraFiles = toolEnv(c), io.Discard, []*os.File{pass}
@@ -237,18 +241,18 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 	if err != nil {
 		pass.Close()
 		dump.Close()
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		pass.Close()
 		dump.Close()
-		return nil, "", nil, err
+		return nil, nil, "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		pass.Close()
 		dump.Close()
-		return nil, "", nil, fmt.Errorf("load into %s: %w", c, err)
+		return nil, nil, "", nil, fmt.Errorf("load into %s: %w", c, err)
 	}
 	pass.Close()
 	wrote := make(chan error, 1)
@@ -264,6 +268,7 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 		}
 		wrote <- err
 	}()
+	prints = map[string]string{}
 	lines := bufio.NewScanner(stderr)
 	lines.Buffer(make([]byte, 64<<10), 16<<20)
 	var msgs []string
@@ -283,6 +288,7 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 				Name string `json:"name"`
 				Rows int64  `json:"rows"`
 				Sum  string `json:"sum"`
+				Xid  string `json:"xid"`
 			}
 			if err := json.Unmarshal([]byte(strings.TrimSpace(rest)), &s); err != nil {
 				ended = true
@@ -290,6 +296,12 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 				break
 			}
 			got = append(got, cairn.TableStat{Name: s.Name, Rows: s.Rows, Checksum: s.Sum})
+			// The table's fingerprint (see fingerprints) once committed.
+			g := xminCounts{}
+			if s.Rows > 0 {
+				g[s.Xid] = s.Rows
+			}
+			prints[s.Name] = g.print()
 		}
 	}
 	finish := func(stmt string) error {
@@ -305,18 +317,18 @@ func startLoad(ctx context.Context, psql string, c Config, prologue string, dump
 		stdin.Close()
 		werr := cmd.Wait()
 		if ctx.Err() != nil {
-			return nil, "", nil, ctx.Err()
+			return nil, nil, "", nil, ctx.Err()
 		}
 		if e := <-wrote; e != nil {
 			werr = e
 		}
-		return nil, "", nil, fmt.Errorf("load into %s with psql: %w%s (nothing was changed: the load's transaction is rolled back)", c, errors.Join(werr, errors.New(strings.Join(msgs, "; "))), hint(strings.Join(msgs, " ")))
+		return nil, nil, "", nil, fmt.Errorf("load into %s with psql: %w%s (nothing was changed: the load's transaction is rolled back)", c, errors.Join(werr, errors.New(strings.Join(msgs, "; "))), hint(strings.Join(msgs, " ")))
 	}
 	if e := <-wrote; e != nil {
 		finish("ROLLBACK") //nolint:errcheck
-		return nil, "", nil, e
+		return nil, nil, "", nil, e
 	}
-	return got, "COMMIT", finish, nil
+	return got, prints, "COMMIT", finish, nil
 }
 
 // dumpEnd is the line that ends every pg_dump plain dump.

@@ -182,3 +182,29 @@ func TestReplaceInPlaceLocked(t *testing.T) {
 		t.Fatalf("once the lock is gone: %v", err)
 	}
 }
+
+// A load's trace is told each table's fingerprint as the load left it,
+// on both paths (a scratch database renamed in; the schemas swapped in
+// place, read in the load's own transaction): what UpdateTimes reads
+// right after, before anyone writes.
+func TestReplaceTracesFingerprints(t *testing.T) {
+	dump, want := sourceDump(t)
+	for _, inPlace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in place %v", inPlace), func(t *testing.T) {
+			dst := pgTarget(t)
+			c := asPostgres(dst.Database)
+			var traced map[string]string
+			ctx := cairn.WithLoadTrace(context.Background(), &cairn.LoadTrace{Swapping: func(p map[string]string) { traced = p }})
+			if err := Replace(ctx, c, bytes.NewReader(dump), strict(want), ReplaceOptions{InPlace: inPlace, Terminate: true}); err != nil {
+				t.Fatal(err)
+			}
+			now, _, err := UpdateTimes(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(traced) == 0 || fmt.Sprint(traced) != fmt.Sprint(now) {
+				t.Errorf("traced %v\nread after %v", traced, now)
+			}
+		})
+	}
+}
