@@ -248,15 +248,15 @@ func (t *Tree) cannotPatch(ctx context.Context, err error) error {
 }
 
 // lacksTools tells a shell's or a tool's complaint of a missing command
-// or option, from what the copy wrote to stderr.
-func lacksTools(stderr string) bool {
-	for _, s := range []string{"not found", "unrecognized option", "invalid option", "unknown option", "No such file or directory: b2sum"} {
-		if strings.Contains(stderr, s) {
-			return true
-		}
-	}
-	return false
-}
+// or option of those the copy runs, from what it wrote to stderr (not
+// any "not found": a login script's noise would turn patching off for
+// the run).
+func lacksTools(stderr string) bool { return missingTool.MatchString(stderr) }
+
+// missingTool matches the complaints lacksTools looks for: dash's
+// "sh: 1: b2sum: not found", bash's "b2sum: command not found", BusyBox's
+// "split: unrecognized option", GNU's "invalid option".
+var missingTool = regexp.MustCompile(`\b(b2sum|split|dd|cp|timeout):( command)? not found|\b(split|dd|cp|timeout|b2sum): (unrecognized|invalid|unknown) option|No such file or directory: b2sum`)
 
 // sumLine is a line of copyScript's: a piece's name, and b2sum's line
 // of its stdin.

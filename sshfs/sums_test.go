@@ -38,3 +38,18 @@ func TestReadSums(t *testing.T) {
 		t.Errorf("splitSuffix: %s %s", splitSuffix(0), splitSuffix(27))
 	}
 }
+
+// The host lacks a tool the copy runs, as each shell says it; a login
+// script's complaint of some other command is not that.
+func TestLacksTools(t *testing.T) {
+	for _, e := range []string{"sh: 6: b2sum: not found", "bash: line 1: b2sum: command not found", "split: unrecognized option '--filter=b2sum'", "dd: invalid option -- 'x'", "sh: dd: not found"} {
+		if !lacksTools(e) {
+			t.Errorf("%q: not taken for a missing tool", e)
+		}
+	}
+	for _, e := range []string{"bash: pyenv: command not found", "/home/u/.bashrc: line 3: nvm: not found", "cairn-patch: not a regular file"} {
+		if lacksTools(e) {
+			t.Errorf("%q: taken for a missing tool", e)
+		}
+	}
+}
