@@ -100,7 +100,7 @@ func (r *restorer) makeLinks(ctx context.Context) error {
 			return err
 		}
 		if l.cur != nil && l.cur.Nlink > 1 {
-			if lead, err := r.dst.Lstat(r.ctx, l.leader); err == nil && lead.Ino == l.cur.Ino && lead.Dev == l.cur.Dev {
+			if lead, err := r.dst.Lstat(ctx, l.leader); err == nil && lead.Ino != 0 && lead.Ino == l.cur.Ino && lead.Dev == l.cur.Dev {
 				r.mu.Lock()
 				r.stats.Unchanged++
 				r.mu.Unlock()
@@ -117,7 +117,7 @@ func (r *restorer) makeLinks(ctx context.Context) error {
 		if r.opts.DryRun {
 			continue
 		}
-		if err := r.linker.Link(r.ctx, l.leader, l.rel); err != nil {
+		if err := r.linker.Link(ctx, l.leader, l.rel); err != nil {
 			return fmt.Errorf("link %s to %s: %w", r.where(l.rel), l.leader, hint(err))
 		}
 	}
