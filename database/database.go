@@ -391,6 +391,42 @@ func (d postgresDB) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, e
 	return stats, tunnelled(err, d.via, c.Host, c.Port, d.c.Host, d.c.Port)
 }
 
+var _ cairn.PartedDumper = postgresDB{}
+
+// DumpParts is Dump in parts read at once inside one snapshot (see
+// postgres.DumpParts); each part's rows are counted as it streams.
+func (d postgresDB) DumpParts(ctx context.Context, parts func(n int) []io.Writer) ([]cairn.TableStat, error) {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var counters []*postgres.RowCounter
+	counted := func(n int) []io.Writer {
+		ws := parts(n)
+		for i, w := range ws {
+			k := postgres.NewRowCounter()
+			counters, ws[i] = append(counters, k), io.MultiWriter(w, k)
+		}
+		return ws
+	}
+	counts := func() []cairn.TableStat {
+		sum := map[string]int64{}
+		for _, k := range counters {
+			for _, t := range k.Counts() {
+				sum[t.Name] += t.Rows
+			}
+		}
+		return cairn.TableCounts(sum)
+	}
+	stats, err := statsBeside(ctx, counts,
+		func(ctx context.Context) error {
+			_, err := postgres.DumpParts(ctx, c, counted)
+			return err
+		},
+		func(ctx context.Context) ([]cairn.TableStat, error) { return postgres.Checksums(ctx, c) })
+	return stats, tunnelled(err, d.via, c.Host, c.Port, d.c.Host, d.c.Port)
+}
+
 func (d postgresDB) Exec(ctx context.Context, sql string) error {
 	c, err := d.conn(ctx)
 	if err != nil {

@@ -25,6 +25,10 @@ type Config struct {
 	Port     int
 	Database string
 	SSLMode  string // disable, require, verify-full…; "" = prefer
+	// Connections is how many pg_dumps read the rows (?connections=): 1
+	// dumps in one piece; 2 in parts whatever the size; 0 in parts from
+	// 32 MiB (see DumpParts).
+	Connections int
 }
 
 // ParseDSN reads a postgres:// or postgresql:// DSN.
@@ -57,8 +61,12 @@ func ParseDSN(dsn string) (Config, error) {
 		switch key {
 		case "sslmode":
 			c.SSLMode = vals[0]
+		case "connections":
+			if c.Connections, err = strconv.Atoi(vals[0]); err != nil || c.Connections < 1 || c.Connections > DumpConnections {
+				return Config{}, fmt.Errorf("%w: %s: connections=%q: say how many pg_dumps read the rows, 1 or %d", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), vals[0], DumpConnections)
+			}
 		default:
-			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: sslmode)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), key)
+			return Config{}, fmt.Errorf("%w: %s: unknown option %q (known: sslmode, connections)", cairn.ErrInvalidArgument, cairn.RedactDSN(dsn), key)
 		}
 	}
 	return c, nil

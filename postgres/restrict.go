@@ -21,9 +21,10 @@ import (
 // \restrict KEY (every backslash command but \unrestrict KEY refused
 // until then) and end with \unrestrict KEY; older dumps have neither.
 // restricted starts the stream with a \restrict of its own, with a key the
-// dump cannot know, and drops the dump's own \restrict line (before its
-// first statement) and the matching \unrestrict, so that any other
-// backslash command fails the load. With a psql too old to know
+// dump cannot know, and drops the dump's own \restrict lines (one a part
+// of a dump in parts) and the matching \unrestricts, so that any other
+// backslash command fails the load (a dump's \restrict dropped leaves
+// cairn's in force). With a psql too old to know
 // \restrict, the dump is passed as it is.
 //
 // The caller closes the reader returned once done with it.
@@ -50,7 +51,7 @@ func filterRestrict(w io.Writer, dump io.Reader, key string) error {
 		return err
 	}
 	r := bufio.NewReaderSize(dump, 1<<20)
-	dumpKey, started, inCopy := "", false, false
+	keys, inCopy := map[string]bool{}, false
 	for {
 		line, err := r.ReadSlice('\n')
 		full := err != bufio.ErrBufferFull
@@ -59,13 +60,14 @@ func filterRestrict(w io.Writer, dump io.Reader, key string) error {
 			switch m := restrictRE.FindSubmatch(line); {
 			case inCopy:
 				inCopy = !bytes.Equal(trimmed, []byte(`\.`))
-			case m != nil && m[1] == nil && !started && dumpKey == "":
-				dumpKey = string(m[2])
+			case m != nil && m[1] == nil:
+				// A dump's own (a dump in parts has one a part).
+				keys[string(m[2])] = true
 				continue
-			case m != nil && m[1] != nil && dumpKey != "" && string(m[2]) == dumpKey:
+			case m != nil && keys[string(m[2])]:
 				continue
 			case bytes.HasPrefix(trimmed, []byte("COPY ")) && bytes.HasSuffix(trimmed, []byte("FROM stdin;")):
-				inCopy, started = true, true
+				inCopy = true
 				// Every load runs in one transaction that made the
 				// table (its leaf, for a partitioned one: pg_dump
 				// copies into partitions): FREEZE writes the rows
@@ -74,8 +76,6 @@ func filterRestrict(w io.Writer, dump io.Reader, key string) error {
 				// every page again, and VACUUM has nothing to freeze.
 				// (A new slice: line is the reader's buffer.)
 				line = append(append([]byte(nil), bytes.TrimSuffix(trimmed, []byte(";"))...), " WITH (FREEZE);\n"...)
-			case len(trimmed) > 0 && !bytes.HasPrefix(trimmed, []byte("--")):
-				started = true
 			}
 		}
 		if _, werr := bw.Write(line); werr != nil {
