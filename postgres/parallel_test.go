@@ -73,23 +73,25 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 	if !bytes.Contains(parts[2].Bytes(), []byte("COPY public.posts ")) || bytes.Contains(parts[1].Bytes(), []byte("COPY public.posts ")) {
 		t.Errorf("the largest table is not in the second data part alone")
 	}
-	dst := pgTarget(t)
-	if err := Replace(ctx, asPostgres(dst.Database), joined(parts), strict(want), ReplaceOptions{Terminate: true}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Stats(ctx, asPostgres(dst.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("restored %v\nwant %v", got, want)
-	}
-	if v := query(t, dst.Database, "SELECT count(*)::text FROM titles"); v != "3000" {
-		t.Errorf("the view gives %s rows", v)
-	}
-	asPostgresExecIn(t, dst.Database, "INSERT INTO posts (title) VALUES ('  trimmed  ')")
-	if v := query(t, dst.Database, "SELECT title FROM posts WHERE id = 3001"); v != "trimmed" {
-		t.Errorf("the trigger and the sequence: %q", v)
+	for _, inPlace := range []bool{false, true} {
+		dst := pgTarget(t)
+		if err := Replace(ctx, asPostgres(dst.Database), joined(parts), strict(want), ReplaceOptions{Terminate: true, InPlace: inPlace}); err != nil {
+			t.Fatalf("in place %v: %v", inPlace, err)
+		}
+		got, err := Stats(ctx, asPostgres(dst.Database))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("in place %v: restored %v\nwant %v", inPlace, got, want)
+		}
+		if v := query(t, dst.Database, "SELECT count(*)::text FROM titles"); v != "3000" {
+			t.Errorf("in place %v: the view gives %s rows", inPlace, v)
+		}
+		asPostgresExecIn(t, dst.Database, "INSERT INTO posts (title) VALUES ('  trimmed  ')")
+		if v := query(t, dst.Database, "SELECT title FROM posts WHERE id = 3001"); v != "trimmed" {
+			t.Errorf("in place %v: the trigger and the sequence: %q", inPlace, v)
+		}
 	}
 }
 
