@@ -443,6 +443,16 @@ func (d postgresDB) Replace(ctx context.Context, dump io.Reader, verify cairn.Ve
 	return postgres.Replace(ctx, c, dump, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
 }
 
+var _ cairn.PartedReplacer = postgresDB{}
+
+func (d postgresDB) ReplaceParts(ctx context.Context, parts []io.Reader, verify cairn.Verify) error {
+	c, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return postgres.ReplaceParts(ctx, c, parts, verify, postgres.ReplaceOptions{Terminate: d.o.TerminateSessions, LockWait: d.o.LockWait})
+}
+
 var _ cairn.Incremental = postgresDB{}
 
 func (d postgresDB) UpdateTimes(ctx context.Context, _ bool) (map[string]string, time.Duration, error) {

@@ -183,3 +183,58 @@ func asPostgresExecIn(t *testing.T, db, q string) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// A dump in parts loads by its parts (the two parts of rows at once, in
+// transactions of their own), as the same parts one after the other do;
+// a part of rows cut short fails the load and leaves the target as it
+// was, nothing beside it.
+func TestReplacePartsLoadsAtOnce(t *testing.T) {
+	src, _ := fixture(t)
+	ctx := context.Background()
+	if _, err := src.Admin.Exec(ctx, `CREATE TABLE "odd * name" ("x.y" int); INSERT INTO "odd * name" SELECT generate_series(1, 7)`); err != nil {
+		t.Fatal(err)
+	}
+	c := asPostgres(src.Database)
+	want, err := Stats(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Connections = 2
+	parts, _ := dumpParts(t, ctx, c)
+	readers := func(cut int) []io.Reader {
+		rs := make([]io.Reader, len(parts))
+		for i, p := range parts {
+			b := p.Bytes()
+			if i == cut {
+				b = b[:len(b)/2]
+			}
+			rs[i] = bytes.NewReader(b)
+		}
+		return rs
+	}
+	dst := pgTarget(t)
+	before := state(t, dst.Database)
+	if err := ReplaceParts(ctx, asPostgres(dst.Database), readers(2), strict(want), ReplaceOptions{Terminate: true}); err == nil {
+		t.Fatal("a cut part of rows replaced the target")
+	}
+	if got := state(t, dst.Database); got != before {
+		t.Errorf("a failed load changed the target:\n%s", got)
+	}
+	if s := sideDBs(t, dst.Database); s != "" {
+		t.Errorf("left beside the target: %s", s)
+	}
+	if err := ReplaceParts(ctx, asPostgres(dst.Database), readers(-1), strict(want), ReplaceOptions{Terminate: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Stats(ctx, asPostgres(dst.Database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restored %v\nwant %v", got, want)
+	}
+	asPostgresExecIn(t, dst.Database, "INSERT INTO posts (title) VALUES ('  trimmed  ')")
+	if v := query(t, dst.Database, "SELECT title FROM posts WHERE id = 3001"); v != "trimmed" {
+		t.Errorf("the trigger and the sequence: %q", v)
+	}
+}

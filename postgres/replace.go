@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-backup/cairn"
 	"github.com/cairn-backup/cairn/internal/runtool"
@@ -50,7 +51,23 @@ const DefaultLockWait = 5 * time.Second
 // failure or cancellation leaves the target as it was and removes the
 // scratch database. c's user needs CREATEDB and must own the target or be
 // a superuser.
-func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
+func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify, o ReplaceOptions) error {
+	return replace(ctx, c, dump, nil, verify, o)
+}
+
+// ReplaceParts is Replace of a dump in parts (see DumpParts), loaded into
+// the scratch database by its parts: the schema, then the two parts of
+// rows at once (each in a transaction of its own, its tables truncated
+// there first so that COPY … FREEZE may write them frozen), then the
+// keys and indexes. In place (see replaceInPlace), or of another number
+// of parts, the parts load one after the other.
+func ReplaceParts(ctx context.Context, c Config, parts []io.Reader, verify cairn.Verify, o ReplaceOptions) error {
+	return replace(ctx, c, io.MultiReader(parts...), parts, verify, o)
+}
+
+// replace is Replace, of dump, or by its parts if parts is a dump in
+// parts.
+func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, verify cairn.Verify, o ReplaceOptions) (err error) {
 	maint := c
 	maint.Database = "postgres"
 	conn, err := maint.connect(ctx)
@@ -95,16 +112,11 @@ func Replace(ctx context.Context, c Config, dump io.Reader, verify cairn.Verify,
 
 	sc := c
 	sc.Database = scratch
-	// Objects are created by the owner, as in the original database.
-	setRole := strings.NewReader("SET ROLE " + ident(owner) + ";\n")
-	// Backslash commands in the dump (\connect…) are refused: it loads into
-	// the scratch database and nowhere else.
-	if psql, err := runtool.Find("apt-get install postgresql-client", "psql"); err == nil {
-		r := restricted(ctx, psql, dump)
-		defer r.Close() // ends its filter should psql stop reading early
-		dump = r
-	}
-	if err := Load(ctx, sc, io.MultiReader(setRole, dump)); err != nil {
+	if len(parts) == 4 {
+		if err := loadParts(ctx, sc, owner, parts); err != nil {
+			return err
+		}
+	} else if err := loadAs(ctx, sc, owner, dump, false); err != nil {
 		return err
 	}
 	if err := check(ctx, sc, verify); err != nil {
@@ -290,3 +302,36 @@ func check(ctx context.Context, c Config, verify cairn.Verify) error {
 
 func ident(s string) string   { return pgx.Identifier{s}.Sanitize() }
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// loadAs loads dump into c as owner (objects are created by the owner, as
+// in the original database), its backslash commands (\connect…) refused:
+// it loads into c and nowhere else. With truncate, each COPY's table is
+// truncated first, in the same transaction (see filterRestrict).
+func loadAs(ctx context.Context, c Config, owner string, dump io.Reader, truncate bool) error {
+	setRole := strings.NewReader("SET ROLE " + ident(owner) + ";\n")
+	if psql, err := runtool.Find("apt-get install postgresql-client", "psql"); err == nil {
+		r := restrictedWith(ctx, psql, dump, truncate)
+		defer r.Close() // ends its filter should psql stop reading early
+		dump = r
+	}
+	return Load(ctx, c, io.MultiReader(setRole, dump))
+}
+
+// loadParts loads a dump in parts (see DumpParts) into the scratch
+// database c: the schema, the two parts of rows at once, the rest.
+func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) error {
+	if err := loadAs(ctx, c, owner, parts[0], false); err != nil {
+		return fmt.Errorf("the schema: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts[1:3] {
+		g.Go(func() error { return loadAs(gctx, c, owner, p, true) })
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("the rows: %w", err)
+	}
+	if err := loadAs(ctx, c, owner, parts[3], false); err != nil {
+		return fmt.Errorf("the keys and indexes: %w", err)
+	}
+	return nil
+}

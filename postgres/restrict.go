@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
@@ -29,26 +30,46 @@ import (
 //
 // The caller closes the reader returned once done with it.
 func restricted(ctx context.Context, psql string, dump io.Reader) io.ReadCloser {
-	if !knowsRestrict(ctx, psql) {
+	return restrictedWith(ctx, psql, dump, false)
+}
+
+// restrictedWith is restricted, each COPY's table truncated first with
+// truncate (a part of rows loaded in a transaction of its own: FREEZE
+// needs the table made or truncated in it). A psql too old for
+// \restrict still gets the TRUNCATEs and FREEZEs.
+func restrictedWith(ctx context.Context, psql string, dump io.Reader, truncate bool) io.ReadCloser {
+	key := ""
+	if knowsRestrict(ctx, psql) {
+		b := make([]byte, 16)
+		rand.Read(b) //nolint:errcheck
+		key = hex.EncodeToString(b)
+	} else if !truncate {
 		return io.NopCloser(dump)
 	}
-	key := make([]byte, 16)
-	rand.Read(key) //nolint:errcheck
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(filterRestrict(pw, dump, hex.EncodeToString(key)))
+		pw.CloseWithError(filterCopies(pw, dump, key, truncate))
 	}()
 	return pr
 }
 
+// filterRestrict is filterCopies with key, without TRUNCATEs.
+func filterRestrict(w io.Writer, dump io.Reader, key string) error {
+	return filterCopies(w, dump, key, false)
+}
+
 var restrictRE = regexp.MustCompile(`^\\(un)?restrict ([A-Za-z0-9]+)\r?\n?$`)
 
-// filterRestrict copies dump to w after a \restrict key line, without the
-// dump's own \restrict and \unrestrict lines (see restricted).
-func filterRestrict(w io.Writer, dump io.Reader, key string) error {
+// filterCopies copies dump to w after a \restrict key line (none if key
+// is ""), without the dump's own \restrict and \unrestrict lines (see
+// restricted), its COPYs made FREEZE, with truncate each preceded by a
+// TRUNCATE ONLY of its table.
+func filterCopies(w io.Writer, dump io.Reader, key string, truncate bool) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	if _, err := bw.WriteString("\\restrict " + key + "\n"); err != nil {
-		return err
+	if key != "" {
+		if _, err := bw.WriteString("\\restrict " + key + "\n"); err != nil {
+			return err
+		}
 	}
 	r := bufio.NewReaderSize(dump, 1<<20)
 	keys, inCopy := map[string]bool{}, false
@@ -76,6 +97,13 @@ func filterRestrict(w io.Writer, dump io.Reader, key string) error {
 				// every page again, and VACUUM has nothing to freeze.
 				// (A new slice: line is the reader's buffer.)
 				line = append(append([]byte(nil), bytes.TrimSuffix(trimmed, []byte(";"))...), " WITH (FREEZE);\n"...)
+				if truncate {
+					table, ok := copyTarget(trimmed)
+					if !ok {
+						return fmt.Errorf("a COPY whose table cairn cannot read: %.200q", trimmed)
+					}
+					line = append([]byte("TRUNCATE ONLY "+table+";\n"), line...)
+				}
 			}
 		}
 		if _, werr := bw.Write(line); werr != nil {
@@ -115,4 +143,20 @@ func knowsRestrict(ctx context.Context, psql string) bool {
 		return minor >= n
 	}
 	return major >= 18
+}
+
+// copyTarget reads the table of a COPY line, `COPY schema.table (…) FROM
+// stdin;`, as it is written there (quoted where pg_dump quoted it).
+func copyTarget(line []byte) (string, bool) {
+	rest := line[len("COPY "):]
+	quoted := false
+	for i, b := range rest {
+		switch {
+		case b == '"':
+			quoted = !quoted
+		case b == ' ' && !quoted:
+			return string(rest[:i]), i > 0
+		}
+	}
+	return "", false
 }
