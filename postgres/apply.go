@@ -342,7 +342,7 @@ type table struct{ quoted, name string }
 func listTables(ctx context.Context, q querier) ([]table, error) {
 	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+		WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 		ORDER BY 2`)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)

@@ -210,7 +210,7 @@ DECLARE r record; n bigint; s text;
 BEGIN
   FOR r IN SELECT format('%%I.%%I', ns.nspname, c.relname) AS q, ns.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid) AS size
     FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND ns.nspname NOT IN ('pg_catalog', 'information_schema') AND ns.nspname NOT LIKE 'pg_toast%%'
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND ns.nspname NOT IN ('pg_catalog', 'information_schema') AND ns.nspname NOT LIKE 'pg_toast%%'
       AND ns.nspname !~ '^cairn_old_[0-9a-f]{8}_[0-9]+$'
     ORDER BY 2
   LOOP

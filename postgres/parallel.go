@@ -83,7 +83,7 @@ func DumpParts(ctx context.Context, c Config, parts func(n int) []io.Writer) (wh
 func largestHalf(ctx context.Context, q querier) (big []string, total int64, tables int, err error) {
 	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_relation_size(c.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 		  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 		ORDER BY 3 DESC, 1, 2`)
 	if err != nil {

@@ -57,6 +57,11 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	// Another session's temporary table is no table of the dump's (it
+	// cannot be dumped: naming it would fail the dump).
+	if _, err := src.Admin.Exec(ctx, "CREATE TEMPORARY TABLE scratch_work (x int)"); err != nil {
+		t.Fatal(err)
+	}
 	c := asPostgres(src.Database)
 	want, err := Stats(ctx, c)
 	if err != nil {
@@ -75,6 +80,13 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 	}
 	for _, inPlace := range []bool{false, true} {
 		dst := pgTarget(t)
+		if inPlace {
+			// A session of the target's with a temporary table: the load's
+			// count in place cannot read it, nor is it the dump's.
+			if _, err := dst.Admin.Exec(ctx, "CREATE TEMPORARY TABLE site_work (x int)"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := Replace(ctx, asPostgres(dst.Database), joined(parts), strict(want), ReplaceOptions{Terminate: true, InPlace: inPlace}); err != nil {
 			t.Fatalf("in place %v: %v", inPlace, err)
 		}
