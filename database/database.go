@@ -103,6 +103,31 @@ type counter interface {
 	Counts() []cairn.TableStat
 }
 
+// countParts has each part's rows counted as it streams: counted gives
+// parts' writers through counters of their own, counts sums what they
+// counted, per table.
+func countParts(parts func(n int) []io.Writer, newCounter func() counter) (counted func(n int) []io.Writer, counts func() []cairn.TableStat) {
+	var counters []counter
+	counted = func(n int) []io.Writer {
+		ws := parts(n)
+		for i, w := range ws {
+			k := newCounter()
+			counters, ws[i] = append(counters, k), io.MultiWriter(w, k)
+		}
+		return ws
+	}
+	counts = func() []cairn.TableStat {
+		sum := map[string]int64{}
+		for _, k := range counters {
+			for _, t := range k.Counts() {
+				sum[t.Name] += t.Rows
+			}
+		}
+		return cairn.TableCounts(sum)
+	}
+	return counted, counts
+}
+
 // dumpWithStats runs dump into w through count while stats runs beside it,
 // and returns one stat per table: its rows as counted in the dump (so they
 // agree with the dump even while the application writes), and the
@@ -206,23 +231,7 @@ func (d mysqlDB) DumpParts(ctx context.Context, parts func(n int) []io.Writer) (
 	if err != nil {
 		return nil, err
 	}
-	var counters []*mysql.RowCounter
-	counted := func(n int) []io.Writer {
-		ws := parts(n)
-		for i, w := range ws {
-			k := mysql.NewRowCounter()
-			counters, ws[i] = append(counters, k), io.MultiWriter(w, k)
-		}
-		return ws
-	}
-	counts := func() []cairn.TableStat {
-		var all []cairn.TableStat
-		for _, k := range counters {
-			all = append(all, k.Counts()...)
-		}
-		slices.SortFunc(all, func(a, b cairn.TableStat) int { return strings.Compare(a.Name, b.Name) })
-		return all
-	}
+	counted, counts := countParts(parts, func() counter { return mysql.NewRowCounter() })
 	stats, err := statsBeside(ctx, counts,
 		func(ctx context.Context) error {
 			_, err := mysql.DumpParts(ctx, c, c.DumpConnections(), counted)
@@ -400,24 +409,7 @@ func (d postgresDB) DumpParts(ctx context.Context, parts func(n int) []io.Writer
 	if err != nil {
 		return nil, err
 	}
-	var counters []*postgres.RowCounter
-	counted := func(n int) []io.Writer {
-		ws := parts(n)
-		for i, w := range ws {
-			k := postgres.NewRowCounter()
-			counters, ws[i] = append(counters, k), io.MultiWriter(w, k)
-		}
-		return ws
-	}
-	counts := func() []cairn.TableStat {
-		sum := map[string]int64{}
-		for _, k := range counters {
-			for _, t := range k.Counts() {
-				sum[t.Name] += t.Rows
-			}
-		}
-		return cairn.TableCounts(sum)
-	}
+	counted, counts := countParts(parts, func() counter { return postgres.NewRowCounter() })
 	stats, err := statsBeside(ctx, counts,
 		func(ctx context.Context) error {
 			_, err := postgres.DumpParts(ctx, c, counted)
