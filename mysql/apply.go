@@ -112,14 +112,9 @@ func ApplyDelta(ctx context.Context, c Config, d *Delta, want, before map[string
 		return maps.Clone(guard), nil
 	}
 	// The second of the commit waited out under the lock.
-	times, left, err := tableTimes(ctx, conn, c.Database, true)
-	if err == nil && left > 0 {
-		select {
-		case <-time.After(left):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		times, _, err = tableTimes(ctx, conn, c.Database, true)
+	times, err := settledTimes(ctx, conn, c.Database)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	if err != nil {
 		return nil, nil //nolint:nilerr // the delta is in; the caller reads the times itself

@@ -319,19 +319,9 @@ func replaceInPlace(ctx context.Context, db *sql.DB, c Config, dump io.Reader, v
 		return err
 	}
 	defer sw.close()
-	if err := settle(ctx, db, c.Database); err != nil {
+	if err := traceSwap(ctx, db, c.Database, into.original); err != nil {
 		return err
 	}
-	cairn.TraceSwapping(ctx, func() (map[string]string, error) {
-		all, _, err := tableTimes(ctx, db, c.Database, true)
-		times := map[string]string{}
-		for name, at := range all {
-			if t := into.original(name); t != "" {
-				times[t] = at
-			}
-		}
-		return times, err
-	})
 	// The one statement that waits for the site's sessions: until it
 	// has run the target is untouched.
 	aside, err := sw.rename(ctx, c.Database, cur, next)

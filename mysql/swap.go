@@ -125,13 +125,9 @@ func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]
 	for i, t := range tables {
 		next[i] = move{from: quoteIdent(scratch) + "." + quoteIdent(t), to: t}
 	}
-	if err := settle(ctx, s.db, scratch); err != nil {
+	if err := traceSwap(ctx, s.db, scratch, func(t string) string { return t }); err != nil {
 		return nil, err
 	}
-	cairn.TraceSwapping(ctx, func() (map[string]string, error) {
-		times, _, err := tableTimes(ctx, s.db, scratch, true)
-		return times, err
-	})
 	return s.rename(ctx, target, cur, next)
 }
 

@@ -48,26 +48,51 @@ func UpdateTimes(ctx context.Context, c Config, note bool) (times map[string]str
 	}
 }
 
-// settle waits until the second in which a table of schema last changed
-// is over, when ctx carries a cairn.LoadTrace (a clone, which notes the
-// tables' times: a restore does not wait). A load calls it before
-// swapping its tables in: RENAME TABLE keeps their UPDATE_TIME, so that a
-// change the site makes after the swap moves it past what the load left.
-// A failure to tell costs nothing but the wait.
-func settle(ctx context.Context, q interface {
+// settledTimes waits until the second in which a table of schema last
+// changed is over, then reads the tables' UPDATE_TIMEs (see tableTimes):
+// a change made after it moves a table's time past the one read.
+func settledTimes(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, schema string) error {
-	if cairn.LoadTraceFrom(ctx) == nil {
-		return nil
-	}
-	_, left, err := tableTimes(ctx, q, schema, true)
+}, schema string) (map[string]string, error) {
+	times, left, err := tableTimes(ctx, q, schema, true)
 	if err != nil || left == 0 {
-		return nil //nolint:nilerr // as said above
+		return times, err
 	}
 	select {
 	case <-time.After(left):
-		return nil
 	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	times, _, err = tableTimes(ctx, q, schema, true)
+	return times, err
+}
+
+// traceSwap, for a load whose context carries a cairn.LoadTrace (a
+// clone, which notes the tables' times; a restore does not wait), waits
+// out the second of the load's last change and tells the trace the
+// tables' times, each under name(table) (the name it is swapped in under;
+// "" leaves it out). A load calls it just before its swap: RENAME TABLE
+// keeps UPDATE_TIME, so that a change the site makes after the swap moves
+// it past what the load left. A failure to read the times tells the
+// trace nothing.
+func traceSwap(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, schema string, name func(table string) string) error {
+	if cairn.LoadTraceFrom(ctx) == nil {
+		return nil
+	}
+	all, err := settledTimes(ctx, q, schema)
+	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	cairn.TraceSwapping(ctx, func() (map[string]string, error) {
+		times := map[string]string{}
+		for t, at := range all {
+			if n := name(t); n != "" {
+				times[n] = at
+			}
+		}
+		return times, err
+	})
+	return nil
 }
