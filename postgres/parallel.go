@@ -19,7 +19,7 @@ import (
 // schema after the data (--section=post-data: keys, indexes, constraints,
 // triggers). Their outputs one after the other are a plain dump that psql
 // loads in one transaction, as Dump's: the parts' own \restrict lines are
-// each dropped (see filterRestrict).
+// each dropped (see filterCopies).
 
 // DumpConnections is how many pg_dumps read a database's rows at once.
 const DumpConnections = 2

@@ -306,7 +306,7 @@ func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + 
 // loadAs loads dump into c as owner (objects are created by the owner, as
 // in the original database), its backslash commands (\connect…) refused:
 // it loads into c and nowhere else. With truncate, each COPY's table is
-// truncated first, in the same transaction (see filterRestrict).
+// truncated first, in the same transaction (see filterCopies).
 func loadAs(ctx context.Context, c Config, owner string, dump io.Reader, truncate bool) error {
 	setRole := strings.NewReader("SET ROLE " + ident(owner) + ";\n")
 	if psql, err := runtool.Find("apt-get install postgresql-client", "psql"); err == nil {

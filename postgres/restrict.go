@@ -14,7 +14,7 @@ import (
 )
 
 // restricted makes psql run a dump's SQL and nothing else (its COPYs
-// made COPY … WITH (FREEZE), see filterRestrict): psql also runs
+// made COPY … WITH (FREEZE), see filterCopies): psql also runs
 // its own backslash commands found in its input, and one such as
 // \connect other_db (or \! to run a shell command) in a dump would load
 // the rest somewhere other than the scratch database. pg_dump's own plain
@@ -51,11 +51,6 @@ func restrictedWith(ctx context.Context, psql string, dump io.Reader, truncate b
 		pw.CloseWithError(filterCopies(pw, dump, key, truncate))
 	}()
 	return pr
-}
-
-// filterRestrict is filterCopies with key, without TRUNCATEs.
-func filterRestrict(w io.Writer, dump io.Reader, key string) error {
-	return filterCopies(w, dump, key, false)
 }
 
 var restrictRE = regexp.MustCompile(`^\\(un)?restrict ([A-Za-z0-9]+)\r?\n?$`)
