@@ -116,7 +116,7 @@ func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, v
 		if err := loadParts(ctx, sc, owner, parts); err != nil {
 			return err
 		}
-	} else if err := loadAs(ctx, sc, owner, dump, false); err != nil {
+	} else if err := loadAs(ctx, sc, owner, dump); err != nil {
 		return err
 	}
 	if err := check(ctx, sc, verify); err != nil {
@@ -305,12 +305,11 @@ func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + 
 
 // loadAs loads dump into c as owner (objects are created by the owner, as
 // in the original database), its backslash commands (\connect…) refused:
-// it loads into c and nowhere else. With truncate, each COPY's table is
-// truncated first, in the same transaction (see filterCopies).
-func loadAs(ctx context.Context, c Config, owner string, dump io.Reader, truncate bool) error {
+// it loads into c and nowhere else.
+func loadAs(ctx context.Context, c Config, owner string, dump io.Reader) error {
 	setRole := strings.NewReader("SET ROLE " + ident(owner) + ";\n")
 	if psql, err := runtool.Find("apt-get install postgresql-client", "psql"); err == nil {
-		r := restrictedWith(ctx, psql, dump, truncate)
+		r := restricted(ctx, psql, dump)
 		defer r.Close() // ends its filter should psql stop reading early
 		dump = r
 	}
@@ -318,19 +317,20 @@ func loadAs(ctx context.Context, c Config, owner string, dump io.Reader, truncat
 }
 
 // loadParts loads a dump in parts (see DumpParts) into the scratch
-// database c: the schema, the two parts of rows at once, the rest.
+// database c: the schema, the two parts of rows at once (by cairn: see
+// loadRows), the rest.
 func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) error {
-	if err := loadAs(ctx, c, owner, parts[0], false); err != nil {
+	if err := loadAs(ctx, c, owner, parts[0]); err != nil {
 		return fmt.Errorf("the schema: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts[1:3] {
-		g.Go(func() error { return loadAs(gctx, c, owner, p, true) })
+		g.Go(func() error { return loadRows(gctx, c, owner, p) })
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("the rows: %w", err)
 	}
-	if err := loadAs(ctx, c, owner, parts[3], false); err != nil {
+	if err := loadAs(ctx, c, owner, parts[3]); err != nil {
 		return fmt.Errorf("the keys and indexes: %w", err)
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
@@ -30,25 +29,15 @@ import (
 //
 // The caller closes the reader returned once done with it.
 func restricted(ctx context.Context, psql string, dump io.Reader) io.ReadCloser {
-	return restrictedWith(ctx, psql, dump, false)
-}
-
-// restrictedWith is restricted, each COPY's table truncated first with
-// truncate (a part of rows loaded in a transaction of its own: FREEZE
-// needs the table made or truncated in it). A psql too old for
-// \restrict still gets the TRUNCATEs and FREEZEs.
-func restrictedWith(ctx context.Context, psql string, dump io.Reader, truncate bool) io.ReadCloser {
-	key := ""
-	if knowsRestrict(ctx, psql) {
-		b := make([]byte, 16)
-		rand.Read(b) //nolint:errcheck
-		key = hex.EncodeToString(b)
-	} else if !truncate {
+	if !knowsRestrict(ctx, psql) {
 		return io.NopCloser(dump)
 	}
+	b := make([]byte, 16)
+	rand.Read(b) //nolint:errcheck
+	key := hex.EncodeToString(b)
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(filterCopies(pw, dump, key, truncate))
+		pw.CloseWithError(filterCopies(pw, dump, key))
 	}()
 	return pr
 }
@@ -57,9 +46,8 @@ var restrictRE = regexp.MustCompile(`^\\(un)?restrict ([A-Za-z0-9]+)\r?\n?$`)
 
 // filterCopies copies dump to w after a \restrict key line (none if key
 // is ""), without the dump's own \restrict and \unrestrict lines (see
-// restricted), its COPYs made FREEZE, with truncate each preceded by a
-// TRUNCATE ONLY of its table.
-func filterCopies(w io.Writer, dump io.Reader, key string, truncate bool) error {
+// restricted), its COPYs made FREEZE.
+func filterCopies(w io.Writer, dump io.Reader, key string) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if key != "" {
 		if _, err := bw.WriteString("\\restrict " + key + "\n"); err != nil {
@@ -73,7 +61,11 @@ func filterCopies(w io.Writer, dump io.Reader, key string, truncate bool) error 
 		full := err != bufio.ErrBufferFull
 		if len(line) > 0 && full {
 			trimmed := bytes.TrimSpace(line)
-			switch m := restrictRE.FindSubmatch(line); {
+			var m [][]byte
+			if !inCopy && bytes.HasPrefix(line, []byte(`\`)) {
+				m = restrictRE.FindSubmatch(line)
+			}
+			switch {
 			case inCopy:
 				inCopy = !bytes.Equal(trimmed, []byte(`\.`))
 			case m != nil && m[1] == nil:
@@ -92,13 +84,6 @@ func filterCopies(w io.Writer, dump io.Reader, key string, truncate bool) error 
 				// every page again, and VACUUM has nothing to freeze.
 				// (A new slice: line is the reader's buffer.)
 				line = append(append([]byte(nil), bytes.TrimSuffix(trimmed, []byte(";"))...), " WITH (FREEZE);\n"...)
-				if truncate {
-					table, ok := copyTarget(trimmed)
-					if !ok {
-						return fmt.Errorf("a COPY whose table cairn cannot read: %.200q", trimmed)
-					}
-					line = append([]byte("TRUNCATE ONLY "+table+";\n"), line...)
-				}
 			}
 		}
 		if _, werr := bw.Write(line); werr != nil {

@@ -18,25 +18,11 @@ func TestFilterRestrict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
-		if err := filterCopies(&out, strings.NewReader(tt.in), "KEY", false); err != nil {
+		if err := filterCopies(&out, strings.NewReader(tt.in), "KEY"); err != nil {
 			t.Fatal(err)
 		}
 		if got := out.String(); got != "\\restrict KEY\n"+tt.want {
 			t.Errorf("%s:\n got %.200q\nwant %.200q", tt.name, got, "\\restrict KEY\n"+tt.want)
 		}
-	}
-}
-
-// A part of rows loaded in a transaction of its own truncates each
-// table, quoted as the COPY names it, before copying into it frozen.
-func TestFilterCopiesTruncates(t *testing.T) {
-	in := "COPY public.\"odd * name\" (\"x.y\") FROM stdin;\n1\n\\.\nSELECT pg_catalog.setval('s', 3, true);\n"
-	var out bytes.Buffer
-	if err := filterCopies(&out, strings.NewReader(in), "", true); err != nil {
-		t.Fatal(err)
-	}
-	want := "TRUNCATE ONLY public.\"odd * name\";\nCOPY public.\"odd * name\" (\"x.y\") FROM stdin WITH (FREEZE);\n1\n\\.\nSELECT pg_catalog.setval('s', 3, true);\n"
-	if out.String() != want {
-		t.Errorf("got %q\nwant %q", out.String(), want)
 	}
 }

@@ -1,0 +1,169 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A part of rows of a dump in parts (pg_dump --section=data: SET lines,
+// COPY blocks, sequence values, large objects) is loaded by cairn itself
+// over one connection, in one transaction, not by psql: its rows go to the
+// server as they are read, with no psql process between (on a machine of
+// few cores, psql's copying of every row costs the server's COPYs their
+// time). Each COPY's table is truncated first in the transaction, so that
+// COPY … FREEZE may write its rows frozen (see filterCopies). Only
+// statements a data section holds are run: SET and SELECT (set_config,
+// setval, the large objects' lo_ functions), each ending its last line
+// with a semicolon, and COPY; a large object's BEGIN and COMMIT are
+// dropped (the part is one transaction already), as are pg_dump's
+// \restrict and \unrestrict lines. Anything else, any other backslash
+// command among them, fails the load: no part cairn dumped holds one.
+
+// loadRows loads part, a part of rows (see above), into c's database as
+// role owner; a failure leaves the database as it was.
+func loadRows(ctx context.Context, c Config, owner string, part io.Reader) error {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := rowsInto(ctx, conn.PgConn(), owner, part); err != nil {
+		conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
+		return fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
+	}
+	return conn.Close(ctx)
+}
+
+// rowsInto is loadRows on pg.
+func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Reader) error {
+	exec := func(sql string) error {
+		_, err := pg.Exec(ctx, sql).ReadAll()
+		return err
+	}
+	if err := exec("BEGIN; SET ROLE " + ident(owner)); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(part, 1<<20)
+	var stmt strings.Builder
+	for {
+		line, err := readLine(br)
+		if errors.Is(err, io.EOF) && line == "" {
+			break
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		trimmed := strings.TrimSpace(line)
+		if stmt.Len() == 0 {
+			switch {
+			case trimmed == "" || strings.HasPrefix(trimmed, "--"):
+				continue
+			case restrictRE.MatchString(trimmed):
+				continue
+			case strings.HasPrefix(trimmed, `\`):
+				return fmt.Errorf("the dump's rows hold a psql command, which cairn does not run: %.100q", trimmed)
+			case strings.HasPrefix(trimmed, "COPY ") && strings.HasSuffix(trimmed, " FROM stdin;"):
+				table, ok := copyTarget([]byte(trimmed))
+				if !ok {
+					return fmt.Errorf("a COPY whose table cairn cannot read: %.200q", trimmed)
+				}
+				if err := exec("TRUNCATE ONLY " + table); err != nil {
+					return fmt.Errorf("truncate %s: %w", table, err)
+				}
+				rows := &copyData{r: br, start: true}
+				if _, err := pg.CopyFrom(ctx, rows, strings.TrimSuffix(trimmed, ";")+" WITH (FREEZE)"); err != nil {
+					return fmt.Errorf("the rows of %s: %w", table, err)
+				}
+				if !rows.end {
+					return fmt.Errorf("the dump is cut short inside the rows of %s", table)
+				}
+				continue
+			}
+		}
+		stmt.WriteString(line)
+		if !strings.HasSuffix(trimmed, ";") {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
+			}
+			continue
+		}
+		sql := strings.TrimSpace(stmt.String())
+		stmt.Reset()
+		switch upper := strings.ToUpper(sql); {
+		case upper == "BEGIN;" || upper == "COMMIT;":
+			// A large object's, written for a load in autocommit.
+		case strings.HasPrefix(upper, "SET ") || strings.HasPrefix(upper, "SELECT "):
+			if err := exec(sql); err != nil {
+				return fmt.Errorf("%.100s: %w", sql, err)
+			}
+		default:
+			return fmt.Errorf("the dump's rows hold a statement cairn does not load there: %.100q", sql)
+		}
+	}
+	if stmt.Len() > 0 {
+		return fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
+	}
+	return exec("COMMIT")
+}
+
+// readLine reads one line, its newline kept, however long.
+func readLine(br *bufio.Reader) (string, error) {
+	line, err := br.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return string(line), err
+	}
+	long := append([]byte(nil), line...)
+	for errors.Is(err, bufio.ErrBufferFull) {
+		line, err = br.ReadSlice('\n')
+		long = append(long, line...)
+	}
+	return string(long), err
+}
+
+// copyData reads a COPY block's rows from r as they are, up to (not
+// with) its \. line; end says it was found.
+type copyData struct {
+	r       *bufio.Reader
+	pending []byte // what is left of the line read last
+	start   bool   // pending is empty at the start of a line
+	end     bool
+}
+
+func (c *copyData) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(c.pending) == 0 {
+			if c.end || n > 0 && c.r.Buffered() == 0 {
+				break // what is at hand now; the next read waits
+			}
+			line, err := c.r.ReadSlice('\n')
+			if c.start && err == nil && (bytes.Equal(line, []byte("\\.\n")) || bytes.Equal(line, []byte("\\.\r\n"))) {
+				c.end = true
+				break
+			}
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				c.pending = nil
+				if n > 0 {
+					return n, nil
+				}
+				return 0, err
+			}
+			c.pending, c.start = line, err == nil
+		}
+		k := copy(p[n:], c.pending)
+		c.pending, n = c.pending[k:], n+k
+	}
+	if n == 0 && c.end {
+		return 0, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,68 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/cairn-backup/cairn/internal/testenv"
+)
+
+// A part of rows loads as psql would load it: statements run, each COPY's
+// rows (a line longer than any buffer among them, whose rest starts as the
+// end of rows nearly does) after a truncation of its table, pg_dump's \restrict
+// pair and a large object's BEGIN and COMMIT dropped.
+func TestLoadRows(t *testing.T) {
+	p := testenv.NewPostgres(t)
+	ctx := context.Background()
+	if _, err := p.Admin.Exec(ctx, `CREATE TABLE "odd * name" ("x.y" int, note text); CREATE SEQUENCE s; INSERT INTO "odd * name" VALUES (99, 'stale')`); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 1<<20-2) // the buffer fills just before an escaped backslash
+	part := "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc\n" +
+		"SET statement_timeout = 0;\nSET client_encoding = 'UTF8';\nSELECT pg_catalog.set_config('search_path', '', false);\n\n" +
+		"-- Data for Name: odd * name\n--\n\n" +
+		"COPY public.\"odd * name\" (\"x.y\", note) FROM stdin;\n1\ttab\\there\n2\t" + long + "\\\\.\n3\t\\N\n\\.\n\n" +
+		"BEGIN;\nSELECT pg_catalog.setval('public.s',\n  42, true);\nCOMMIT;\n\n\\unrestrict abc\n"
+	if err := loadRows(ctx, asPostgres(p.Database), "postgres", strings.NewReader(part)); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, p.Database, `SELECT string_agg("x.y" || ':' || coalesce(length(note), -1), ',' ORDER BY "x.y") FROM "odd * name"`); got != "1:8,2:1048576,3:-1" {
+		t.Errorf("rows: %s", got)
+	}
+	if got := query(t, p.Database, `SELECT note FROM "odd * name" WHERE "x.y" = 1`); got != "tab\there" {
+		t.Errorf("an escape: %q", got)
+	}
+	if got := query(t, p.Database, `SELECT last_value::text FROM s`); got != "42" {
+		t.Errorf("the sequence: %s", got)
+	}
+}
+
+// A part that is cut short, or holds what no part of rows holds, loads
+// nothing: the table keeps its rows.
+func TestLoadRowsRefuses(t *testing.T) {
+	p := testenv.NewPostgres(t)
+	ctx := context.Background()
+	if _, err := p.Admin.Exec(ctx, `CREATE TABLE t (x int); INSERT INTO t VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	rows := "COPY public.t (x) FROM stdin;\n1\n2\n"
+	for name, part := range map[string]string{
+		"cut inside the rows":          rows,
+		"cut inside a line":            rows + "3",
+		"cut inside a statement":       rows + "\\.\nSELECT pg_catalog.setval('s',\n",
+		"a psql command":               rows + "\\.\n\\connect other\n",
+		"a statement of no rows":       rows + "\\.\nDROP TABLE t;\n",
+		"a failing statement":          rows + "\\.\nSELECT pg_catalog.setval('nosuch', 1, true);\n",
+		"a row the table refuses":      "COPY public.t (x) FROM stdin;\nnot a number\n\\.\n",
+		"a COPY of no such table":      "COPY public.nosuch (x) FROM stdin;\n1\n\\.\n",
+		"a transaction's own ROLLBACK": rows + "\\.\nROLLBACK;\n",
+	} {
+		if err := loadRows(ctx, asPostgres(p.Database), "postgres", strings.NewReader(part)); err == nil {
+			t.Errorf("%s: loaded", name)
+		}
+		if got := query(t, p.Database, `SELECT string_agg(x::text, ',') FROM t`); got != "7" {
+			t.Errorf("%s: the table holds %s", name, got)
+		}
+	}
+}
