@@ -12,7 +12,12 @@
 //
 // N is the number of cores.
 //
-//	go run ./bench/pgdbbench [-size 1024] [-runs 3] [-keep]
+//	go run ./bench/pgdbbench [-size 1024] [-runs 3] [-tables 2|4] [-keep]
+//
+// -tables 4 moves the newer half of the posts into wp_comments and adds a
+// small wp_options, as dbbench's -tables 4 does: tables of more even
+// sizes, as a real site has, where loads on several connections help
+// (with 2, wp_posts is some 93% of the rows' bytes).
 //
 // It needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust), pg_dump,
 // pg_restore, psql and zstd. The databases it makes are dropped at the end
@@ -39,6 +44,7 @@ func main() {
 	sizeMB := flag.Int("size", 1024, "approximate dump size in MiB")
 	runs := flag.Int("runs", 3, "times each timed step runs; medians are shown")
 	keep := flag.Bool("keep", false, "keep the work directory and the database")
+	flag.IntVar(&tables, "tables", 2, "2: wp_posts and wp_postmeta; 4: the newer half of the posts in wp_comments, and a small wp_options")
 	flag.Parse()
 	if err := run(*sizeMB, *runs, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "pgdbbench:", err)
@@ -47,6 +53,9 @@ func main() {
 }
 
 const server = "postgres://postgres@127.0.0.1:5432/"
+
+// tables is how many tables the database generated has (-tables).
+var tables int
 
 func run(sizeMB, runs int, keep bool) error {
 	work, cairnBin, cleanup, err := measure.Workdir("pgdbbench", keep)
@@ -184,7 +193,7 @@ func run(sizeMB, runs int, keep bool) error {
 		}
 		admin.Exec(ctx, "DROP DATABASE IF EXISTS "+stage+" WITH (FORCE)") //nolint:errcheck
 	}
-	fmt.Printf("\nPostgreSQL database %s: dump %.1f MiB; medians of %d runs\n\n", src, float64(st.Size())/(1<<20), runs)
+	fmt.Printf("\nPostgreSQL database %s: %d tables, dump %.1f MiB; medians of %d runs\n\n", src, tables, float64(st.Size())/(1<<20), runs)
 	fmt.Println("| step | cairn | peer | ratio | peak RSS cairn |")
 	fmt.Println("|---|---|---|---|---|")
 	row := func(name string, cs, ps []measure.Result) {
@@ -229,17 +238,22 @@ sites:
 	return e, nil
 }
 
-// change edits 1% of db's posts and their meta (a different 1% each run).
+// change edits 1% of db's posts (in wp_comments too) and their meta (a
+// different 1% each run).
 func change(ctx context.Context, db string, run int) error {
 	conn, err := pgx.Connect(ctx, server+db+"?sslmode=disable")
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{
+	queries := []string{
 		fmt.Sprintf(`UPDATE wp_posts SET post_title = post_title || ' (edited)', post_modified = now() WHERE id %% 100 = %d`, run),
 		fmt.Sprintf(`UPDATE wp_postmeta SET meta_value = meta_value || ' ' WHERE post_id %% 100 = %d`, run),
-	} {
+	}
+	if tables == 4 {
+		queries = append(queries, fmt.Sprintf(`UPDATE wp_comments SET post_title = post_title || ' (edited)', post_modified = now() WHERE id %% 100 = %d`, run))
+	}
+	for _, q := range queries {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return err
 		}
@@ -256,7 +270,7 @@ func generate(ctx context.Context, db string, sizeMB int) error {
 	}
 	defer conn.Close(ctx)
 	posts := sizeMB * 1024 * 1024 / 1150
-	for _, q := range []string{
+	queries := []string{
 		`CREATE TABLE wp_posts (id bigint PRIMARY KEY, post_author bigint, post_date timestamptz, post_content text, post_title text,
 			post_name varchar(200), post_modified timestamptz, guid varchar(255))`,
 		`CREATE TABLE wp_postmeta (meta_id bigint PRIMARY KEY, post_id bigint, meta_key varchar(255), meta_value text)`,
@@ -271,8 +285,18 @@ func generate(ctx context.Context, db string, sizeMB int) error {
 			FROM generate_series(1, %d) g`, posts),
 		`INSERT INTO wp_postmeta SELECT id, id, '_meta', 'a:1:{s:3:"url";s:' || length('https://example.com/' || id || '/') || ':"https://example.com/' || id || '/";}' FROM wp_posts`,
 		`DROP TABLE words`,
-		`VACUUM ANALYZE`,
-	} {
+	}
+	if tables == 4 {
+		half := posts / 2
+		queries = append(queries,
+			`CREATE TABLE wp_comments (LIKE wp_posts INCLUDING ALL)`,
+			fmt.Sprintf(`INSERT INTO wp_comments SELECT * FROM wp_posts WHERE id > %d`, half),
+			fmt.Sprintf(`DELETE FROM wp_posts WHERE id > %d`, half),
+			`CREATE TABLE wp_options (option_id bigint PRIMARY KEY, option_name varchar(191) UNIQUE, option_value text)`,
+			`INSERT INTO wp_options SELECT g, 'opt' || g, repeat('v', 500) FROM generate_series(1, 2000) g`,
+			`VACUUM FULL wp_posts`)
+	}
+	for _, q := range append(queries, `VACUUM ANALYZE`) {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("%.60s…: %w", q, err)
 		}
