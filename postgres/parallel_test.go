@@ -100,6 +100,14 @@ func TestDumpPartsMatchesOne(t *testing.T) {
 		if v := query(t, dst.Database, "SELECT count(*)::text FROM titles"); v != "3000" {
 			t.Errorf("in place %v: the view gives %s rows", inPlace, v)
 		}
+		// Keys and indexes, built beside the rows, are all there.
+		schema := `SELECT coalesce(string_agg(d, E'\n' ORDER BY d), '') FROM (
+		SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public'
+		UNION ALL SELECT conrelid::regclass || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+		UNION ALL SELECT tgname FROM pg_trigger WHERE NOT tgisinternal) x`
+		if got, want := query(t, dst.Database, schema), query(t, src.Database, schema); got != want || !strings.Contains(got, "PRIMARY KEY") {
+			t.Errorf("keys and indexes:\n%s\nwant\n%s", got, want)
+		}
 		asPostgresExecIn(t, dst.Database, "INSERT INTO posts (title) VALUES ('  trimmed  ')")
 		if v := query(t, dst.Database, "SELECT title FROM posts WHERE id = 3001"); v != "trimmed" {
 			t.Errorf("in place %v: the trigger and the sequence: %q", inPlace, v)
@@ -203,7 +211,9 @@ func asPostgresExecIn(t *testing.T, db, q string) {
 func TestReplacePartsLoadsAtOnce(t *testing.T) {
 	src, _ := fixture(t)
 	ctx := context.Background()
-	if _, err := src.Admin.Exec(ctx, `CREATE TABLE "odd * name" ("x.y" int); INSERT INTO "odd * name" SELECT generate_series(1, 7)`); err != nil {
+	if _, err := src.Admin.Exec(ctx, `CREATE TABLE "odd * name" ("x.y" int); INSERT INTO "odd * name" SELECT generate_series(1, 7);
+		CREATE UNIQUE INDEX "odd ON x" ON "odd * name" ("x.y"); CREATE INDEX posts_title ON posts (title);
+		ALTER TABLE log ADD COLUMN post int REFERENCES posts (id)`); err != nil {
 		t.Fatal(err)
 	}
 	c := asPostgres(src.Database)

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -318,19 +319,38 @@ func loadAs(ctx context.Context, c Config, owner string, dump io.Reader) error {
 
 // loadParts loads a dump in parts (see DumpParts) into the scratch
 // database c: the schema, the two parts of rows at once (by cairn: see
-// loadRows), the rest.
+// loadRows), each followed by its tables' keys and indexes, then the rest
+// of the schema after the data (see postData).
 func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) error {
 	if err := loadAs(ctx, c, owner, parts[0]); err != nil {
 		return fmt.Errorf("the schema: %w", err)
 	}
+	text, err := io.ReadAll(io.LimitReader(parts[3], postDataMax+1))
+	if err != nil {
+		return fmt.Errorf("the keys and indexes: %w", err)
+	}
+	post := splitPostData(string(text))
+	if len(text) > postDataMax {
+		post = splitPostData("") // all of it after the rows, as it comes
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts[1:3] {
-		g.Go(func() error { return loadRows(gctx, c, owner, p) })
+		g.Go(func() error {
+			tables, err := loadRows(gctx, c, owner, p)
+			if err != nil {
+				return err
+			}
+			return post.build(gctx, c, owner, tables)
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("the rows: %w", err)
 	}
-	if err := loadAs(ctx, c, owner, parts[3]); err != nil {
+	rest := post.rest()
+	if len(text) > postDataMax {
+		rest = io.MultiReader(bytes.NewReader(text), parts[3])
+	}
+	if err := loadAs(ctx, c, owner, rest); err != nil {
 		return fmt.Errorf("the keys and indexes: %w", err)
 	}
 	return nil

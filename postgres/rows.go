@@ -27,27 +27,29 @@ import (
 // command among them, fails the load: no part cairn dumped holds one.
 
 // loadRows loads part, a part of rows (see above), into c's database as
-// role owner; a failure leaves the database as it was.
-func loadRows(ctx context.Context, c Config, owner string, part io.Reader) error {
+// role owner, and returns the tables it copied rows into, as the dump
+// writes them; a failure leaves the database as it was.
+func loadRows(ctx context.Context, c Config, owner string, part io.Reader) ([]string, error) {
 	conn, err := c.connect(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := rowsInto(ctx, conn.PgConn(), owner, part); err != nil {
+	tables, err := rowsInto(ctx, conn.PgConn(), owner, part)
+	if err != nil {
 		conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
-		return fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
+		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
-	return conn.Close(ctx)
+	return tables, conn.Close(ctx)
 }
 
 // rowsInto is loadRows on pg.
-func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Reader) error {
+func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Reader) (tables []string, err error) {
 	exec := func(sql string) error {
 		_, err := pg.Exec(ctx, sql).ReadAll()
 		return err
 	}
 	if err := exec("BEGIN; SET ROLE " + ident(owner)); err != nil {
-		return err
+		return nil, err
 	}
 	br := bufio.NewReaderSize(part, 1<<20)
 	var stmt strings.Builder
@@ -57,7 +59,7 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 			break
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return err
+			return nil, err
 		}
 		trimmed := strings.TrimSpace(line)
 		if stmt.Len() == 0 {
@@ -67,21 +69,22 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 			case restrictRE.MatchString(trimmed):
 				continue
 			case strings.HasPrefix(trimmed, `\`):
-				return fmt.Errorf("the dump's rows hold a psql command, which cairn does not run: %.100q", trimmed)
+				return nil, fmt.Errorf("the dump's rows hold a psql command, which cairn does not run: %.100q", trimmed)
 			case strings.HasPrefix(trimmed, "COPY ") && strings.HasSuffix(trimmed, " FROM stdin;"):
 				table, ok := copyTarget([]byte(trimmed))
 				if !ok {
-					return fmt.Errorf("a COPY whose table cairn cannot read: %.200q", trimmed)
+					return nil, fmt.Errorf("a COPY whose table cairn cannot read: %.200q", trimmed)
 				}
 				if err := exec("TRUNCATE ONLY " + table); err != nil {
-					return fmt.Errorf("truncate %s: %w", table, err)
+					return nil, fmt.Errorf("truncate %s: %w", table, err)
 				}
+				tables = append(tables, table)
 				rows := &copyData{r: br, start: true}
 				if _, err := pg.CopyFrom(ctx, rows, strings.TrimSuffix(trimmed, ";")+" WITH (FREEZE)"); err != nil {
-					return fmt.Errorf("the rows of %s: %w", table, err)
+					return nil, fmt.Errorf("the rows of %s: %w", table, err)
 				}
 				if !rows.end {
-					return fmt.Errorf("the dump is cut short inside the rows of %s", table)
+					return nil, fmt.Errorf("the dump is cut short inside the rows of %s", table)
 				}
 				continue
 			}
@@ -89,7 +92,7 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 		stmt.WriteString(line)
 		if !strings.HasSuffix(trimmed, ";") {
 			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
+				return nil, fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
 			}
 			continue
 		}
@@ -100,16 +103,16 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 			// A large object's, written for a load in autocommit.
 		case strings.HasPrefix(upper, "SET ") || strings.HasPrefix(upper, "SELECT "):
 			if err := exec(sql); err != nil {
-				return fmt.Errorf("%.100s: %w", sql, err)
+				return nil, fmt.Errorf("%.100s: %w", sql, err)
 			}
 		default:
-			return fmt.Errorf("the dump's rows hold a statement cairn does not load there: %.100q", sql)
+			return nil, fmt.Errorf("the dump's rows hold a statement cairn does not load there: %.100q", sql)
 		}
 	}
 	if stmt.Len() > 0 {
-		return fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
+		return nil, fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
 	}
-	return exec("COMMIT")
+	return tables, exec("COMMIT")
 }
 
 // readLine reads one line, its newline kept, however long.

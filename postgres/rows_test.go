@@ -24,7 +24,7 @@ func TestLoadRows(t *testing.T) {
 		"-- Data for Name: odd * name\n--\n\n" +
 		"COPY public.\"odd * name\" (\"x.y\", note) FROM stdin;\n1\ttab\\there\n2\t" + long + "\\\\.\n3\t\\N\n\\.\n\n" +
 		"BEGIN;\nSELECT pg_catalog.setval('public.s',\n  42, true);\nCOMMIT;\n\n\\unrestrict abc\n"
-	if err := loadRows(ctx, asPostgres(p.Database), "postgres", strings.NewReader(part)); err != nil {
+	if _, err := loadRows(ctx, asPostgres(p.Database), "postgres", strings.NewReader(part)); err != nil {
 		t.Fatal(err)
 	}
 	if got := query(t, p.Database, `SELECT string_agg("x.y" || ':' || coalesce(length(note), -1), ',' ORDER BY "x.y") FROM "odd * name"`); got != "1:8,2:1048576,3:-1" {
@@ -58,7 +58,7 @@ func TestLoadRowsRefuses(t *testing.T) {
 		"a COPY of no such table":      "COPY public.nosuch (x) FROM stdin;\n1\n\\.\n",
 		"a transaction's own ROLLBACK": rows + "\\.\nROLLBACK;\n",
 	} {
-		if err := loadRows(ctx, asPostgres(p.Database), "postgres", strings.NewReader(part)); err == nil {
+		if _, err := loadRows(ctx, asPostgres(p.Database), "postgres", strings.NewReader(part)); err == nil {
 			t.Errorf("%s: loaded", name)
 		}
 		if got := query(t, p.Database, `SELECT string_agg(x::text, ',') FROM t`); got != "7" {
