@@ -61,13 +61,15 @@ func splitPostData(text string) *postData {
 		p.head = text
 		return p
 	}
-	// The SET lines just before an entry's comment are the entry's.
+	// The SET lines just before an entry's comment are the entry's (but
+	// the first's: those are the head's, which every entry runs after).
 	starts := make([]int, len(at))
-	for i, m := range at {
-		s := m[0]
+	starts[0] = at[0][0]
+	for i := 1; i < len(at); i++ {
+		s := at[i][0]
 		for {
 			prev := strings.LastIndex(strings.TrimRight(text[:s], "\n"), "\n") + 1
-			if prev >= s || !strings.HasPrefix(text[prev:], "SET ") || (i > 0 && prev < at[i-1][1]) {
+			if prev >= s || prev < at[i-1][1] || !strings.HasPrefix(text[prev:], "SET ") {
 				break
 			}
 			s = prev

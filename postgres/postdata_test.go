@@ -14,6 +14,7 @@ const postDataSample = `--
 
 SET statement_timeout = 0;
 SELECT pg_catalog.set_config('search_path', '', false);
+SET row_security = off;
 
 SET default_tablespace = '';
 
@@ -73,7 +74,7 @@ ALTER TABLE ONLY public.u
 // the rest, each with the default_tablespace in force there.
 func TestSplitPostData(t *testing.T) {
 	p := splitPostData(postDataSample)
-	if strings.Contains(p.head, "restrict") || !strings.Contains(p.head, "set_config") {
+	if strings.Contains(p.head, "restrict") || !strings.Contains(p.head, "set_config") || !strings.Contains(p.head, "row_security") {
 		t.Errorf("head %q", p.head)
 	}
 	got := map[string]int{}
