@@ -253,21 +253,30 @@ func cutList(s string) (table, cols string, ok bool) {
 
 // splitQuoted splits `a, "B, c"` into its identifiers, quotes kept.
 func splitQuoted(s string) []string {
+	out := splitOutsideQuotes(s, ',')
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	if out[len(out)-1] == "" {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// splitOutsideQuotes splits s at each sep outside double quotes.
+func splitOutsideQuotes(s string, sep byte) []string {
 	var out []string
 	start, quoted := 0, false
 	for i := 0; i < len(s); i++ {
 		switch {
 		case s[i] == '"':
 			quoted = !quoted
-		case s[i] == ',' && !quoted:
-			out = append(out, strings.TrimSpace(s[start:i]))
+		case s[i] == sep && !quoted:
+			out = append(out, s[start:i])
 			start = i + 1
 		}
 	}
-	if rest := strings.TrimSpace(s[start:]); rest != "" {
-		out = append(out, rest)
-	}
-	return out
+	return append(out, s[start:])
 }
 
 // scanDump reads a pg_dump plain dump line by line: each row of a COPY

@@ -118,7 +118,7 @@ func entryTable(typ, body string) string {
 		}
 		return table
 	case "INDEX":
-		words := splitWords(strings.SplitN(body, "\n", 2)[0])
+		words := splitOutsideQuotes(strings.SplitN(body, "\n", 2)[0], ' ')
 		if len(words) > 0 && words[0] == "CREATE" {
 			words = words[1:]
 		}
@@ -132,22 +132,6 @@ func entryTable(typ, body string) string {
 		return words[3]
 	}
 	return ""
-}
-
-// splitWords splits s at spaces outside double quotes.
-func splitWords(s string) []string {
-	var out []string
-	start, quoted := 0, false
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '"':
-			quoted = !quoted
-		case s[i] == ' ' && !quoted:
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
 }
 
 // build runs the keys' and indexes' entries of tables (whose rows are

@@ -329,9 +329,9 @@ func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) e
 	if err != nil {
 		return fmt.Errorf("the keys and indexes: %w", err)
 	}
-	post := splitPostData(string(text))
-	if len(text) > postDataMax {
-		post = splitPostData("") // all of it after the rows, as it comes
+	post := splitPostData("") // too large to read ahead: all of it after the rows, as it comes
+	if len(text) <= postDataMax {
+		post = splitPostData(string(text))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts[1:3] {
