@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"io"
 	"regexp"
 	"strings"
@@ -13,8 +11,8 @@ import (
 // The schema after the data (keys, indexes, constraints, triggers) of a
 // dump in parts is built as pg_restore -j builds it: each table's keys and
 // indexes (pg_dump's CONSTRAINT and INDEX entries) as soon as the part of
-// rows that held the table is loaded, on that part's connection, while
-// the other part may still be loading; then everything else (foreign
+// rows that held the table is loaded, on the parts' connections, while
+// the other part may still be loading (see afterRows); then everything else (foreign
 // keys, triggers, rules, attached partitions' indexes, comments) in the
 // dump's order, by psql in one transaction. Each entry runs with the
 // default_tablespace in force where the dump has it.
@@ -37,6 +35,7 @@ type postData struct {
 type postEntry struct {
 	sql        string // its SET lines, comment and statements
 	tablespace string // default_tablespace's value in force there, as SET takes it
+	key        bool   // a CONSTRAINT entry of byTable
 }
 
 var (
@@ -90,8 +89,9 @@ func splitPostData(text string) *postData {
 		for _, t := range tablespaceRE.FindAllStringSubmatch(text[starts[i]:m[0]], -1) {
 			tablespace = t[1]
 		}
-		p.entries = append(p.entries, postEntry{sql: sql, tablespace: tablespace})
-		if table := entryTable(text[m[2]:m[3]], text[m[1]:end]); table != "" {
+		typ := text[m[2]:m[3]]
+		p.entries = append(p.entries, postEntry{sql: sql, tablespace: tablespace, key: typ == "CONSTRAINT"})
+		if table := entryTable(typ, text[m[1]:end]); table != "" {
 			p.byTable[table] = append(p.byTable[table], i)
 			p.early[i] = table
 		}
@@ -134,39 +134,22 @@ func entryTable(typ, body string) string {
 	return ""
 }
 
-// build runs the keys' and indexes' entries of tables (whose rows are
-// loaded) on c as owner, those of each table once.
-func (p *postData) build(ctx context.Context, c Config, owner string, tables []string) error {
-	var todo []string
+// claim returns table's keys' and indexes' entries, once: a second
+// claim, and rest, leave them out.
+func (p *postData) claim(table string) []int {
 	p.mu.Lock()
-	for _, t := range tables {
-		if len(p.byTable[t]) > 0 && !p.built[t] {
-			todo, p.built[t] = append(todo, t), true
-		}
-	}
-	p.mu.Unlock()
-	if len(todo) == 0 {
+	defer p.mu.Unlock()
+	if p.built[table] {
 		return nil
 	}
-	conn, err := c.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	pg := conn.PgConn()
-	if _, err := pg.Exec(ctx, "SET ROLE "+ident(owner)+";\n"+p.head).ReadAll(); err != nil {
-		return fmt.Errorf("load into %s: %w", c, err)
-	}
-	for _, t := range todo {
-		for _, i := range p.byTable[t] {
-			e := p.entries[i]
-			if _, err := pg.Exec(ctx, "SET default_tablespace = "+e.tablespace+";\n"+e.sql).ReadAll(); err != nil {
-				return fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
-			}
-		}
-	}
-	return nil
+	p.built[table] = true
+	return p.byTable[table]
 }
+
+// whole reports whether entry i needs its table alone: a key, which locks
+// it whole (an index's entry locks out writes only), and may be made from
+// an index built before it.
+func (p *postData) whole(i int) bool { return p.entries[i].key }
 
 // rest is the schema after the data but the entries built (see build),
 // for psql: each entry with the default_tablespace in force there.

@@ -113,14 +113,15 @@ func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, v
 
 	sc := c
 	sc.Database = scratch
+	var known map[string]TableStat // taken during the load
 	if len(parts) == 4 {
-		if err := loadParts(ctx, sc, owner, parts); err != nil {
+		if known, err = loadParts(ctx, sc, owner, parts); err != nil {
 			return err
 		}
 	} else if err := loadAs(ctx, sc, owner, dump); err != nil {
 		return err
 	}
-	if err := check(ctx, sc, verify); err != nil {
+	if err := check(ctx, sc, verify, known); err != nil {
 		return err
 	}
 	// Renaming the database keeps its rows' xmins: its tables'
@@ -129,6 +130,7 @@ func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, v
 		prints, _, err := UpdateTimes(ctx, sc)
 		return prints, err
 	})
+	ourSessionsGone(ctx, conn, scratch)
 	if !exists {
 		if _, err := conn.Exec(ctx, "ALTER DATABASE "+ident(scratch)+" RENAME TO "+ident(c.Database)); err != nil {
 			return fmt.Errorf("rename %s to %s: %w", scratch, c.Database, err)
@@ -184,6 +186,20 @@ func renameAway(ctx context.Context, conn *pgx.Conn, db, old string, o ReplaceOp
 			return ctx.Err()
 		case <-time.After(time.Second): // the site's connections go on
 		}
+	}
+}
+
+// ourSessionsGone waits, a little, until the server has ended the
+// sessions cairn had on db and closed: the backends end after their
+// clients go, and a rename that finds one still there sleeps a tenth of a
+// second before it looks again.
+func ourSessionsGone(ctx context.Context, conn *pgx.Conn, db string) {
+	for range 500 { // a second at most
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", db).Scan(&n); err != nil || n == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -293,8 +309,9 @@ func dropLeftovers(ctx context.Context, conn *pgx.Conn, target string) error {
 	return nil
 }
 
-func check(ctx context.Context, c Config, verify cairn.Verify) error {
-	got, err := Stats(ctx, c)
+// check verifies c's tables, those of known as they are there.
+func check(ctx context.Context, c Config, verify cairn.Verify, known map[string]TableStat) error {
+	got, err := statsBut(ctx, c, true, known)
 	if err != nil {
 		return err
 	}
@@ -320,38 +337,51 @@ func loadAs(ctx context.Context, c Config, owner string, dump io.Reader) error {
 // loadParts loads a dump in parts (see DumpParts) into the scratch
 // database c: the schema, the two parts of rows at once (by cairn: see
 // loadRows), each followed by its tables' keys and indexes, then the rest
-// of the schema after the data (see postData).
-func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) error {
-	if err := loadAs(ctx, c, owner, parts[0]); err != nil {
-		return fmt.Errorf("the schema: %w", err)
+// of the schema after the data (see postData). It returns the stats of
+// the tables the parts held, taken once their indexes were built (see
+// afterRows).
+func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) (map[string]TableStat, error) {
+	if err := loadSchema(ctx, c, owner, parts[0]); err != nil {
+		return nil, fmt.Errorf("the schema: %w", err)
 	}
 	text, err := io.ReadAll(io.LimitReader(parts[3], postDataMax+1))
 	if err != nil {
-		return fmt.Errorf("the keys and indexes: %w", err)
+		return nil, fmt.Errorf("the keys and indexes: %w", err)
 	}
 	post := splitPostData("") // too large to read ahead: all of it after the rows, as it comes
 	if len(text) <= postDataMax {
 		post = splitPostData(string(text))
 	}
+	after := newAfterRows(post, c, owner, 2)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts[1:3] {
 		g.Go(func() error {
-			tables, err := loadRows(gctx, c, owner, p)
+			conn, err := c.connect(gctx)
+			if err != nil {
+				after.loaded(nil, err)
+				return err
+			}
+			defer conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
+			tables, err := rowsInto(gctx, conn.PgConn(), owner, p)
+			if err != nil {
+				err = fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
+			}
+			after.loaded(tables, err)
 			if err != nil {
 				return err
 			}
-			return post.build(gctx, c, owner, tables)
+			return after.work(gctx, conn)
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("the rows: %w", err)
+		return nil, fmt.Errorf("the rows: %w", err)
 	}
 	rest := post.rest()
 	if len(text) > postDataMax {
 		rest = io.MultiReader(bytes.NewReader(text), parts[3])
 	}
-	if err := loadAs(ctx, c, owner, rest); err != nil {
-		return fmt.Errorf("the keys and indexes: %w", err)
+	if err := loadSchema(ctx, c, owner, rest); err != nil {
+		return nil, fmt.Errorf("the keys and indexes: %w", err)
 	}
-	return nil
+	return after.stats, nil
 }

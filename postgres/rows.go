@@ -27,9 +27,9 @@ import (
 // command among them, fails the load: no part cairn dumped holds one.
 
 // loadRows loads part, a part of rows (see above), into c's database as
-// role owner, and returns the tables it copied rows into, as the dump
-// writes them; a failure leaves the database as it was.
-func loadRows(ctx context.Context, c Config, owner string, part io.Reader) ([]string, error) {
+// role owner, and returns the tables it copied rows into; a failure
+// leaves the database as it was.
+func loadRows(ctx context.Context, c Config, owner string, part io.Reader) ([]copied, error) {
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -42,8 +42,16 @@ func loadRows(ctx context.Context, c Config, owner string, part io.Reader) ([]st
 	return tables, conn.Close(ctx)
 }
 
-// rowsInto is loadRows on pg.
-func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Reader) (tables []string, err error) {
+// copied is a table whose rows a part held: its name as the dump writes
+// it, and the bytes of its rows there.
+type copied struct {
+	table string
+	bytes int64
+}
+
+// rowsInto is loadRows on pg, which it leaves as role owner, with the
+// part's SET lines in force.
+func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Reader) (tables []copied, err error) {
 	exec := func(sql string) error {
 		_, err := pg.Exec(ctx, sql).ReadAll()
 		return err
@@ -78,7 +86,6 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 				if err := exec("TRUNCATE ONLY " + table); err != nil {
 					return nil, fmt.Errorf("truncate %s: %w", table, err)
 				}
-				tables = append(tables, table)
 				rows := &copyData{r: br, start: true}
 				if _, err := pg.CopyFrom(ctx, rows, strings.TrimSuffix(trimmed, ";")+" WITH (FREEZE)"); err != nil {
 					return nil, fmt.Errorf("the rows of %s: %w", table, err)
@@ -86,6 +93,7 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 				if !rows.end {
 					return nil, fmt.Errorf("the dump is cut short inside the rows of %s", table)
 				}
+				tables = append(tables, copied{table, rows.n})
 				continue
 			}
 		}
@@ -136,6 +144,7 @@ type copyData struct {
 	pending []byte // what is left of the line read last
 	start   bool   // pending is empty at the start of a line
 	end     bool
+	n       int64 // bytes read
 }
 
 func (c *copyData) Read(p []byte) (int, error) {
@@ -156,6 +165,7 @@ func (c *copyData) Read(p []byte) (int, error) {
 				}
 				c.pending = nil
 				if n > 0 {
+					c.n += int64(n)
 					return n, nil
 				}
 				return 0, err
@@ -168,5 +178,91 @@ func (c *copyData) Read(p []byte) (int, error) {
 	if n == 0 && c.end {
 		return 0, io.EOF
 	}
+	c.n += int64(n)
 	return n, nil
+}
+
+// schemaMax bounds a schema part run by cairn itself (see loadSchema); a
+// larger one goes through psql, as it comes.
+const schemaMax = 16 << 20
+
+// loadSchema loads a part of schema (the part before the rows, or what
+// remains of the one after them) into c as role owner, in one
+// transaction, over the wire protocol: no psql to start, no psql command
+// to refuse. A part too large to hold, or holding anything but SQL
+// statements (a COPY, a backslash command other than pg_dump's \restrict
+// pair), goes to psql, through restricted, which refuses what is not its.
+func loadSchema(ctx context.Context, c Config, owner string, part io.Reader) error {
+	text, err := io.ReadAll(io.LimitReader(part, schemaMax+1))
+	if err != nil {
+		return err
+	}
+	sql, ok := plainSQL(text)
+	if len(text) > schemaMax || !ok {
+		return loadAs(ctx, c, owner, io.MultiReader(bytes.NewReader(text), part))
+	}
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
+	pg := conn.PgConn()
+	for _, q := range []string{"BEGIN; SET ROLE " + ident(owner), sql, "COMMIT"} {
+		if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
+			return fmt.Errorf("load into %s: %w%s%s", c, err, atLine(sql, err), hint(err.Error()))
+		}
+	}
+	return nil
+}
+
+// plainSQL is text without pg_dump's \restrict and \unrestrict lines, if
+// nothing else in it is for psql rather than the server (a backslash
+// command, a COPY's rows).
+func plainSQL(text []byte) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(text))
+	for len(text) > 0 {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line = text[:i+1]
+		}
+		text = text[len(line):]
+		if bytes.HasPrefix(line, []byte(`\`)) {
+			if !restrictRE.Match(line) {
+				return "", false
+			}
+			continue
+		}
+		if bytes.HasPrefix(line, []byte("COPY ")) && bytes.Contains(line, []byte(" FROM stdin")) {
+			return "", false
+		}
+		b.Write(line)
+	}
+	return b.String(), true
+}
+
+// atLine says on which line of sql the statement that failed with err
+// is, when the server says where.
+func atLine(sql string, err error) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Position <= 0 {
+		return ""
+	}
+	runes := 0
+	for i := range sql {
+		if runes++; runes == int(pe.Position) {
+			return fmt.Sprintf(" (line %d of the schema: %.100q)", strings.Count(sql[:i], "\n")+1, lineAt(sql, i))
+		}
+	}
+	return ""
+}
+
+// lineAt is the line of s around byte i.
+func lineAt(s string, i int) string {
+	start := strings.LastIndexByte(s[:i], '\n') + 1
+	end := strings.IndexByte(s[i:], '\n')
+	if end < 0 {
+		return s[start:]
+	}
+	return s[start : i+end]
 }

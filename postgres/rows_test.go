@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -64,5 +66,35 @@ func TestLoadRowsRefuses(t *testing.T) {
 		if got := query(t, p.Database, `SELECT string_agg(x::text, ',') FROM t`); got != "7" {
 			t.Errorf("%s: the table holds %s", name, got)
 		}
+	}
+}
+
+// A part of schema runs over the wire, pg_dump's \restrict pair dropped,
+// in one transaction (a failing statement, named by its line, leaves
+// nothing); one holding a psql command goes to psql, which refuses it.
+func TestLoadSchema(t *testing.T) {
+	p := testenv.NewPostgres(t)
+	ctx := context.Background()
+	c := asPostgres(p.Database)
+	if err := loadSchema(ctx, c, "postgres", strings.NewReader("\\restrict k1\nCREATE TABLE a (x int);\nCREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$\nSELECT 'x;\\n'\n$$;\n\\unrestrict k1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := query(t, p.Database, "SELECT f()"); got != `x;\n` {
+		t.Errorf("the function: %q", got)
+	}
+	err := loadSchema(ctx, c, "postgres", strings.NewReader("CREATE TABLE b (x int);\n\nCREATE TABLE c (x nosuchtype);\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3 of the schema") {
+		t.Errorf("a failing statement: %v", err)
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	err = loadSchema(ctx, c, "postgres", strings.NewReader("CREATE TABLE d (x int);\n\\! touch "+marker+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "restricted") {
+		t.Errorf("a psql command: %v", err)
+	}
+	if _, serr := os.Stat(marker); serr == nil {
+		t.Error("the schema ran a shell command")
+	}
+	if got := query(t, p.Database, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"); got != "a" {
+		t.Errorf("tables: %s", got)
 	}
 }

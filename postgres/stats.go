@@ -63,6 +63,12 @@ func Stats(ctx context.Context, c Config) ([]TableStat, error) { return stats(ct
 func Checksums(ctx context.Context, c Config) ([]TableStat, error) { return stats(ctx, c, false) }
 
 func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
+	return statsBut(ctx, c, large, nil)
+}
+
+// statsBut is stats with the tables of known (by name, as a TableStat
+// has it) taken as they are, not read again.
+func statsBut(ctx context.Context, c Config, large bool, known map[string]TableStat) ([]TableStat, error) {
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -80,14 +86,9 @@ func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tables of %s: %w", c, err)
 	}
-	type table struct {
-		quoted string
-		stat   TableStat
-		size   int64
-	}
-	var tables []table
+	var tables []statTable
 	for rows.Next() {
-		var t table
+		var t statTable
 		if err := rows.Scan(&t.quoted, &t.stat.Name, &t.size); err != nil {
 			rows.Close()
 			return nil, err
@@ -100,22 +101,40 @@ func stats(ctx context.Context, c Config, large bool) ([]TableStat, error) {
 	}
 	stats := make([]TableStat, 0, len(tables))
 	for _, t := range tables {
-		if !large && t.size > ChecksumLimit {
-			t.stat.Rows = -1 // not counted
-			stats = append(stats, t.stat)
+		if st, ok := known[t.stat.Name]; ok {
+			stats = append(stats, st)
 			continue
 		}
-		// A table's own rows (ONLY), as its dump holds them: a
-		// partitioned table's are its partitions', dumped and counted
-		// under their own names, as an inheritance parent's children.
-		q := "SELECT count(*), '' FROM ONLY " + t.quoted
-		if t.size <= ChecksumLimit {
-			q = "SELECT count(*), " + rowSum + " FROM ONLY " + t.quoted + " r"
-		}
-		if err := tx.QueryRow(ctx, q).Scan(&t.stat.Rows, &t.stat.Checksum); err != nil {
+		if err := t.measure(ctx, tx, large); err != nil {
 			return nil, fmt.Errorf("stats of %s.%s: %w%s", c.Database, t.stat.Name, err, hint(err.Error()))
 		}
 		stats = append(stats, t.stat)
 	}
 	return stats, nil
+}
+
+// statTable is a table whose stat is taken: quoted is its name as SQL
+// takes it, size its bytes on disk, indexes included.
+type statTable struct {
+	quoted string
+	stat   TableStat
+	size   int64
+}
+
+// measure counts the table's rows and, when it is no larger than
+// ChecksumLimit, sums them (see rowSum); a table above it is left
+// uncounted (Rows -1) unless large.
+func (t *statTable) measure(ctx context.Context, q querier, large bool) error {
+	if !large && t.size > ChecksumLimit {
+		t.stat.Rows = -1 // not counted
+		return nil
+	}
+	// A table's own rows (ONLY), as its dump holds them: a partitioned
+	// table's are its partitions', dumped and counted under their own
+	// names, as an inheritance parent's children.
+	sql := "SELECT count(*), '' FROM ONLY " + t.quoted
+	if t.size <= ChecksumLimit {
+		sql = "SELECT count(*), " + rowSum + " FROM ONLY " + t.quoted + " r"
+	}
+	return q.QueryRow(ctx, sql).Scan(&t.stat.Rows, &t.stat.Checksum)
 }
