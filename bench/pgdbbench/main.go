@@ -3,9 +3,12 @@
 // in one run, alternating, medians of -runs:
 //
 //   - snapshot: `cairn snapshot` (a new repository each run) against
-//     `pg_dump DB | zstd -1 >/dev/null` and `pg_dump -Fd -j N -Z 0`;
+//     `pg_dump DB | zstd -1 >/dev/null`, `pg_dump -Fd -j N -Z 0` and
+//     `pg_dump -Fd -j N` (compressed, as it is by default: gzip);
 //   - restore: `cairn restore --only db` into a new database against
-//     `psql -f dump.sql` and `pg_restore -j N` of that directory dump;
+//     `psql -f dump.sql` and `pg_restore -j N` of each directory dump
+//     (cairn's snapshot is compressed: the uncompressed directory is
+//     the stricter peer, the default one the comparable one);
 //   - clone: `cairn clone` of the database onto a new one (URLs
 //     rewritten), then, after 1% of the rows changed, a second clone
 //     (row by row), against the first.
@@ -95,7 +98,7 @@ func run(sizeMB, runs int, keep bool) error {
 		c.Env = env
 		return measure.Timed(c)
 	}
-	dumpFile, dumpDir := filepath.Join(work, "dump.sql"), filepath.Join(work, "dumpdir")
+	dumpFile, dumpDir, gzDir := filepath.Join(work, "dump.sql"), filepath.Join(work, "dumpdir"), filepath.Join(work, "dumpdir.gz")
 	if _, err := sh("pg_dump " + src + " >" + dumpFile); err != nil {
 		return err
 	}
@@ -120,7 +123,7 @@ func run(sizeMB, runs int, keep bool) error {
 		c.Env = cairnEnv
 		return measure.Timed(c)
 	}
-	var snaps, dumps, dirDumps, restores, psqls, pgRestores []measure.Result
+	var snaps, dumps, dirDumps, gzDumps, restores, psqls, pgRestores, gzRestores []measure.Result
 	step := func(out *[]measure.Result, r measure.Result, err error) error {
 		*out = append(*out, r)
 		return err
@@ -143,6 +146,11 @@ func run(sizeMB, runs int, keep bool) error {
 		if err := step(&dirDumps, r, err); err != nil {
 			return err
 		}
+		os.RemoveAll(gzDir)
+		r, err = sh("pg_dump -Fd -j " + threads + " -f " + gzDir + " " + src)
+		if err := step(&gzDumps, r, err); err != nil {
+			return err
+		}
 	}
 	for i := range runs {
 		fmt.Fprintf(os.Stderr, "restore run %d/%d…\n", i+1, runs)
@@ -158,6 +166,9 @@ func run(sizeMB, runs int, keep bool) error {
 			}},
 			{&pgRestores, func(db string) (measure.Result, error) {
 				return sh("createdb " + db + " && pg_restore -j " + threads + " -d " + db + " " + dumpDir)
+			}},
+			{&gzRestores, func(db string) (measure.Result, error) {
+				return sh("createdb " + db + " && pg_restore -j " + threads + " -d " + db + " " + gzDir)
 			}},
 		} {
 			db := fmt.Sprintf("%s_r%d_%d", src, i, len(*s.out))
@@ -202,8 +213,10 @@ func run(sizeMB, runs int, keep bool) error {
 	}
 	row("snapshot vs `pg_dump | zstd -1`", snaps, dumps)
 	row("snapshot vs `pg_dump -Fd -j "+threads+" -Z 0`", snaps, dirDumps)
+	row("snapshot vs `pg_dump -Fd -j "+threads+"` (gzip)", snaps, gzDumps)
 	row("restore vs `psql -f dump.sql`", restores, psqls)
-	row("restore vs `pg_restore -j "+threads+"`", restores, pgRestores)
+	row("restore vs `pg_restore -j "+threads+"` of `-Z 0`", restores, pgRestores)
+	row("restore vs `pg_restore -j "+threads+"` of the gzip dump", restores, gzRestores)
 	row("second clone (1% of rows changed) vs the first", seconds, firsts)
 	return nil
 }
