@@ -85,6 +85,11 @@ type LoadTrace struct {
 	// as the load left it: what the site does from the swap on changes
 	// them, and nothing before it can.
 	Swapping func(times map[string]string)
+	// Replaced is called once the load is swapped in, with each of the
+	// target's previous tables' times (as UpdateTimes gives them) as they
+	// were swapped out: what the site wrote to them up to the swap shows
+	// there, and nothing after it can.
+	Replaced func(times map[string]string)
 }
 
 type loadTraceKey struct{}
@@ -110,5 +115,18 @@ func TraceSwapping(ctx context.Context, times func() (map[string]string, error))
 	}
 	if m, err := times(); err == nil {
 		t.Swapping(m)
+	}
+}
+
+// TraceReplaced tells ctx's trace, if any, the times of the tables a load
+// swapped out, which times reads (called only when there is a trace to
+// tell; a failure tells nothing).
+func TraceReplaced(ctx context.Context, times func() (map[string]string, error)) {
+	t := LoadTraceFrom(ctx)
+	if t == nil || t.Replaced == nil {
+		return
+	}
+	if m, err := times(); err == nil {
+		t.Replaced(m)
 	}
 }

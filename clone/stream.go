@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -403,7 +404,10 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 	// The tables' times as the load left them, which the engine reads
 	// before the swap where it can (else they are read right after it).
 	var times map[string]string
-	ctx := cairn.WithLoadTrace(r.ctx, &cairn.LoadTrace{Swapping: func(t map[string]string) { times = t }})
+	ctx := cairn.WithLoadTrace(r.ctx, &cairn.LoadTrace{
+		Swapping: func(t map[string]string) { times = t },
+		Replaced: func(old map[string]string) { r.writtenSince(i, old) },
+	})
 	err := c.Restore.Load(ctx, l, dump, stage, recorded, r.plan.Pairs, keep, r.rep)
 	if keep != nil && err == nil && times == nil {
 		times = swappedTimes(r.ctx, inc)
@@ -417,6 +421,40 @@ func (r *run) loadWhole(i int, dump io.Reader, stage cairn.Stage, recorded func(
 		}
 	}
 	return err
+}
+
+// writtenSince tells the user when target database i's tables, as the
+// load swapped them out (old: their times then), had changed since the
+// clone read them, just before the safety snapshot began: what the site
+// wrote to them meanwhile may be in no snapshot, and production's rows
+// replaced it. (A table changed in the very second the clone read it is
+// told of too: it cannot tell that change from a later one.)
+func (r *run) writtenSince(i int, old map[string]string) {
+	view := r.views[i]
+	if r.safety.snap == nil || view.err != nil || view.times == nil {
+		return
+	}
+	var changed []string
+	for t, at := range old {
+		if before, ok := view.times[t]; !ok || at != "" && at != before {
+			changed = append(changed, t)
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	slices.Sort(changed)
+	l := r.loads[i]
+	r.rep.Event(cairn.Notice{Message: fmt.Sprintf("database %s: %s changed on %s while the clone ran, after it read them for safety snapshot %s; what was written to them then may be in no snapshot, and was replaced by %s's rows. Try: stop writes to %s (maintenance mode, its cron) while cloning onto it",
+		l.From.Name, tablesPhrase(changed), l.To, r.safety.snap.ShortID(), r.src.Name(), l.To)})
+}
+
+// tablesPhrase names tables in a sentence: "table a", "tables a, b".
+func tablesPhrase(tables []string) string {
+	if len(tables) == 1 {
+		return "table " + tables[0]
+	}
+	return "tables " + strings.Join(tables, ", ")
 }
 
 // swappedTimes reads the times of a database a whole load just swapped

@@ -174,6 +174,7 @@ func (s *swapper) rename(ctx context.Context, target string, cur []string, next 
 	for attempt := 1; ; attempt++ {
 		_, err := s.conn.ExecContext(ctx, stmt)
 		if err == nil {
+			traceReplaced(ctx, s.db, target, aside)
 			return aside, nil
 		}
 		if ctx.Err() != nil {

@@ -96,3 +96,25 @@ func traceSwap(ctx context.Context, q interface {
 	})
 	return nil
 }
+
+// traceReplaced, for a load whose context carries a cairn.LoadTrace,
+// tells the trace the times of the target's previous tables, renamed
+// aside (old name → aside name): RENAME TABLE keeps UPDATE_TIME, so they
+// hold every change the site made to them up to the swap.
+func traceReplaced(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, schema string, aside map[string]string) {
+	if cairn.LoadTraceFrom(ctx) == nil || len(aside) == 0 {
+		return
+	}
+	cairn.TraceReplaced(ctx, func() (map[string]string, error) {
+		all, _, err := tableTimes(ctx, q, schema, true)
+		times := map[string]string{}
+		for old, tmp := range aside {
+			if at, ok := all[tmp]; ok {
+				times[old] = at
+			}
+		}
+		return times, err
+	})
+}

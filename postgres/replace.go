@@ -148,6 +148,14 @@ func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, v
 		}
 		return fmt.Errorf("swap %s: %w (the old database is back in place)", c.Database, err)
 	}
+	// The previous database as it was renamed away (no session was
+	// left on it): what the site wrote to it up to the swap.
+	cairn.TraceReplaced(ctx, func() (map[string]string, error) {
+		oc := c
+		oc.Database = old
+		prints, _, err := UpdateTimes(fctx, oc)
+		return prints, err
+	})
 	if _, err := conn.Exec(fctx, "DROP DATABASE "+ident(old)+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("the new database is in place, but dropping the previous one (%s) failed: %w", old, err)
 	}

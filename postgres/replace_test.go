@@ -277,3 +277,30 @@ func TestReplacePartitionedTables(t *testing.T) {
 		}
 	}
 }
+
+// A traced replace tells, once swapped in, the previous database's
+// fingerprints as it was renamed away: a table the site wrote to after
+// the caller's reading shows changed, the others do not.
+func TestReplaceTracesReplaced(t *testing.T) {
+	dump, want := sourceDump(t)
+	dst := pgTarget(t)
+	ctx := context.Background()
+	c := asPostgres(dst.Database)
+	asPostgresExecIn(t, dst.Database, "CREATE TABLE other (x int); INSERT INTO other VALUES (1)")
+	before, _, err := UpdateTimes(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asPostgresExecIn(t, dst.Database, "INSERT INTO stale VALUES (2)")
+	var old map[string]string
+	tctx := cairn.WithLoadTrace(ctx, &cairn.LoadTrace{Replaced: func(m map[string]string) { old = m }})
+	if err := Replace(tctx, c, bytes.NewReader(dump), strict(want), ReplaceOptions{Terminate: true}); err != nil {
+		t.Fatal(err)
+	}
+	if old == nil {
+		t.Fatal("the trace was not told of the previous database")
+	}
+	if old["public.stale"] == before["public.stale"] || old["public.other"] != before["public.other"] {
+		t.Errorf("before %v\nreplaced %v", before, old)
+	}
+}
