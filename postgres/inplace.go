@@ -53,7 +53,7 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	if err := dropOldSchemas(ctx, conn, wait); err != nil {
 		return err
 	}
-	prologue, err := moveSchemas(ctx, conn, owner, wait)
+	prologue, aside, err := moveSchemas(ctx, conn, owner, wait)
 	if err != nil {
 		return err
 	}
@@ -81,6 +81,19 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	// The tables' fingerprints as the commit left them: read in its
 	// transaction, before anyone else could write to them.
 	cairn.TraceSwapping(ctx, func() (map[string]string, error) { return prints, nil })
+	// The previous tables, in the schemas renamed aside, as the commit
+	// left them: what the site wrote to them up to it.
+	cairn.TraceReplaced(ctx, func() (map[string]string, error) {
+		all, _, err := UpdateTimes(ctx, c)
+		old := map[string]string{}
+		for name, print := range all {
+			schema, table, _ := strings.Cut(name, ".")
+			if from, ok := aside[schema]; ok {
+				old[from+"."+table] = print
+			}
+		}
+		return old, err
+	})
 	// From here the new schemas are live. The old ones go now if no
 	// session still uses their tables (waiting briefly: a drop waiting
 	// for its lock holds up those sessions), else with the next restore:
@@ -120,42 +133,43 @@ func dropOldSchemas(ctx context.Context, conn *pgx.Conn, wait time.Duration) err
 }
 
 // moveSchemas returns the SQL that starts the load's transaction: the
-// target's schemas renamed aside, and an empty public schema with the old
-// one's owner and grants (the dump makes its other schemas itself).
-func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Duration) (string, error) {
+// target's schemas renamed aside (aside: the new names, and the schemas
+// they were), and an empty public schema with the old one's owner and
+// grants (the dump makes its other schemas itself).
+func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Duration) (sql string, aside map[string]string, err error) {
 	// An extension lives in a schema renamed aside, and the dump's
 	// CREATE EXTENSION IF NOT EXISTS would make the new tables use its
 	// objects there: dropping that schema would then drop their columns.
 	var exts string
 	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(e.extname || ' (in ' || n.nspname || ')', ', '), '') FROM pg_extension e
 		JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'`).Scan(&exts); err != nil {
-		return "", fmt.Errorf("list the extensions: %w", err)
+		return "", nil, fmt.Errorf("list the extensions: %w", err)
 	}
 	if exts != "" {
-		return "", fmt.Errorf("the database has extensions %s, which a restore inside it cannot move (and the user may not create a scratch database beside it). It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", exts)
+		return "", nil, fmt.Errorf("the database has extensions %s, which a restore inside it cannot move (and the user may not create a scratch database beside it). It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", exts)
 	}
 	// Large objects belong to the database, not to a schema: they would
 	// stay, and collide with the dump's.
 	var los int64
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&los); err != nil {
-		return "", fmt.Errorf("count the large objects: %w", err)
+		return "", nil, fmt.Errorf("count the large objects: %w", err)
 	}
 	if los > 0 {
-		return "", fmt.Errorf("the database holds %d large objects, which a restore inside it cannot replace. It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", los)
+		return "", nil, fmt.Errorf("the database holds %d large objects, which a restore inside it cannot replace. It was left as it was. Try: restore as a role with CREATEDB (ALTER ROLE … CREATEDB)", los)
 	}
 	// Renaming a schema takes its owner.
 	var foreign string
 	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(nspname || ' (owned by ' || pg_get_userbyid(nspowner) || ')', ', '), '') FROM pg_namespace
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' AND NOT pg_has_role($1, nspowner, 'MEMBER')`, owner).Scan(&foreign); err != nil {
-		return "", fmt.Errorf("read the schemas' owners: %w", err)
+		return "", nil, fmt.Errorf("read the schemas' owners: %w", err)
 	}
 	if foreign != "" {
-		return "", fmt.Errorf("schemas %s belong to another role than the database's owner %s, so a restore inside it cannot move them. It was left as it was. Try: ALTER SCHEMA … OWNER TO %s (or to pg_database_owner for public), or restore as a role with CREATEDB", foreign, owner, owner)
+		return "", nil, fmt.Errorf("schemas %s belong to another role than the database's owner %s, so a restore inside it cannot move them. It was left as it was. Try: ALTER SCHEMA … OWNER TO %s (or to pg_database_owner for public), or restore as a role with CREATEDB", foreign, owner, owner)
 	}
 	rows, err := conn.Query(ctx, `SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace
 		WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY nspname`)
 	if err != nil {
-		return "", fmt.Errorf("list the schemas: %w", err)
+		return "", nil, fmt.Errorf("list the schemas: %w", err)
 	}
 	type schema struct{ name, owner string }
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (schema, error) {
@@ -163,8 +177,9 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 		return s, r.Scan(&s.name, &s.owner)
 	})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	aside = map[string]string{}
 	tag := make([]byte, 4)
 	rand.Read(tag) //nolint:errcheck
 	var b strings.Builder
@@ -174,20 +189,22 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 		if s.name == "public" {
 			publicOwner = s.owner
 		}
-		fmt.Fprintf(&b, "ALTER SCHEMA %s RENAME TO %s;\n", ident(s.name), ident(fmt.Sprintf("cairn_old_%s_%d", hex.EncodeToString(tag), i)))
+		to := fmt.Sprintf("cairn_old_%s_%d", hex.EncodeToString(tag), i)
+		aside[to] = s.name
+		fmt.Fprintf(&b, "ALTER SCHEMA %s RENAME TO %s;\n", ident(s.name), ident(to))
 	}
 	fmt.Fprintf(&b, "CREATE SCHEMA public AUTHORIZATION %s;\n", ident(publicOwner))
 	grants, err := conn.Query(ctx, `SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.is_grantable
 		FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee <> n.nspowner`)
 	if err != nil {
-		return "", fmt.Errorf("read the grants on schema public: %w", err)
+		return "", nil, fmt.Errorf("read the grants on schema public: %w", err)
 	}
 	for grants.Next() {
 		var priv, to string
 		var option bool
 		if err := grants.Scan(&priv, &to, &option); err != nil {
 			grants.Close()
-			return "", err
+			return "", nil, err
 		}
 		with := ""
 		if option {
@@ -197,7 +214,7 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 	}
 	grants.Close()
 	b.WriteString("RESET lock_timeout;\n")
-	return b.String(), grants.Err()
+	return b.String(), aside, grants.Err()
 }
 
 // statsSQL reports, in the load's transaction, every new table's rows and

@@ -278,29 +278,32 @@ func TestReplacePartitionedTables(t *testing.T) {
 	}
 }
 
-// A traced replace tells, once swapped in, the previous database's
-// fingerprints as it was renamed away: a table the site wrote to after
-// the caller's reading shows changed, the others do not.
+// A traced replace tells, once swapped in, the previous tables'
+// fingerprints as they were swapped out (the database renamed away, or in
+// place the schemas renamed aside): a table the site wrote to after the
+// caller's reading shows changed, the others do not.
 func TestReplaceTracesReplaced(t *testing.T) {
 	dump, want := sourceDump(t)
-	dst := pgTarget(t)
-	ctx := context.Background()
-	c := asPostgres(dst.Database)
-	asPostgresExecIn(t, dst.Database, "CREATE TABLE other (x int); INSERT INTO other VALUES (1)")
-	before, _, err := UpdateTimes(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	asPostgresExecIn(t, dst.Database, "INSERT INTO stale VALUES (2)")
-	var old map[string]string
-	tctx := cairn.WithLoadTrace(ctx, &cairn.LoadTrace{Replaced: func(m map[string]string) { old = m }})
-	if err := Replace(tctx, c, bytes.NewReader(dump), strict(want), ReplaceOptions{Terminate: true}); err != nil {
-		t.Fatal(err)
-	}
-	if old == nil {
-		t.Fatal("the trace was not told of the previous database")
-	}
-	if old["public.stale"] == before["public.stale"] || old["public.other"] != before["public.other"] {
-		t.Errorf("before %v\nreplaced %v", before, old)
+	for _, inPlace := range []bool{false, true} {
+		dst := pgTarget(t)
+		ctx := context.Background()
+		c := asPostgres(dst.Database)
+		asPostgresExecIn(t, dst.Database, "CREATE TABLE other (x int); INSERT INTO other VALUES (1)")
+		before, _, err := UpdateTimes(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asPostgresExecIn(t, dst.Database, "INSERT INTO stale VALUES (2)")
+		var old map[string]string
+		tctx := cairn.WithLoadTrace(ctx, &cairn.LoadTrace{Replaced: func(m map[string]string) { old = m }})
+		if err := Replace(tctx, c, bytes.NewReader(dump), strict(want), ReplaceOptions{Terminate: true, InPlace: inPlace}); err != nil {
+			t.Fatal(err)
+		}
+		if old == nil {
+			t.Fatalf("in place %v: the trace was not told of the previous tables", inPlace)
+		}
+		if old["public.stale"] == before["public.stale"] || old["public.other"] != before["public.other"] || len(old) != len(before) {
+			t.Errorf("in place %v: before %v\nreplaced %v", inPlace, before, old)
+		}
 	}
 }
