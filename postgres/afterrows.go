@@ -174,6 +174,9 @@ func (a *afterRows) work(ctx context.Context, conn *pgx.Conn) error {
 		if err == nil {
 			err = a.run(ctx, conn, job)
 		}
+		if job.entry < 0 {
+			headDone = false // the stats reset the session
+		}
 		a.done(job, err)
 		if err != nil {
 			return err
@@ -187,9 +190,12 @@ func (a *afterRows) run(ctx context.Context, conn *pgx.Conn, job afterJob) error
 		e := a.post.entries[job.entry]
 		return a.exec(ctx, conn, "SET ROLE "+ident(a.owner)+";\nSET default_tablespace = "+e.tablespace+";\n"+e.sql)
 	}
-	// The stats are the check's, taken as the user cairn connects as
-	// (not the owner, who may not read another role's tables).
-	if err := a.exec(ctx, conn, "RESET ROLE"); err != nil {
+	// The stats are the check's, taken as they would be on a connection
+	// of their own (as at dump time): as the user cairn connects as (not
+	// the owner, who may not read another role's tables), none of the
+	// dump's settings (its empty search_path would print a regclass
+	// value schema-qualified, and change the checksum).
+	if err := a.exec(ctx, conn, "RESET ALL; RESET ROLE"); err != nil {
 		return err
 	}
 	var t statTable

@@ -213,6 +213,9 @@ func TestReplacePartsLoadsAtOnce(t *testing.T) {
 	ctx := context.Background()
 	if _, err := src.Admin.Exec(ctx, `CREATE TABLE "odd * name" ("x.y" int); INSERT INTO "odd * name" SELECT generate_series(1, 7);
 		CREATE UNIQUE INDEX "odd ON x" ON "odd * name" ("x.y"); CREATE INDEX posts_title ON posts (title);
+		CREATE UNIQUE INDEX posts_uid ON posts (id); ALTER TABLE posts CLUSTER ON posts_title;
+		ALTER TABLE posts REPLICA IDENTITY USING INDEX posts_uid;
+		CREATE TABLE audit (tbl regclass, ty regtype); INSERT INTO audit VALUES ('posts', 'int4');
 		ALTER TABLE log ADD COLUMN post int REFERENCES posts (id)`); err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +257,10 @@ func TestReplacePartsLoadsAtOnce(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("restored %v\nwant %v", got, want)
+	}
+	if v := query(t, dst.Database, `SELECT string_agg(c.relname || ':' || i.indisclustered || ':' || i.indisreplident, ',' ORDER BY c.relname)
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN ('posts_title', 'posts_uid')`); v != "posts_title:true:false,posts_uid:false:true" {
+		t.Errorf("clustered and replica identity indexes: %s", v)
 	}
 	asPostgresExecIn(t, dst.Database, "INSERT INTO posts (title) VALUES ('  trimmed  ')")
 	if v := query(t, dst.Database, "SELECT title FROM posts WHERE id = 3001"); v != "trimmed" {

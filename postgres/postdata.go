@@ -35,7 +35,7 @@ type postData struct {
 type postEntry struct {
 	sql        string // its SET lines, comment and statements
 	tablespace string // default_tablespace's value in force there, as SET takes it
-	key        bool   // a CONSTRAINT entry of byTable
+	alone      bool   // an entry of byTable that needs its table alone (see whole)
 }
 
 var (
@@ -90,7 +90,8 @@ func splitPostData(text string) *postData {
 			tablespace = t[1]
 		}
 		typ := text[m[2]:m[3]]
-		p.entries = append(p.entries, postEntry{sql: sql, tablespace: tablespace, key: typ == "CONSTRAINT"})
+		alone := typ == "CONSTRAINT" || typ == "INDEX" && !oneStatement(text[m[1]:end])
+		p.entries = append(p.entries, postEntry{sql: sql, tablespace: tablespace, alone: alone})
 		if table := entryTable(typ, text[m[1]:end]); table != "" {
 			p.byTable[table] = append(p.byTable[table], i)
 			p.early[i] = table
@@ -147,9 +148,29 @@ func (p *postData) claim(table string) []int {
 }
 
 // whole reports whether entry i needs its table alone: a key, which locks
-// it whole (an index's entry locks out writes only), and may be made from
-// an index built before it.
-func (p *postData) whole(i int) bool { return p.entries[i].key }
+// it whole and may be made from an index built before it, or an index's
+// entry that does more than build it (ALTER TABLE … CLUSTER ON or
+// REPLICA IDENTITY USING INDEX after it, which lock the table more than
+// a build does: two such entries side by side would deadlock). An
+// index's build alone locks out writes only.
+func (p *postData) whole(i int) bool { return p.entries[i].alone }
+
+// oneStatement reports whether an entry's body (after its comment) is
+// one statement only: nothing but blank lines and SET lines after the
+// first line that ends with a semicolon.
+func oneStatement(body string) bool {
+	lines := strings.Split(body, "\n")
+	i := 0
+	for i < len(lines) && !strings.HasSuffix(strings.TrimSpace(lines[i]), ";") {
+		i++
+	}
+	for _, l := range lines[min(i+1, len(lines)):] {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "SET ") {
+			return false
+		}
+	}
+	return true
+}
 
 // rest is the schema after the data but the entries built (see build),
 // for psql: each entry with the default_tablespace in force there.

@@ -90,6 +90,11 @@ func TestSplitPostData(t *testing.T) {
 	if e := p.entries[p.byTable["public.t"][0]]; e.tablespace != "''" {
 		t.Errorf("t_pkey: %+v", e)
 	}
+	// The key and the index that is clustered on need their table alone;
+	// an index's build alone does not.
+	if key, clustered, odd := p.byTable["public.t"][0], p.byTable["public.t"][1], p.byTable[`public."odd * name"`][0]; !p.whole(key) || !p.whole(clustered) || p.whole(odd) {
+		t.Errorf("alone: key %v, clustered index %v, plain index %v", p.whole(key), p.whole(clustered), p.whole(odd))
+	}
 	// public.t built; the rest keeps the odd table's index (its rows never
 	// came), the partitioned one's and the foreign key, in order.
 	p.built["public.t"] = true

@@ -198,7 +198,13 @@ func loadSchema(ctx context.Context, c Config, owner string, part io.Reader) err
 		return err
 	}
 	sql, ok := plainSQL(text)
-	if len(text) > schemaMax || !ok {
+	// The server reads a query whole before it runs any of it: the SET
+	// lines that say how to read the rest (standard_conforming_strings
+	// above all, which the user's own settings may have off) go first,
+	// on their own. One further on goes to psql, which runs statements
+	// one by one.
+	head, body := splitHead(sql)
+	if len(text) > schemaMax || !ok || strings.Contains("\n"+body, "\nSET standard_conforming_strings") {
 		return loadAs(ctx, c, owner, io.MultiReader(bytes.NewReader(text), part))
 	}
 	conn, err := c.connect(ctx)
@@ -207,31 +213,72 @@ func loadSchema(ctx context.Context, c Config, owner string, part io.Reader) err
 	}
 	defer conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
 	pg := conn.PgConn()
-	for _, q := range []string{"BEGIN; SET ROLE " + ident(owner), sql, "COMMIT"} {
+	// skip is how many lines of the schema come before q.
+	exec := func(q string, skip int) error {
 		if _, err := pg.Exec(ctx, q).ReadAll(); err != nil {
-			return fmt.Errorf("load into %s: %w%s%s", c, err, atLine(sql, err), hint(err.Error()))
+			return fmt.Errorf("load into %s: %w%s%s", c, err, atLine(q, skip, err), hint(err.Error()))
 		}
+		return nil
 	}
-	return nil
+	if err := exec("BEGIN; SET ROLE "+ident(owner)+";\n"+head, -1); err != nil {
+		return err
+	}
+	if err := exec(body, strings.Count(head, "\n")); err != nil {
+		return err
+	}
+	return exec("COMMIT", 0)
 }
 
-// plainSQL is text without pg_dump's \restrict and \unrestrict lines, if
-// nothing else in it is for psql rather than the server (a backslash
-// command, a COPY's rows).
+// splitHead splits sql into its head, the lines before its first
+// statement that are blank, comments, or one-line SET statements and
+// set_config calls (pg_dump's), and the rest.
+func splitHead(sql string) (head, body string) {
+	at := 0
+	for at < len(sql) {
+		end := strings.IndexByte(sql[at:], '\n')
+		if end < 0 {
+			end = len(sql) - at - 1
+		}
+		line := strings.TrimSpace(sql[at : at+end+1])
+		set := (strings.HasPrefix(line, "SET ") || strings.HasPrefix(line, "SELECT pg_catalog.set_config(")) && strings.HasSuffix(line, ";")
+		if line != "" && !strings.HasPrefix(line, "--") && !set {
+			break
+		}
+		at += end + 1
+	}
+	return sql[:at], sql[at:]
+}
+
+// plainSQL is text without pg_dump's \restrict line (ahead of any
+// statement) and its \unrestrict (with the same key, after every
+// statement), if nothing else in it is for psql rather than the server
+// (another backslash command, a COPY's rows). A line like those anywhere
+// else (inside a function's body, say) is kept.
 func plainSQL(text []byte) (string, bool) {
 	var b strings.Builder
 	b.Grow(len(text))
+	key, started := "", false
 	for len(text) > 0 {
 		line := text
 		if i := bytes.IndexByte(text, '\n'); i >= 0 {
 			line = text[:i+1]
 		}
 		text = text[len(line):]
-		if bytes.HasPrefix(line, []byte(`\`)) {
-			if !restrictRE.Match(line) {
-				return "", false
+		trimmed := bytes.TrimSpace(line)
+		if m := restrictRE.FindSubmatch(line); m != nil {
+			switch {
+			case m[1] == nil && !started && key == "":
+				key = string(m[2])
+				continue
+			case m[1] != nil && key != "" && string(m[2]) == key && onlyComments(text):
+				continue
 			}
-			continue
+		}
+		if len(trimmed) > 0 && !bytes.HasPrefix(trimmed, []byte("--")) {
+			started = true
+		}
+		if bytes.HasPrefix(line, []byte(`\`)) {
+			return "", false
 		}
 		if bytes.HasPrefix(line, []byte("COPY ")) && bytes.Contains(line, []byte(" FROM stdin")) {
 			return "", false
@@ -241,9 +288,21 @@ func plainSQL(text []byte) (string, bool) {
 	return b.String(), true
 }
 
-// atLine says on which line of sql the statement that failed with err
-// is, when the server says where.
-func atLine(sql string, err error) string {
+// onlyComments reports whether text holds nothing but blank lines and
+// comments.
+func onlyComments(text []byte) bool {
+	for _, l := range bytes.Split(text, []byte("\n")) {
+		if l = bytes.TrimSpace(l); len(l) > 0 && !bytes.HasPrefix(l, []byte("--")) {
+			return false
+		}
+	}
+	return true
+}
+
+// atLine says on which line of the schema (sql, its first line's number
+// past skip) the statement that failed with err is, when the server says
+// where.
+func atLine(sql string, skip int, err error) string {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Position <= 0 {
 		return ""
@@ -251,7 +310,7 @@ func atLine(sql string, err error) string {
 	runes := 0
 	for i := range sql {
 		if runes++; runes == int(pe.Position) {
-			return fmt.Sprintf(" (line %d of the schema: %.100q)", strings.Count(sql[:i], "\n")+1, lineAt(sql, i))
+			return fmt.Sprintf(" (line %d of the schema: %.100q)", skip+strings.Count(sql[:i], "\n")+1, lineAt(sql, i))
 		}
 	}
 	return ""

@@ -82,6 +82,15 @@ func TestLoadSchema(t *testing.T) {
 	if got := query(t, p.Database, "SELECT f()"); got != `x;\n` {
 		t.Errorf("the function: %q", got)
 	}
+	// The dump says how to read its strings, whatever the session would.
+	asPostgresExecIn(t, p.Database, "ALTER DATABASE "+p.Database+" SET standard_conforming_strings = off")
+	if err := loadSchema(ctx, c, "postgres", strings.NewReader("SET standard_conforming_strings = on;\nCREATE TABLE e (p text DEFAULT 'C:\\new');\n")); err != nil {
+		t.Fatal(err)
+	}
+	asPostgresExecIn(t, p.Database, "INSERT INTO e DEFAULT VALUES")
+	if got := query(t, p.Database, "SELECT p FROM e"); got != `C:\new` {
+		t.Errorf("a default read with standard_conforming_strings off: %q", got)
+	}
 	err := loadSchema(ctx, c, "postgres", strings.NewReader("CREATE TABLE b (x int);\n\nCREATE TABLE c (x nosuchtype);\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 3 of the schema") {
 		t.Errorf("a failing statement: %v", err)
@@ -94,7 +103,7 @@ func TestLoadSchema(t *testing.T) {
 	if _, serr := os.Stat(marker); serr == nil {
 		t.Error("the schema ran a shell command")
 	}
-	if got := query(t, p.Database, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"); got != "a" {
+	if got := query(t, p.Database, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"); got != "a,e" {
 		t.Errorf("tables: %s", got)
 	}
 }
