@@ -153,7 +153,7 @@ func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, v
 	cairn.TraceReplaced(ctx, func() (map[string]string, error) {
 		oc := c
 		oc.Database = old
-		prints, _, err := UpdateTimes(fctx, oc)
+		prints, _, err := UpdateTimes(ctx, oc) // given up, as the user may: the swap is done
 		return prints, err
 	})
 	if _, err := conn.Exec(fctx, "DROP DATABASE "+ident(old)+" WITH (FORCE)"); err != nil {
@@ -364,20 +364,12 @@ func loadParts(ctx context.Context, c Config, owner string, parts []io.Reader) (
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range parts[1:3] {
 		g.Go(func() error {
-			conn, err := c.connect(gctx)
-			if err != nil {
-				after.loaded(nil, err)
-				return err
-			}
-			defer conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
-			tables, err := rowsInto(gctx, conn.PgConn(), owner, p)
-			if err != nil {
-				err = fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
-			}
+			conn, tables, err := rowsOn(gctx, c, owner, p)
 			after.loaded(tables, err)
 			if err != nil {
 				return err
 			}
+			defer conn.Close(context.Background()) //nolint:errcheck // ending the session ends what it runs
 			return after.work(gctx, conn)
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -30,16 +31,27 @@ import (
 // role owner, and returns the tables it copied rows into; a failure
 // leaves the database as it was.
 func loadRows(ctx context.Context, c Config, owner string, part io.Reader) ([]copied, error) {
-	conn, err := c.connect(ctx)
+	conn, tables, err := rowsOn(ctx, c, owner, part)
 	if err != nil {
 		return nil, err
+	}
+	return tables, conn.Close(ctx)
+}
+
+// rowsOn is loadRows on a connection of its own, which it returns, still
+// open, for what follows the rows (see afterRows); on a failure it has
+// closed it.
+func rowsOn(ctx context.Context, c Config, owner string, part io.Reader) (*pgx.Conn, []copied, error) {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	tables, err := rowsInto(ctx, conn.PgConn(), owner, part)
 	if err != nil {
 		conn.Close(context.Background()) //nolint:errcheck // ending the session ends its transaction
-		return nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
+		return nil, nil, fmt.Errorf("load into %s: %w%s", c, err, hint(err.Error()))
 	}
-	return tables, conn.Close(ctx)
+	return conn, tables, nil
 }
 
 // copied is a table whose rows a part held: its name as the dump writes
