@@ -109,8 +109,10 @@ type Database interface {
 // connections at once, inside one consistent snapshot: each connection's
 // part goes to its own writer, the dump being the parts' outputs one after
 // the other. parts(n) returns the n writers and is called once; a
-// database that cannot share its dump now asks for one. It returns what
-// Dump does.
+// database that cannot share its dump now asks for one. A writer that is
+// also an io.Closer is closed as soon as its part is written whole, while
+// other parts may still be dumping (never when the part failed; a part
+// left open ends with DumpParts). It returns what Dump does.
 type PartedDumper interface {
 	DumpParts(ctx context.Context, parts func(n int) []io.Writer) ([]TableStat, error)
 }

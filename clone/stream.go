@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairn-backup/cairn"
@@ -88,13 +89,13 @@ func (t teeDatabase) Dump(ctx context.Context, w io.Writer) ([]cairn.TableStat, 
 // drops what it is given, so that a failed load never fails the snapshot.
 type detachable struct {
 	pw   *io.PipeWriter
-	gone bool
+	gone atomic.Bool
 }
 
 func (d *detachable) Write(p []byte) (int, error) {
-	if !d.gone {
+	if !d.gone.Load() {
 		if _, err := d.pw.Write(p); err != nil {
-			d.gone = true
+			d.gone.Store(true)
 		}
 	}
 	return len(p), nil
@@ -285,6 +286,9 @@ func (c *Cloner) planStream(ctx context.Context, src, dst *cairn.Environment, o 
 		pr, pw := io.Pipe()
 		run.tees = append(run.tees, &detachable{pw: pw})
 		run.req.Databases[i] = teeDatabase{Database: db, tee: run.tees[i]}
+		if pd, ok := db.(cairn.PartedDumper); ok {
+			run.req.Databases[i] = teePartedDatabase{teeDatabase{Database: db, tee: run.tees[i]}, pd, filepath.Join(c.Repo.StateDir(), "spool")}
+		}
 		l := restore.Load{From: cairn.DatabaseInfo{Name: db.Name(), Engine: db.Engine()}, To: to}
 		run.loads = append(run.loads, l)
 		run.readers = append(run.readers, pr)
@@ -505,7 +509,7 @@ func teeTo[T any](consume func(io.Reader) (T, error)) (w io.Writer, end func(err
 		done <- result{v, err}
 	}()
 	return tee, func(err error) (T, bool) {
-		if err == nil && tee.gone {
+		if err == nil && tee.gone.Load() {
 			err = errors.New("stopped reading")
 		}
 		pw.CloseWithError(err)

@@ -112,7 +112,7 @@ func countParts(parts func(n int) []io.Writer, newCounter func() counter) (count
 		ws := parts(n)
 		for i, w := range ws {
 			k := newCounter()
-			counters, ws[i] = append(counters, k), io.MultiWriter(w, k)
+			counters, ws[i] = append(counters, k), countedPart{w, k}
 		}
 		return ws
 	}
@@ -126,6 +126,28 @@ func countParts(parts func(n int) []io.Writer, newCounter func() counter) (count
 		return cairn.TableCounts(sum)
 	}
 	return counted, counts
+}
+
+// countedPart is a part's writer with its counter beside: its Close is
+// the writer's (see cairn.PartedDumper).
+type countedPart struct {
+	w io.Writer
+	k counter
+}
+
+func (p countedPart) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if err != nil {
+		return n, err
+	}
+	return p.k.Write(b)
+}
+
+func (p countedPart) Close() error {
+	if c, ok := p.w.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // dumpWithStats runs dump into w through count while stats runs beside it,

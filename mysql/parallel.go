@@ -98,6 +98,12 @@ func DumpParts(ctx context.Context, c Config, conns int, parts func(n int) []io.
 		g.Go(func() error {
 			err := dumpTool(gctx, c, gates[i], tables, last, binary)
 			gates[i].end()
+			if err == nil && gates[i].flowed() {
+				// Its part is out whole (see cairn.PartedDumper).
+				if cl, ok := ws[i].(io.Closer); ok {
+					err = cl.Close()
+				}
+			}
 			return err
 		})
 	}
@@ -303,6 +309,19 @@ func (g *gate) hasStarted() bool {
 	default:
 		return false
 	}
+}
+
+// flowed tells whether the output was let flow and nothing failed it:
+// once the tool has ended, all it wrote is out.
+func (g *gate) flowed() bool {
+	select {
+	case <-g.opened:
+	default:
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err == nil && g.held.Len() == 0
 }
 
 // open lets the output flow.

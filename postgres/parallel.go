@@ -67,21 +67,47 @@ func DumpParts(ctx context.Context, c Config, parts func(n int) []io.Writer) (wh
 	for _, t := range big {
 		only, others = append(only, "--table="+t), append(others, "--exclude-table-data="+t)
 	}
+	args := [][]string{
+		{at, "--section=pre-data"},
+		append([]string{at, "--section=data"}, others...),
+		append([]string{at, "--section=data", "--strict-names"}, only...),
+		{at, "--section=post-data"},
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return pgDump(gctx, c, &prefixed{w: ws[0], prefix: keys}, at, "--section=pre-data") })
-	g.Go(func() error { return pgDump(gctx, c, ws[1], append([]string{at, "--section=data"}, others...)...) })
-	g.Go(func() error {
-		return pgDump(gctx, c, ws[2], append([]string{at, "--section=data", "--strict-names"}, only...)...)
-	})
-	g.Go(func() error { return pgDump(gctx, c, ws[3], at, "--section=post-data") })
+	for i, w := range ws {
+		g.Go(func() error {
+			out := w
+			if i == 0 {
+				out = &prefixed{w: w, prefix: keys}
+			}
+			if err := pgDump(gctx, c, out, args[i]...); err != nil {
+				return err
+			}
+			return closePart(w)
+		})
+	}
 	return "", g.Wait()
+}
+
+// closePart closes a part's writer that is an io.Closer, its part written
+// whole (see cairn.PartedDumper).
+func closePart(w io.Writer) error {
+	if c, ok := w.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // largestHalf lists, in q's snapshot, the largest ordinary tables that
 // hold about half the data (as pg_dump patterns), with the data's size
 // and the number of tables. Tables of extensions are left to the rest.
+// A table another session holds ACCESS EXCLUSIVE (a migration's ALTER
+// TABLE) is sized by the planner's estimate, which needs no lock: the
+// dump's pg_dumps wait for it, as one pg_dump would, not this query.
 func largestHalf(ctx context.Context, q querier) (big []string, total int64, tables int, err error) {
-	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname, pg_relation_size(c.oid)
+	rows, err := q.Query(ctx, `SELECT n.nspname, c.relname,
+			CASE WHEN EXISTS (SELECT FROM pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock' AND l.granted)
+			THEN c.relpages::bigint * current_setting('block_size')::bigint ELSE pg_relation_size(c.oid) END
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 		  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

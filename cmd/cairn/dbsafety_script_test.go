@@ -15,6 +15,7 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -78,12 +79,34 @@ func cmdDBHold(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // waitlocked DB TABLE: wait until another session holds a lock on TABLE
-// of the MariaDB database DB, so that a script relies on no sleep.
+// of the MariaDB database DB (or, with pg:DB, an ACCESS EXCLUSIVE lock on
+// the PostgreSQL table), so that a script relies on no sleep.
 func cmdWaitLocked(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
-		ts.Fatalf("usage: waitlocked DB TABLE")
+		ts.Fatalf("usage: waitlocked [pg:]DB TABLE")
+	}
+	if db, ok := strings.CutPrefix(args[0], "pg:"); ok {
+		waitPGLocked(ts, db, args[1])
+		return
 	}
 	waitLocked(ts, args[0], args[1])
+}
+
+// waitPGLocked waits until a session holds an ACCESS EXCLUSIVE lock on
+// table of database.
+func waitPGLocked(ts *testscript.TestScript, database, table string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/"+database+"?sslmode=disable")
+	ts.Check(err)
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var held bool
+		ts.Check(conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE relation = to_regclass($1) AND mode = 'AccessExclusiveLock' AND granted)`, table).Scan(&held))
+		if held {
+			return
+		}
+	}
+	ts.Fatalf("no session came to hold a lock on %s.%s", database, table)
 }
 
 // waitLocked probes TABLE with a LOCK TABLES … WRITE bounded to a second:
