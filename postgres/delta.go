@@ -502,7 +502,7 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 	}
 	s := newDumpSchema()
 	ix := newIndexer(s)
-	sets := map[string]map[uint64]struct{}{}
+	olds := map[string]*oldRows{}
 	kept := map[string][][]byte{}
 	var n int64
 	rows := 0
@@ -513,17 +513,12 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 		h := rowHash(row)
 		ix.row(name, info, row, h)
 		if !whole[name] {
-			set, ok := sets[name]
+			old, ok := olds[name]
 			if !ok {
-				set = map[uint64]struct{}{}
-				if t := index.Tables[name]; t != nil {
-					for _, h := range t.Hashes {
-						set[h] = struct{}{}
-					}
-				}
-				sets[name] = set
+				old = newOldRows(index.Tables[name])
+				olds[name] = old
 			}
-			if _, ok := set[h]; ok {
+			if old.has(h) {
 				return nil
 			}
 		}
@@ -547,16 +542,18 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 	for _, name := range newIndex.Schema.Tables {
 		td := TableDelta{Name: name, TableInfo: newIndex.Schema.Info[name], Added: kept[name], Whole: whole[name]}
 		if !td.Whole {
-			hs := slices.Clone(newIndex.Tables[name].Hashes)
-			slices.Sort(hs)
 			old := index.Tables[name]
-			for i, h := range old.Hashes {
-				if _, ok := slices.BinarySearch(hs, h); !ok {
+			found := olds[name]
+			if found == nil { // no rows in the new dump
+				found = newOldRows(old)
+			}
+			for i := range old.Hashes {
+				if !found.kept(i) {
 					td.Removed = append(td.Removed, old.Arena[old.Keys[i]:old.Keys[i+1]])
 				}
 			}
 			keyed := !old.NoKey && td.Key != nil // then no row is there twice
-			if len(td.Removed) == 0 && len(td.Added) == 0 && (keyed || sameRows(old.Hashes, hs)) {
+			if len(td.Removed) == 0 && len(td.Added) == 0 && (keyed || sameRows(old.Hashes, slices.Sorted(slices.Values(newIndex.Tables[name].Hashes)))) {
 				continue
 			}
 			if !keyed {
@@ -566,6 +563,59 @@ func Diff(ctx context.Context, openOld func() (io.ReadCloser, error), index *Row
 		d.tables = append(d.tables, td)
 	}
 	return d, nil
+}
+
+// oldRows finds a new dump's rows of a table among the earlier dump's
+// (by their hashes), in the order the two mostly share: a table's rows
+// as stored, where an UPDATE moves only the rows it wrote. The row
+// expected next is tried first, then the few after it; only a row not
+// found so is looked up among all (sorted once, on the first such row).
+type oldRows struct {
+	hashes []uint64
+	next   int    // where the next new row is looked for first
+	found  []bool // hashes[i] was a new row's, found in order
+	sorted []uint64
+	missed map[uint64]struct{} // the new rows' hashes not found in order
+}
+
+// lookahead is how far past the expected row a new row is looked for in
+// order: rows deleted or updated away since the earlier dump.
+const lookahead = 8
+
+func newOldRows(t *IndexTable) *oldRows {
+	o := &oldRows{missed: map[uint64]struct{}{}}
+	if t != nil {
+		o.hashes, o.found = t.Hashes, make([]bool, len(t.Hashes))
+	}
+	return o
+}
+
+// has tells whether a new row of hash h is one of the earlier rows.
+func (o *oldRows) has(h uint64) bool {
+	for i := o.next; i < len(o.hashes) && i < o.next+lookahead; i++ {
+		if o.hashes[i] == h {
+			o.found[i], o.next = true, i+1
+			return true
+		}
+	}
+	o.missed[h] = struct{}{}
+	if o.sorted == nil {
+		o.sorted = slices.Sorted(slices.Values(o.hashes))
+	}
+	_, ok := slices.BinarySearch(o.sorted, h)
+	return ok
+}
+
+// kept tells, once the new dump is read, whether earlier row i is in it:
+// found in order, or its hash among those not found in order. (Of rows
+// there several times, as in a table without a key, a copy fewer in the
+// new dump counts as removed.)
+func (o *oldRows) kept(i int) bool {
+	if o.found[i] {
+		return true
+	}
+	_, ok := o.missed[o.hashes[i]]
+	return ok
 }
 
 // sameRows tells whether a table's rows (hashes; sorted, the new ones)
