@@ -16,6 +16,8 @@ type RowCounter struct {
 	inCopy bool
 	table  string
 	line   []byte // the current line's first bytes (up to 4 KiB)
+	text   sqlText
+	lit    bool // the current line begins inside a literal (see sqlText)
 }
 
 // NewRowCounter returns an empty counter.
@@ -29,6 +31,9 @@ func (c *RowCounter) Write(p []byte) (int, error) {
 		part := p
 		if i >= 0 {
 			part = p[:i]
+		}
+		if !c.inCopy {
+			c.text.write(p[:len(part)+min(1, len(p)-len(part))])
 		}
 		if room := 4096 - len(c.line); room > 0 {
 			c.line = append(c.line, part[:min(room, len(part))]...)
@@ -53,7 +58,9 @@ func (c *RowCounter) endLine() {
 		c.counts[c.table]++
 		return
 	}
-	if bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(line, []byte(" FROM stdin;")) {
+	lit := c.lit
+	c.lit = c.text.literal()
+	if !lit && bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(line, []byte(" FROM stdin;")) {
 		if name, ok := copyTable(string(line[len("COPY "):])); ok {
 			c.inCopy, c.table = true, name
 			c.counts[name] += 0

@@ -286,6 +286,7 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 	var long []byte
 	var name string
 	var info *TableInfo
+	var text sqlText // a line inside a literal starts no COPY
 	for n := 0; ; n++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -312,8 +313,13 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 					return err
 				}
 			default:
+				lit := text.literal()
+				text.write(line)
+				text.write(newline)
 				var ok bool
-				if name, info, ok = s.copyStart(line); !ok {
+				if lit {
+					s.line(line)
+				} else if name, info, ok = s.copyStart(line); !ok {
 					s.line(line)
 				}
 			}
@@ -331,6 +337,8 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 		}
 	}
 }
+
+var newline = []byte{'\n'}
 
 // errTooManyRows ends a delta (or a row index) of a database too large
 // to compare in memory (see cairn.DeltaRows).

@@ -393,6 +393,7 @@ type oneTransaction struct {
 	buf    []byte
 	err    error
 	inCopy bool
+	text   sqlText // a line inside a literal is no statement of its own
 }
 
 func (o *oneTransaction) Read(p []byte) (int, error) {
@@ -415,9 +416,14 @@ func (o *oneTransaction) Read(p []byte) (int, error) {
 
 func (o *oneTransaction) check(line []byte) error {
 	l := strings.TrimRight(string(line), "\r\n")
+	lit := o.text.literal()
+	if !o.inCopy {
+		o.text.write(line)
+	}
 	switch {
 	case o.inCopy:
 		o.inCopy = l != `\.`
+	case lit:
 	case strings.HasPrefix(l, "COPY ") && strings.HasSuffix(l, "FROM stdin;"):
 		o.inCopy = true
 	case l == "BEGIN;" || l == "COMMIT;" || l == "ROLLBACK;" || l == "END;" || strings.HasPrefix(l, "START TRANSACTION"),

@@ -56,18 +56,22 @@ func filterCopies(w io.Writer, dump io.Reader, key string) error {
 	}
 	r := bufio.NewReaderSize(dump, 1<<20)
 	keys, inCopy := map[string]bool{}, false
+	var text sqlText // a line inside a literal is neither a COPY nor a \restrict
 	for {
 		line, err := r.ReadSlice('\n')
 		full := err != bufio.ErrBufferFull
+		sql := !inCopy
 		if len(line) > 0 && full {
 			trimmed := bytes.TrimSpace(line)
+			lit := text.literal()
 			var m [][]byte
-			if !inCopy && bytes.HasPrefix(line, []byte(`\`)) {
+			if !inCopy && !lit && bytes.HasPrefix(line, []byte(`\`)) {
 				m = restrictRE.FindSubmatch(line)
 			}
 			switch {
 			case inCopy:
 				inCopy = !bytes.Equal(trimmed, []byte(`\.`))
+			case lit:
 			case m != nil && m[1] == nil:
 				// A dump's own (a dump in parts has one a part).
 				keys[string(m[2])] = true
@@ -86,12 +90,18 @@ func filterCopies(w io.Writer, dump io.Reader, key string) error {
 				line = append(append([]byte(nil), bytes.TrimSuffix(trimmed, []byte(";"))...), " WITH (FREEZE);\n"...)
 			}
 		}
+		if sql {
+			text.write(line)
+		}
 		if _, werr := bw.Write(line); werr != nil {
 			return werr
 		}
 		for !full { // the rest of a long line
 			line, err = r.ReadSlice('\n')
 			full = err != bufio.ErrBufferFull
+			if sql {
+				text.write(line)
+			}
 			if _, werr := bw.Write(line); werr != nil {
 				return werr
 			}

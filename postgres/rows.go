@@ -73,6 +73,7 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 	}
 	br := bufio.NewReaderSize(part, 1<<20)
 	var stmt strings.Builder
+	var text sqlText // a ; inside a literal ends no statement
 	for {
 		line, err := readLine(br)
 		if errors.Is(err, io.EOF) && line == "" {
@@ -110,7 +111,8 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 			}
 		}
 		stmt.WriteString(line)
-		if !strings.HasSuffix(trimmed, ";") {
+		text.write([]byte(line))
+		if !strings.HasSuffix(trimmed, ";") || text.literal() {
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
 			}
@@ -264,18 +266,25 @@ func splitHead(sql string) (head, body string) {
 // plainSQL is text without pg_dump's \restrict line (ahead of any
 // statement) and its \unrestrict (with the same key, after every
 // statement), if nothing else in it is for psql rather than the server
-// (another backslash command, a COPY's rows). A line like those anywhere
-// else (inside a function's body, say) is kept.
+// (another backslash command, a COPY's rows). A line like those inside a
+// literal (a function's body, say: see sqlText) is kept.
 func plainSQL(text []byte) (string, bool) {
 	var b strings.Builder
 	b.Grow(len(text))
 	key, started := "", false
+	var sql sqlText
 	for len(text) > 0 {
 		line := text
 		if i := bytes.IndexByte(text, '\n'); i >= 0 {
 			line = text[:i+1]
 		}
 		text = text[len(line):]
+		lit := sql.literal()
+		sql.write(line)
+		if lit { // inside a string or a function's body
+			b.Write(line)
+			continue
+		}
 		trimmed := bytes.TrimSpace(line)
 		if m := restrictRE.FindSubmatch(line); m != nil {
 			switch {
