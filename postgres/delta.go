@@ -121,20 +121,29 @@ func newDumpSchema() *dumpSchema {
 
 func (s *dumpSchema) sum() uint64 { return s.h.Sum64() }
 
-// line takes a line of the dump that is not a row. Every line counts
-// (pg_dump's comments are the same from one dump to the next, and a
-// function's body may hold lines that look like comments) but cairn's own,
-// psql's \restrict pair (a new key each dump) and the sequences' values
-// (which move with the rows: ApplyDelta sets them).
-func (s *dumpSchema) line(line []byte) {
+// line takes a line of the dump that is not a row; literal tells that it
+// begins inside a string or a function's body (see sqlText), where every
+// line counts. Elsewhere every line counts but cairn's own, psql's
+// \restrict pair (a new key each dump), the sequences' values (which move
+// with the rows: ApplyDelta sets them), pg_dump's comments and blank
+// lines: those name and space out what the statements hold, in an order
+// that follows how a dump in parts shared the tables out (by size, so
+// that it may differ from one dump to the next).
+func (s *dumpSchema) line(line []byte, literal bool) {
 	l := string(line)
+	if literal {
+		s.h.WriteString(l) //nolint:errcheck // a hash never fails
+		s.h.Write([]byte{'\n'})
+		return
+	}
 	if rest, ok := strings.CutPrefix(l, keyHeader); ok {
 		if table, cols, ok := cutList(rest); ok {
 			s.headerKeys[table] = cols
 		}
 		return
 	}
-	if strings.HasPrefix(l, cairnStart) || strings.HasPrefix(l, `\restrict `) || strings.HasPrefix(l, `\unrestrict `) {
+	if strings.HasPrefix(l, cairnStart) || strings.HasPrefix(l, `\restrict `) || strings.HasPrefix(l, `\unrestrict `) ||
+		strings.HasPrefix(l, "--") || strings.TrimSpace(l) == "" {
 		return
 	}
 	alter := s.alter
@@ -318,9 +327,9 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 				text.write(newline)
 				var ok bool
 				if lit {
-					s.line(line)
+					s.line(line, true)
 				} else if name, info, ok = s.copyStart(line); !ok {
-					s.line(line)
+					s.line(line, false)
 				}
 			}
 		}
