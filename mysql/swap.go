@@ -320,8 +320,31 @@ func (s *swapper) terminate(ctx context.Context, held []session) error {
 			return fmt.Errorf("end %s: %w. Try: grant this user CONNECTION ADMIN (or SUPER) to end other users' sessions, or end them yourself", p, err)
 		}
 	}
-	return nil
+	// A killed session lets its locks go once its thread has noticed and
+	// rolled back, which on a busy server can take longer than a lock
+	// wait: the next attempt waits for it (within bounds).
+	ids := make([]string, len(held))
+	for i, p := range held {
+		ids[i] = strconv.FormatInt(p.id, 10)
+	}
+	q := "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" + strings.Join(ids, ", ") + ")"
+	wctx, cancel := context.WithTimeout(ctx, killWait)
+	defer cancel()
+	for {
+		var n int
+		if err := s.db.QueryRowContext(wctx, q).Scan(&n); err != nil || n == 0 {
+			return ctx.Err()
+		}
+		select {
+		case <-wctx.Done():
+			return ctx.Err() // nil when only the wait is over
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
+
+// killWait bounds the wait for killed sessions to end.
+const killWait = 10 * time.Second
 
 // inUse is the error of a swap that could not take the target's tables.
 func (s *swapper) inUse(target string, held []session) error {
