@@ -199,7 +199,7 @@ func (a *afterRows) run(ctx context.Context, conn *pgx.Conn, job afterJob) error
 		return err
 	}
 	var t statTable
-	err := conn.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, pg_total_relation_size(c.oid)
+	err := conn.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname), `+nameSQL("n", "c")+`, pg_total_relation_size(c.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, job.t.name).Scan(&t.quoted, &t.stat.Name, &t.size)
 	if err == nil {
 		err = t.measure(ctx, conn, true)

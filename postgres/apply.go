@@ -340,7 +340,7 @@ type table struct{ quoted, name string }
 
 // listTables lists the ordinary tables, as Stats does.
 func listTables(ctx context.Context, q querier) ([]table, error) {
-	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname
+	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), `+nameSQL("n", "c")+`
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 		ORDER BY 2`)
@@ -423,7 +423,7 @@ func DumpTables(ctx context.Context, c Config, w io.Writer, names []string) ([]T
 		var quoted, cols string
 		err := tx.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname), '(' || string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) || ')'
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid
-			WHERE n.nspname || '.' || c.relname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+			WHERE `+nameSQL("n", "c")+` = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 			GROUP BY 1`, name).Scan(&quoted, &cols)
 		if err != nil {
 			return nil, fmt.Errorf("dump table %s of %s: %w", name, c, err)

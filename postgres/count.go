@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cairn-backup/cairn"
@@ -15,10 +17,15 @@ type RowCounter struct {
 	counts map[string]int64
 	inCopy bool
 	table  string
-	line   []byte // the current line's first bytes (up to 4 KiB)
+	line   []byte // the current line's first bytes (up to lineMax)
 	text   sqlText
 	lit    bool // the current line begins inside a literal (see sqlText)
+	copies copyLines
 }
+
+// lineMax bounds the bytes of a line the counter keeps: enough for a
+// row's end (\.), and for any COPY line (see headMax).
+const lineMax = 4096
 
 // NewRowCounter returns an empty counter.
 func NewRowCounter() *RowCounter { return &RowCounter{counts: map[string]int64{}} }
@@ -35,7 +42,11 @@ func (c *RowCounter) Write(p []byte) (int, error) {
 		if !c.inCopy {
 			c.text.write(p[:len(part)+min(1, len(p)-len(part))])
 		}
-		if room := 4096 - len(c.line); room > 0 {
+		limit := lineMax
+		if !c.inCopy && (bytes.HasPrefix(c.line, []byte("COPY ")) || len(c.line) == 0 && bytes.HasPrefix(part, []byte("COPY "))) {
+			limit = headMax
+		}
+		if room := limit - len(c.line); room > 0 {
 			c.line = append(c.line, part[:min(room, len(part))]...)
 		}
 		if i < 0 {
@@ -53,14 +64,18 @@ func (c *RowCounter) endLine() {
 	if c.inCopy {
 		if string(line) == `\.` {
 			c.inCopy = false
-			return
+		} else {
+			c.counts[c.table]++
 		}
-		c.counts[c.table]++
 		return
 	}
 	lit := c.lit
 	c.lit = c.text.literal()
-	if !lit && bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(line, []byte(" FROM stdin;")) {
+	if lit && !c.copies.open() {
+		return
+	}
+	line, done := c.copies.take(line)
+	if done && bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(line, []byte(" FROM stdin;")) {
 		if name, ok := copyTable(string(line[len("COPY "):])); ok {
 			c.inCopy, c.table = true, name
 			c.counts[name] += 0
@@ -68,8 +83,19 @@ func (c *RowCounter) endLine() {
 	}
 }
 
-// copyTable reads the (possibly quoted) schema.table at the start of s.
+// copyTable reads the (possibly quoted) schema.table at the start of s,
+// and returns it named as tableName names it.
 func copyTable(s string) (string, bool) {
+	parts := splitName(s)
+	if len(parts) != 2 {
+		return "", false
+	}
+	return tableName(parts[0], parts[1]), true
+}
+
+// splitName reads the dotted name, its parts quoted or not, at the start
+// of s: nil if a quote does not end.
+func splitName(s string) []string {
 	var parts []string
 	for {
 		var part string
@@ -89,13 +115,13 @@ func copyTable(s string) (string, bool) {
 				end++
 			}
 			if end >= len(s) {
-				return "", false
+				return nil
 			}
 			part, s = b.String(), s[end+1:]
 		} else {
 			end := strings.IndexAny(s, ". (")
 			if end < 0 {
-				return "", false
+				end = len(s)
 			}
 			part, s = s[:end], s[end:]
 		}
@@ -105,7 +131,52 @@ func copyTable(s string) (string, bool) {
 		}
 		s = s[1:]
 	}
-	return strings.Join(parts, "."), len(parts) == 2
+	return parts
+}
+
+// tableName is a table's name as cairn's stats name it: schema.table,
+// or, when either holds a dot or a double quote (which would make
+// "a.b".c and a."b.c" both a.b.c), the two quoted as SQL quotes them,
+// "a.b"."c".
+func tableName(schema, table string) string {
+	if !strings.ContainsAny(schema, `."`) && !strings.ContainsAny(table, `."`) {
+		return schema + "." + table
+	}
+	return quoteName(schema) + "." + quoteName(table)
+}
+
+// withOldNames is stats, and each stat of a table named quoted (see
+// tableName) again under the name cairn gave it before, schema.table
+// unquoted, unless another table is spelled so too: a snapshot taken by
+// an earlier version recorded that name, and is checked by it.
+func withOldNames(stats []TableStat) []TableStat {
+	spelled := map[string]int{}
+	old := make([]string, len(stats))
+	for i, st := range stats {
+		if parts := splitName(st.Name); strings.HasPrefix(st.Name, `"`) && len(parts) == 2 {
+			old[i] = parts[0] + "." + parts[1]
+		} else {
+			old[i] = st.Name
+		}
+		spelled[old[i]]++
+	}
+	out := slices.Clip(stats)
+	for i, st := range stats {
+		if old[i] != st.Name && spelled[old[i]] == 1 {
+			st.Name = old[i]
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+func quoteName(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// nameSQL is tableName in SQL, of pg_namespace's row ns and pg_class's
+// row c.
+func nameSQL(ns, c string) string {
+	n, r := ns+".nspname", c+".relname"
+	return fmt.Sprintf(`CASE WHEN %[1]s ~ '[."]' OR %[2]s ~ '[."]' THEN '"' || replace(%[1]s, '"', '""') || '"."' || replace(%[2]s, '"', '""') || '"' ELSE %[1]s || '.' || %[2]s END`, n, r)
 }
 
 // Counts returns the rows seen per table, in table name order.

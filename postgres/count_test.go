@@ -16,8 +16,13 @@ func TestRowCounterOnRealDump(t *testing.T) {
 		`CREATE TABLE "My Schema"."odd ""name""" (s text)`,
 		`INSERT INTO "My Schema"."odd ""name""" VALUES (''), (E'\\.'), (E'line\nbreak'), (NULL), ('\.')`,
 		`CREATE TABLE empty_one (x int)`,
-		`GRANT USAGE ON SCHEMA "My Schema" TO ` + p.User,
-		`GRANT SELECT ON ALL TABLES IN SCHEMA "My Schema", public TO ` + p.User,
+		// Both a.b.c, were the names not quoted; names on two lines.
+		`CREATE SCHEMA a`, `CREATE SCHEMA "a.b"`,
+		`CREATE TABLE "a.b".c (x int)`, `INSERT INTO "a.b".c VALUES (1)`,
+		`CREATE TABLE a."b.c" (x int)`, `INSERT INTO a."b.c" VALUES (1), (2)`,
+		"CREATE TABLE \"new\nline\" (\"a\n\"\"b\" text)", "INSERT INTO \"new\nline\" VALUES ('it''s'), ('\"'), ('$$')",
+		`GRANT USAGE ON SCHEMA "My Schema", a, "a.b" TO ` + p.User,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA "My Schema", public, a, "a.b" TO ` + p.User,
 	} {
 		if _, err := p.Admin.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -31,6 +36,13 @@ func TestRowCounterOnRealDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	names := map[string]bool{}
+	for _, s := range stats {
+		names[s.Name] = true
+	}
+	if !names[`"a.b"."c"`] || !names[`"a"."b.c"`] || !names["public.new\nline"] {
+		t.Fatalf("stats name the tables %+v", stats)
+	}
 	for _, chunk := range []int{1, 5, 4096, dump.Len()} {
 		rc := NewRowCounter()
 		for b := dump.Bytes(); len(b) > 0; {
@@ -42,9 +54,13 @@ func TestRowCounterOnRealDump(t *testing.T) {
 		if len(got) != len(stats) {
 			t.Fatalf("chunk %d: counted %+v, server %+v", chunk, got, stats)
 		}
-		for i := range stats {
-			if got[i].Name != stats[i].Name || got[i].Rows != stats[i].Rows {
-				t.Errorf("chunk %d: %+v, server says %+v", chunk, got[i], stats[i])
+		want := map[string]int64{}
+		for _, s := range stats {
+			want[s.Name] = s.Rows
+		}
+		for _, g := range got {
+			if n, ok := want[g.Name]; !ok || n != g.Rows {
+				t.Errorf("chunk %d: %+v, server says %+v", chunk, g, stats)
 			}
 		}
 	}
@@ -74,4 +90,31 @@ func FuzzRowCounter(f *testing.F) {
 		}
 		rc.Counts()
 	})
+}
+
+func TestTableNames(t *testing.T) {
+	for _, c := range []struct{ schema, table, name string }{
+		{"public", "t", "public.t"},
+		{"My Schema", `odd "name"`, `"My Schema"."odd ""name"""`},
+		{"a.b", "c", `"a.b"."c"`},
+		{"a", "b.c", `"a"."b.c"`},
+		{"public", "new\nline", "public.new\nline"},
+	} {
+		if got := tableName(c.schema, c.table); got != c.name {
+			t.Errorf("tableName(%q, %q) = %q, want %q", c.schema, c.table, got, c.name)
+		}
+		if got := splitName(c.name); strings.HasPrefix(c.name, `"`) && (len(got) != 2 || got[0] != c.schema || got[1] != c.table) {
+			t.Errorf("splitName(%q) = %q", c.name, got)
+		}
+	}
+	// A snapshot of an earlier version named "a.b".c a.b.c: its stat is
+	// found so, unless a."b.c" is there too.
+	one := withOldNames([]TableStat{{Name: `"a.b"."c"`, Rows: 1}, {Name: "public.t", Rows: 2}})
+	if len(one) != 3 || one[2].Name != "a.b.c" || one[2].Rows != 1 {
+		t.Errorf("withOldNames of one: %+v", one)
+	}
+	two := withOldNames([]TableStat{{Name: `"a.b"."c"`}, {Name: `"a"."b.c"`}, {Name: `"x.y"."z"`}, {Name: "x.y.z"}})
+	if len(two) != 4 {
+		t.Errorf("withOldNames of two spelled alike: %+v", two)
+	}
 }

@@ -296,6 +296,7 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 	var name string
 	var info *TableInfo
 	var text sqlText // a line inside a literal starts no COPY
+	var copies copyLines
 	for n := 0; ; n++ {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -325,11 +326,16 @@ func scanDump(ctx context.Context, r io.Reader, s *dumpSchema, row func(name str
 				lit := text.literal()
 				text.write(line)
 				text.write(newline)
-				var ok bool
-				if lit {
+				if lit && !copies.open() {
 					s.line(line, true)
-				} else if name, info, ok = s.copyStart(line); !ok {
-					s.line(line, false)
+					break
+				}
+				whole, done := copies.take(line)
+				var ok bool
+				if done {
+					if name, info, ok = s.copyStart(whole); !ok {
+						s.line(whole, false)
+					}
 				}
 			}
 		}

@@ -97,7 +97,9 @@ func pgDump(ctx context.Context, c Config, w io.Writer, args ...string) error {
 	return nil
 }
 
-// primaryKeys returns the keyHeader lines of c's tables.
+// primaryKeys returns the keyHeader lines of c's tables, but for a table
+// whose name or key's column names hold a newline, which has no key in a
+// delta (a comment line cannot hold it).
 func primaryKeys(ctx context.Context, c Config) ([]byte, error) {
 	conn, err := c.connect(ctx)
 	if err != nil {
@@ -112,7 +114,7 @@ func primaryKeys(ctx context.Context, c Config) ([]byte, error) {
 		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 		WHERE i.indisprimary AND k.ord <= i.indnkeyatts AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-		GROUP BY 1 ORDER BY 1`)
+		GROUP BY 1 HAVING strpos(format('%I.%I', n.nspname, c.relname) || string_agg(a.attname, ''), E'\n') = 0 ORDER BY 1`)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func replaceInPlace(ctx context.Context, c Config, dump io.Reader, verify cairn.
 	if err != nil {
 		return err
 	}
-	if err := verify(got); err != nil {
+	if err := verify(withOldNames(got)); err != nil {
 		done("ROLLBACK") //nolint:errcheck // the mismatch is the error
 		return err
 	}
@@ -221,11 +221,11 @@ func moveSchemas(ctx context.Context, conn *pgx.Conn, owner string, wait time.Du
 // checksum (as Stats computes them), and the transaction's xid (every row
 // loaded has it as its xmin), as notices, which psql writes to stderr at
 // once; the last notice is the marker alone.
-const statsSQL = `SET client_min_messages = notice;
+var statsSQL = `SET client_min_messages = notice;
 DO $cairn$
 DECLARE r record; n bigint; s text;
 BEGIN
-  FOR r IN SELECT format('%%I.%%I', ns.nspname, c.relname) AS q, ns.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid) AS size
+  FOR r IN SELECT format('%%I.%%I', ns.nspname, c.relname) AS q, ` + nameSQL("ns", "c") + ` AS name, pg_total_relation_size(c.oid) AS size
     FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND ns.nspname NOT IN ('pg_catalog', 'information_schema') AND ns.nspname NOT LIKE 'pg_toast%%'
       AND ns.nspname !~ '^cairn_old_[0-9a-f]{8}_[0-9]+$'
@@ -394,6 +394,7 @@ type oneTransaction struct {
 	err    error
 	inCopy bool
 	text   sqlText // a line inside a literal is no statement of its own
+	copies copyLines
 }
 
 func (o *oneTransaction) Read(p []byte) (int, error) {
@@ -419,6 +420,13 @@ func (o *oneTransaction) check(line []byte) error {
 	lit := o.text.literal()
 	if !o.inCopy {
 		o.text.write(line)
+		if !lit || o.copies.open() {
+			whole, done := o.copies.take([]byte(strings.TrimSuffix(string(line), "\n")))
+			if !done {
+				return nil
+			}
+			l, lit = strings.TrimRight(string(whole), "\r\n"), false
+		}
 	}
 	switch {
 	case o.inCopy:

@@ -323,7 +323,7 @@ func check(ctx context.Context, c Config, verify cairn.Verify, known map[string]
 	if err != nil {
 		return err
 	}
-	return verify(got)
+	return verify(withOldNames(got))
 }
 
 func ident(s string) string   { return pgx.Identifier{s}.Sanitize() }

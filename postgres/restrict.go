@@ -57,13 +57,28 @@ func filterCopies(w io.Writer, dump io.Reader, key string) error {
 	r := bufio.NewReaderSize(dump, 1<<20)
 	keys, inCopy := map[string]bool{}, false
 	var text sqlText // a line inside a literal is neither a COPY nor a \restrict
+	var copies copyLines
 	for {
 		line, err := r.ReadSlice('\n')
 		full := err != bufio.ErrBufferFull
 		sql := !inCopy
 		if len(line) > 0 && full {
-			trimmed := bytes.TrimSpace(line)
 			lit := text.literal()
+			if !inCopy && (!lit || copies.open()) {
+				// A COPY line on several lines is written whole.
+				text.write(line)
+				whole, done := copies.take(bytes.TrimSuffix(line, []byte("\n")))
+				switch {
+				case !done && err == nil:
+					continue
+				case !done: // cut short inside a name: as it is
+					line = copies.head
+				case len(whole) > len(line):
+					line = append(whole, '\n')
+				}
+				sql, lit = false, false
+			}
+			trimmed := bytes.TrimSpace(line)
 			var m [][]byte
 			if !inCopy && !lit && bytes.HasPrefix(line, []byte(`\`)) {
 				m = restrictRE.FindSubmatch(line)

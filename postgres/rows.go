@@ -91,23 +91,6 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 				continue
 			case strings.HasPrefix(trimmed, `\`):
 				return nil, fmt.Errorf("the dump's rows hold a psql command, which cairn does not run: %.100q", trimmed)
-			case strings.HasPrefix(trimmed, "COPY ") && strings.HasSuffix(trimmed, " FROM stdin;"):
-				table, ok := copyTarget([]byte(trimmed))
-				if !ok {
-					return nil, fmt.Errorf("a COPY whose table cairn cannot read: %.200q", trimmed)
-				}
-				if err := exec("TRUNCATE ONLY " + table); err != nil {
-					return nil, fmt.Errorf("truncate %s: %w", table, err)
-				}
-				rows := &copyData{r: br, start: true}
-				if _, err := pg.CopyFrom(ctx, rows, strings.TrimSuffix(trimmed, ";")+" WITH (FREEZE)"); err != nil {
-					return nil, fmt.Errorf("the rows of %s: %w", table, err)
-				}
-				if !rows.end {
-					return nil, fmt.Errorf("the dump is cut short inside the rows of %s", table)
-				}
-				tables = append(tables, copied{table, rows.n})
-				continue
 			}
 		}
 		stmt.WriteString(line)
@@ -121,6 +104,13 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 		sql := strings.TrimSpace(stmt.String())
 		stmt.Reset()
 		switch upper := strings.ToUpper(sql); {
+		case strings.HasPrefix(sql, "COPY ") && strings.HasSuffix(sql, " FROM stdin;"):
+			// (On several lines when a quoted name holds a newline.)
+			c, err := copyInto(ctx, pg, sql, br)
+			if err != nil {
+				return nil, err
+			}
+			tables = append(tables, c)
 		case upper == "BEGIN;" || upper == "COMMIT;":
 			// A large object's, written for a load in autocommit.
 		case strings.HasPrefix(upper, "SET ") || strings.HasPrefix(upper, "SELECT "):
@@ -135,6 +125,27 @@ func rowsInto(ctx context.Context, pg *pgconn.PgConn, owner string, part io.Read
 		return nil, fmt.Errorf("the dump is cut short inside a statement: %.100q", stmt.String())
 	}
 	return tables, exec("COMMIT")
+}
+
+// copyInto runs on pg the COPY statement copy (`COPY table (…) FROM
+// stdin;`) of a part, its rows read from r up to their \. line, into the
+// table emptied first.
+func copyInto(ctx context.Context, pg *pgconn.PgConn, copy string, r *bufio.Reader) (copied, error) {
+	table, ok := copyTarget([]byte(copy))
+	if !ok {
+		return copied{}, fmt.Errorf("a COPY whose table cairn cannot read: %.200q", copy)
+	}
+	if _, err := pg.Exec(ctx, "TRUNCATE ONLY "+table).ReadAll(); err != nil {
+		return copied{}, fmt.Errorf("truncate %s: %w", table, err)
+	}
+	rows := &copyData{r: r, start: true}
+	if _, err := pg.CopyFrom(ctx, rows, strings.TrimSuffix(copy, ";")+" WITH (FREEZE)"); err != nil {
+		return copied{}, fmt.Errorf("the rows of %s: %w", table, err)
+	}
+	if !rows.end {
+		return copied{}, fmt.Errorf("the dump is cut short inside the rows of %s", table)
+	}
+	return copied{table, rows.n}, nil
 }
 
 // readLine reads one line, its newline kept, however long.
@@ -301,7 +312,7 @@ func plainSQL(text []byte) (string, bool) {
 		if bytes.HasPrefix(line, []byte(`\`)) {
 			return "", false
 		}
-		if bytes.HasPrefix(line, []byte("COPY ")) && bytes.Contains(line, []byte(" FROM stdin")) {
+		if bytes.HasPrefix(line, []byte("COPY ")) { // (its FROM stdin may be lines on, past a name's newline)
 			return "", false
 		}
 		b.Write(line)

@@ -51,3 +51,19 @@ L ';
 		}
 	}
 }
+
+func TestCopyLines(t *testing.T) {
+	var j copyLines
+	var got []string
+	for _, l := range []string{"SET x = 1;", `COPY public."new`, `li""ne" ("a`, `b") FROM stdin;`, `COPY public.t (a) FROM stdin;`, `COPY "x" ("y""") FROM stdin;`} {
+		if whole, done := j.take([]byte(l)); done {
+			got = append(got, string(whole))
+		} else if !j.open() {
+			t.Fatalf("%q: not done, yet not open", l)
+		}
+	}
+	want := []string{"SET x = 1;", "COPY public.\"new\nli\"\"ne\" (\"a\nb\") FROM stdin;", `COPY public.t (a) FROM stdin;`, `COPY "x" ("y""") FROM stdin;`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

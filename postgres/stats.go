@@ -79,7 +79,7 @@ func statsBut(ctx context.Context, c Config, large bool, known map[string]TableS
 		return nil, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
-	rows, err := tx.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), n.nspname || '.' || c.relname, pg_total_relation_size(c.oid)
+	rows, err := tx.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), `+nameSQL("n", "c")+`, pg_total_relation_size(c.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
 		ORDER BY 2`)
