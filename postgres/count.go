@@ -12,7 +12,7 @@ import (
 // RowCounter counts each table's rows in a pg_dump plain-format stream as
 // it is written through it: the data lines of every COPY … FROM stdin;
 // block up to its \. line. The counts come from the dump's own snapshot.
-// Tables are named schema.table, unquoted, as Stats names them.
+// Tables are named as Stats names them (see tableName).
 type RowCounter struct {
 	counts map[string]int64
 	inCopy bool

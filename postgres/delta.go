@@ -73,7 +73,7 @@ type RowIndex struct {
 // IndexSchema is a dump's schema as Diff compares it (see dumpSchema).
 type IndexSchema struct {
 	Sum    uint64
-	Tables []string // unquoted, as Stats names them, in dump order
+	Tables []string // as Stats names them (see tableName), in dump order
 	Info   map[string]TableInfo
 	Unsafe string // why rows cannot be changed in place; "" when they can
 }
@@ -467,7 +467,7 @@ type Delta struct {
 
 // TableDelta is one table's part of a Delta.
 type TableDelta struct {
-	Name string // unquoted, as Stats names it
+	Name string // as Stats names it (see tableName)
 	TableInfo
 	Removed [][]byte // primary keys: COPY lines of the key's columns
 	Added   [][]byte // rows: COPY lines
