@@ -21,9 +21,9 @@ var ErrMismatch = cairn.ErrMismatch
 // Replace makes the database c names hold the dump, safely: the dump is
 // loaded into a scratch database beside it and checked by verify (row
 // counts, and checksums where both sides have one); only then are the
-// tables swapped in with one atomic RENAME TABLE (the target's own renamed
-// aside within it, with their triggers), and the views, triggers,
-// routines and events recreated around them (MySQL cannot move those
+// tables swapped in with one atomic RENAME TABLE (the target's own moved
+// to a holding database, or, those with triggers, renamed aside within
+// it), and the views, triggers, routines and events recreated around them (MySQL cannot move those
 // between databases). Until the swap, any failure or cancellation leaves
 // the target exactly as it was and removes the scratch database.
 //
@@ -125,7 +125,7 @@ func replace(ctx context.Context, c Config, dump io.Reader, parts []io.Reader, v
 	defer sw.close()
 	// The one statement that waits for the site's sessions: until it
 	// has run the target is untouched.
-	aside, err := sw.swap(ctx, c.Database, scratch)
+	aside, err := sw.swap(ctx, c.Database, scratch, old)
 	if err != nil {
 		db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+quoteIdent(old)) //nolint:errcheck
 		return err

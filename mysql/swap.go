@@ -45,9 +45,9 @@ type ReplaceOptions struct {
 	InPlace bool
 }
 
-// asidePrefix names the target's previous tables for the moment they are
-// renamed aside inside the target, triggers and all (a table with
-// triggers cannot move to another database).
+// asidePrefix names the target's previous tables with triggers for the
+// moment they are renamed aside inside the target, triggers and all (a
+// table with triggers cannot move to another database).
 const asidePrefix = "cairn_old"
 
 // swapper runs the swap on one session whose lock waits are bounded.
@@ -58,6 +58,8 @@ type swapper struct {
 	lockWait time.Duration
 	attempts int
 	kill     bool
+	hold     string          // the holding database swap moves tables to, if any
+	moved    map[string]bool // the target's tables rename moved there, under their own names
 	target   Config
 	// views are the target's views the swap renamed aside, by name:
 	// they move in the one RENAME with the tables, so that the swap waits
@@ -105,14 +107,17 @@ func lockWaitSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
-// swap renames, in one RENAME TABLE, the target's tables aside (inside
-// the target, under asidePrefix names) and the scratch tables into the
-// target: other sessions see the old set or the new one. It returns the
-// names the old tables went to (old name → aside name). It waits for the
+// swap renames, in one RENAME TABLE, the target's tables out of the way
+// and the scratch tables into the target: other sessions see the old set
+// or the new one. A table goes to the holding database old under its own
+// name, or, if it has triggers (which cannot move to another database),
+// aside inside the target under an asidePrefix name. It returns the names
+// of those put aside (old name → aside name). It waits for the
 // target's tables at most the bound each attempt; when every attempt ran
 // out, the target is as it was and the error names the sessions holding
 // its tables.
-func (s *swapper) swap(ctx context.Context, target, scratch string) (map[string]string, error) {
+func (s *swapper) swap(ctx context.Context, target, scratch, old string) (map[string]string, error) {
+	s.hold = old
 	cur, err := names(ctx, s.db, baseTables, target)
 	if err != nil {
 		return nil, err
@@ -150,7 +155,26 @@ func (s *swapper) rename(ctx context.Context, target string, cur []string, next 
 	rand.Read(tag) //nolint:errcheck
 	aside := map[string]string{}
 	var parts []string
+	triggered := map[string]bool{}
+	if s.hold != "" {
+		t, err := names(ctx, s.db, "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = ?", target)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range t {
+			triggered[n] = true
+		}
+	}
+	s.moved = map[string]bool{}
 	for i, t := range cur {
+		if s.hold != "" && !triggered[t] {
+			// Straight to the holding database: its foreign keys'
+			// names (a database's own, unlike InnoDB's generated
+			// t_ibfk_N) are free for the new tables'.
+			s.moved[t] = true
+			parts = append(parts, quoteIdent(target)+"."+quoteIdent(t)+" TO "+quoteIdent(s.hold)+"."+quoteIdent(t))
+			continue
+		}
 		aside[t] = fmt.Sprintf("%s_%s_%d", asidePrefix, hex.EncodeToString(tag), i)
 		parts = append(parts, quoteIdent(target)+"."+quoteIdent(t)+" TO "+quoteIdent(target)+"."+quoteIdent(aside[t]))
 	}
@@ -174,7 +198,7 @@ func (s *swapper) rename(ctx context.Context, target string, cur []string, next 
 	for attempt := 1; ; attempt++ {
 		_, err := s.conn.ExecContext(ctx, stmt)
 		if err == nil {
-			traceReplaced(ctx, s.db, target, aside)
+			traceReplaced(ctx, s.db, target, aside, s.hold, s.moved)
 			return aside, nil
 		}
 		if ctx.Err() != nil {
@@ -220,6 +244,12 @@ func (s *swapper) cancelled(ctx context.Context, target string, next []move, asi
 		}
 		for _, tmp := range aside {
 			if s.db.QueryRowContext(bg, q, target, tmp).Scan(&n) == nil && n == 1 {
+				return aside, nil // swapped just before the cancel: finish
+			}
+			break
+		}
+		for t := range s.moved {
+			if s.db.QueryRowContext(bg, q, s.hold, t).Scan(&n) == nil && n == 1 {
 				return aside, nil // swapped just before the cancel: finish
 			}
 			break

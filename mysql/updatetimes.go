@@ -99,12 +99,13 @@ func traceSwap(ctx context.Context, q interface {
 
 // traceReplaced, for a load whose context carries a cairn.LoadTrace,
 // tells the trace the times of the target's previous tables, renamed
-// aside (old name → aside name): RENAME TABLE keeps UPDATE_TIME, so they
+// aside (old name → aside name) or moved to the holding database hold
+// under their own names: RENAME TABLE keeps UPDATE_TIME, so they
 // hold every change the site made to them up to the swap.
 func traceReplaced(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, schema string, aside map[string]string) {
-	if cairn.LoadTraceFrom(ctx) == nil || len(aside) == 0 {
+}, schema string, aside map[string]string, hold string, moved map[string]bool) {
+	if cairn.LoadTraceFrom(ctx) == nil || len(aside)+len(moved) == 0 {
 		return
 	}
 	cairn.TraceReplaced(ctx, func() (map[string]string, error) {
@@ -114,6 +115,15 @@ func traceReplaced(ctx context.Context, q interface {
 			if at, ok := all[tmp]; ok {
 				times[old] = at
 			}
+		}
+		if len(moved) > 0 && err == nil {
+			held, _, herr := tableTimes(ctx, q, hold, true)
+			for t := range moved {
+				if at, ok := held[t]; ok {
+					times[t] = at
+				}
+			}
+			err = herr
 		}
 		return times, err
 	})
