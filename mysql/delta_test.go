@@ -407,3 +407,32 @@ func TestDeltaRowBound(t *testing.T) {
 		t.Errorf("delta of too many rows: %v", err)
 	}
 }
+
+// Two tables whose names a case-insensitive collation takes for equal
+// (`Case`, `case`) give the fingerprint one order, whatever order the
+// server lists them in (a swap changes it).
+func TestSchemaCaseNames(t *testing.T) {
+	src := loadFixture(t)
+	ctx := context.Background()
+	c := root(src.Database)
+	for _, q := range []string{"CREATE TABLE `Case` (id INT PRIMARY KEY)", "CREATE TABLE `case` (id INT PRIMARY KEY, v INT)"} {
+		if _, err := src.Admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	first, err := Schema(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		for _, q := range []string{"CREATE TABLE `Case_x` LIKE `Case`", "RENAME TABLE `Case` TO `Case_y`, `Case_x` TO `Case`", "DROP TABLE `Case_y`",
+			"CREATE TABLE `case_x` LIKE `case`", "RENAME TABLE `case` TO `case_y`, `case_x` TO `case`", "DROP TABLE `case_y`"} {
+			if _, err := src.Admin.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if again, _ := Schema(ctx, c); again != first {
+			t.Fatalf("after renames %d the fingerprint moved", i)
+		}
+	}
+}
