@@ -37,6 +37,10 @@ const scratchPrefix = "cairn_new"
 // scratchRE matches the scratch tables' names (a run's leftovers).
 var scratchRE = regexp.MustCompile(`^cairn_new_[0-9a-f]{8}_[0-9]+$`)
 
+// asideRE matches the names a swap gives the target's previous tables
+// and views inside it (see swapper.rename).
+var asideRE = regexp.MustCompile(`^` + asidePrefix + `_[0-9a-f]{8}_v?[0-9]+$`)
+
 // inPlace renames a dump's tables to scratch tables in the target, and
 // holds back its other statements.
 type inPlace struct {
@@ -140,7 +144,7 @@ func (p *inPlace) tableStatement(stmt []byte) ([]byte, error) {
 	if !ok || bytes.HasPrefix(rest, []byte(".")) {
 		return nil, fmt.Errorf("a statement on a table of another database, or unreadable: %s", snippet(stmt))
 	}
-	if scratchRE.MatchString(name) || strings.HasPrefix(name, asidePrefix+"_") {
+	if scratchRE.MatchString(name) || asideRE.MatchString(name) {
 		// Such a table, once live, would be taken for a leftover and
 		// dropped by the next restore.
 		return nil, fmt.Errorf("the dump has a table named %s, a name cairn keeps for its scratch tables: it cannot be restored inside the database, which was left as it was. Try: rename that table on the source, or restore as a user who may create databases", name)

@@ -245,9 +245,33 @@ func TestParallelLoadMatchesOne(t *testing.T) {
 
 // A dump table named as cairn's scratch tables are is refused, the target
 // as it was: once live, the next restore would take it for a leftover.
+// A name that only begins like them (cairn_old_x) is the site's own, and
+// restored.
 func TestReplaceInPlaceRefusesReservedNames(t *testing.T) {
+	for _, name := range []string{"cairn_new_deadbeef_3", "cairn_old_deadbeef_2", "cairn_old_deadbeef_v1"} {
+		t.Run(name, func(t *testing.T) { testReservedName(t, name) })
+	}
 	src := testenv.NewMariaDB(t)
-	if _, err := src.Admin.Exec("CREATE TABLE cairn_new_deadbeef_3 (precious INT)"); err != nil {
+	if _, err := src.Admin.Exec("CREATE TABLE cairn_old_x (mine INT)"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var dump bytes.Buffer
+	if err := Dump(ctx, root(src.Database), &dump); err != nil {
+		t.Fatal(err)
+	}
+	dst := target(t)
+	if err := Replace(ctx, ownDatabaseOnly(t, dst), bytes.NewReader(dump.Bytes()), func([]cairn.TableStat) error { return nil }, ReplaceOptions{}); err != nil {
+		t.Fatalf("Replace of cairn_old_x = %v", err)
+	}
+	if after := targetState(t, dst); !strings.Contains(after, "cairn_old_x:") {
+		t.Errorf("cairn_old_x was not restored: %s", after)
+	}
+}
+
+func testReservedName(t *testing.T, name string) {
+	src := testenv.NewMariaDB(t)
+	if _, err := src.Admin.Exec("CREATE TABLE " + name + " (precious INT)"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
