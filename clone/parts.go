@@ -213,16 +213,17 @@ func (p *teePart) closeSpool() {
 	}
 }
 
-// spoolFile makes an unlinked temporary file in dir.
+// spoolFile makes an unlinked temporary file in dir, cairn's state
+// directory for the repository (never a target: see Repo.StateDir).
 func spoolFile(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // cairn's state, never a target
 		return nil, err
 	}
 	f, err := os.CreateTemp(dir, "clone-part-*")
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Remove(f.Name()); err != nil {
+	if err := os.Remove(f.Name()); err != nil { // the file CreateTemp just made, in cairn's state
 		f.Close()
 		return nil, err
 	}

@@ -249,19 +249,18 @@ func TestParallelLoadMatchesOne(t *testing.T) {
 // restored.
 func TestReplaceInPlaceRefusesReservedNames(t *testing.T) {
 	for _, name := range []string{"cairn_new_deadbeef_3", "cairn_old_deadbeef_2", "cairn_old_deadbeef_v1"} {
-		t.Run(name, func(t *testing.T) { testReservedName(t, name) })
+		t.Run(name, func(t *testing.T) {
+			dst, before, err := replaceInPlaceTable(t, name)
+			if err == nil || !strings.Contains(err.Error(), "a name cairn keeps") {
+				t.Fatalf("Replace = %v", err)
+			}
+			if after := targetState(t, dst); after != before {
+				t.Errorf("the target changed:\n%s\n%s", before, after)
+			}
+		})
 	}
-	src := testenv.NewMariaDB(t)
-	if _, err := src.Admin.Exec("CREATE TABLE cairn_old_x (mine INT)"); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	var dump bytes.Buffer
-	if err := Dump(ctx, root(src.Database), &dump); err != nil {
-		t.Fatal(err)
-	}
-	dst := target(t)
-	if err := Replace(ctx, ownDatabaseOnly(t, dst), bytes.NewReader(dump.Bytes()), func([]cairn.TableStat) error { return nil }, ReplaceOptions{}); err != nil {
+	dst, _, err := replaceInPlaceTable(t, "cairn_old_x")
+	if err != nil {
 		t.Fatalf("Replace of cairn_old_x = %v", err)
 	}
 	if after := targetState(t, dst); !strings.Contains(after, "cairn_old_x:") {
@@ -269,7 +268,10 @@ func TestReplaceInPlaceRefusesReservedNames(t *testing.T) {
 	}
 }
 
-func testReservedName(t *testing.T, name string) {
+// replaceInPlaceTable restores, in place, a dump of one table named name
+// into a new target, and returns the target, its state before, and what
+// Replace returned.
+func replaceInPlaceTable(t *testing.T, name string) (*testenv.MariaDB, string, error) {
 	src := testenv.NewMariaDB(t)
 	if _, err := src.Admin.Exec("CREATE TABLE " + name + " (precious INT)"); err != nil {
 		t.Fatal(err)
@@ -282,12 +284,7 @@ func testReservedName(t *testing.T, name string) {
 	dst := target(t)
 	before := targetState(t, dst)
 	err := Replace(ctx, ownDatabaseOnly(t, dst), bytes.NewReader(dump.Bytes()), func([]cairn.TableStat) error { return nil }, ReplaceOptions{})
-	if err == nil || !strings.Contains(err.Error(), "a name cairn keeps") {
-		t.Fatalf("Replace = %v", err)
-	}
-	if after := targetState(t, dst); after != before {
-		t.Errorf("the target changed:\n%s\n%s", before, after)
-	}
+	return dst, before, err
 }
 
 // A view the user may not make (it reads a database the user has no
